@@ -279,7 +279,8 @@ int raft_propose(struct raft *r, void *buf, uint32_t len, uint64_t *index, uint6
 
 /* Asks for a linearizable read index for ctx; the answer arrives as a read state. On a follower
  * the request goes to the leader (RAFT_ENOTLEADER at once when no leader is known; if the message
- * is lost no answer comes: the caller times out). */
+ * is lost no answer comes: the caller times out; if the network duplicates it, a second answer
+ * for the same ctx may come: each answer is safe, use the first). */
 int raft_read_index(struct raft *r, uint64_t ctx);
 
 /* Leadership transfer to target (0: the most up-to-date follower). Leader only. */
@@ -330,10 +331,11 @@ struct raft_update {
 bool raft_has_update(const struct raft *r);
 /* Fills u with all work that is ready. RAFT_EBUSY if an update is outstanding. */
 int raft_update_get(struct raft *r, struct raft_update *u);
-/* Releases u; its committed entries count as applied (the application applied them, or for a
- * snap_last update, restored the snapshot). */
+/* Releases u; its committed entries count as applied. */
 void raft_update_done(struct raft *r, struct raft_update *u);
-/* The persistence work with sequence seq (and everything before it) is durable. */
+/* The persistence work with sequence seq (and everything before it) is durable. If it held the
+ * last chunk of a snapshot (snap_last), the application must have restored its state from that
+ * snapshot before this call: the core then counts the snapshot's index as applied. */
 void raft_persisted(struct raft *r, uint64_t seq);
 
 struct raft_status {

@@ -1,0 +1,1364 @@
+/* sim.c - deterministic cluster simulator for the Raft core (see sim.h). */
+#include "tests/lib/sim.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raft/raft.h"
+
+#define SIM_MAX_NODES 5
+#define SIM_TICK_MS 10
+#define SIM_ELECTION_TICKS 10
+#define SIM_LIVENESS_MS 12000 /* after healing: a leader and a commit within this */
+#define SIM_ATTEMPT_MS 2000 /* a client's timeout before it retries */
+#define SIM_MAX_EVENTS 4000000 /* a run that does not end by itself is a bug too */
+#define SIM_CHUNK_BYTES 200 /* small chunks so snapshots take several */
+#define SIM_TRAILING 4 /* entries kept behind a snapshot: laggards need snapshots */
+#define SIM_PAYLOAD_BYTES 16
+
+/* --- deterministic randomness (splitmix64) ------------------------------------------------------ */
+
+struct rng {
+	uint64_t s;
+};
+
+static uint64_t rng_next(struct rng *g)
+{
+	uint64_t z = (g->s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rng_below(struct rng *g, uint64_t n)
+{
+	return n ? rng_next(g) % n : 0;
+}
+
+/* true with probability per_mille / 1000 */
+static bool rng_chance(struct rng *g, unsigned per_mille)
+{
+	return rng_below(g, 1000) < per_mille;
+}
+
+/* --- events ------------------------------------------------------------------------------------- */
+
+enum ev_kind { EV_TICK, EV_DELIVER, EV_PERSIST, EV_CLIENT, EV_NEMESIS, EV_RESTART };
+
+struct event {
+	uint64_t at;
+	uint64_t seq;
+	enum ev_kind kind;
+	unsigned node;
+	uint64_t epoch;
+	struct raft_msg *msg; /* EV_DELIVER: owned by the event */
+	void *snap_data; /* EV_DELIVER of a snapshot chunk: raft_buf */
+};
+
+struct heap {
+	struct event *ev;
+	size_t n, cap;
+};
+
+static bool ev_before(const struct event *a, const struct event *b)
+{
+	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+static int heap_push(struct heap *h, const struct event *e)
+{
+	size_t i;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 1024;
+		struct event *a = realloc(h->ev, cap * sizeof(*a));
+		if (!a)
+			return -1;
+		h->ev = a;
+		h->cap = cap;
+	}
+	i = h->n++;
+	h->ev[i] = *e;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (!ev_before(&h->ev[i], &h->ev[p]))
+			break;
+		struct event t = h->ev[p];
+		h->ev[p] = h->ev[i];
+		h->ev[i] = t;
+		i = p;
+	}
+	return 0;
+}
+
+static struct event heap_pop(struct heap *h)
+{
+	struct event top = h->ev[0];
+	size_t i = 0;
+
+	h->ev[0] = h->ev[--h->n];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < h->n && ev_before(&h->ev[l], &h->ev[m]))
+			m = l;
+		if (r < h->n && ev_before(&h->ev[r], &h->ev[m]))
+			m = r;
+		if (m == i)
+			break;
+		struct event t = h->ev[m];
+		h->ev[m] = h->ev[i];
+		h->ev[i] = t;
+		i = m;
+	}
+	return top;
+}
+
+/* --- nodes -------------------------------------------------------------------------------------- */
+
+/* Persistence work between its hand-out and its (simulated) fsync completion. */
+struct pending_persist {
+	bool active;
+	uint64_t seq;
+	bool hs_changed;
+	struct raft_hard_state hs;
+	bool has_chunk;
+	struct raft_snapshot_meta chunk_meta;
+	uint64_t chunk_offset;
+	uint32_t chunk_len;
+	unsigned char *chunk;
+	bool chunk_last;
+	uint64_t truncate_from;
+	struct raft_entry *entries;
+	size_t n_entries;
+};
+
+struct sim;
+
+struct node {
+	struct sim *sim;
+	uint32_t id;
+	bool up;
+	uint64_t epoch; /* bumped by a crash: events of the old incarnation are ignored */
+	struct raft *r;
+	enum raft_role last_role;
+	uint64_t last_term;
+
+	/* what survives a crash */
+	struct raft_hard_state hs;
+	struct raft_entry *plog; /* durable log: plog[i].index == plog_first + i */
+	size_t plog_n, plog_cap;
+	uint64_t plog_first;
+	struct raft_snapshot_meta snap;
+	unsigned char *snap_data;
+	struct raft_snapshot_meta in_meta; /* incoming snapshot being received */
+	unsigned char *in_data;
+	uint64_t in_len;
+
+	struct pending_persist pp;
+
+	/* the application: a hash chain over applied entries */
+	uint64_t applied;
+	uint64_t app_hash;
+	uint64_t snap_every; /* take a snapshot every this many applied entries */
+};
+
+struct applied_rec {
+	uint64_t term;
+	uint64_t payload; /* proposal id, 0 for a no-op */
+};
+
+struct proposal {
+	uint64_t id;
+	unsigned node;
+	uint64_t index, term;
+	bool acked, failed;
+};
+
+struct read_req {
+	uint64_t ctx;
+	unsigned node;
+	uint64_t min_index; /* highest commit index anywhere when the read was asked */
+	bool done;
+};
+
+struct sim {
+	struct sim_options opt;
+	struct sim_result *res;
+	struct rng rng;
+	struct heap heap;
+	uint64_t now;
+	uint64_t ev_seq;
+	unsigned n;
+	struct node nodes[SIM_MAX_NODES];
+	struct raft_conf conf;
+
+	/* network */
+	bool blocked[SIM_MAX_NODES][SIM_MAX_NODES]; /* from -> to */
+	unsigned drop_pm, dup_pm; /* per mille */
+	unsigned delay_min_ms, delay_jitter_ms;
+	bool healed;
+
+	/* checks */
+	struct applied_rec *applied; /* by index, first application anywhere */
+	uint64_t applied_cap, applied_max;
+	uint32_t *leader_of_term;
+	uint64_t leader_of_term_cap;
+	struct proposal *props;
+	size_t n_props, cap_props;
+	struct read_req *reads;
+	size_t n_reads, cap_reads;
+	uint64_t next_payload;
+	bool failed;
+};
+
+static void fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(struct sim *s, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[400];
+
+	if (s->failed)
+		return;
+	s->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(s->res->error, sizeof(s->res->error), "t=%llums: %s", (unsigned long long)s->now,
+	         msg);
+}
+
+static void trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void trace(struct sim *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->opt.trace)
+		return;
+	fprintf(stderr, "%8llu ", (unsigned long long)s->now);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void schedule(struct sim *s, uint64_t delay, enum ev_kind kind, unsigned node,
+                     struct raft_msg *msg, void *snap_data)
+{
+	struct event e = {s->now + delay, s->ev_seq++, kind, node, 0, msg, snap_data};
+
+	if (node < s->n)
+		e.epoch = s->nodes[node].epoch;
+	if (heap_push(&s->heap, &e) != 0)
+		fail(s, "out of memory scheduling an event");
+}
+
+static uint64_t sim_random(void *ctx)
+{
+	return rng_next(&((struct node *)ctx)->sim->rng);
+}
+
+static void sim_log(void *ctx, int level, const char *msg)
+{
+	struct node *nd = ctx;
+
+	(void)level;
+	trace(nd->sim, "node %u: %s", nd->id, msg);
+}
+
+static uint64_t mix64(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+	return h * 0xff51afd7ed558ccdULL;
+}
+
+/* --- the application and its snapshots ---------------------------------------------------------- */
+
+static unsigned char pad_byte(uint64_t applied, uint64_t hash, uint64_t pos)
+{
+	return (unsigned char)(mix64(mix64(applied, hash), pos) >> 56);
+}
+
+/* Snapshot image: applied (8) | hash (8) | padding derived from both, so a misassembled or
+ * corrupted image is noticed on restore. */
+static unsigned char *app_snapshot(struct sim *s, struct node *nd, uint64_t *size)
+{
+	uint64_t len = 16 + rng_below(&s->rng, 3 * SIM_CHUNK_BYTES);
+	unsigned char *b = malloc(len);
+
+	if (!b)
+		return NULL;
+	memcpy(b, &nd->applied, 8);
+	memcpy(b + 8, &nd->app_hash, 8);
+	for (uint64_t i = 16; i < len; i++)
+		b[i] = pad_byte(nd->applied, nd->app_hash, i);
+	*size = len;
+	return b;
+}
+
+static bool app_restore(struct sim *s, struct node *nd, const unsigned char *b, uint64_t len,
+                        uint64_t expect_index)
+{
+	uint64_t applied, hash;
+
+	if (len < 16) {
+		fail(s, "node %u: snapshot of %llu bytes is too short", nd->id,
+		     (unsigned long long)len);
+		return false;
+	}
+	memcpy(&applied, b, 8);
+	memcpy(&hash, b + 8, 8);
+	for (uint64_t i = 16; i < len; i++) {
+		if (b[i] != pad_byte(applied, hash, i)) {
+			fail(s, "node %u: snapshot %llu corrupt at byte %llu", nd->id,
+			     (unsigned long long)expect_index, (unsigned long long)i);
+			return false;
+		}
+	}
+	if (applied != expect_index) {
+		fail(s, "node %u: snapshot for index %llu holds state of index %llu", nd->id,
+		     (unsigned long long)expect_index, (unsigned long long)applied);
+		return false;
+	}
+	nd->applied = applied;
+	nd->app_hash = hash;
+	return true;
+}
+
+/* --- durable state ------------------------------------------------------------------------------ */
+
+static void plog_drop_from(struct node *nd, uint64_t index)
+{
+	while (nd->plog_n > 0 && nd->plog_first + nd->plog_n - 1 >= index) {
+		nd->plog_n--;
+		raft_buf_unref(nd->plog[nd->plog_n].data);
+	}
+}
+
+static void plog_drop_to(struct node *nd, uint64_t index)
+{
+	size_t k = 0;
+
+	while (k < nd->plog_n && nd->plog[k].index <= index) {
+		raft_buf_unref(nd->plog[k].data);
+		k++;
+	}
+	memmove(nd->plog, nd->plog + k, (nd->plog_n - k) * sizeof(*nd->plog));
+	nd->plog_n -= k;
+	nd->plog_first = nd->plog_n ? nd->plog[0].index : index + 1;
+	if (nd->plog_n == 0 && nd->plog_first < index + 1)
+		nd->plog_first = index + 1;
+}
+
+static void plog_append(struct sim *s, struct node *nd, const struct raft_entry *e)
+{
+	if (nd->plog_n == 0)
+		nd->plog_first = e->index;
+	else if (e->index != nd->plog_first + nd->plog_n) {
+		fail(s, "node %u: persisted entry %llu does not follow %llu", nd->id,
+		     (unsigned long long)e->index,
+		     (unsigned long long)(nd->plog_first + nd->plog_n - 1));
+		return;
+	}
+	if (nd->plog_n == nd->plog_cap) {
+		size_t cap = nd->plog_cap ? nd->plog_cap * 2 : 64;
+		struct raft_entry *a = realloc(nd->plog, cap * sizeof(*a));
+		if (!a) {
+			fail(s, "out of memory");
+			return;
+		}
+		nd->plog = a;
+		nd->plog_cap = cap;
+	}
+	nd->plog[nd->plog_n++] = *e;
+	raft_buf_ref(e->data);
+}
+
+static void pp_clear(struct pending_persist *pp)
+{
+	for (size_t i = 0; i < pp->n_entries; i++)
+		raft_buf_unref(pp->entries[i].data);
+	free(pp->entries);
+	free(pp->chunk);
+	memset(pp, 0, sizeof(*pp));
+}
+
+/* The simulated fsync completed: the work becomes durable, then the core is told. */
+static void persist_complete(struct sim *s, struct node *nd)
+{
+	struct pending_persist *pp = &nd->pp;
+
+	if (pp->hs_changed) {
+		if (pp->hs.term < nd->hs.term)
+			fail(s, "node %u: term went back from %llu to %llu", nd->id,
+			     (unsigned long long)nd->hs.term, (unsigned long long)pp->hs.term);
+		nd->hs = pp->hs;
+	}
+	if (pp->has_chunk) {
+		if (pp->chunk_offset == 0) {
+			free(nd->in_data);
+			nd->in_data = NULL;
+			nd->in_len = 0;
+			nd->in_meta = pp->chunk_meta;
+		}
+		if (nd->in_meta.index != pp->chunk_meta.index || pp->chunk_offset != nd->in_len) {
+			fail(s,
+			     "node %u: snapshot chunk at %llu of %llu does not follow %llu bytes of %llu",
+			     nd->id, (unsigned long long)pp->chunk_offset,
+			     (unsigned long long)pp->chunk_meta.index,
+			     (unsigned long long)nd->in_len, (unsigned long long)nd->in_meta.index);
+			return;
+		}
+		unsigned char *b = realloc(nd->in_data, nd->in_len + pp->chunk_len + 1);
+		if (!b) {
+			fail(s, "out of memory");
+			return;
+		}
+		nd->in_data = b;
+		memcpy(b + nd->in_len, pp->chunk, pp->chunk_len);
+		nd->in_len += pp->chunk_len;
+		if (pp->chunk_last) {
+			if (nd->in_len != nd->in_meta.size) {
+				fail(s, "node %u: snapshot %llu complete at %llu of %llu bytes",
+				     nd->id, (unsigned long long)nd->in_meta.index,
+				     (unsigned long long)nd->in_len,
+				     (unsigned long long)nd->in_meta.size);
+				return;
+			}
+			free(nd->snap_data);
+			nd->snap = nd->in_meta;
+			nd->snap_data = nd->in_data;
+			nd->in_data = NULL;
+			nd->in_len = 0;
+			plog_drop_from(nd, 0);
+			nd->plog_first = nd->snap.index + 1;
+			/* the application restores before the core is told (raft_persisted) */
+			if (!app_restore(s, nd, nd->snap_data, nd->snap.size, nd->snap.index))
+				return;
+			s->res->snapshots_installed++;
+			trace(s, "node %u installed snapshot %llu", nd->id,
+			      (unsigned long long)nd->snap.index);
+		}
+	}
+	if (pp->truncate_from)
+		plog_drop_from(nd, pp->truncate_from);
+	for (size_t i = 0; i < pp->n_entries; i++)
+		plog_append(s, nd, &pp->entries[i]);
+	uint64_t seq = pp->seq;
+	pp_clear(pp);
+	raft_persisted(nd->r, seq);
+}
+
+static void persist_start(struct sim *s, struct node *nd, const struct raft_update *u)
+{
+	struct pending_persist *pp = &nd->pp;
+
+	if (pp->active) {
+		fail(s, "node %u: persistence handed out while %llu is in flight", nd->id,
+		     (unsigned long long)pp->seq);
+		return;
+	}
+	pp->active = true;
+	pp->seq = u->persist_seq;
+	pp->hs_changed = u->hs_changed;
+	pp->hs = u->hs;
+	pp->truncate_from = u->truncate_from;
+	if (u->has_snap_chunk) {
+		pp->has_chunk = true;
+		pp->chunk_meta = u->snap_meta;
+		pp->chunk_offset = u->snap_offset;
+		pp->chunk_len = u->snap_len;
+		pp->chunk_last = u->snap_last;
+		pp->chunk = malloc(u->snap_len + 1);
+		if (!pp->chunk) {
+			fail(s, "out of memory");
+			return;
+		}
+		memcpy(pp->chunk, u->snap_data, u->snap_len);
+	}
+	if (u->n_entries) {
+		pp->entries = malloc(u->n_entries * sizeof(*pp->entries));
+		if (!pp->entries) {
+			fail(s, "out of memory");
+			return;
+		}
+		for (size_t i = 0; i < u->n_entries; i++) {
+			pp->entries[i] = u->entries[i];
+			raft_buf_ref(pp->entries[i].data);
+		}
+		pp->n_entries = u->n_entries;
+	}
+	/* a disk takes 0-3 ms to sync; the core keeps running meanwhile */
+	schedule(s, rng_below(&s->rng, 4), EV_PERSIST, (unsigned)(nd - s->nodes), NULL, NULL);
+}
+
+/* --- the network -------------------------------------------------------------------------------- */
+
+static struct raft_msg *msg_copy(const struct raft_msg *m)
+{
+	struct raft_msg *c = malloc(sizeof(*c));
+
+	if (!c)
+		return NULL;
+	*c = *m;
+	if (m->type == RAFT_MSG_APPEND && m->u.append.n_entries) {
+		c->u.append.entries = malloc(m->u.append.n_entries * sizeof(struct raft_entry));
+		if (!c->u.append.entries) {
+			free(c);
+			return NULL;
+		}
+		for (uint32_t i = 0; i < m->u.append.n_entries; i++) {
+			c->u.append.entries[i] = m->u.append.entries[i];
+			raft_buf_ref(c->u.append.entries[i].data);
+		}
+	}
+	return c;
+}
+
+static void msg_free(struct raft_msg *m)
+{
+	if (!m)
+		return;
+	if (m->type == RAFT_MSG_APPEND && m->u.append.entries) {
+		for (uint32_t i = 0; i < m->u.append.n_entries; i++)
+			raft_buf_unref(m->u.append.entries[i].data);
+		free(m->u.append.entries);
+	}
+	free(m);
+}
+
+static unsigned node_index(const struct sim *s, uint32_t id)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (s->nodes[i].id == id)
+			return i;
+	return s->n;
+}
+
+static void net_send(struct sim *s, struct node *from, const struct raft_msg *m)
+{
+	unsigned src = (unsigned)(from - s->nodes), dst = node_index(s, m->to);
+	unsigned copies = 1;
+
+	if (dst >= s->n) {
+		fail(s, "node %u sent %s to unknown node %u", from->id, raft_msg_type_name(m->type),
+		     m->to);
+		return;
+	}
+	if (s->blocked[src][dst] || rng_chance(&s->rng, s->drop_pm))
+		return;
+	if (rng_chance(&s->rng, s->dup_pm))
+		copies = 2;
+	for (unsigned c = 0; c < copies; c++) {
+		struct raft_msg *copy = msg_copy(m);
+		void *data = NULL;
+		if (!copy) {
+			fail(s, "out of memory");
+			return;
+		}
+		if (m->type == RAFT_MSG_SNAPSHOT) {
+			/* the transport fills the chunk from the durable snapshot */
+			const struct raft_msg_snapshot *sn = &m->u.snapshot;
+			if (from->snap.index != sn->meta.index || !from->snap_data ||
+			    sn->offset + sn->len > from->snap.size) {
+				msg_free(copy);
+				return; /* that snapshot is gone: the core resends later */
+			}
+			data = raft_buf_alloc(sn->len);
+			if (!data) {
+				msg_free(copy);
+				fail(s, "out of memory");
+				return;
+			}
+			memcpy(data, from->snap_data + sn->offset, sn->len);
+			copy->u.snapshot.data = data;
+		}
+		uint64_t delay = s->delay_min_ms + rng_below(&s->rng, s->delay_jitter_ms + 1);
+		schedule(s, delay, EV_DELIVER, dst, copy, data);
+	}
+}
+
+/* --- checks ------------------------------------------------------------------------------------- */
+
+static uint64_t payload_of(const struct raft_entry *e)
+{
+	uint64_t p = 0;
+
+	if (e->type == RAFT_ENTRY_NORMAL && e->len >= 8)
+		memcpy(&p, e->data, 8);
+	return p;
+}
+
+static bool grow(void **arr, uint64_t *cap, uint64_t need, size_t size)
+{
+	if (need < *cap)
+		return true;
+	uint64_t c = *cap ? *cap : 256;
+	while (c <= need)
+		c *= 2;
+	void *a = realloc(*arr, c * size);
+	if (!a)
+		return false;
+	memset((char *)a + *cap * size, 0, (c - *cap) * size);
+	*arr = a;
+	*cap = c;
+	return true;
+}
+
+static void check_apply(struct sim *s, struct node *nd, const struct raft_entry *e)
+{
+	uint64_t payload = payload_of(e);
+
+	if (e->index != nd->applied + 1) {
+		fail(s, "node %u applied index %llu after %llu", nd->id,
+		     (unsigned long long)e->index, (unsigned long long)nd->applied);
+		return;
+	}
+	if (!grow((void **)&s->applied, &s->applied_cap, e->index, sizeof(*s->applied))) {
+		fail(s, "out of memory");
+		return;
+	}
+	struct applied_rec *rec = &s->applied[e->index];
+	if (rec->term == 0) {
+		rec->term = e->term;
+		rec->payload = payload;
+		if (e->index > s->applied_max)
+			s->applied_max = e->index;
+	} else if (rec->term != e->term || rec->payload != payload) {
+		fail(s,
+		     "state-machine safety: node %u applied (term %llu, payload %llu) at index "
+		     "%llu where another node applied (term %llu, payload %llu)",
+		     nd->id, (unsigned long long)e->term, (unsigned long long)payload,
+		     (unsigned long long)e->index, (unsigned long long)rec->term,
+		     (unsigned long long)rec->payload);
+		return;
+	}
+	nd->applied = e->index;
+	nd->app_hash = mix64(mix64(nd->app_hash, e->index), mix64(e->term, payload));
+	/* acknowledge the proposal if this is the node that proposed it */
+	for (size_t i = s->n_props; i-- > 0;) {
+		struct proposal *p = &s->props[i];
+		if (p->index != e->index || p->node != (unsigned)(nd - s->nodes) || p->acked ||
+		    p->failed)
+			continue;
+		if (p->term == e->term && p->id == payload)
+			p->acked = true;
+		else
+			p->failed = true; /* its slot went to another entry: not applied */
+	}
+}
+
+static uint64_t max_commit(struct sim *s)
+{
+	uint64_t m = 0;
+
+	for (unsigned i = 0; i < s->n; i++) {
+		struct raft_status st;
+		if (!s->nodes[i].up)
+			continue;
+		raft_status(s->nodes[i].r, &st);
+		if (st.commit > m)
+			m = st.commit;
+	}
+	return m;
+}
+
+static void check_read(struct sim *s, struct node *nd, const struct raft_read_state *rs)
+{
+	struct read_req *rq = NULL;
+
+	for (size_t i = 0; i < s->n_reads; i++)
+		if (s->reads[i].ctx == rs->ctx)
+			rq = &s->reads[i];
+	if (!rq) {
+		fail(s, "node %u: read state for unknown ctx %llu", nd->id,
+		     (unsigned long long)rs->ctx);
+		return;
+	}
+	if (rq->node != (unsigned)(nd - s->nodes)) {
+		fail(s, "node %u: read ctx %llu answered on the wrong node", nd->id,
+		     (unsigned long long)rs->ctx);
+		return;
+	}
+	/* a duplicated request may be answered twice: every answer must still be safe */
+	rq->done = true;
+	if (rs->status != RAFT_OK)
+		return;
+	if (rs->index < rq->min_index)
+		fail(s,
+		     "read safety: node %u got read index %llu for ctx %llu, but index %llu was "
+		     "committed before the read began",
+		     nd->id, (unsigned long long)rs->index, (unsigned long long)rs->ctx,
+		     (unsigned long long)rq->min_index);
+	s->res->reads_ok++;
+}
+
+static void check_leader(struct sim *s, struct node *nd)
+{
+	struct raft_status st;
+
+	raft_status(nd->r, &st);
+	if (st.role != RAFT_LEADER)
+		return;
+	if (!grow((void **)&s->leader_of_term, &s->leader_of_term_cap, st.term,
+	          sizeof(*s->leader_of_term))) {
+		fail(s, "out of memory");
+		return;
+	}
+	uint32_t *l = &s->leader_of_term[st.term];
+	if (*l == 0) {
+		*l = nd->id;
+		s->res->elections++;
+		trace(s, "node %u is leader of term %llu", nd->id, (unsigned long long)st.term);
+		/* leader completeness: it holds every entry anyone applied */
+		for (uint64_t i = st.first_index > st.snapshot_index + 1 ? st.first_index : 1;
+		     i <= s->applied_max; i++) {
+			if (i <= st.snapshot_index)
+				continue;
+			uint64_t t = raft_term_at(nd->r, i);
+			if (t != s->applied[i].term) {
+				fail(s,
+				     "leader completeness: leader %u of term %llu has term %llu at "
+				     "index %llu, applied with term %llu",
+				     nd->id, (unsigned long long)st.term, (unsigned long long)t,
+				     (unsigned long long)i, (unsigned long long)s->applied[i].term);
+				return;
+			}
+		}
+	} else if (*l != nd->id) {
+		fail(s, "election safety: nodes %u and %u both leaders of term %llu", *l, nd->id,
+		     (unsigned long long)st.term);
+	}
+}
+
+static void check_log_matching(struct sim *s)
+{
+	for (unsigned a = 0; a < s->n; a++) {
+		for (unsigned b = a + 1; b < s->n; b++) {
+			struct node *x = &s->nodes[a], *y = &s->nodes[b];
+			struct raft_status sx, sy;
+			uint64_t lo, hi, i;
+			if (!x->up || !y->up)
+				continue;
+			raft_status(x->r, &sx);
+			raft_status(y->r, &sy);
+			lo = sx.first_index > sy.first_index ? sx.first_index : sy.first_index;
+			hi = sx.last_index < sy.last_index ? sx.last_index : sy.last_index;
+			for (i = hi; i >= lo && i > 0; i--)
+				if (raft_term_at(x->r, i) == raft_term_at(y->r, i))
+					break;
+			for (; i >= lo && i > 0; i--) {
+				if (raft_term_at(x->r, i) != raft_term_at(y->r, i)) {
+					fail(s,
+					     "log matching: nodes %u and %u agree above index %llu "
+					     "but differ at it (terms %llu, %llu)",
+					     x->id, y->id, (unsigned long long)i,
+					     (unsigned long long)raft_term_at(x->r, i),
+					     (unsigned long long)raft_term_at(y->r, i));
+					return;
+				}
+			}
+		}
+	}
+}
+
+/* --- driving a node ----------------------------------------------------------------------------- */
+
+static void maybe_snapshot(struct sim *s, struct node *nd)
+{
+	uint64_t size;
+	unsigned char *data;
+
+	if (nd->applied < nd->snap.index + nd->snap_every || nd->applied == 0)
+		return;
+	data = app_snapshot(s, nd, &size);
+	if (!data) {
+		fail(s, "out of memory");
+		return;
+	}
+	/* durable before the core hears of it (it may send it to a follower at once) */
+	free(nd->snap_data);
+	nd->snap_data = data;
+	nd->snap.index = nd->applied;
+	nd->snap.term = raft_term_at(nd->r, nd->applied);
+	nd->snap.conf = s->conf;
+	nd->snap.size = size;
+	plog_drop_to(nd, nd->applied);
+	int rv = raft_snapshot_taken(nd->r, nd->applied, size);
+	if (rv != RAFT_OK)
+		fail(s, "node %u: raft_snapshot_taken(%llu): %s", nd->id,
+		     (unsigned long long)nd->applied, raft_strerror(rv));
+	trace(s, "node %u took snapshot %llu (%llu bytes)", nd->id, (unsigned long long)nd->applied,
+	      (unsigned long long)size);
+}
+
+/* One loop turn of a node: collect and carry out every update. */
+static void process(struct sim *s, struct node *nd)
+{
+	for (int rounds = 0; nd->up && !s->failed && raft_has_update(nd->r); rounds++) {
+		struct raft_update u;
+		if (rounds > 1000) {
+			fail(s, "node %u: updates never run out", nd->id);
+			return;
+		}
+		if (raft_update_get(nd->r, &u) != RAFT_OK) {
+			fail(s, "node %u: raft_update_get failed", nd->id);
+			return;
+		}
+		if (u.persist_seq)
+			persist_start(s, nd, &u);
+		for (size_t i = 0; i < u.n_msgs; i++)
+			net_send(s, nd, &u.msgs[i]);
+		for (size_t i = 0; i < u.n_committed && !s->failed; i++)
+			check_apply(s, nd, &u.committed[i]);
+		for (size_t i = 0; i < u.n_reads; i++)
+			check_read(s, nd, &u.reads[i]);
+		raft_update_done(nd->r, &u);
+		check_leader(s, nd);
+		maybe_snapshot(s, nd);
+	}
+}
+
+static int node_start(struct sim *s, unsigned i)
+{
+	struct node *nd = &s->nodes[i];
+	struct raft_config cfg;
+	struct raft_env env = {nd, sim_random, s->opt.trace ? sim_log : NULL};
+	struct raft_restore rs;
+	int rv;
+
+	raft_config_default(&cfg, nd->id, &s->conf);
+	cfg.election_ticks = SIM_ELECTION_TICKS;
+	cfg.heartbeat_ticks = 2;
+	cfg.max_msg_bytes = 64 + (uint32_t)rng_below(&s->rng, 256);
+	cfg.max_inflight_msgs = 1 + (uint32_t)rng_below(&s->rng, 8);
+	cfg.snapshot_chunk_bytes = SIM_CHUNK_BYTES;
+	cfg.snapshot_trailing = SIM_TRAILING;
+	memset(&rs, 0, sizeof(rs));
+	rs.hs = nd->hs;
+	rs.snap = nd->snap;
+	/* the durable log after the snapshot */
+	size_t k = 0;
+	while (k < nd->plog_n && nd->plog[k].index <= nd->snap.index)
+		k++;
+	rs.entries = nd->plog + k;
+	rs.n_entries = nd->plog_n - k;
+	if (rs.n_entries && rs.entries[0].index != nd->snap.index + 1) {
+		fail(s, "node %u: durable log starts at %llu after snapshot %llu", nd->id,
+		     (unsigned long long)rs.entries[0].index, (unsigned long long)nd->snap.index);
+		return -1;
+	}
+	nd->applied = 0;
+	nd->app_hash = 0;
+	if (nd->snap.index && !app_restore(s, nd, nd->snap_data, nd->snap.size, nd->snap.index))
+		return -1;
+	rv = raft_new(&cfg, &env, &rs, &nd->r);
+	if (rv != RAFT_OK) {
+		fail(s, "node %u: raft_new: %s", nd->id, raft_strerror(rv));
+		return -1;
+	}
+	nd->up = true;
+	nd->snap_every = 5 + rng_below(&s->rng, 40);
+	/* ticks start at a random phase */
+	schedule(s, 1 + rng_below(&s->rng, SIM_TICK_MS), EV_TICK, i, NULL, NULL);
+	return 0;
+}
+
+static void node_crash(struct sim *s, unsigned i)
+{
+	struct node *nd = &s->nodes[i];
+
+	if (!nd->up)
+		return;
+	trace(s, "node %u crashes", nd->id);
+	s->res->crashes++;
+	nd->up = false;
+	nd->epoch++;
+	pp_clear(&nd->pp); /* unsynced work is lost */
+	free(nd->in_data); /* an incomplete incoming snapshot is a temporary file: gone */
+	nd->in_data = NULL;
+	nd->in_len = 0;
+	raft_free(nd->r);
+	nd->r = NULL;
+}
+
+/* --- clients and the nemesis -------------------------------------------------------------------- */
+
+static int leader_index(struct sim *s)
+{
+	int best = -1;
+	uint64_t best_term = 0;
+
+	for (unsigned i = 0; i < s->n; i++) {
+		struct raft_status st;
+		if (!s->nodes[i].up)
+			continue;
+		raft_status(s->nodes[i].r, &st);
+		if (st.role == RAFT_LEADER && st.term >= best_term) {
+			best = (int)i;
+			best_term = st.term;
+		}
+	}
+	return best;
+}
+
+static void client_propose(struct sim *s, unsigned i)
+{
+	struct node *nd = &s->nodes[i];
+	struct proposal p = {0};
+	void *buf;
+	int rv;
+
+	if (!nd->up)
+		return;
+	buf = raft_buf_alloc(SIM_PAYLOAD_BYTES);
+	if (!buf) {
+		fail(s, "out of memory");
+		return;
+	}
+	p.id = ++s->next_payload;
+	memset(buf, 0, SIM_PAYLOAD_BYTES);
+	memcpy(buf, &p.id, 8);
+	p.node = i;
+	rv = raft_propose(nd->r, buf, SIM_PAYLOAD_BYTES, &p.index, &p.term);
+	if (rv != RAFT_OK)
+		return;
+	if (s->n_props == s->cap_props) {
+		size_t cap = s->cap_props ? s->cap_props * 2 : 256;
+		struct proposal *a = realloc(s->props, cap * sizeof(*a));
+		if (!a) {
+			fail(s, "out of memory");
+			return;
+		}
+		s->props = a;
+		s->cap_props = cap;
+	}
+	s->props[s->n_props++] = p;
+	trace(s, "node %u: proposed %llu at index %llu term %llu", nd->id, (unsigned long long)p.id,
+	      (unsigned long long)p.index, (unsigned long long)p.term);
+}
+
+static void client_read(struct sim *s, unsigned i)
+{
+	struct node *nd = &s->nodes[i];
+	struct read_req rq = {0};
+
+	if (!nd->up)
+		return;
+	rq.ctx = ++s->next_payload;
+	rq.node = i;
+	rq.min_index = max_commit(s);
+	if (raft_read_index(nd->r, rq.ctx) != RAFT_OK)
+		return;
+	if (s->n_reads == s->cap_reads) {
+		size_t cap = s->cap_reads ? s->cap_reads * 2 : 256;
+		struct read_req *a = realloc(s->reads, cap * sizeof(*a));
+		if (!a) {
+			fail(s, "out of memory");
+			return;
+		}
+		s->reads = a;
+		s->cap_reads = cap;
+	}
+	s->reads[s->n_reads++] = rq;
+}
+
+static void on_client(struct sim *s)
+{
+	int l = leader_index(s);
+	unsigned i = (l >= 0 && rng_chance(&s->rng, 800)) ? (unsigned)l
+	                                                  : (unsigned)rng_below(&s->rng, s->n);
+	unsigned burst = 1 + (unsigned)rng_below(&s->rng, 4);
+
+	for (unsigned k = 0; k < burst; k++) {
+		if (rng_chance(&s->rng, 300))
+			client_read(s, i);
+		else
+			client_propose(s, i);
+	}
+	process(s, &s->nodes[i]);
+	if (!s->healed || rng_chance(&s->rng, 500))
+		schedule(s, 1 + rng_below(&s->rng, 15), EV_CLIENT, s->n, NULL, NULL);
+}
+
+static void heal_network(struct sim *s)
+{
+	memset(s->blocked, 0, sizeof(s->blocked));
+}
+
+static void isolate(struct sim *s, unsigned i)
+{
+	for (unsigned j = 0; j < s->n; j++) {
+		if (j == i)
+			continue;
+		s->blocked[i][j] = true;
+		s->blocked[j][i] = true;
+	}
+}
+
+static void partition_random(struct sim *s)
+{
+	/* a random minority on one side: bit k set = node k on side A */
+	unsigned mask = (unsigned)rng_below(&s->rng, 1u << s->n);
+
+	heal_network(s);
+	for (unsigned a = 0; a < s->n; a++)
+		for (unsigned b = 0; b < s->n; b++)
+			if (((mask >> a) & 1) != ((mask >> b) & 1))
+				s->blocked[a][b] = true;
+	trace(s, "partition %#x", mask);
+}
+
+static bool mix_has(const struct sim *s, enum sim_mix m)
+{
+	return s->opt.mix == (int)m || s->opt.mix == SIM_MIX_ALL;
+}
+
+static void on_nemesis(struct sim *s)
+{
+	unsigned pick = (unsigned)rng_below(&s->rng, 8);
+	int l = leader_index(s);
+
+	if (s->healed)
+		return;
+	if (mix_has(s, SIM_MIX_PARTITION)) {
+		if (pick == 0)
+			partition_random(s);
+		else if (pick == 1 && l >= 0) {
+			heal_network(s);
+			isolate(s, (unsigned)l);
+			trace(s, "isolate leader %u", s->nodes[l].id);
+		} else if (pick == 2) {
+			heal_network(s);
+			trace(s, "heal");
+		}
+	}
+	if (mix_has(s, SIM_MIX_ONE_WAY) && pick >= 3 && pick <= 5) {
+		unsigned a = (unsigned)rng_below(&s->rng, s->n),
+		         b = (unsigned)rng_below(&s->rng, s->n);
+		if (pick == 5)
+			heal_network(s);
+		else if (a != b) {
+			s->blocked[a][b] = true;
+			trace(s, "block %u -> %u", s->nodes[a].id, s->nodes[b].id);
+		}
+	}
+	if (mix_has(s, SIM_MIX_CRASH)) {
+		unsigned down = 0;
+		for (unsigned i = 0; i < s->n; i++)
+			down += !s->nodes[i].up;
+		if (pick == 6 || pick == 7) {
+			/* the leader more often; keep crashes bounded so the run makes progress */
+			unsigned victim = (l >= 0 && rng_chance(&s->rng, 600))
+			        ? (unsigned)l
+			        : (unsigned)rng_below(&s->rng, s->n);
+			if (s->nodes[victim].up && down < s->n) {
+				node_crash(s, victim);
+				schedule(s, 5 + rng_below(&s->rng, 400), EV_RESTART, victim, NULL,
+				         NULL);
+			}
+		} else if (pick == 3 && l >= 0) {
+			raft_transfer(s->nodes[l].r, 0);
+			process(s, &s->nodes[l]);
+		}
+	}
+	if (mix_has(s, SIM_MIX_LOSSY) && pick == 4) {
+		s->drop_pm = (unsigned)rng_below(&s->rng, 300);
+		s->dup_pm = (unsigned)rng_below(&s->rng, 200);
+		s->delay_jitter_ms = (unsigned)rng_below(&s->rng, 60);
+	}
+	if (!s->healed)
+		schedule(s, 20 + rng_below(&s->rng, 300), EV_NEMESIS, s->n, NULL, NULL);
+}
+
+/* --- the run ------------------------------------------------------------------------------------ */
+
+static void dispatch(struct sim *s, struct event *e)
+{
+	struct node *nd = e->node < s->n ? &s->nodes[e->node] : NULL;
+
+	switch (e->kind) {
+	case EV_TICK:
+		if (!nd->up || e->epoch != nd->epoch)
+			break;
+		raft_tick(nd->r);
+		process(s, nd);
+		schedule(s, SIM_TICK_MS, EV_TICK, e->node, NULL, NULL);
+		break;
+	case EV_DELIVER:
+		if (nd->up && !s->failed) {
+			if (s->opt.trace > 1)
+				trace(s, "deliver %s %u->%u term %llu [%llu %llu %llu %u]",
+				      raft_msg_type_name(e->msg->type), e->msg->from, e->msg->to,
+				      (unsigned long long)e->msg->term,
+				      (unsigned long long)e->msg->u.append.prev_index,
+				      (unsigned long long)e->msg->u.append.prev_term,
+				      (unsigned long long)e->msg->u.append.commit,
+				      e->msg->u.append.n_entries);
+			raft_step(nd->r, e->msg);
+			process(s, nd);
+		}
+		break;
+	case EV_PERSIST:
+		if (!nd->up || e->epoch != nd->epoch || !nd->pp.active)
+			break;
+		persist_complete(s, nd);
+		process(s, nd);
+		break;
+	case EV_CLIENT:
+		on_client(s);
+		break;
+	case EV_NEMESIS:
+		on_nemesis(s);
+		break;
+	case EV_RESTART:
+		if (!nd->up && e->epoch == nd->epoch) {
+			trace(s, "node %u restarts", nd->id);
+			node_start(s, e->node);
+		}
+		break;
+	}
+	if (e->kind == EV_DELIVER) {
+		msg_free(e->msg);
+		raft_buf_unref(e->snap_data);
+	}
+}
+
+static bool run_until(struct sim *s, uint64_t until, bool (*done)(struct sim *))
+{
+	while (!s->failed && s->heap.n > 0 && s->heap.ev[0].at <= until) {
+		struct event e = heap_pop(&s->heap);
+		s->now = e.at;
+		dispatch(s, &e);
+		if (++s->res->events > SIM_MAX_EVENTS) {
+			fail(s, "more than %d events", SIM_MAX_EVENTS);
+			return false;
+		}
+		if ((s->res->events & 63) == 0)
+			check_log_matching(s);
+		if (done && done(s))
+			return true;
+	}
+	if (s->now < until)
+		s->now = until;
+	return false;
+}
+
+static bool stable_leader(struct sim *s)
+{
+	int l = leader_index(s);
+	struct raft_status ls;
+
+	if (l < 0)
+		return false;
+	raft_status(s->nodes[l].r, &ls);
+	for (unsigned i = 0; i < s->n; i++) {
+		struct raft_status st;
+		raft_status(s->nodes[i].r, &st);
+		if (st.term != ls.term || st.leader != ls.id)
+			return false;
+	}
+	return true;
+}
+
+static uint64_t final_id;
+
+static bool all_applied_final(struct sim *s)
+{
+	for (size_t i = 0; i < s->n_props; i++) {
+		struct proposal *p = &s->props[i];
+		if (p->id != final_id)
+			continue;
+		if (p->failed)
+			return true; /* the caller retries */
+		for (unsigned k = 0; k < s->n; k++)
+			if (s->nodes[k].applied < p->index)
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/* After healing, a client retries until its write is applied on every node, as a real one
+ * would; the run fails if that takes longer than SIM_LIVENESS_MS. */
+static bool final_failed(struct sim *s)
+{
+	for (size_t i = 0; i < s->n_props; i++)
+		if (s->props[i].id == final_id)
+			return s->props[i].failed;
+	return true;
+}
+
+static void heal_and_check_liveness(struct sim *s)
+{
+	uint64_t deadline;
+
+	s->healed = true;
+	heal_network(s);
+	s->drop_pm = 0;
+	s->dup_pm = 0;
+	s->delay_jitter_ms = 2;
+	for (unsigned i = 0; i < s->n; i++)
+		if (!s->nodes[i].up && node_start(s, i) != 0)
+			return;
+	deadline = s->now + SIM_LIVENESS_MS;
+	while (!s->failed && s->now < deadline) {
+		int l;
+		if (!run_until(s, deadline, stable_leader))
+			break;
+		l = leader_index(s);
+		final_id = s->next_payload + 1;
+		client_propose(s, (unsigned)l);
+		if (s->n_props == 0 || s->props[s->n_props - 1].id != final_id) {
+			/* refused (a transfer in progress, say): try again shortly */
+			run_until(s, s->now + SIM_TICK_MS, NULL);
+			continue;
+		}
+		process(s, &s->nodes[l]);
+		/* like a client: wait a while for the answer, then retry (the entry may have been
+		 * lost with a leader that stepped down, leaving nothing at its index) */
+		uint64_t attempt_end =
+		        s->now + SIM_ATTEMPT_MS < deadline ? s->now + SIM_ATTEMPT_MS : deadline;
+		if (run_until(s, attempt_end, all_applied_final) && !final_failed(s))
+			return;
+	}
+	if (!s->failed)
+		fail(s, "liveness: no write applied on every node within %d ms of healing",
+		     SIM_LIVENESS_MS);
+}
+
+static void final_checks(struct sim *s)
+{
+	uint64_t lowest = UINT64_MAX;
+
+	check_log_matching(s);
+	for (unsigned i = 0; i < s->n; i++)
+		if (s->nodes[i].applied < lowest)
+			lowest = s->nodes[i].applied;
+	s->res->committed = lowest;
+	/* every acknowledged proposal is applied at its index on every node */
+	for (size_t i = 0; i < s->n_props && !s->failed; i++) {
+		struct proposal *p = &s->props[i];
+		if (!p->acked)
+			continue;
+		s->res->proposals_acked++;
+		if (p->index > s->applied_max || s->applied[p->index].payload != p->id)
+			fail(s, "acknowledged proposal %llu at index %llu is lost",
+			     (unsigned long long)p->id, (unsigned long long)p->index);
+	}
+	/* replicas that applied the same prefix reached the same state */
+	for (unsigned i = 1; i < s->n && !s->failed; i++) {
+		struct node *a = &s->nodes[0], *b = &s->nodes[i];
+		if (a->applied == b->applied && a->app_hash != b->app_hash)
+			fail(s, "nodes %u and %u applied up to %llu but differ", a->id, b->id,
+			     (unsigned long long)a->applied);
+	}
+}
+
+static void sim_free(struct sim *s)
+{
+	while (s->heap.n > 0) {
+		struct event e = heap_pop(&s->heap);
+		if (e.kind == EV_DELIVER) {
+			msg_free(e.msg);
+			raft_buf_unref(e.snap_data);
+		}
+	}
+	free(s->heap.ev);
+	for (unsigned i = 0; i < s->n; i++) {
+		struct node *nd = &s->nodes[i];
+		if (nd->up)
+			raft_free(nd->r);
+		pp_clear(&nd->pp);
+		plog_drop_from(nd, 0);
+		free(nd->plog);
+		free(nd->snap_data);
+		free(nd->in_data);
+	}
+	free(s->applied);
+	free(s->leader_of_term);
+	free(s->props);
+	free(s->reads);
+}
+
+static void dump_status(struct sim *s)
+{
+	for (unsigned i = 0; i < s->n; i++) {
+		struct node *nd = &s->nodes[i];
+		struct raft_status st;
+		if (!nd->up) {
+			fprintf(stderr, "node %u: down\n", nd->id);
+			continue;
+		}
+		raft_status(nd->r, &st);
+		fprintf(stderr,
+		        "node %u: %s term %llu leader %u commit %llu applied %llu (app %llu) stable "
+		        "%llu log %llu..%llu snap %llu persist %s\n",
+		        nd->id, raft_role_name(st.role), (unsigned long long)st.term, st.leader,
+		        (unsigned long long)st.commit, (unsigned long long)st.applied,
+		        (unsigned long long)nd->applied, (unsigned long long)st.stable,
+		        (unsigned long long)st.first_index, (unsigned long long)st.last_index,
+		        (unsigned long long)st.snapshot_index,
+		        nd->pp.active ? "in flight" : "idle");
+	}
+}
+
+const char *sim_mix_name(enum sim_mix mix)
+{
+	static const char *const names[SIM_MIX_COUNT] = {"clean",   "lossy", "partition",
+	                                                 "one-way", "crash", "all"};
+	return (unsigned)mix < SIM_MIX_COUNT ? names[mix] : "unknown";
+}
+
+bool sim_run(const struct sim_options *opt, struct sim_result *res)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+
+	memset(res, 0, sizeof(*res));
+	if (!s) {
+		snprintf(res->error, sizeof(res->error), "out of memory");
+		return false;
+	}
+	s->opt = *opt;
+	s->res = res;
+	s->rng.s = opt->seed * 0x2545f4914f6cdd1dULL + 1;
+	if (s->opt.mix < 0 || s->opt.mix >= SIM_MIX_COUNT)
+		s->opt.mix = (int)(opt->seed % SIM_MIX_COUNT);
+	s->n = opt->nodes ? opt->nodes : ((opt->seed / SIM_MIX_COUNT) % 2 ? 5 : 3);
+	if (s->n > SIM_MAX_NODES)
+		s->n = SIM_MAX_NODES;
+	if (s->opt.fault_ms == 0)
+		s->opt.fault_ms = 3000;
+	res->mix = (unsigned)s->opt.mix;
+	res->nodes = s->n;
+	s->delay_min_ms = 1;
+	s->delay_jitter_ms = mix_has(s, SIM_MIX_LOSSY) ? 30 : 2;
+	if (mix_has(s, SIM_MIX_LOSSY)) {
+		s->drop_pm = 50;
+		s->dup_pm = 30;
+	}
+	s->conf.n = s->n;
+	for (unsigned i = 0; i < s->n; i++) {
+		s->nodes[i].sim = s;
+		s->nodes[i].id = i + 1;
+		s->conf.ids[i] = i + 1;
+	}
+	for (unsigned i = 0; i < s->n && !s->failed; i++)
+		node_start(s, i);
+	schedule(s, 50, EV_CLIENT, s->n, NULL, NULL);
+	if (s->opt.mix != SIM_MIX_CLEAN)
+		schedule(s, 100 + rng_below(&s->rng, 200), EV_NEMESIS, s->n, NULL, NULL);
+	run_until(s, s->opt.fault_ms, NULL);
+	if (!s->failed)
+		heal_and_check_liveness(s);
+	if (!s->failed)
+		final_checks(s);
+	res->ok = !s->failed;
+	if (s->failed && s->opt.trace)
+		dump_status(s);
+	sim_free(s);
+	return res->ok;
+}

@@ -1,0 +1,180 @@
+/* test_sim.c - thousands of seeded cluster simulations of the Raft core under every fault mix. */
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tests/lib/cu.h"
+#include "tests/lib/sim.h"
+
+/* make check runs SIM_SEEDS_PER_MIX seeds of each of the 6 mixes (3 and 5 nodes alternating):
+ * 6,000 seeds in all. SIM_SEEDS_SCALE (environment) multiplies it. */
+#define SIM_SEEDS_PER_MIX 1000
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static unsigned seeds_per_mix(void)
+{
+	const char *scale = getenv("SIM_SEEDS_SCALE");
+	double f = scale ? atof(scale) : 1.0;
+	unsigned n = (unsigned)(SIM_SEEDS_PER_MIX * (f > 0 ? f : 1.0));
+	return n ? n : 1;
+}
+
+/* Runs seeds of one mix; returns the number of failures (each printed with its replay command). */
+static unsigned run_mix(enum sim_mix mix, uint64_t first, unsigned count)
+{
+	unsigned failures = 0;
+	uint64_t events = 0, acked = 0, reads = 0, installs = 0, crashes = 0;
+	double t0 = now_s();
+
+	for (unsigned k = 0; k < count; k++) {
+		struct sim_options opt = {0};
+		struct sim_result res;
+		opt.seed = first + k;
+		opt.mix = (int)mix;
+		opt.nodes = k % 2 ? 5 : 3;
+		if (!sim_run(&opt, &res)) {
+			failures++;
+			printf("\nsim: seed %llu (%s, %u nodes) FAILED: %s\n"
+			       "  replay: tests/test_sim --seed=%llu --mix=%d --nodes=%u --trace\n",
+			       (unsigned long long)opt.seed, sim_mix_name(mix), opt.nodes,
+			       res.error, (unsigned long long)opt.seed, (int)mix, opt.nodes);
+			if (failures >= 5)
+				break;
+		}
+		events += res.events;
+		acked += res.proposals_acked;
+		reads += res.reads_ok;
+		installs += res.snapshots_installed;
+		crashes += res.crashes;
+	}
+	double dt = now_s() - t0;
+	printf("\n  sim %-9s %4u seeds in %5.2fs (%6.1f seeds/s): %llu events, %llu writes acked, "
+	       "%llu reads, %llu snapshot installs, %llu crashes",
+	       sim_mix_name(mix), count, dt, count / (dt > 0 ? dt : 1e-9),
+	       (unsigned long long)events, (unsigned long long)acked, (unsigned long long)reads,
+	       (unsigned long long)installs, (unsigned long long)crashes);
+	return failures;
+}
+
+#define MIX_TEST(name, mix, base)                                                                  \
+	static void name(void)                                                                     \
+	{                                                                                          \
+		CU_ASSERT_EQUAL(run_mix(mix, base, seeds_per_mix()), 0);                           \
+	}
+
+MIX_TEST(test_clean_network_elects_and_commits, SIM_MIX_CLEAN, 1000000)
+MIX_TEST(test_lossy_network_keeps_every_safety_property, SIM_MIX_LOSSY, 2000000)
+MIX_TEST(test_symmetric_partitions_keep_every_safety_property, SIM_MIX_PARTITION, 3000000)
+MIX_TEST(test_one_way_partitions_keep_every_safety_property, SIM_MIX_ONE_WAY, 4000000)
+MIX_TEST(test_crashes_and_restarts_lose_nothing_acknowledged, SIM_MIX_CRASH, 5000000)
+MIX_TEST(test_all_faults_at_once_keep_every_safety_property, SIM_MIX_ALL, 6000000)
+
+static void test_same_seed_replays_identically(void)
+{
+	struct sim_options opt = {.seed = 42, .mix = SIM_MIX_ALL, .nodes = 5};
+	struct sim_result a, b;
+
+	CU_ASSERT_TRUE(sim_run(&opt, &a));
+	CU_ASSERT_TRUE(sim_run(&opt, &b));
+	CU_ASSERT_EQUAL(a.events, b.events);
+	CU_ASSERT_EQUAL(a.committed, b.committed);
+	CU_ASSERT_EQUAL(a.proposals_acked, b.proposals_acked);
+	CU_ASSERT_EQUAL(a.elections, b.elections);
+	CU_ASSERT_TRUE(a.committed > 0);
+}
+
+static CU_TestInfo sim_tests[] = {
+        {"test_same_seed_replays_identically", test_same_seed_replays_identically},
+        {"test_clean_network_elects_and_commits", test_clean_network_elects_and_commits},
+        {"test_lossy_network_keeps_every_safety_property",
+         test_lossy_network_keeps_every_safety_property},
+        {"test_symmetric_partitions_keep_every_safety_property",
+         test_symmetric_partitions_keep_every_safety_property},
+        {"test_one_way_partitions_keep_every_safety_property",
+         test_one_way_partitions_keep_every_safety_property},
+        {"test_crashes_and_restarts_lose_nothing_acknowledged",
+         test_crashes_and_restarts_lose_nothing_acknowledged},
+        {"test_all_faults_at_once_keep_every_safety_property",
+         test_all_faults_at_once_keep_every_safety_property},
+        CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+        {"sim", NULL, NULL, NULL, NULL, sim_tests},
+        CU_SUITE_INFO_NULL,
+};
+
+static int usage(void)
+{
+	fprintf(stderr,
+	        "usage: tests/test_sim [SUITE[:TEST]]\n"
+	        "       tests/test_sim --seed=N [--mix=M] [--nodes=3|5] [--trace]\n"
+	        "       tests/test_sim --soak [--seeds=N] [--start=S]\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	struct sim_options opt = {.mix = -1};
+	bool replay = false, soak = false;
+	unsigned long long seeds = 20000, start = 1;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--seed=", 7) == 0) {
+			opt.seed = strtoull(a + 7, NULL, 10);
+			replay = true;
+		} else if (strncmp(a, "--mix=", 6) == 0) {
+			opt.mix = atoi(a + 6);
+		} else if (strncmp(a, "--nodes=", 8) == 0) {
+			opt.nodes = (unsigned)atoi(a + 8);
+		} else if (strcmp(a, "--trace") == 0) {
+			opt.trace = 1;
+		} else if (strcmp(a, "--trace-msgs") == 0) {
+			opt.trace = 2;
+		} else if (strcmp(a, "--soak") == 0) {
+			soak = true;
+		} else if (strncmp(a, "--seeds=", 8) == 0) {
+			seeds = strtoull(a + 8, NULL, 10);
+		} else if (strncmp(a, "--start=", 8) == 0) {
+			start = strtoull(a + 8, NULL, 10);
+		} else if (a[0] == '-') {
+			return usage();
+		} else if (i == argc - 1 && !replay && !soak) {
+			return cu_main(argc, argv, suites);
+		} else {
+			return usage();
+		}
+	}
+	if (replay) {
+		struct sim_result res;
+		bool ok = sim_run(&opt, &res);
+		printf("seed %llu (%s, %u nodes): %s%s\n  %llu events, committed %llu, %llu writes "
+		       "acked, %llu reads, %llu elections, %llu snapshot installs, %llu crashes\n",
+		       (unsigned long long)opt.seed, sim_mix_name(res.mix), res.nodes,
+		       ok ? "ok" : "FAILED: ", ok ? "" : res.error, (unsigned long long)res.events,
+		       (unsigned long long)res.committed, (unsigned long long)res.proposals_acked,
+		       (unsigned long long)res.reads_ok, (unsigned long long)res.elections,
+		       (unsigned long long)res.snapshots_installed,
+		       (unsigned long long)res.crashes);
+		return ok ? 0 : 1;
+	}
+	if (soak) {
+		unsigned failures = 0;
+		unsigned long long per = seeds / SIM_MIX_COUNT + 1;
+		for (int m = 0; m < SIM_MIX_COUNT; m++)
+			failures +=
+			        run_mix((enum sim_mix)m, start + m * 100000000ULL, (unsigned)per);
+		printf("\nsoak: %llu seeds, %u failed\n", per * SIM_MIX_COUNT, failures);
+		return failures ? 1 : 0;
+	}
+	return cu_main(argc, argv, suites);
+}

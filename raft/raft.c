@@ -751,8 +751,14 @@ static void maybe_commit(struct raft *r)
 {
 	uint64_t q = quorum_value(r, pr_match);
 
+#ifdef RAFT_MUTANT_COMMIT_OLD_TERMS
+	/* a deliberately broken rule, compiled only into tests/test_sim_mutant: it must be caught */
+	if (q <= r->commit)
+		return;
+#else
 	if (q <= r->commit || core_log_term(&r->log, q) != r->term)
 		return;
+#endif
 	for (uint64_t i = r->commit + 1; i <= q; i++) {
 		const struct raft_entry *e = core_log_get(&r->log, i);
 		if (e && e->term == r->term)

@@ -45,7 +45,17 @@ static bool rng_chance(struct rng *g, unsigned per_mille)
 
 /* --- events ------------------------------------------------------------------------------------- */
 
-enum ev_kind { EV_TICK, EV_DELIVER, EV_PERSIST, EV_CLIENT, EV_NEMESIS, EV_RESTART };
+enum ev_kind {
+	EV_TICK,
+	EV_DELIVER,
+	EV_PERSIST,
+	EV_CLIENT,
+	EV_NEMESIS,
+	EV_RESTART,
+	EV_CRASH,
+	EV_ISOLATE,
+	EV_HEAL
+};
 
 struct event {
 	uint64_t at;
@@ -696,6 +706,8 @@ static void check_read(struct sim *s, struct node *nd, const struct raft_read_st
 	s->res->reads_ok++;
 }
 
+static bool mix_has(const struct sim *s, enum sim_mix m);
+
 static void check_leader(struct sim *s, struct node *nd)
 {
 	struct raft_status st;
@@ -713,6 +725,15 @@ static void check_leader(struct sim *s, struct node *nd)
 		*l = nd->id;
 		s->res->elections++;
 		trace(s, "node %u is leader of term %llu", nd->id, (unsigned long long)st.term);
+		/* Figure 8's schedule: a new leader replicates older entries, then dies before
+		 * its own term's entries spread */
+		if (!s->healed && mix_has(s, SIM_MIX_CRASH) && rng_chance(&s->rng, 300))
+			schedule(s, rng_below(&s->rng, 40), EV_CRASH, (unsigned)(nd - s->nodes),
+			         NULL, NULL);
+		if (!s->healed && s->opt.mix == SIM_MIX_CHURN && rng_chance(&s->rng, 700))
+			schedule(s, 1 + rng_below(&s->rng, 80),
+			         rng_chance(&s->rng, 500) ? EV_CRASH : EV_ISOLATE,
+			         (unsigned)(nd - s->nodes), NULL, NULL);
 		/* leader completeness: it holds every entry anyone applied */
 		for (uint64_t i = st.first_index > st.snapshot_index + 1 ? st.first_index : 1;
 		     i <= s->applied_max; i++) {
@@ -833,7 +854,11 @@ static int node_start(struct sim *s, unsigned i)
 	raft_config_default(&cfg, nd->id, &s->conf);
 	cfg.election_ticks = SIM_ELECTION_TICKS;
 	cfg.heartbeat_ticks = 2;
-	cfg.max_msg_bytes = 64 + (uint32_t)rng_below(&s->rng, 256);
+	/* one entry per message on some nodes: the no-op that opens a term then travels apart
+	 * from the older entries before it, which is where commit-rule bugs show (Figure 8) */
+	cfg.max_msg_bytes = (s->opt.mix == SIM_MIX_CHURN || rng_chance(&s->rng, 500))
+	        ? 1
+	        : 64 + (uint32_t)rng_below(&s->rng, 256);
 	cfg.max_inflight_msgs = 1 + (uint32_t)rng_below(&s->rng, 8);
 	cfg.snapshot_chunk_bytes = SIM_CHUNK_BYTES;
 	cfg.snapshot_trailing = SIM_TRAILING;
@@ -1114,6 +1139,23 @@ static void dispatch(struct sim *s, struct event *e)
 	case EV_NEMESIS:
 		on_nemesis(s);
 		break;
+	case EV_CRASH:
+		if (nd->up && e->epoch == nd->epoch && !s->healed) {
+			node_crash(s, e->node);
+			schedule(s, 5 + rng_below(&s->rng, 300), EV_RESTART, e->node, NULL, NULL);
+		}
+		break;
+	case EV_ISOLATE:
+		if (nd->up && e->epoch == nd->epoch && !s->healed) {
+			trace(s, "isolate node %u", nd->id);
+			isolate(s, e->node);
+			schedule(s, 30 + rng_below(&s->rng, 200), EV_HEAL, s->n, NULL, NULL);
+		}
+		break;
+	case EV_HEAL:
+		if (!s->healed)
+			heal_network(s);
+		break;
 	case EV_RESTART:
 		if (!nd->up && e->epoch == nd->epoch) {
 			trace(s, "node %u restarts", nd->id);
@@ -1308,9 +1350,13 @@ static void dump_status(struct sim *s)
 
 const char *sim_mix_name(enum sim_mix mix)
 {
-	static const char *const names[SIM_MIX_COUNT] = {"clean",   "lossy", "partition",
-	                                                 "one-way", "crash", "all"};
-	return (unsigned)mix < SIM_MIX_COUNT ? names[mix] : "unknown";
+	static const char *const names[SIM_MIX_COUNT] = {
+	        [SIM_MIX_CLEAN] = "clean",         [SIM_MIX_LOSSY] = "lossy",
+	        [SIM_MIX_PARTITION] = "partition", [SIM_MIX_ONE_WAY] = "one-way",
+	        [SIM_MIX_CRASH] = "crash",         [SIM_MIX_ALL] = "all",
+	        [SIM_MIX_CHURN] = "churn",
+	};
+	return (unsigned)mix < SIM_MIX_COUNT && names[mix] ? names[mix] : "unknown";
 }
 
 bool sim_run(const struct sim_options *opt, struct sim_result *res)
@@ -1340,6 +1386,11 @@ bool sim_run(const struct sim_options *opt, struct sim_result *res)
 		s->drop_pm = 50;
 		s->dup_pm = 30;
 	}
+	if (s->opt.mix == SIM_MIX_CHURN) {
+		/* lost messages let an old entry arrive without the new term's no-op behind it */
+		s->drop_pm = 200 + (unsigned)rng_below(&s->rng, 200);
+		s->delay_jitter_ms = 10;
+	}
 	s->conf.n = s->n;
 	for (unsigned i = 0; i < s->n; i++) {
 		s->nodes[i].sim = s;
@@ -1361,4 +1412,12 @@ bool sim_run(const struct sim_options *opt, struct sim_result *res)
 		dump_status(s);
 	sim_free(s);
 	return res->ok;
+}
+
+void sim_plan(enum sim_mix mix, unsigned k, struct sim_options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	opt->seed = (uint64_t)(mix + 1) * 1000000 + k;
+	opt->mix = (int)mix;
+	opt->nodes = k % 2 ? 5 : 3;
 }

@@ -29,6 +29,7 @@ enum sim_mix {
 	SIM_MIX_ONE_WAY, /* one-way links */
 	SIM_MIX_CRASH, /* kill and restart (unsynced state lost), leadership transfer */
 	SIM_MIX_ALL, /* all of the above at once */
+	SIM_MIX_CHURN, /* new leaders crash or are cut off within milliseconds (Figure 8) */
 	SIM_MIX_COUNT
 };
 
@@ -55,6 +56,9 @@ struct sim_result {
 	unsigned mix;
 	unsigned nodes;
 };
+
+/* The k-th run of mix in the plan that make check follows (seed, mix, 3 or 5 nodes). */
+void sim_plan(enum sim_mix mix, unsigned k, struct sim_options *opt);
 
 /* Runs one seed. Returns res->ok. */
 bool sim_run(const struct sim_options *opt, struct sim_result *res);

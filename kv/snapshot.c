@@ -1,0 +1,854 @@
+/* snapshot.c - the kv store's snapshot stream: bounded, CRC-framed tpl records (see store.h). */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tpl.h>
+
+#include "kv/store_internal.h"
+#include "raft/crc32c.h"
+
+/*
+ * How tpl is kept from exiting the process or leaking (raft/codec.c does the same for its own
+ * records; this file must coexist with it in one process):
+ *
+ * - Every tpl call runs inside a "section" (snap_run): our hooks are installed for its duration
+ *   and the previous ones restored after, under a mutex. Our hooks only act for the thread that
+ *   runs the section (snap_current is thread-local); any other thread's tpl calls are passed on
+ *   to the hooks that were installed before ours, so raft/codec.c keeps working meanwhile.
+ * - tpl reports out-of-memory through tpl_hook.fatal and assumes it does not return: ours
+ *   longjmps back to snap_run, which returns KV_ENOMEM (or KV_ECORRUPT). Everything tpl allocated
+ *   in the section lives on a per-section list (the arena), freed when the section ends whether
+ *   it ended normally or by longjmp; tpl_free is never called. What we keep is copied out first.
+ * - A record is checked (magic, kind, length limit, CRC32C) before tpl_load sees it; tpl_load
+ *   then checks the image's format string and lengths against the buffer; array counts are read
+ *   with tpl_Alen and bounded; and every decoded field is validated before it enters the store.
+ */
+
+/* tpl.h does not declare the hook table it defines. */
+extern tpl_hook_t tpl_hook;
+
+#define SNAP_MAGIC 0x3153564bu /* "KVS1" little-endian */
+#define SNAP_VERSION 1u
+#define SNAP_FRAME_BYTES 16u
+#define SNAP_MIN_IMAGE_BYTES 9u
+/* Room for a record's other keys beside its largest value (see KV_SNAPSHOT_RECORD_SOFT_BYTES). */
+#define SNAP_RECORD_SLACK_BYTES (8u << 20)
+/* A key is at most KV_MAX_KEY_BYTES, so at most this deep (one byte and a slash per level). */
+#define SNAP_MAX_DEPTH (KV_MAX_KEY_BYTES / 2 + 1)
+
+enum snap_kind { SNAP_HEADER = 1, SNAP_KEYS = 2, SNAP_SESSIONS = 3, SNAP_END = 4 };
+
+#define FMT_HEADER "uUUU"
+#define FMT_KEYS "A(uUuuuUUBB)"
+#define FMT_SESSIONS "A(UUUB)"
+#define FMT_END "UU"
+
+/* Per-record key overhead counted against KV_SNAPSHOT_RECORD_SOFT_BYTES. */
+#define SNAP_KEY_OVERHEAD 48u
+
+struct arena_link {
+	struct arena_link *prev;
+	struct arena_link *next;
+};
+
+struct arena_block {
+	struct arena_link link;
+	_Alignas(max_align_t) unsigned char data[];
+};
+
+/* One section: lives in the frame of the caller of snap_run, so it is intact after a longjmp. */
+struct snap_op {
+	struct arena_link arena;
+	jmp_buf *env;
+	bool alloc_failed;
+	unsigned char *img; /* encode: the image (ours, malloc); freed by the caller */
+	size_t img_len;
+};
+
+static pthread_mutex_t snap_hook_lock = PTHREAD_MUTEX_INITIALIZER;
+static tpl_hook_t snap_saved; /* hooks in place before the running section's */
+static _Thread_local struct snap_op *snap_current;
+
+static void *snap_malloc(size_t sz)
+{
+	struct arena_block *b;
+	struct arena_link *head;
+
+	if (!snap_current)
+		return snap_saved.malloc(sz);
+	if (sz > SIZE_MAX - sizeof(*b))
+		return NULL;
+	b = malloc(sizeof(*b) + sz);
+	if (!b) {
+		snap_current->alloc_failed = true;
+		return NULL;
+	}
+	head = &snap_current->arena;
+	b->link.next = head->next;
+	b->link.prev = head;
+	head->next->prev = &b->link;
+	head->next = &b->link;
+	return b->data;
+}
+
+static struct arena_block *block_of(void *p)
+{
+	return (struct arena_block *)((unsigned char *)p - offsetof(struct arena_block, data));
+}
+
+static void snap_free(void *p)
+{
+	struct arena_block *b;
+
+	if (!snap_current) {
+		snap_saved.free(p);
+		return;
+	}
+	if (!p)
+		return;
+	b = block_of(p);
+	b->link.prev->next = b->link.next;
+	b->link.next->prev = b->link.prev;
+	free(b);
+}
+
+static void *snap_realloc(void *p, size_t sz)
+{
+	struct arena_block *b, *nb;
+
+	if (!snap_current)
+		return snap_saved.realloc(p, sz);
+	if (!p)
+		return snap_malloc(sz);
+	if (sz > SIZE_MAX - sizeof(*b))
+		return NULL;
+	b = block_of(p);
+	nb = realloc(b, sizeof(*b) + sz);
+	if (!nb) {
+		snap_current->alloc_failed = true;
+		return NULL;
+	}
+	nb->link.prev->next = &nb->link;
+	nb->link.next->prev = &nb->link;
+	return nb->data;
+}
+
+static int snap_oops(const char *fmt, ...)
+{
+	(void)fmt;
+	return 0;
+}
+
+static void snap_fatal(const char *fmt, ...)
+{
+	if (!snap_current || !snap_current->env) {
+		snap_saved.fatal("%s", fmt); /* another thread's tpl call: its own handler */
+		abort();
+	}
+	longjmp(*snap_current->env, 1);
+}
+
+static void arena_release(struct snap_op *op)
+{
+	struct arena_link *l = op->arena.next;
+
+	while (l != &op->arena) {
+		struct arena_link *next = l->next;
+		free(l); /* link is the first member of the block */
+		l = next;
+	}
+	op->arena.next = op->arena.prev = &op->arena;
+}
+
+static void hooks_install(void)
+{
+	pthread_mutex_lock(&snap_hook_lock);
+	snap_saved = tpl_hook;
+	tpl_hook.oops = snap_oops;
+	tpl_hook.malloc = snap_malloc;
+	tpl_hook.realloc = snap_realloc;
+	tpl_hook.free = snap_free;
+	tpl_hook.fatal = snap_fatal;
+}
+
+static void hooks_restore(void)
+{
+	/* Someone who replaced ours meanwhile keeps theirs. */
+	if (tpl_hook.malloc == snap_malloc)
+		tpl_hook = snap_saved;
+	pthread_mutex_unlock(&snap_hook_lock);
+}
+
+/* Runs body(op, arg) as a section. Only op and arg are used after a longjmp. */
+static int snap_run(struct snap_op *op, int (*body)(struct snap_op *op, void *arg), void *arg)
+{
+	jmp_buf env;
+	int rv;
+
+	memset(op, 0, sizeof(*op));
+	op->arena.next = op->arena.prev = &op->arena;
+	hooks_install();
+	op->env = &env;
+	snap_current = op;
+	if (setjmp(env) != 0) {
+		snap_current = NULL;
+		arena_release(op);
+		hooks_restore();
+		free(op->img);
+		op->img = NULL;
+		return op->alloc_failed ? KV_ENOMEM : KV_ECORRUPT;
+	}
+	rv = body(op, arg);
+	snap_current = NULL;
+	arena_release(op);
+	hooks_restore();
+	if (rv != KV_OK) {
+		free(op->img);
+		op->img = NULL;
+	}
+	return rv;
+}
+
+/* Serializes tn into op->img (a buffer of ours). */
+static int dump_image(struct snap_op *op, tpl_node *tn)
+{
+	size_t sz = 0;
+
+	if (tpl_dump(tn, TPL_GETSIZE, &sz) != 0 || sz == 0)
+		return KV_ENOMEM;
+	op->img = malloc(sz);
+	if (!op->img)
+		return KV_ENOMEM;
+	if (tpl_dump(tn, TPL_MEM | TPL_PREALLOCD, op->img, sz) != 0)
+		return KV_ENOMEM;
+	op->img_len = sz;
+	return KV_OK;
+}
+
+static void le32_put(unsigned char *p, uint32_t v)
+{
+	for (unsigned i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t le32_get(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The CRC covers magic, kind and length as well as the image. */
+static uint32_t frame_crc(const unsigned char *hdr, const void *img, size_t len)
+{
+	return raft_crc32c(raft_crc32c(0, hdr, 12), img, len);
+}
+
+/* --- save ----------------------------------------------------------------------------------- */
+
+struct saver {
+	const struct kv_store *s;
+	kv_snapshot_write_fn write;
+	void *ctx;
+	const struct kv_node **keys; /* pending keys of the next record */
+	uint32_t *depths;
+	size_t n_keys;
+	size_t bytes;
+	const struct kv_session *sess_first; /* sessions record: first and count */
+	size_t n_sess;
+};
+
+static int write_frame(struct saver *sv, enum snap_kind kind, const void *img, size_t len)
+{
+	unsigned char hdr[SNAP_FRAME_BYTES];
+
+	le32_put(hdr, SNAP_MAGIC);
+	le32_put(hdr + 4, kind);
+	le32_put(hdr + 8, (uint32_t)len);
+	le32_put(hdr + 12, frame_crc(hdr, img, len));
+	if (sv->write(sv->ctx, hdr, sizeof(hdr)) != 0 || sv->write(sv->ctx, img, len) != 0)
+		return KV_EIO;
+	return KV_OK;
+}
+
+/* tpl reads B fields from addr even for 0 bytes: give it a valid one. */
+static const unsigned char empty_bin[1];
+
+static void bin_set(tpl_bin *b, const void *p, size_t len)
+{
+	b->addr = len ? (void *)p : (void *)empty_bin;
+	b->sz = (uint32_t)len;
+}
+
+static int pack_header(struct snap_op *op, void *arg)
+{
+	const struct kv_store *s = ((struct saver *)arg)->s;
+	uint32_t version = SNAP_VERSION;
+	uint64_t applied = s->applied_index, now = s->now_ms, next_ino = s->next_ino;
+	tpl_node *tn = tpl_map(FMT_HEADER, &version, &applied, &now, &next_ino);
+
+	if (!tn || tpl_pack(tn, 0) != 0)
+		return KV_ENOMEM;
+	return dump_image(op, tn);
+}
+
+static int pack_keys(struct snap_op *op, void *arg)
+{
+	struct saver *sv = arg;
+	uint32_t depth, mode, uid, gid;
+	uint64_t ino, mtime, ctime;
+	tpl_bin name, data;
+	tpl_node *tn =
+	        tpl_map(FMT_KEYS, &depth, &ino, &mode, &uid, &gid, &mtime, &ctime, &name, &data);
+
+	if (!tn)
+		return KV_ENOMEM;
+	for (size_t i = 0; i < sv->n_keys; i++) {
+		const struct kv_node *n = sv->keys[i];
+		depth = sv->depths[i];
+		ino = n->ino;
+		mode = n->mode;
+		uid = n->uid;
+		gid = n->gid;
+		mtime = n->mtime_ns;
+		ctime = n->ctime_ns;
+		bin_set(&name, n->name, n->name_len);
+		if (kv_node_is_dir(n))
+			bin_set(&data, NULL, 0);
+		else
+			bin_set(&data, n->u.file.data, n->u.file.size);
+		if (tpl_pack(tn, 1) != 0)
+			return KV_ENOMEM;
+	}
+	return dump_image(op, tn);
+}
+
+static int pack_sessions(struct snap_op *op, void *arg)
+{
+	struct saver *sv = arg;
+	const struct kv_session *ss = sv->sess_first;
+	uint64_t id, seq, used;
+	tpl_bin result;
+	tpl_node *tn = tpl_map(FMT_SESSIONS, &id, &seq, &used, &result);
+
+	if (!tn)
+		return KV_ENOMEM;
+	for (size_t i = 0; i < sv->n_sess; i++, ss = ss->lru_next) {
+		id = ss->id;
+		seq = ss->last_seq;
+		used = ss->last_used_ms;
+		bin_set(&result, ss->result, ss->result_len);
+		if (tpl_pack(tn, 1) != 0)
+			return KV_ENOMEM;
+	}
+	return dump_image(op, tn);
+}
+
+static int pack_end(struct snap_op *op, void *arg)
+{
+	const struct kv_store *s = ((struct saver *)arg)->s;
+	uint64_t n_keys = s->n_nodes, n_sess = s->n_sessions;
+	tpl_node *tn = tpl_map(FMT_END, &n_keys, &n_sess);
+
+	if (!tn || tpl_pack(tn, 0) != 0)
+		return KV_ENOMEM;
+	return dump_image(op, tn);
+}
+
+static int emit_record(struct saver *sv, enum snap_kind kind,
+                       int (*pack)(struct snap_op *op, void *arg))
+{
+	struct snap_op op;
+	int rv = snap_run(&op, pack, sv);
+
+	if (rv != KV_OK)
+		return rv;
+	rv = write_frame(sv, kind, op.img, op.img_len);
+	free(op.img);
+	return rv;
+}
+
+static int flush_keys(struct saver *sv)
+{
+	int rv;
+
+	if (sv->n_keys == 0)
+		return KV_OK;
+	rv = emit_record(sv, SNAP_KEYS, pack_keys);
+	sv->n_keys = 0;
+	sv->bytes = 0;
+	return rv;
+}
+
+static int add_key(struct saver *sv, const struct kv_node *n, uint32_t depth)
+{
+	size_t bytes = SNAP_KEY_OVERHEAD + n->name_len + (kv_node_is_dir(n) ? 0 : n->u.file.size);
+	int rv;
+
+	if (sv->n_keys == KV_SNAPSHOT_RECORD_KEYS ||
+	    (sv->n_keys && sv->bytes + bytes > KV_SNAPSHOT_RECORD_SOFT_BYTES)) {
+		rv = flush_keys(sv);
+		if (rv != KV_OK)
+			return rv;
+	}
+	sv->keys[sv->n_keys] = n;
+	sv->depths[sv->n_keys] = depth;
+	sv->n_keys++;
+	sv->bytes += bytes;
+	return KV_OK;
+}
+
+struct dfs_frame {
+	struct kv_node **kids;
+	size_t n;
+	size_t pos;
+};
+
+/* Depth-first, siblings by name: the order depends on the namespace only, and a parent always
+ * comes before its children. */
+static int save_keys(struct saver *sv)
+{
+	struct dfs_frame *st;
+	size_t top = 0;
+	int rv;
+
+	st = calloc(SNAP_MAX_DEPTH + 1, sizeof(*st));
+	if (!st)
+		return KV_ENOMEM;
+	rv = add_key(sv, sv->s->root, 0);
+	if (rv == KV_OK && sv->s->root->u.dir.n_children) {
+		st[0].kids = kv_node_sorted_children(sv->s->root);
+		st[0].n = sv->s->root->u.dir.n_children;
+		rv = st[0].kids ? KV_OK : KV_ENOMEM;
+		top = 1;
+	}
+	while (rv == KV_OK && top) {
+		struct dfs_frame *f = &st[top - 1];
+		struct kv_node *n;
+
+		if (f->pos == f->n) {
+			free(f->kids);
+			f->kids = NULL;
+			top--;
+			continue;
+		}
+		n = f->kids[f->pos++];
+		rv = add_key(sv, n, (uint32_t)top);
+		if (rv != KV_OK || !kv_node_is_dir(n) || !n->u.dir.n_children)
+			continue;
+		if (top > SNAP_MAX_DEPTH) {
+			rv = KV_ECORRUPT; /* cannot happen: keys are bounded */
+			break;
+		}
+		st[top].kids = kv_node_sorted_children(n);
+		st[top].n = n->u.dir.n_children;
+		st[top].pos = 0;
+		rv = st[top].kids ? KV_OK : KV_ENOMEM;
+		top++;
+	}
+	for (size_t i = 0; i <= SNAP_MAX_DEPTH; i++)
+		free(st[i].kids);
+	free(st);
+	if (rv == KV_OK)
+		rv = flush_keys(sv);
+	return rv;
+}
+
+static int save_sessions(struct saver *sv)
+{
+	const struct kv_session *ss = sv->s->lru_head;
+	int rv;
+
+	while (ss) {
+		sv->sess_first = ss;
+		sv->n_sess = 0;
+		while (ss && sv->n_sess < KV_SNAPSHOT_RECORD_SESSIONS) {
+			sv->n_sess++;
+			ss = ss->lru_next;
+		}
+		rv = emit_record(sv, SNAP_SESSIONS, pack_sessions);
+		if (rv != KV_OK)
+			return rv;
+	}
+	return KV_OK;
+}
+
+int kv_snapshot_save(const struct kv_store *s, kv_snapshot_write_fn write, void *ctx)
+{
+	struct saver sv = {.s = s, .write = write, .ctx = ctx};
+	int rv;
+
+	sv.keys = malloc(KV_SNAPSHOT_RECORD_KEYS * sizeof(*sv.keys));
+	sv.depths = malloc(KV_SNAPSHOT_RECORD_KEYS * sizeof(*sv.depths));
+	if (!sv.keys || !sv.depths) {
+		rv = KV_ENOMEM;
+		goto out;
+	}
+	rv = emit_record(&sv, SNAP_HEADER, pack_header);
+	if (rv == KV_OK)
+		rv = save_keys(&sv);
+	if (rv == KV_OK)
+		rv = save_sessions(&sv);
+	if (rv == KV_OK)
+		rv = emit_record(&sv, SNAP_END, pack_end);
+out:
+	free(sv.keys);
+	free(sv.depths);
+	return rv;
+}
+
+/* --- restore -------------------------------------------------------------------------------- */
+
+struct loader {
+	struct kv_store *s; /* being built; freed by kv_snapshot_restore on error */
+	const unsigned char *img;
+	size_t img_len;
+	struct kv_node **stack; /* stack[d]: the directory at depth d on the current path */
+	size_t *path_len; /* path_len[d]: bytes of its key */
+	struct kv_node **last; /* last[d]: the previous sibling at depth d (names must ascend) */
+	size_t depth; /* entries of stack in use */
+	uint64_t n_keys;
+	uint64_t n_sess;
+	uint64_t end_keys; /* from the end record */
+	uint64_t end_sess;
+	int err; /* a validation error found inside a section */
+};
+
+static int load_image(tpl_node *tn, const struct loader *ld)
+{
+	return tpl_load(tn, TPL_MEM, (void *)ld->img, ld->img_len) == 0 ? KV_OK : KV_ECORRUPT;
+}
+
+static int unpack_header(struct snap_op *op, void *arg)
+{
+	struct loader *ld = arg;
+	uint32_t version = 0;
+	uint64_t applied = 0, now = 0, next_ino = 0;
+	tpl_node *tn = tpl_map(FMT_HEADER, &version, &applied, &now, &next_ino);
+
+	(void)op;
+	if (!tn)
+		return KV_ENOMEM;
+	if (load_image(tn, ld) != KV_OK || tpl_unpack(tn, 0) < 0)
+		return KV_ECORRUPT;
+	if (version != SNAP_VERSION)
+		return KV_EVERSION;
+	if (next_ino < 2)
+		return KV_ECORRUPT;
+	ld->s->applied_index = applied;
+	ld->s->now_ms = now;
+	ld->s->next_ino = next_ino;
+	return KV_OK;
+}
+
+/* Compares a node's name with name bytewise, as kv_node_sorted_children() orders them. */
+static int name_order(const struct kv_node *n, const void *name, size_t len)
+{
+	size_t min = n->name_len < len ? n->name_len : len;
+	int c = memcmp(n->name, name, min);
+
+	if (c)
+		return c;
+	return n->name_len < len ? -1 : n->name_len > len;
+}
+
+/* Everything a decoded key must satisfy before it joins the store. */
+static int key_check(const struct loader *ld, uint32_t depth, uint64_t ino, uint32_t mode,
+                     const tpl_bin *name, const tpl_bin *data)
+{
+	uint32_t type = mode & KV_MODE_TYPE;
+
+	if (mode & ~(KV_MODE_TYPE | KV_MODE_PERM))
+		return KV_ECORRUPT;
+	if (type != KV_MODE_REG && type != KV_MODE_DIR && type != KV_MODE_LNK)
+		return KV_ECORRUPT;
+	if (depth == 0) {
+		/* the root: first, once, a directory with ino 1 */
+		if (ld->n_keys != 0 || type != KV_MODE_DIR || ino != 1 || name->sz || data->sz)
+			return KV_ECORRUPT;
+		return KV_OK;
+	}
+	if (ld->n_keys == 0 || depth > ld->depth || ino < 2 || ino >= ld->s->next_ino)
+		return KV_ECORRUPT;
+	if (!kv_name_valid(name->addr, name->sz))
+		return KV_ECORRUPT;
+	if (ld->path_len[depth - 1] + (depth > 1) + name->sz > KV_MAX_KEY_BYTES)
+		return KV_ECORRUPT;
+	if (type == KV_MODE_DIR && data->sz)
+		return KV_ECORRUPT;
+	if (type == KV_MODE_LNK &&
+	    (data->sz == 0 || data->sz > KV_MAX_TARGET_BYTES || memchr(data->addr, '\0', data->sz)))
+		return KV_ECORRUPT;
+	if (type == KV_MODE_REG && data->sz > ld->s->cfg.max_value_bytes)
+		return KV_EFBIG;
+	/* Siblings in strictly ascending order: no duplicates, and one stream per state. */
+	if (ld->last[depth] && name_order(ld->last[depth], name->addr, name->sz) >= 0)
+		return KV_ECORRUPT;
+	return KV_OK;
+}
+
+/* Adds one decoded key to the store. */
+static int key_add(struct loader *ld, uint32_t depth, struct kv_node *n, const tpl_bin *data)
+{
+	if (!kv_node_is_dir(n) && data->sz) {
+		n->u.file.data = malloc(data->sz);
+		if (!n->u.file.data) {
+			kv_node_free(n);
+			return KV_ENOMEM;
+		}
+		memcpy(n->u.file.data, data->addr, data->sz);
+		n->u.file.size = data->sz;
+	}
+	if (depth == 0) {
+		ld->s->root = n;
+		ld->s->n_nodes = 1;
+		ld->path_len[0] = 0;
+	} else {
+		kv_node_link(ld->s, ld->stack[depth - 1], n);
+		ld->path_len[depth] = ld->path_len[depth - 1] + (depth > 1) + n->name_len;
+	}
+	ld->depth = depth;
+	ld->last[depth] = n;
+	ld->last[depth + 1] = NULL; /* its children, if any, start a new sibling list */
+	if (kv_node_is_dir(n))
+		ld->stack[ld->depth++] = n;
+	ld->n_keys++;
+	return KV_OK;
+}
+
+static int unpack_keys(struct snap_op *op, void *arg)
+{
+	struct loader *ld = arg;
+	uint32_t depth, mode, uid, gid;
+	uint64_t ino, mtime, ctime;
+	tpl_bin name, data;
+	tpl_node *tn =
+	        tpl_map(FMT_KEYS, &depth, &ino, &mode, &uid, &gid, &mtime, &ctime, &name, &data);
+	int count, rv;
+
+	(void)op;
+	if (!tn)
+		return KV_ENOMEM;
+	if (load_image(tn, ld) != KV_OK)
+		return KV_ECORRUPT;
+	count = tpl_Alen(tn, 1);
+	if (count <= 0 || (unsigned)count > KV_SNAPSHOT_RECORD_KEYS)
+		return KV_ECORRUPT;
+	for (int i = 0; i < count; i++) {
+		struct kv_node *n;
+
+		name.addr = data.addr = NULL;
+		if (tpl_unpack(tn, 1) <= 0)
+			return KV_ECORRUPT;
+		rv = key_check(ld, depth, ino, mode, &name, &data);
+		if (rv == KV_OK) {
+			n = kv_node_new(name.addr, name.sz);
+			rv = n ? KV_OK : KV_ENOMEM;
+		}
+		if (rv == KV_OK) {
+			n->ino = ino;
+			n->mode = mode;
+			n->uid = uid;
+			n->gid = gid;
+			n->mtime_ns = mtime;
+			n->ctime_ns = ctime;
+			rv = key_add(ld, depth, n, &data);
+		}
+		tpl_hook.free(name.addr);
+		tpl_hook.free(data.addr);
+		if (rv != KV_OK)
+			return rv;
+	}
+	return KV_OK;
+}
+
+static int session_check(const struct loader *ld, uint64_t id, uint64_t used, const tpl_bin *result)
+{
+	const struct kv_store *s = ld->s;
+	struct kv_result r;
+	int rv;
+
+	if (id == 0 || id > s->applied_index || used > s->now_ms)
+		return KV_ECORRUPT;
+	if (s->lru_tail && used < s->lru_tail->last_used_ms)
+		return KV_ECORRUPT; /* the list is in last-use order */
+	if (s->n_sessions >= s->cfg.max_sessions)
+		return KV_EFBIG;
+	if (kv_session_find(s, id))
+		return KV_ECORRUPT;
+	if (result->sz > KV_SESSION_RESULT_BYTES)
+		return KV_ECORRUPT;
+	if (result->sz) {
+		rv = kv_result_decode(result->addr, result->sz, &r);
+		kv_result_release(&r);
+		if (rv != KV_OK)
+			return rv == KV_ENOMEM ? KV_ENOMEM : KV_ECORRUPT;
+	}
+	return KV_OK;
+}
+
+static int unpack_sessions(struct snap_op *op, void *arg)
+{
+	struct loader *ld = arg;
+	uint64_t id, seq, used;
+	tpl_bin result;
+	tpl_node *tn = tpl_map(FMT_SESSIONS, &id, &seq, &used, &result);
+	int count, rv;
+
+	(void)op;
+	if (!tn)
+		return KV_ENOMEM;
+	if (load_image(tn, ld) != KV_OK)
+		return KV_ECORRUPT;
+	count = tpl_Alen(tn, 1);
+	if (count <= 0 || (unsigned)count > KV_SNAPSHOT_RECORD_SESSIONS)
+		return KV_ECORRUPT;
+	for (int i = 0; i < count; i++) {
+		struct kv_session *ss = NULL;
+
+		result.addr = NULL;
+		if (tpl_unpack(tn, 1) <= 0)
+			return KV_ECORRUPT;
+		rv = session_check(ld, id, used, &result);
+		if (rv == KV_OK) {
+			ss = calloc(1, sizeof(*ss));
+			rv = ss ? KV_OK : KV_ENOMEM;
+		}
+		if (rv == KV_OK) {
+			ss->id = id;
+			ss->last_seq = seq;
+			ss->last_used_ms = used;
+			ss->result_len = (uint8_t)result.sz;
+			if (result.sz)
+				memcpy(ss->result, result.addr, result.sz);
+			kv_session_link(ld->s, ss);
+			ld->n_sess++;
+		}
+		tpl_hook.free(result.addr);
+		if (rv != KV_OK)
+			return rv;
+	}
+	return KV_OK;
+}
+
+static int unpack_end(struct snap_op *op, void *arg)
+{
+	struct loader *ld = arg;
+	tpl_node *tn = tpl_map(FMT_END, &ld->end_keys, &ld->end_sess);
+
+	(void)op;
+	if (!tn)
+		return KV_ENOMEM;
+	if (load_image(tn, ld) != KV_OK || tpl_unpack(tn, 0) < 0)
+		return KV_ECORRUPT;
+	return KV_OK;
+}
+
+/* Reads one frame: its kind and image (ours, malloc; the caller frees). */
+static int read_frame(kv_snapshot_read_fn read, void *ctx, size_t max_len, uint32_t *kind,
+                      unsigned char **img, size_t *len)
+{
+	unsigned char hdr[SNAP_FRAME_BYTES];
+	uint32_t n;
+
+	*img = NULL;
+	if (read(ctx, hdr, sizeof(hdr)) != 0)
+		return KV_ECORRUPT;
+	*kind = le32_get(hdr + 4);
+	n = le32_get(hdr + 8);
+	if (le32_get(hdr) != SNAP_MAGIC || *kind < SNAP_HEADER || *kind > SNAP_END ||
+	    n < SNAP_MIN_IMAGE_BYTES || n > max_len)
+		return KV_ECORRUPT;
+	*img = malloc(n);
+	if (!*img)
+		return KV_ENOMEM;
+	if (read(ctx, *img, n) != 0 || frame_crc(hdr, *img, n) != le32_get(hdr + 12)) {
+		free(*img);
+		*img = NULL;
+		return KV_ECORRUPT;
+	}
+	*len = n;
+	return KV_OK;
+}
+
+/* Which record may come after which: header, keys..., sessions..., end. */
+static bool kind_allowed(uint32_t prev, uint32_t kind)
+{
+	switch (kind) {
+	case SNAP_HEADER:
+		return prev == 0;
+	case SNAP_KEYS:
+		return prev == SNAP_HEADER || prev == SNAP_KEYS;
+	case SNAP_SESSIONS:
+	case SNAP_END:
+		return prev == SNAP_KEYS || prev == SNAP_SESSIONS;
+	default:
+		return false;
+	}
+}
+
+static int (*const unpackers[])(struct snap_op *op, void *arg) = {
+        [SNAP_HEADER] = unpack_header,
+        [SNAP_KEYS] = unpack_keys,
+        [SNAP_SESSIONS] = unpack_sessions,
+        [SNAP_END] = unpack_end,
+};
+
+static int restore_records(struct loader *ld, kv_snapshot_read_fn read, void *ctx)
+{
+	size_t max_len = ld->s->cfg.max_value_bytes + SNAP_RECORD_SLACK_BYTES;
+	uint32_t prev = 0, kind = 0;
+	struct snap_op op;
+	unsigned char *img;
+	int rv;
+
+	while (prev != SNAP_END) {
+		rv = read_frame(read, ctx, max_len, &kind, &img, &ld->img_len);
+		if (rv != KV_OK)
+			return rv;
+		if (!kind_allowed(prev, kind)) {
+			free(img);
+			return KV_ECORRUPT;
+		}
+		ld->img = img;
+		rv = snap_run(&op, unpackers[kind], ld);
+		free(img);
+		ld->img = NULL;
+		if (rv != KV_OK)
+			return rv;
+		prev = kind;
+	}
+	if (ld->end_keys != ld->n_keys || ld->end_sess != ld->n_sess)
+		return KV_ECORRUPT;
+	return KV_OK;
+}
+
+int kv_snapshot_restore(const struct kv_store_config *cfg, kv_snapshot_read_fn read, void *ctx,
+                        struct kv_store **out)
+{
+	struct loader ld;
+	int rv;
+
+	memset(&ld, 0, sizeof(ld));
+	rv = kv_store_alloc(cfg, false, &ld.s);
+	if (rv != KV_OK)
+		return rv;
+	ld.stack = calloc(SNAP_MAX_DEPTH + 1, sizeof(*ld.stack));
+	ld.path_len = calloc(SNAP_MAX_DEPTH + 1, sizeof(*ld.path_len));
+	ld.last = calloc(SNAP_MAX_DEPTH + 2, sizeof(*ld.last));
+	if (!ld.stack || !ld.path_len || !ld.last) {
+		rv = KV_ENOMEM;
+		goto out;
+	}
+	rv = restore_records(&ld, read, ctx);
+out:
+	free(ld.stack);
+	free(ld.path_len);
+	free(ld.last);
+	if (rv != KV_OK) {
+		kv_store_free(ld.s);
+		return rv;
+	}
+	*out = ld.s;
+	return KV_OK;
+}

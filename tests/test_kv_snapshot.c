@@ -1,0 +1,500 @@
+/* test_kv_snapshot.c - kv snapshots: exact round trips, and bad streams refused without harm. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/store.h"
+#include "raft/crc32c.h"
+#include "raft/raft.h"
+#include "tests/lib/cu.h"
+
+#define T0 1700000000000ULL
+#define FRAME_BYTES 16
+
+static uint64_t next_index;
+static uint64_t now_ms;
+
+static struct kv_cmd mk(int op, const char *key)
+{
+	struct kv_cmd c;
+
+	memset(&c, 0, sizeof(c));
+	c.op = (uint8_t)op;
+	c.time_ms = now_ms;
+	c.uid = 1000;
+	c.gid = 100;
+	c.mode = 0644;
+	c.key = key;
+	c.key_len = key ? strlen(key) : 0;
+	return c;
+}
+
+static int run_at(struct kv_store *s, uint64_t index, const struct kv_cmd *c, struct kv_result *r)
+{
+	struct kv_result local;
+	void *buf;
+	size_t len;
+	int rv;
+
+	if (!r)
+		r = &local;
+	CU_ASSERT_EQUAL_FATAL(kv_cmd_encode(c, &buf, &len), KV_OK);
+	CU_ASSERT_EQUAL(kv_store_apply(s, index, buf, len, r), KV_OK);
+	raft_buf_unref(buf);
+	rv = r->status;
+	if (r == &local)
+		kv_result_release(r);
+	return rv;
+}
+
+static int run(struct kv_store *s, const struct kv_cmd *c, struct kv_result *r)
+{
+	return run_at(s, next_index++, c, r);
+}
+
+static void put(struct kv_store *s, const char *key, const void *v, size_t len)
+{
+	struct kv_cmd c = mk(KV_OP_PUT, key);
+
+	c.data = v;
+	c.data_len = len;
+	CU_ASSERT_EQUAL(run(s, &c, NULL), KV_OK);
+}
+
+static uint64_t open_session(struct kv_store *s)
+{
+	struct kv_cmd c = mk(KV_OP_OPEN_SESSION, NULL);
+	struct kv_result r;
+
+	CU_ASSERT_EQUAL(run(s, &c, &r), KV_OK);
+	return r.session;
+}
+
+static int in_session(struct kv_store *s, uint64_t id, uint64_t seq, int op, const char *key,
+                      const char *data)
+{
+	struct kv_cmd c = mk(op, key);
+
+	c.session = id;
+	c.seq = seq;
+	c.data = data;
+	c.data_len = data ? strlen(data) : 0;
+	return run(s, &c, NULL);
+}
+
+/* A small store with one of everything: files, directories, a symlink, attributes, sessions
+ * with and without a recorded result. */
+static struct kv_store *small_store(void)
+{
+	struct kv_store *s;
+	struct kv_cmd c;
+	uint64_t a, b;
+
+	next_index = 1;
+	now_ms = T0;
+	CU_ASSERT_EQUAL_FATAL(kv_store_new(NULL, &s), KV_OK);
+	put(s, "etc/hosts", "127.0.0.1 localhost\n", 20);
+	put(s, "etc/empty", "", 0);
+	put(s, "home/u/notes.txt", "remember", 8);
+	c = mk(KV_OP_MKDIR, "tmp");
+	c.mode = 01777;
+	CU_ASSERT_EQUAL(run(s, &c, NULL), KV_OK);
+	c = mk(KV_OP_SYMLINK, "home/u/link");
+	c.data = "../../etc/hosts";
+	c.data_len = strlen(c.data);
+	CU_ASSERT_EQUAL(run(s, &c, NULL), KV_OK);
+	c = mk(KV_OP_SETATTR, "etc/hosts");
+	c.uid = 0;
+	c.flags = KV_ATTR_UID | KV_ATTR_MTIME;
+	c.attr.uid = 0;
+	c.attr.mtime_ns = 42;
+	CU_ASSERT_EQUAL(run(s, &c, NULL), KV_OK);
+	now_ms += 1000;
+	a = open_session(s);
+	b = open_session(s);
+	CU_ASSERT_EQUAL(in_session(s, a, 1, KV_OP_APPEND, "var/log", "boot\n"), KV_OK);
+	CU_ASSERT_EQUAL(in_session(s, b, 1, KV_OP_GET, "etc/hosts", NULL), KV_OK);
+	now_ms += 1000;
+	open_session(s);
+	return s;
+}
+
+/* A store with several key records: many keys, large values, deletions (so the layout of its
+ * tables differs from a freshly restored one), and many sessions. */
+static struct kv_store *big_store(void)
+{
+	struct kv_store *s = small_store();
+	static unsigned char big[300 * 1024];
+	char key[64];
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 7);
+	for (int i = 0; i < 12000; i++) {
+		snprintf(key, sizeof(key), "bulk/%d/k%05d", i % 7, i);
+		put(s, key, key, strlen(key));
+	}
+	for (int i = 0; i < 12000; i += 3) {
+		struct kv_cmd c;
+		snprintf(key, sizeof(key), "bulk/%d/k%05d", i % 7, i);
+		c = mk(KV_OP_DELETE, key);
+		CU_ASSERT_EQUAL(run(s, &c, NULL), KV_OK);
+	}
+	for (int i = 0; i < 6; i++) {
+		snprintf(key, sizeof(key), "large/%d", i);
+		put(s, key, big, sizeof(big) - (size_t)i);
+	}
+	for (int i = 0; i < 5000; i++) {
+		uint64_t id = open_session(s);
+		if (i % 2)
+			CU_ASSERT_EQUAL(in_session(s, id, 1, KV_OP_PUT, "x", "y"), KV_OK);
+	}
+	return s;
+}
+
+struct mem_stream {
+	unsigned char *buf;
+	size_t len;
+	size_t cap;
+	size_t pos;
+	int fail_at; /* write: fail the fail_at-th call (1-based); 0: never */
+	int calls;
+};
+
+static int mem_write(void *ctx, const void *p, size_t n)
+{
+	struct mem_stream *m = ctx;
+
+	if (++m->calls == m->fail_at)
+		return -1;
+	if (m->len + n > m->cap) {
+		size_t cap = (m->len + n) * 2;
+		unsigned char *nb = realloc(m->buf, cap);
+		if (!nb)
+			return -1;
+		m->buf = nb;
+		m->cap = cap;
+	}
+	memcpy(m->buf + m->len, p, n);
+	m->len += n;
+	return 0;
+}
+
+static int mem_read(void *ctx, void *p, size_t n)
+{
+	struct mem_stream *m = ctx;
+
+	if (n > m->len - m->pos)
+		return -1;
+	memcpy(p, m->buf + m->pos, n);
+	m->pos += n;
+	return 0;
+}
+
+static struct mem_stream save(const struct kv_store *s)
+{
+	struct mem_stream m;
+
+	memset(&m, 0, sizeof(m));
+	CU_ASSERT_EQUAL(kv_snapshot_save(s, mem_write, &m), KV_OK);
+	return m;
+}
+
+/* Restores from len bytes of buf; KV_OK stores are freed after their hash is taken. */
+static int restore_bytes(const unsigned char *buf, size_t len, uint64_t *hash)
+{
+	struct mem_stream m = {.buf = (unsigned char *)buf, .len = len};
+	struct kv_store *r = NULL;
+	int rv = kv_snapshot_restore(NULL, mem_read, &m, &r);
+
+	if (rv == KV_OK) {
+		if (hash)
+			*hash = kv_store_hash(r);
+		kv_store_free(r);
+	} else {
+		CU_ASSERT_PTR_NULL(r);
+	}
+	return rv;
+}
+
+static void check_round_trip(struct kv_store *s)
+{
+	struct mem_stream m1 = save(s), m2;
+	struct kv_store *r = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(kv_snapshot_restore(NULL, mem_read, &m1, &r), KV_OK);
+	CU_ASSERT_EQUAL(m1.pos, m1.len);
+	CU_ASSERT_EQUAL(kv_store_hash(r), kv_store_hash(s));
+	CU_ASSERT_EQUAL(kv_store_key_count(r), kv_store_key_count(s));
+	CU_ASSERT_EQUAL(kv_store_session_count(r), kv_store_session_count(s));
+	CU_ASSERT_EQUAL(kv_store_applied_index(r), kv_store_applied_index(s));
+	CU_ASSERT_EQUAL(kv_store_now_ms(r), kv_store_now_ms(s));
+	m2 = save(r);
+	CU_ASSERT_EQUAL_FATAL(m2.len, m1.len);
+	CU_ASSERT(memcmp(m1.buf, m2.buf, m1.len) == 0);
+	free(m1.buf);
+	free(m2.buf);
+	kv_store_free(r);
+}
+
+static void test_a_new_store_survives_a_round_trip(void)
+{
+	struct kv_store *s;
+
+	CU_ASSERT_EQUAL_FATAL(kv_store_new(NULL, &s), KV_OK);
+	check_round_trip(s);
+	kv_store_free(s);
+}
+
+static void test_a_small_store_survives_a_round_trip_with_identical_bytes(void)
+{
+	struct kv_store *s = small_store();
+
+	check_round_trip(s);
+	kv_store_free(s);
+}
+
+static void test_a_big_store_survives_a_round_trip_with_identical_bytes(void)
+{
+	struct kv_store *s = big_store();
+	struct mem_stream m = save(s);
+
+	/* several bounded records, not one image */
+	CU_ASSERT(m.len > 6 * 300 * 1024);
+	free(m.buf);
+	check_round_trip(s);
+	kv_store_free(s);
+}
+
+static void test_a_restored_store_keeps_applying_like_the_original(void)
+{
+	struct kv_store *s = small_store(), *r = NULL;
+	struct mem_stream m = save(s);
+	struct kv_result ra, rb;
+	struct kv_cmd c;
+	uint64_t idx = next_index;
+
+	CU_ASSERT_EQUAL_FATAL(kv_snapshot_restore(NULL, mem_read, &m, &r), KV_OK);
+	free(m.buf);
+	/* the retry of session 7's append (recorded before the snapshot) is answered from the
+	 * record on both, not applied again */
+	c = mk(KV_OP_APPEND, "var/log");
+	c.session = 7;
+	c.seq = 1;
+	c.data = "boot\n";
+	c.data_len = 5;
+	CU_ASSERT_EQUAL(run_at(s, idx, &c, &ra), KV_OK);
+	CU_ASSERT_EQUAL(run_at(r, idx, &c, &rb), KV_OK);
+	CU_ASSERT(ra.replayed && rb.replayed);
+	CU_ASSERT(memcmp(&ra.attr, &rb.attr, sizeof(ra.attr)) == 0);
+	CU_ASSERT_EQUAL(ra.attr.size, 5);
+	kv_result_release(&ra);
+	kv_result_release(&rb);
+	idx++;
+	/* expiry by log time on both */
+	now_ms += KV_SESSION_TIMEOUT_MS;
+	c = mk(KV_OP_RENAME, "etc");
+	c.key2 = "etc2";
+	c.key2_len = 4;
+	CU_ASSERT_EQUAL(run_at(s, idx, &c, NULL), KV_OK);
+	CU_ASSERT_EQUAL(run_at(r, idx, &c, NULL), KV_OK);
+	CU_ASSERT_EQUAL(kv_store_session_count(s), 0);
+	CU_ASSERT_EQUAL(kv_store_session_count(r), 0);
+	CU_ASSERT_EQUAL(kv_store_hash(s), kv_store_hash(r));
+	kv_store_free(s);
+	kv_store_free(r);
+}
+
+static void test_every_truncation_is_refused(void)
+{
+	struct kv_store *s = small_store();
+	struct mem_stream m = save(s);
+
+	for (size_t n = 0; n < m.len; n++) {
+		unsigned char *cut = malloc(n ? n : 1);
+		memcpy(cut, m.buf, n);
+		CU_ASSERT_EQUAL(restore_bytes(cut, n, NULL), KV_ECORRUPT);
+		free(cut);
+	}
+	CU_ASSERT_EQUAL(restore_bytes(m.buf, m.len, NULL), KV_OK);
+	free(m.buf);
+	kv_store_free(s);
+}
+
+static void test_every_byte_flip_is_refused(void)
+{
+	struct kv_store *s = small_store();
+	struct mem_stream m = save(s);
+
+	for (size_t i = 0; i < m.len; i++) {
+		unsigned char old = m.buf[i];
+		m.buf[i] ^= (unsigned char)(1u << (i % 8));
+		CU_ASSERT_NOT_EQUAL(restore_bytes(m.buf, m.len, NULL), KV_OK);
+		m.buf[i] ^= 0xff;
+		CU_ASSERT_NOT_EQUAL(restore_bytes(m.buf, m.len, NULL), KV_OK);
+		m.buf[i] = old;
+	}
+	free(m.buf);
+	kv_store_free(s);
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void fix_crc(unsigned char *frame)
+{
+	uint32_t len = le32(frame + 8);
+	uint32_t crc = raft_crc32c(raft_crc32c(0, frame, 12), frame + FRAME_BYTES, len);
+
+	for (unsigned i = 0; i < 4; i++)
+		frame[12 + i] = (unsigned char)(crc >> (8 * i));
+}
+
+/* Restores buf and saves the result again: KV_OK and *same when the bytes come back unchanged. */
+static int restore_resave(unsigned char *buf, size_t len, bool *same)
+{
+	struct mem_stream m = {.buf = buf, .len = len}, out;
+	struct kv_store *r = NULL;
+	int rv = kv_snapshot_restore(NULL, mem_read, &m, &r);
+
+	*same = false;
+	if (rv != KV_OK)
+		return rv;
+	out = save(r);
+	*same = out.len == len && memcmp(out.buf, buf, len) == 0;
+	free(out.buf);
+	kv_store_free(r);
+	return KV_OK;
+}
+
+/*
+ * Bytes changed inside tpl images with the checksum made right again: tpl and our checks must
+ * refuse what is wrong, and whatever is accepted must be a sound store (ASan watches) that saves
+ * back to exactly the bytes it came from (the format has no slack a change could hide in).
+ */
+static void test_checksummed_garbage_in_images_is_refused_or_sound(void)
+{
+	static const unsigned char patterns[] = {0xff, 0x80, 0x01, 0x00};
+	struct kv_store *s = small_store();
+	struct mem_stream m = save(s);
+	unsigned refused = 0, accepted = 0, not_canonical = 0;
+	size_t f = 0;
+	bool same;
+
+	while (f < m.len) {
+		uint32_t len = le32(m.buf + f + 8);
+		unsigned char *img = m.buf + f + FRAME_BYTES;
+		for (size_t i = 0; i < len; i++) {
+			unsigned char old = img[i];
+			for (size_t p = 0; p < sizeof(patterns); p++) {
+				img[i] = p == 0 ? (unsigned char)(old ^ 0xff) : patterns[p];
+				if (img[i] == old)
+					continue;
+				fix_crc(m.buf + f);
+				if (restore_resave(m.buf, m.len, &same) != KV_OK)
+					refused++;
+				else if (same)
+					accepted++;
+				else
+					not_canonical++;
+			}
+			img[i] = old;
+		}
+		fix_crc(m.buf + f);
+		f += FRAME_BYTES + len;
+	}
+	CU_ASSERT_EQUAL(f, m.len);
+	CU_ASSERT(refused > 0);
+	CU_ASSERT(accepted > 0); /* e.g. a byte of a value */
+	CU_ASSERT_EQUAL(not_canonical, 0);
+	CU_ASSERT_EQUAL(restore_resave(m.buf, m.len, &same), KV_OK);
+	CU_ASSERT_TRUE(same);
+	free(m.buf);
+	kv_store_free(s);
+}
+
+static void test_a_failing_writer_aborts_the_save(void)
+{
+	struct kv_store *s = small_store();
+	int n;
+
+	for (n = 1;; n++) {
+		struct mem_stream m;
+		int rv;
+
+		memset(&m, 0, sizeof(m));
+		m.fail_at = n;
+		rv = kv_snapshot_save(s, mem_write, &m);
+		free(m.buf);
+		if (rv == KV_OK)
+			break;
+		CU_ASSERT_EQUAL(rv, KV_EIO);
+	}
+	CU_ASSERT(n > 8); /* header, keys, sessions, end: two writes each */
+	kv_store_free(s);
+}
+
+static void test_restore_reads_exactly_the_snapshot(void)
+{
+	struct kv_store *s = small_store(), *r = NULL;
+	struct mem_stream m = save(s);
+	size_t len = m.len;
+
+	mem_write(&m, "trailing", 8);
+	CU_ASSERT_EQUAL(kv_snapshot_restore(NULL, mem_read, &m, &r), KV_OK);
+	CU_ASSERT_EQUAL(m.pos, len);
+	free(m.buf);
+	kv_store_free(r);
+	kv_store_free(s);
+}
+
+static void test_restore_under_a_smaller_value_limit_is_efbig(void)
+{
+	struct kv_store *s = small_store(), *r = NULL;
+	struct mem_stream m = save(s);
+	struct kv_store_config cfg;
+
+	kv_store_config_default(&cfg);
+	cfg.max_value_bytes = 10;
+	CU_ASSERT_EQUAL(kv_snapshot_restore(&cfg, mem_read, &m, &r), KV_EFBIG);
+	CU_ASSERT_PTR_NULL(r);
+	m.pos = 0;
+	kv_store_config_default(&cfg);
+	cfg.max_sessions = 2;
+	CU_ASSERT_EQUAL(kv_snapshot_restore(&cfg, mem_read, &m, &r), KV_EFBIG);
+	m.pos = 0;
+	cfg.max_sessions = 0;
+	CU_ASSERT_EQUAL(kv_snapshot_restore(&cfg, mem_read, &m, &r), KV_EINVAL);
+	free(m.buf);
+	kv_store_free(s);
+}
+
+static CU_TestInfo tests[] = {
+        {"a_new_store_survives_a_round_trip", test_a_new_store_survives_a_round_trip},
+        {"a_small_store_survives_a_round_trip_with_identical_bytes",
+         test_a_small_store_survives_a_round_trip_with_identical_bytes},
+        {"a_big_store_survives_a_round_trip_with_identical_bytes",
+         test_a_big_store_survives_a_round_trip_with_identical_bytes},
+        {"a_restored_store_keeps_applying_like_the_original",
+         test_a_restored_store_keeps_applying_like_the_original},
+        {"every_truncation_is_refused", test_every_truncation_is_refused},
+        {"every_byte_flip_is_refused", test_every_byte_flip_is_refused},
+        {"checksummed_garbage_in_images_is_refused_or_sound",
+         test_checksummed_garbage_in_images_is_refused_or_sound},
+        {"a_failing_writer_aborts_the_save", test_a_failing_writer_aborts_the_save},
+        {"restore_reads_exactly_the_snapshot", test_restore_reads_exactly_the_snapshot},
+        {"restore_under_a_smaller_value_limit_is_efbig",
+         test_restore_under_a_smaller_value_limit_is_efbig},
+        CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+        {"kv_snapshot", NULL, NULL, NULL, NULL, tests},
+        CU_SUITE_INFO_NULL,
+};
+
+int main(int argc, char **argv)
+{
+	return cu_main(argc, argv, suites);
+}

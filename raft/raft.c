@@ -37,6 +37,7 @@ struct progress {
 	bool vote_responded;
 	bool vote_granted;
 	uint64_t read_seq_acked;
+	uint64_t commit_sent; /* commit index last told to this member */
 	/* PR_REPLICATE in-flight window: last index and payload bytes of each outstanding append */
 	uint64_t *infl_index;
 	uint64_t *infl_bytes;
@@ -420,6 +421,7 @@ static void pr_reset(struct raft *r, struct progress *pr)
 	pr->vote_responded = false;
 	pr->vote_granted = false;
 	pr->read_seq_acked = 0;
+	pr->commit_sent = 0;
 	pr->infl_start = 0;
 	pr->infl_count = 0;
 	pr->infl_total_bytes = 0;
@@ -691,6 +693,7 @@ static bool send_append(struct raft *r, struct progress *pr, bool allow_empty)
 	m.u.append.prev_index = prev;
 	m.u.append.prev_term = prev_term;
 	m.u.append.commit = r->commit;
+	pr->commit_sent = r->commit;
 	if (pr->state == PR_REPLICATE) {
 		if (n > 0) {
 			uint64_t sent_last = pr->next + n - 1;
@@ -726,6 +729,8 @@ static void send_heartbeat(struct raft *r, struct progress *pr)
 	/* a follower may not hold the leader's whole committed prefix: only tell it what it is
 	 * known to match (etcd's rule) */
 	m.u.heartbeat.commit = pr->match < r->commit ? pr->match : r->commit;
+	if (m.u.heartbeat.commit > pr->commit_sent)
+		pr->commit_sent = m.u.heartbeat.commit;
 	m.u.heartbeat.read_seq = r->read_seq;
 	queue_msg(r, &m);
 }
@@ -1007,6 +1012,10 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
 		;
 	if (pr->state == PR_PROBE)
 		send_append(r, pr, false);
+	/* commit moved on while this follower's probe was outstanding (the commit broadcast
+	 * skipped it): tell it now rather than at the next heartbeat */
+	if (pr->commit_sent < r->commit && pr->match > pr->commit_sent)
+		send_append(r, pr, true);
 }
 
 static void handle_heartbeat(struct raft *r, const struct raft_msg *m)
@@ -1410,10 +1419,13 @@ int raft_transfer(struct raft *r, uint32_t target)
 	r->transfer_target = target;
 	r->transfer_elapsed = 0;
 	logf_(r, 1, "transferring leadership to %u", target);
-	if (pr->match == last_index(r))
+	if (pr->match == last_index(r)) {
 		maybe_send_timeout_now(r, pr);
-	else
+	} else {
+		if (pr->state == PR_PROBE)
+			pr->probe_sent = false; /* do not wait for a heartbeat to catch it up */
 		send_append(r, pr, true);
+	}
 	return RAFT_OK;
 }
 

@@ -17,6 +17,7 @@
 #define SIM_CHUNK_BYTES 200 /* small chunks so snapshots take several */
 #define SIM_TRAILING 4 /* entries kept behind a snapshot: laggards need snapshots */
 #define SIM_PAYLOAD_BYTES 16
+#define CHURN_AFTER_COMMIT_PM 30 /* per mille of a churn leader's commits followed by a strike */
 
 /* --- deterministic randomness (splitmix64) ------------------------------------------------------ */
 
@@ -172,6 +173,7 @@ struct node {
 	uint64_t applied;
 	uint64_t app_hash;
 	uint64_t snap_every; /* take a snapshot every this many applied entries */
+	uint64_t commit_checked; /* highest commit index checked by check_commit_safety */
 };
 
 struct applied_rec {
@@ -356,7 +358,8 @@ static void plog_drop_to(struct node *nd, uint64_t index)
 		raft_buf_unref(nd->plog[k].data);
 		k++;
 	}
-	memmove(nd->plog, nd->plog + k, (nd->plog_n - k) * sizeof(*nd->plog));
+	if (k > 0)
+		memmove(nd->plog, nd->plog + k, (nd->plog_n - k) * sizeof(*nd->plog));
 	nd->plog_n -= k;
 	nd->plog_first = nd->plog_n ? nd->plog[0].index : index + 1;
 	if (nd->plog_n == 0 && nd->plog_first < index + 1)
@@ -755,6 +758,77 @@ static void check_leader(struct sim *s, struct node *nd)
 	}
 }
 
+/* The last (index, term) of a node's log: in memory when up, on disk when down or when the
+ * durable log is asked for. */
+static void node_last(struct node *nd, bool durable, uint64_t *index, uint64_t *term)
+{
+	if (nd->up && !durable) {
+		struct raft_status st;
+		raft_status(nd->r, &st);
+		*index = st.last_index;
+		*term = st.last_term;
+	} else if (nd->plog_n > 0) {
+		*index = nd->plog[nd->plog_n - 1].index;
+		*term = nd->plog[nd->plog_n - 1].term;
+	} else {
+		*index = nd->snap.index;
+		*term = nd->snap.term;
+	}
+}
+
+static bool node_has(struct node *nd, uint64_t index, uint64_t term)
+{
+	if (nd->up) {
+		struct raft_status st;
+		raft_status(nd->r, &st);
+		if (index <= st.snapshot_index || index < st.first_index)
+			return index <= st.commit; /* compacted: committed, hence held */
+		return raft_term_at(nd->r, index) == term;
+	}
+	if (index <= nd->snap.index)
+		return true;
+	if (nd->plog_n == 0 || index < nd->plog_first || index >= nd->plog_first + nd->plog_n)
+		return false;
+	return nd->plog[index - nd->plog_first].term == term;
+}
+
+/*
+ * Commit safety, checked at the moment a commit index advances (the argument of the paper's
+ * Leader Completeness proof, 5.4.3): a node lacking a committed entry must never be able to
+ * gather a majority of votes, i.e. fewer than a majority of voters' durable logs may be no more
+ * up-to-date than its own. This fails at the commit itself when the commit rule is broken
+ * (Figure 8), without waiting for the unlucky election that would lose the entry.
+ */
+static void check_commit_safety(struct sim *s, struct node *committer, uint64_t index)
+{
+	uint64_t term = raft_term_at(committer->r, index);
+
+	if (term == 0)
+		return; /* compacted already: it was checked when it was committed */
+	for (unsigned a = 0; a < s->n; a++) {
+		struct node *cand = &s->nodes[a];
+		uint64_t ci, ct;
+		unsigned votes = 0;
+		if (node_has(cand, index, term))
+			continue;
+		node_last(cand, false, &ci, &ct);
+		for (unsigned b = 0; b < s->n; b++) {
+			uint64_t vi, vt;
+			node_last(&s->nodes[b], true, &vi, &vt);
+			if (ct > vt || (ct == vt && ci >= vi))
+				votes++;
+		}
+		if (votes >= s->n / 2 + 1) {
+			fail(s,
+			     "commit safety: node %u committed index %llu (term %llu), but node %u, "
+			     "which lacks it (last %llu@%llu), could win the votes of %u nodes",
+			     committer->id, (unsigned long long)index, (unsigned long long)term,
+			     cand->id, (unsigned long long)ci, (unsigned long long)ct, votes);
+			return;
+		}
+	}
+}
+
 static void check_log_matching(struct sim *s)
 {
 	for (unsigned a = 0; a < s->n; a++) {
@@ -816,6 +890,14 @@ static void maybe_snapshot(struct sim *s, struct node *nd)
 	      (unsigned long long)size);
 }
 
+static bool node_is_leader(struct node *nd)
+{
+	struct raft_status st;
+
+	raft_status(nd->r, &st);
+	return st.role == RAFT_LEADER;
+}
+
 /* One loop turn of a node: collect and carry out every update. */
 static void process(struct sim *s, struct node *nd)
 {
@@ -835,9 +917,24 @@ static void process(struct sim *s, struct node *nd)
 			net_send(s, nd, &u.msgs[i]);
 		for (size_t i = 0; i < u.n_committed && !s->failed; i++)
 			check_apply(s, nd, &u.committed[i]);
+		if (u.n_committed && s->opt.mix == SIM_MIX_CHURN && !s->healed &&
+		    node_is_leader(nd) && rng_chance(&s->rng, CHURN_AFTER_COMMIT_PM))
+			/* the nemesis strikes a leader that just committed, before its next
+			 * messages spread: where commit-rule bugs become lost writes */
+			schedule(s, rng_below(&s->rng, 6),
+			         rng_chance(&s->rng, 500) ? EV_CRASH : EV_ISOLATE,
+			         (unsigned)(nd - s->nodes), NULL, NULL);
 		for (size_t i = 0; i < u.n_reads; i++)
 			check_read(s, nd, &u.reads[i]);
 		raft_update_done(nd->r, &u);
+		{
+			struct raft_status st;
+			raft_status(nd->r, &st);
+			if (st.commit > nd->commit_checked) {
+				check_commit_safety(s, nd, st.commit);
+				nd->commit_checked = st.commit;
+			}
+		}
 		check_leader(s, nd);
 		maybe_snapshot(s, nd);
 	}
@@ -869,7 +966,7 @@ static int node_start(struct sim *s, unsigned i)
 	size_t k = 0;
 	while (k < nd->plog_n && nd->plog[k].index <= nd->snap.index)
 		k++;
-	rs.entries = nd->plog + k;
+	rs.entries = nd->plog ? nd->plog + k : NULL;
 	rs.n_entries = nd->plog_n - k;
 	if (rs.n_entries && rs.entries[0].index != nd->snap.index + 1) {
 		fail(s, "node %u: durable log starts at %llu after snapshot %llu", nd->id,
@@ -886,6 +983,7 @@ static int node_start(struct sim *s, unsigned i)
 		return -1;
 	}
 	nd->up = true;
+	nd->commit_checked = nd->snap.index;
 	nd->snap_every = 5 + rng_below(&s->rng, 40);
 	/* ticks start at a random phase */
 	schedule(s, 1 + rng_below(&s->rng, SIM_TICK_MS), EV_TICK, i, NULL, NULL);
@@ -1411,6 +1509,7 @@ bool sim_run(const struct sim_options *opt, struct sim_result *res)
 	if (s->failed && s->opt.trace)
 		dump_status(s);
 	sim_free(s);
+	free(s);
 	return res->ok;
 }
 

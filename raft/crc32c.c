@@ -21,7 +21,7 @@ static void crc_tables_build(void)
 	for (uint32_t b = 0; b < 256; b++)
 		for (int k = 1; k < 8; k++)
 			crc_tables[k][b] = (crc_tables[k - 1][b] >> 8) ^
-			                   crc_tables[0][crc_tables[k - 1][b] & 0xff];
+			        crc_tables[0][crc_tables[k - 1][b] & 0xff];
 }
 
 static uint64_t load_le64(const unsigned char *p)
@@ -42,9 +42,9 @@ uint32_t raft_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 	while (len >= 8) {
 		uint64_t v = load_le64(p) ^ c;
 		c = crc_tables[7][v & 0xff] ^ crc_tables[6][(v >> 8) & 0xff] ^
-		    crc_tables[5][(v >> 16) & 0xff] ^ crc_tables[4][(v >> 24) & 0xff] ^
-		    crc_tables[3][(v >> 32) & 0xff] ^ crc_tables[2][(v >> 40) & 0xff] ^
-		    crc_tables[1][(v >> 48) & 0xff] ^ crc_tables[0][v >> 56];
+		        crc_tables[5][(v >> 16) & 0xff] ^ crc_tables[4][(v >> 24) & 0xff] ^
+		        crc_tables[3][(v >> 32) & 0xff] ^ crc_tables[2][(v >> 40) & 0xff] ^
+		        crc_tables[1][(v >> 48) & 0xff] ^ crc_tables[0][v >> 56];
 		p += 8;
 		len -= 8;
 	}
@@ -57,7 +57,7 @@ uint32_t raft_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 #define CRC32C_HW 1
 
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const void *buf,
-                                                              size_t len)
+                                                            size_t len)
 {
 	const unsigned char *p = buf;
 	uint64_t c = ~crc;

@@ -59,7 +59,8 @@ static void test_crc32c_of_pieces_equals_crc_of_the_whole(void)
 static CU_TestInfo crc_tests[] = {
         {"test_crc32c_matches_the_standard_check_value",
          test_crc32c_matches_the_standard_check_value},
-        {"test_crc32c_matches_the_iscsi_test_patterns", test_crc32c_matches_the_iscsi_test_patterns},
+        {"test_crc32c_matches_the_iscsi_test_patterns",
+         test_crc32c_matches_the_iscsi_test_patterns},
         {"test_crc32c_table_and_hardware_agree_at_every_length_and_alignment",
          test_crc32c_table_and_hardware_agree_at_every_length_and_alignment},
         {"test_crc32c_of_pieces_equals_crc_of_the_whole",

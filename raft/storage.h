@@ -1,0 +1,126 @@
+/* storage.h - durable raft state: hard state, segmented write-ahead log, snapshots (raftfs(5)). */
+#ifndef RAFT_STORAGE_H
+#define RAFT_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/raft.h"
+#include "raft/vfs.h"
+
+/*
+ * One data directory per node (created 0700), laid out as raftfs(5) describes:
+ *
+ *   metadata1, metadata2        hard state, written alternately (the valid one with the higher
+ *                               sequence number wins)
+ *   wal-<first index, 16 hex>   log segments of at most segment_max_bytes, one record per entry
+ *   snapshot-<index>-<term>.meta / .data   the current snapshot: metadata record and image
+ *   *.tmp                       work in progress, removed at open
+ *
+ * Use: raft_storage_new, raft_storage_open (recovery), then per loop turn raft_storage_persist
+ * (or the pieces: set_hard_state, truncate, append, sync), and the snapshot calls.
+ *
+ * Errors are enum raft_err codes; raft_storage_errmsg() says what failed, with the file
+ * ("write segment wal-000000000000000c: ENOSPC"). A failed write, fsync, rename or removal (or
+ * running out of memory half way through a change) stops the storage: that call returns its
+ * error and every later call RAFT_ESHUTDOWN; nothing is retried, because after a failed fsync
+ * the page cache may have dropped the data. Bad arguments (RAFT_EINVAL) stop nothing.
+ * Not thread-safe: one thread (the node's event loop) uses a storage.
+ */
+
+#define RAFT_STORAGE_SEGMENT_BYTES (8u << 20) /* default segment size bound */
+#define RAFT_STORAGE_MIN_SEGMENT_BYTES 256u
+#define RAFT_STORAGE_MAX_SEGMENT_BYTES (1u << 30)
+#define RAFT_STORAGE_MAX_META_BYTES 4096u /* a metadata or snapshot-meta file, at most */
+#define RAFT_STORAGE_ERRMSG_BYTES 256u
+
+struct raft_storage_options {
+	/* File system; NULL: the real one (owned by the storage). Otherwise the caller's: it
+	 * must outlive the storage. */
+	struct raft_vfs *vfs;
+	/* A segment is closed and a new one started when the next record would take it past this
+	 * (a single larger record gets a segment of its own). 0: RAFT_STORAGE_SEGMENT_BYTES. */
+	uint64_t segment_max_bytes;
+	/* Diagnostics, one event per call, no trailing newline; level 0 debug, 1 info, 2 warn.
+	 * NULL: warnings and info go to stderr. */
+	void (*log)(void *ctx, int level, const char *msg);
+	void *log_ctx;
+};
+
+struct raft_storage;
+
+/* A storage not yet opened. opts may be NULL (defaults). RAFT_ENOMEM or RAFT_EINVAL. */
+int raft_storage_new(const struct raft_storage_options *opts, struct raft_storage **out);
+
+/*
+ * Opens (creating if needed) the data directory dir and recovers: the newest valid snapshot,
+ * the hard state, and the log entries after the snapshot. Fills *restore for raft_new(): its
+ * entries array and their data (raft_bufs) belong to the caller, released with
+ * raft_storage_restore_free() (after raft_new took its own references).
+ * A torn last record (a crash in mid-write) is cut off and logged. A corrupt or undecodable
+ * record elsewhere, or a gap in the indexes, fails with RAFT_ECORRUPT and a message naming the
+ * file and the byte offset; nothing is dropped silently. On failure the storage is stopped.
+ */
+int raft_storage_open(struct raft_storage *st, const char *dir, struct raft_restore *restore);
+
+/* Releases what raft_storage_open put in *restore and zeroes it. */
+void raft_storage_restore_free(struct raft_restore *restore);
+
+/* Closes files and frees st (NULL is ignored). Appends not yet synced are discarded (they were
+ * never durable, so never acknowledged); a snapshot being written is abandoned. */
+void raft_storage_free(struct raft_storage *st);
+
+/* What the last failure was about; "" when none. Valid until the next call on st. */
+const char *raft_storage_errmsg(const struct raft_storage *st);
+
+/*
+ * All persistence work of a core update, durable when this returns RAFT_OK, in the order the
+ * core asks: hard state, snapshot chunk (on snap_last the chunk file becomes the current
+ * snapshot and the whole log is dropped), suffix truncation, entries. The entries go to disk
+ * with one write and one fdatasync (group commit). u is only read; the caller then reports
+ * raft_persisted(u->persist_seq).
+ */
+int raft_storage_persist(struct raft_storage *st, const struct raft_update *u);
+
+/* The pieces of raft_storage_persist. */
+
+/* Writes hs to the older metadata file and fsyncs it: durable on return. */
+int raft_storage_set_hard_state(struct raft_storage *st, const struct raft_hard_state *hs);
+/* Drops entries >= index (whole segments are removed, the one holding index is cut). Made
+ * durable by the next raft_storage_sync. index must be above the snapshot's. */
+int raft_storage_truncate(struct raft_storage *st, uint64_t index);
+/* Queues entries (copied; the caller keeps its references) that must follow the last index.
+ * They are written by raft_storage_sync, except that a segment filling up is written, synced
+ * and closed at once. */
+int raft_storage_append(struct raft_storage *st, const struct raft_entry *entries, size_t n);
+/* Writes the queued entries and makes everything appended or truncated durable. */
+int raft_storage_sync(struct raft_storage *st);
+
+/* Index of the last entry (the snapshot's index when the log is empty). */
+uint64_t raft_storage_last_index(const struct raft_storage *st);
+
+/*
+ * Snapshots taken by the local application: begin with the metadata (meta->size is ignored:
+ * the size is what was written), write the image bytes in order, then commit. commit makes the
+ * new snapshot durable (temporary files fsynced, renamed, directory fsynced) before it removes
+ * the previous snapshot and the log segments wholly covered by it. One snapshot is written at a
+ * time; abort abandons it. meta->index must be above the current snapshot's and at most the
+ * last index.
+ */
+int raft_storage_snapshot_begin(struct raft_storage *st, const struct raft_snapshot_meta *meta);
+int raft_storage_snapshot_write(struct raft_storage *st, const void *buf, size_t len);
+int raft_storage_snapshot_commit(struct raft_storage *st);
+void raft_storage_snapshot_abort(struct raft_storage *st);
+
+/* The current snapshot's metadata: RAFT_OK, or RAFT_ENOENT when there is none. */
+int raft_storage_snapshot_meta(const struct raft_storage *st, struct raft_snapshot_meta *meta);
+/*
+ * Reads up to len bytes at offset of the image of the current snapshot, which must be the one
+ * with this index (else RAFT_ENOENT: it was replaced). *got < len only at the end of the image.
+ * For the application restoring its state and for the transport filling InstallSnapshot
+ * chunks. A failed read returns RAFT_EIO without stopping the storage.
+ */
+int raft_storage_snapshot_read(struct raft_storage *st, uint64_t index, uint64_t offset, void *buf,
+                               size_t len, size_t *got);
+
+#endif /* RAFT_STORAGE_H */

@@ -1,0 +1,585 @@
+/* test_codec.c - framed tpl records and messages: round trips, limits, and hostile input. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "raft/codec.h"
+#include "raft/crc32c.h"
+#include "tests/lib/cu.h"
+
+/* --- helpers ---------------------------------------------------------------------------------- */
+
+static void *buf_of(const char *s)
+{
+	void *b = raft_buf_alloc(strlen(s));
+
+	CU_ASSERT_FATAL(b != NULL);
+	memcpy(b, s, strlen(s));
+	return b;
+}
+
+static struct raft_conf conf3(void)
+{
+	struct raft_conf c;
+
+	memset(&c, 0, sizeof(c));
+	c.n = 3;
+	c.ids[0] = 1;
+	c.ids[1] = 2;
+	c.ids[2] = 3;
+	c.n_old = 2;
+	c.old_ids[0] = 7;
+	c.old_ids[1] = 9;
+	return c;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Recomputes the CRC of a frame whose image was edited, so that tpl sees the edit. */
+static void reseal(unsigned char *frame, size_t len)
+{
+	uint32_t crc = raft_crc32c(0, frame, 4);
+
+	crc = raft_crc32c(crc, frame + RAFT_CODEC_HEADER_BYTES, len - RAFT_CODEC_HEADER_BYTES);
+	put_le32(frame + 4, crc);
+}
+
+/* One message of each type with every field set to something distinct. */
+static void sample_msg(int type, struct raft_msg *m, struct raft_entry *entries,
+                       unsigned char *chunk)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = (uint8_t)type;
+	m->from = 2;
+	m->to = 3;
+	m->term = 0x1122334455667788ull;
+	switch (type) {
+	case RAFT_MSG_VOTE:
+		m->u.vote.last_log_index = 77;
+		m->u.vote.last_log_term = 6;
+		m->u.vote.pre_vote = true;
+		m->u.vote.transfer = true;
+		break;
+	case RAFT_MSG_VOTE_RESP:
+		m->u.vote_resp.pre_vote = true;
+		m->u.vote_resp.granted = true;
+		break;
+	case RAFT_MSG_APPEND:
+		m->u.append.prev_index = 10;
+		m->u.append.prev_term = 4;
+		m->u.append.commit = 9;
+		m->u.append.n_entries = 3;
+		m->u.append.entries = entries;
+		for (int i = 0; i < 3; i++) {
+			entries[i].term = 5;
+			entries[i].index = 11 + (uint64_t)i;
+			entries[i].type = i == 0 ? RAFT_ENTRY_NOOP : RAFT_ENTRY_NORMAL;
+			entries[i].len = i == 0 ? 0 : (uint32_t)(10 * i);
+			entries[i].data = i == 0 ? NULL : chunk;
+		}
+		break;
+	case RAFT_MSG_APPEND_RESP:
+		m->u.append_resp.success = true;
+		m->u.append_resp.index = 12;
+		m->u.append_resp.hint_index = 3;
+		m->u.append_resp.hint_term = 2;
+		break;
+	case RAFT_MSG_HEARTBEAT:
+		m->u.heartbeat.commit = 99;
+		m->u.heartbeat.read_seq = 5;
+		break;
+	case RAFT_MSG_HEARTBEAT_RESP:
+		m->u.heartbeat_resp.read_seq = 5;
+		break;
+	case RAFT_MSG_SNAPSHOT:
+		m->u.snapshot.meta.index = 1000;
+		m->u.snapshot.meta.term = 8;
+		m->u.snapshot.meta.conf = conf3();
+		m->u.snapshot.meta.size = 1u << 20;
+		m->u.snapshot.offset = 4096;
+		m->u.snapshot.len = 100;
+		m->u.snapshot.last = true;
+		m->u.snapshot.data = chunk;
+		break;
+	case RAFT_MSG_SNAPSHOT_RESP:
+		m->u.snapshot_resp.index = 1000;
+		m->u.snapshot_resp.next_offset = 8192;
+		m->u.snapshot_resp.done = true;
+		m->u.snapshot_resp.reject = true;
+		break;
+	case RAFT_MSG_TIMEOUT_NOW:
+		break;
+	case RAFT_MSG_READ_INDEX:
+		m->u.read_index.ctx = 0xdeadbeef;
+		break;
+	case RAFT_MSG_READ_INDEX_RESP:
+		m->u.read_index_resp.ctx = 0xdeadbeef;
+		m->u.read_index_resp.index = 44;
+		m->u.read_index_resp.ok = true;
+		break;
+	default:
+		break;
+	}
+}
+
+static bool entries_equal(const struct raft_entry *a, const struct raft_entry *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (a[i].term != b[i].term || a[i].index != b[i].index || a[i].type != b[i].type ||
+		    a[i].len != b[i].len)
+			return false;
+		if (a[i].len && memcmp(a[i].data, b[i].data, a[i].len) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Compares field by field (the union's padding is not compared). */
+static bool msgs_equal(const struct raft_msg *a, const struct raft_msg *b)
+{
+	if (a->type != b->type || a->from != b->from || a->to != b->to || a->term != b->term)
+		return false;
+	switch (a->type) {
+	case RAFT_MSG_VOTE:
+		return a->u.vote.last_log_index == b->u.vote.last_log_index &&
+		        a->u.vote.last_log_term == b->u.vote.last_log_term &&
+		        a->u.vote.pre_vote == b->u.vote.pre_vote &&
+		        a->u.vote.transfer == b->u.vote.transfer;
+	case RAFT_MSG_VOTE_RESP:
+		return a->u.vote_resp.pre_vote == b->u.vote_resp.pre_vote &&
+		        a->u.vote_resp.granted == b->u.vote_resp.granted;
+	case RAFT_MSG_APPEND:
+		return a->u.append.prev_index == b->u.append.prev_index &&
+		        a->u.append.prev_term == b->u.append.prev_term &&
+		        a->u.append.commit == b->u.append.commit &&
+		        a->u.append.n_entries == b->u.append.n_entries &&
+		        entries_equal(a->u.append.entries, b->u.append.entries,
+		                      a->u.append.n_entries);
+	case RAFT_MSG_APPEND_RESP:
+		return a->u.append_resp.success == b->u.append_resp.success &&
+		        a->u.append_resp.index == b->u.append_resp.index &&
+		        a->u.append_resp.hint_index == b->u.append_resp.hint_index &&
+		        a->u.append_resp.hint_term == b->u.append_resp.hint_term;
+	case RAFT_MSG_HEARTBEAT:
+		return a->u.heartbeat.commit == b->u.heartbeat.commit &&
+		        a->u.heartbeat.read_seq == b->u.heartbeat.read_seq;
+	case RAFT_MSG_HEARTBEAT_RESP:
+		return a->u.heartbeat_resp.read_seq == b->u.heartbeat_resp.read_seq;
+	case RAFT_MSG_SNAPSHOT:
+		return a->u.snapshot.meta.index == b->u.snapshot.meta.index &&
+		        a->u.snapshot.meta.term == b->u.snapshot.meta.term &&
+		        a->u.snapshot.meta.size == b->u.snapshot.meta.size &&
+		        memcmp(&a->u.snapshot.meta.conf, &b->u.snapshot.meta.conf,
+		               sizeof(struct raft_conf)) == 0 &&
+		        a->u.snapshot.offset == b->u.snapshot.offset &&
+		        a->u.snapshot.len == b->u.snapshot.len &&
+		        a->u.snapshot.last == b->u.snapshot.last &&
+		        memcmp(a->u.snapshot.data, b->u.snapshot.data, a->u.snapshot.len) == 0;
+	case RAFT_MSG_SNAPSHOT_RESP:
+		return a->u.snapshot_resp.index == b->u.snapshot_resp.index &&
+		        a->u.snapshot_resp.next_offset == b->u.snapshot_resp.next_offset &&
+		        a->u.snapshot_resp.done == b->u.snapshot_resp.done &&
+		        a->u.snapshot_resp.reject == b->u.snapshot_resp.reject;
+	case RAFT_MSG_TIMEOUT_NOW:
+		return true;
+	case RAFT_MSG_READ_INDEX:
+		return a->u.read_index.ctx == b->u.read_index.ctx;
+	case RAFT_MSG_READ_INDEX_RESP:
+		return a->u.read_index_resp.ctx == b->u.read_index_resp.ctx &&
+		        a->u.read_index_resp.index == b->u.read_index_resp.index &&
+		        a->u.read_index_resp.ok == b->u.read_index_resp.ok;
+	default:
+		return false;
+	}
+}
+
+/* --- round trips ------------------------------------------------------------------------------ */
+
+static void test_hard_state_round_trips(void)
+{
+	struct raft_codec_buf out;
+	struct raft_hard_state hs = {.term = 0xfedcba9876543210ull, .vote = 5}, got;
+	uint64_t seq = 0;
+
+	raft_codec_buf_init(&out);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_hard_state(&out, 42, &hs), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_codec_frame_check(out.data, out.len), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_hard_state(out.data, out.len, &seq, &got), RAFT_OK);
+	CU_ASSERT_EQUAL(seq, 42);
+	CU_ASSERT_EQUAL(got.term, hs.term);
+	CU_ASSERT_EQUAL(got.vote, 5);
+	raft_codec_buf_free(&out);
+}
+
+static void test_entries_with_and_without_data_round_trip(void)
+{
+	struct raft_codec_buf out;
+	struct raft_entry e = {.term = 3, .index = 17, .type = RAFT_ENTRY_NORMAL, .len = 5};
+	struct raft_entry noop = {.term = 4, .index = 18, .type = RAFT_ENTRY_NOOP};
+	struct raft_entry got;
+	size_t first;
+
+	e.data = buf_of("hello");
+	raft_codec_buf_init(&out);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_entry(&out, &e), RAFT_OK);
+	first = out.len;
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_entry(&out, &noop), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_entry(out.data, first, &got), RAFT_OK);
+	CU_ASSERT_TRUE(entries_equal(&e, &got, 1));
+	raft_buf_unref(got.data);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_entry(out.data + first, out.len - first, &got),
+	                      RAFT_OK);
+	CU_ASSERT_TRUE(entries_equal(&noop, &got, 1));
+	CU_ASSERT_PTR_NULL(got.data);
+	raft_buf_unref(e.data);
+	raft_codec_buf_free(&out);
+}
+
+static void test_snapshot_meta_round_trips_with_its_configuration(void)
+{
+	struct raft_codec_buf out;
+	struct raft_snapshot_meta m = {.index = 100, .term = 7, .size = 123456}, got;
+	uint32_t crc = 0;
+
+	m.conf = conf3();
+	raft_codec_buf_init(&out);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_snapshot_meta(&out, &m, 0xabcdef01u), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_snapshot_meta(out.data, out.len, &got, &crc),
+	                      RAFT_OK);
+	CU_ASSERT_EQUAL(crc, 0xabcdef01u);
+	CU_ASSERT_EQUAL(got.index, 100);
+	CU_ASSERT_EQUAL(got.term, 7);
+	CU_ASSERT_EQUAL(got.size, 123456);
+	CU_ASSERT_EQUAL(memcmp(&got.conf, &m.conf, sizeof(m.conf)), 0);
+	raft_codec_buf_free(&out);
+}
+
+static void test_every_message_type_round_trips(void)
+{
+	unsigned char chunk[100];
+
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = (unsigned char)(i * 7);
+	for (int type = RAFT_MSG_VOTE; type < RAFT_MSG_TYPE_COUNT; type++) {
+		struct raft_entry entries[3];
+		struct raft_msg m, got;
+		struct raft_codec_buf out;
+		raft_codec_buf_init(&out);
+		sample_msg(type, &m, entries, chunk);
+		CU_ASSERT_EQUAL_FATAL(raft_codec_encode_msg(&out, &m), RAFT_OK);
+		CU_ASSERT_EQUAL_FATAL(raft_codec_decode_msg(out.data, out.len, &got), RAFT_OK);
+		CU_ASSERT_TRUE(msgs_equal(&m, &got));
+		raft_codec_msg_free(&got);
+		raft_codec_buf_free(&out);
+	}
+}
+
+static void test_an_empty_append_and_an_empty_snapshot_chunk_round_trip(void)
+{
+	struct raft_msg m, got;
+	struct raft_codec_buf out;
+
+	raft_codec_buf_init(&out);
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_APPEND;
+	m.u.append.prev_index = 5;
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_msg(&out, &m), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_msg(out.data, out.len, &got), RAFT_OK);
+	CU_ASSERT_TRUE(msgs_equal(&m, &got));
+	CU_ASSERT_PTR_NULL(got.u.append.entries);
+	raft_codec_msg_free(&got);
+	out.len = 0;
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_SNAPSHOT;
+	m.u.snapshot.meta.index = 3;
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_msg(&out, &m), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_msg(out.data, out.len, &got), RAFT_OK);
+	CU_ASSERT_EQUAL(got.u.snapshot.len, 0);
+	CU_ASSERT_PTR_NULL(got.u.snapshot.data);
+	raft_codec_msg_free(&got);
+	raft_codec_buf_free(&out);
+}
+
+/* --- limits and bad input --------------------------------------------------------------------- */
+
+static void test_frame_length_reports_what_a_stream_reader_needs(void)
+{
+	struct raft_codec_buf out;
+	struct raft_hard_state hs = {1, 1};
+	unsigned char bad[8] = {0};
+	size_t need = 0;
+
+	raft_codec_buf_init(&out);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_hard_state(&out, 1, &hs), RAFT_OK);
+	for (size_t avail = 0; avail <= out.len; avail++) {
+		CU_ASSERT_EQUAL(raft_codec_frame_length(out.data, avail, &need), RAFT_OK);
+		CU_ASSERT_EQUAL(
+		        need, avail < RAFT_CODEC_HEADER_BYTES ? RAFT_CODEC_HEADER_BYTES : out.len);
+	}
+	CU_ASSERT_EQUAL(raft_codec_frame_length(bad, sizeof(bad), &need), RAFT_ECORRUPT);
+	put_le32(bad, RAFT_CODEC_MAX_FRAME_BYTES);
+	CU_ASSERT_EQUAL(raft_codec_frame_length(bad, sizeof(bad), &need), RAFT_ETOOBIG);
+	raft_codec_buf_free(&out);
+}
+
+static void test_encoders_refuse_what_is_over_a_limit(void)
+{
+	struct raft_codec_buf out;
+	struct raft_entry e = {.term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL};
+	struct raft_msg m;
+	unsigned char byte = 0;
+
+	raft_codec_buf_init(&out);
+	e.len = RAFT_CODEC_MAX_ENTRY_BYTES + 1;
+	e.data = &byte; /* never read: the length is refused first */
+	CU_ASSERT_EQUAL(raft_codec_encode_entry(&out, &e), RAFT_ETOOBIG);
+	e.len = 3;
+	e.data = NULL;
+	CU_ASSERT_EQUAL(raft_codec_encode_entry(&out, &e), RAFT_EINVAL);
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_APPEND;
+	m.u.append.n_entries = RAFT_CODEC_MAX_MSG_ENTRIES + 1;
+	m.u.append.entries = &e;
+	CU_ASSERT_EQUAL(raft_codec_encode_msg(&out, &m), RAFT_ETOOBIG);
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_SNAPSHOT;
+	m.u.snapshot.len = RAFT_CODEC_MAX_CHUNK_BYTES + 1;
+	m.u.snapshot.data = &byte;
+	CU_ASSERT_EQUAL(raft_codec_encode_msg(&out, &m), RAFT_ETOOBIG);
+	m.type = RAFT_MSG_TYPE_COUNT;
+	CU_ASSERT_EQUAL(raft_codec_encode_msg(&out, &m), RAFT_EINVAL);
+	m.type = RAFT_MSG_SNAPSHOT;
+	m.u.snapshot.len = 0;
+	m.u.snapshot.meta.conf.n = RAFT_MAX_NODES + 1;
+	CU_ASSERT_EQUAL(raft_codec_encode_msg(&out, &m), RAFT_EINVAL);
+	CU_ASSERT_EQUAL(out.len, 0);
+	raft_codec_buf_free(&out);
+}
+
+/* The sample message of type as a frame in out (the caller frees it). */
+static void encode_sample(int type, struct raft_codec_buf *out)
+{
+	unsigned char chunk[100];
+	struct raft_entry entries[3];
+	struct raft_msg m;
+
+	memset(chunk, 0x5a, sizeof(chunk));
+	raft_codec_buf_init(out);
+	sample_msg(type, &m, entries, chunk);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_msg(out, &m), RAFT_OK);
+}
+
+static void test_a_message_is_refused_at_every_truncation_and_every_flipped_byte(void)
+{
+	for (int type = RAFT_MSG_VOTE; type < RAFT_MSG_TYPE_COUNT; type++) {
+		struct raft_msg got;
+		struct raft_codec_buf out;
+		encode_sample(type, &out);
+		for (size_t len = 0; len < out.len; len++)
+			CU_ASSERT_EQUAL(raft_codec_decode_msg(out.data, len, &got), RAFT_ECORRUPT);
+		for (size_t i = 0; i < out.len; i++) {
+			out.data[i] ^= 0x40;
+			CU_ASSERT_EQUAL(raft_codec_decode_msg(out.data, out.len, &got),
+			                RAFT_ECORRUPT);
+			out.data[i] ^= 0x40;
+		}
+		raft_codec_buf_free(&out);
+	}
+}
+
+/* With a valid CRC the bytes reach tpl: every flipped byte must still be refused or decode to
+ * something sane, never crash (ASan watches). */
+static void test_resealed_images_with_flipped_bytes_never_crash_the_decoder(void)
+{
+	for (int type = RAFT_MSG_VOTE; type < RAFT_MSG_TYPE_COUNT; type++) {
+		struct raft_msg got;
+		struct raft_codec_buf out;
+		encode_sample(type, &out);
+		for (size_t i = RAFT_CODEC_HEADER_BYTES; i < out.len; i++) {
+			for (int bit = 0; bit < 8; bit++) {
+				int rc;
+				out.data[i] ^= (unsigned char)(1u << bit);
+				reseal(out.data, out.len);
+				rc = raft_codec_decode_msg(out.data, out.len, &got);
+				CU_ASSERT(rc == RAFT_OK || rc == RAFT_ECORRUPT ||
+				          rc == RAFT_ETOOBIG);
+				if (rc == RAFT_OK)
+					raft_codec_msg_free(&got);
+				out.data[i] ^= (unsigned char)(1u << bit);
+			}
+		}
+		raft_codec_buf_free(&out);
+	}
+}
+
+/* tpl accepts an A(...) count >= 2^31 (it reads it as a negative int): the codec must not. */
+static void test_an_append_with_a_huge_entry_count_is_refused(void)
+{
+	struct raft_codec_buf out;
+	struct raft_msg m, got;
+	size_t count_at;
+
+	raft_codec_buf_init(&out);
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_APPEND;
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_msg(&out, &m), RAFT_OK);
+	/* the empty array's count is the image's last 4 bytes */
+	count_at = out.len - 4;
+	CU_ASSERT_EQUAL(out.data[count_at], 0);
+	put_le32(out.data + count_at, 0x80000000u);
+	reseal(out.data, out.len);
+	CU_ASSERT_EQUAL(raft_codec_decode_msg(out.data, out.len, &got), RAFT_ECORRUPT);
+	put_le32(out.data + count_at, 0xffffffffu);
+	reseal(out.data, out.len);
+	CU_ASSERT_EQUAL(raft_codec_decode_msg(out.data, out.len, &got), RAFT_ECORRUPT);
+	raft_codec_buf_free(&out);
+}
+
+static void test_a_record_of_one_kind_does_not_decode_as_another(void)
+{
+	struct raft_codec_buf out;
+	struct raft_hard_state hs = {2, 3};
+	struct raft_entry e;
+	struct raft_msg m;
+	struct raft_snapshot_meta meta;
+	uint32_t crc;
+
+	raft_codec_buf_init(&out);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_hard_state(&out, 1, &hs), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_codec_decode_entry(out.data, out.len, &e), RAFT_ECORRUPT);
+	CU_ASSERT_EQUAL(raft_codec_decode_msg(out.data, out.len, &m), RAFT_ECORRUPT);
+	CU_ASSERT_EQUAL(raft_codec_decode_snapshot_meta(out.data, out.len, &meta, &crc),
+	                RAFT_ECORRUPT);
+	raft_codec_buf_free(&out);
+}
+
+static void test_a_message_with_flags_or_fields_its_type_lacks_is_refused(void)
+{
+	struct raft_codec_buf out;
+	struct raft_msg m, got;
+
+	/* encode a heartbeat-resp, then relabel it a timeout-now, which has no scalar fields */
+	raft_codec_buf_init(&out);
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_HEARTBEAT_RESP;
+	m.u.heartbeat_resp.read_seq = 9;
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_msg(&out, &m), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_msg(out.data, out.len, &got), RAFT_OK);
+	/* the type byte follows the 4-byte kind at the start of the data: find it by value */
+	for (size_t i = RAFT_CODEC_HEADER_BYTES; i + 5 < out.len; i++) {
+		if (out.data[i] == RAFT_CODEC_KIND_MSG && out.data[i + 1] == 0 &&
+		    out.data[i + 2] == 0 && out.data[i + 3] == 0 &&
+		    out.data[i + 4] == RAFT_MSG_HEARTBEAT_RESP) {
+			out.data[i + 4] = RAFT_MSG_TIMEOUT_NOW;
+			break;
+		}
+	}
+	reseal(out.data, out.len);
+	CU_ASSERT_EQUAL(raft_codec_decode_msg(out.data, out.len, &got), RAFT_ECORRUPT);
+	raft_codec_buf_free(&out);
+}
+
+/* --- allocation failures ---------------------------------------------------------------------- */
+
+struct alloc_countdown {
+	unsigned long n; /* fail the nth allocation (1-based); 0: never */
+	unsigned long calls;
+	bool fired;
+};
+
+static bool countdown_fail(void *ctx)
+{
+	struct alloc_countdown *c = ctx;
+
+	if (++c->calls == c->n) {
+		c->fired = true;
+		return true;
+	}
+	return false;
+}
+
+static void test_allocation_failures_are_clean_errors_at_every_point(void)
+{
+	unsigned char chunk[100];
+	unsigned long sweeps = 0;
+
+	memset(chunk, 1, sizeof(chunk));
+	for (int type = RAFT_MSG_VOTE; type < RAFT_MSG_TYPE_COUNT; type++) {
+		struct raft_entry entries[3];
+		struct raft_msg m, got;
+		struct raft_codec_buf good;
+		raft_codec_buf_init(&good);
+		sample_msg(type, &m, entries, chunk);
+		CU_ASSERT_EQUAL_FATAL(raft_codec_encode_msg(&good, &m), RAFT_OK);
+		for (unsigned long n = 1;; n++) {
+			struct alloc_countdown c = {.n = n};
+			struct raft_codec_buf out;
+			int enc, dec;
+			raft_codec_buf_init(&out);
+			raft_codec_set_alloc_fault(countdown_fail, &c);
+			enc = raft_codec_encode_msg(&out, &m);
+			dec = raft_codec_decode_msg(good.data, good.len, &got);
+			raft_codec_set_alloc_fault(NULL, NULL);
+			CU_ASSERT(enc == RAFT_OK || enc == RAFT_ENOMEM);
+			CU_ASSERT(dec == RAFT_OK || dec == RAFT_ENOMEM);
+			if (enc != RAFT_OK)
+				CU_ASSERT_EQUAL(out.len, 0);
+			if (dec == RAFT_OK) {
+				CU_ASSERT_TRUE(msgs_equal(&m, &got));
+				raft_codec_msg_free(&got);
+			}
+			raft_codec_buf_free(&out);
+			sweeps++;
+			if (!c.fired)
+				break;
+			CU_ASSERT(enc == RAFT_ENOMEM || dec == RAFT_ENOMEM);
+		}
+		raft_codec_buf_free(&good);
+	}
+	CU_ASSERT(sweeps > 2 * (RAFT_MSG_TYPE_COUNT - 1));
+}
+
+static CU_TestInfo round_trip_tests[] = {
+        {"test_hard_state_round_trips", test_hard_state_round_trips},
+        {"test_entries_with_and_without_data_round_trip",
+         test_entries_with_and_without_data_round_trip},
+        {"test_snapshot_meta_round_trips_with_its_configuration",
+         test_snapshot_meta_round_trips_with_its_configuration},
+        {"test_every_message_type_round_trips", test_every_message_type_round_trips},
+        {"test_an_empty_append_and_an_empty_snapshot_chunk_round_trip",
+         test_an_empty_append_and_an_empty_snapshot_chunk_round_trip},
+        CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo bad_input_tests[] = {
+        {"test_frame_length_reports_what_a_stream_reader_needs",
+         test_frame_length_reports_what_a_stream_reader_needs},
+        {"test_encoders_refuse_what_is_over_a_limit", test_encoders_refuse_what_is_over_a_limit},
+        {"test_a_message_is_refused_at_every_truncation_and_every_flipped_byte",
+         test_a_message_is_refused_at_every_truncation_and_every_flipped_byte},
+        {"test_resealed_images_with_flipped_bytes_never_crash_the_decoder",
+         test_resealed_images_with_flipped_bytes_never_crash_the_decoder},
+        {"test_an_append_with_a_huge_entry_count_is_refused",
+         test_an_append_with_a_huge_entry_count_is_refused},
+        {"test_a_record_of_one_kind_does_not_decode_as_another",
+         test_a_record_of_one_kind_does_not_decode_as_another},
+        {"test_a_message_with_flags_or_fields_its_type_lacks_is_refused",
+         test_a_message_with_flags_or_fields_its_type_lacks_is_refused},
+        {"test_allocation_failures_are_clean_errors_at_every_point",
+         test_allocation_failures_are_clean_errors_at_every_point},
+        CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+        {"round_trip", NULL, NULL, NULL, NULL, round_trip_tests},
+        {"bad_input", NULL, NULL, NULL, NULL, bad_input_tests},
+        CU_SUITE_INFO_NULL,
+};
+
+int main(int argc, char **argv)
+{
+	return cu_main(argc, argv, suites);
+}

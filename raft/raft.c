@@ -591,26 +591,15 @@ static void infl_free_first(struct raft *r, struct progress *pr)
 		infl_free_to(r, pr, pr->infl_index[pr->infl_start]);
 }
 
-static void pr_become_probe(struct raft *r, struct progress *pr)
+/* Leaves pr in state with an empty in-flight window, sending again from match + 1. */
+static void pr_become(struct progress *pr, enum progress_state state)
 {
-	pr->state = PR_PROBE;
+	pr->state = state;
 	pr->probe_sent = false;
 	pr->infl_start = 0;
 	pr->infl_count = 0;
 	pr->infl_total_bytes = 0;
 	pr->next = pr->match + 1;
-	(void)r;
-}
-
-static void pr_become_replicate(struct raft *r, struct progress *pr)
-{
-	pr->state = PR_REPLICATE;
-	pr->probe_sent = false;
-	pr->infl_start = 0;
-	pr->infl_count = 0;
-	pr->infl_total_bytes = 0;
-	pr->next = pr->match + 1;
-	(void)r;
 }
 
 static void send_snapshot_chunk(struct raft *r, struct progress *pr)
@@ -969,7 +958,7 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
 		if (pr->state == PR_REPLICATE) {
 			if (a->index <= pr->match)
 				return; /* stale */
-			pr_become_probe(r, pr);
+			pr_become(pr, PR_PROBE);
 		} else if (pr->state == PR_PROBE) {
 			if (a->index != pr->next - 1)
 				return; /* stale */
@@ -1000,7 +989,7 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
 		if (pr->next < pr->match + 1)
 			pr->next = pr->match + 1;
 		if (pr->state == PR_PROBE)
-			pr_become_replicate(r, pr);
+			pr_become(pr, PR_REPLICATE);
 		else if (pr->state == PR_REPLICATE)
 			infl_free_to(r, pr, pr->match);
 		maybe_commit(r);
@@ -1144,7 +1133,7 @@ static void handle_snapshot_resp(struct raft *r, struct progress *pr, const stru
 	if (s->done) {
 		if (s->index > pr->match)
 			pr->match = s->index;
-		pr_become_probe(r, pr);
+		pr_become(pr, PR_PROBE);
 		maybe_commit(r);
 		send_append(r, pr, true);
 		return;

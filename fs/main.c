@@ -1,0 +1,588 @@
+/* main.c - the raftfs daemon: one libevent loop driving a replicated key/value node. */
+
+/*
+ * Ownership rule: one thread, one event_base. The loop owns everything: the tick timer, the
+ * peer transport (raft/transport.c), client connections, signals and the node (kv/node.c),
+ * which persists each loop turn's Raft state with one fdatasync before any message or reply
+ * that depends on it leaves (STYLE.md 2). No other thread exists; a future helper thread (an
+ * fsync thread) must hand its results back to the loop through a queue and a wake-up event,
+ * never touch the node itself.
+ */
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/options.h"
+#include "kv/node.h"
+#include "kv/proto.h"
+#include "raft/transport.h"
+
+#define RAFTFS_VERSION "0.1"
+#define CLIENT_MAX_PENDING 1024 /* requests in flight per client connection */
+#define CLIENT_MAX_OUTPUT_BYTES (64u << 20) /* replies queued per client before backpressure */
+#define CLIENT_DEFAULT_TIMEOUT_MS 30000u
+#define SHUTDOWN_MAX_MS 3000u /* a leader waits this long for a transfer */
+
+struct daemon {
+	struct fs_options opt;
+	struct event_base *base;
+	struct event *tick;
+	struct event *sig_term, *sig_int;
+	struct raft_transport *transport;
+	struct kv_node *node;
+	struct raft_transport_config tcfg;
+	uint64_t rng;
+	bool stopping;
+	uint64_t stop_deadline_ms;
+	int exit_code;
+};
+
+static struct daemon *the_daemon; /* for the logger */
+
+/* --- logging: one line per event on stderr ------------------------------------------------------ */
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+static void dlog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void dlog(int level, const char *fmt, ...)
+{
+	struct timespec ts;
+	struct tm tm;
+	char line[1024];
+	va_list ap;
+
+	if (level > FS_LOG_ERROR)
+		level = FS_LOG_ERROR;
+	if (the_daemon && level < (int)the_daemon->opt.log_level)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ raftfs[%u] %s: %s\n",
+	        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	        ts.tv_nsec / 1000000, the_daemon ? the_daemon->opt.id : 0, level_names[level],
+	        line);
+}
+
+static void log_cb(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	dlog(level, "%s", msg);
+}
+
+/* --- environment of the node -------------------------------------------------------------------- */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t env_now_ms(void *ctx)
+{
+	(void)ctx;
+	return mono_ms();
+}
+
+static uint64_t env_random(void *ctx)
+{
+	struct daemon *d = ctx;
+	uint64_t z = (d->rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void env_send(void *ctx, const struct raft_msg *m)
+{
+	struct daemon *d = ctx;
+	int rv = raft_transport_send(d->transport, m);
+
+	if (getenv("RAFTFS_TRACE_MSGS"))
+		dlog(FS_LOG_DEBUG, "send %s to %u term %llu", raft_msg_type_name(m->type), m->to,
+		     (unsigned long long)m->term);
+	if (rv != RAFT_OK)
+		dlog(FS_LOG_DEBUG, "%s to %u term %llu dropped: %s", raft_msg_type_name(m->type),
+		     m->to, (unsigned long long)m->term, raft_transport_errmsg(d->transport));
+}
+
+static void env_send_app(void *ctx, uint32_t to, const void *buf, size_t len)
+{
+	struct daemon *d = ctx;
+
+	raft_transport_send_app(d->transport, to, buf, len);
+}
+
+/* A storage failure stops the node: nothing more may be acknowledged (DESIGN.md 8). */
+static void check_failed(struct daemon *d)
+{
+	const char *why;
+
+	if (kv_node_failed(d->node, &why) && d->exit_code == 0) {
+		dlog(FS_LOG_ERROR, "fatal: %s", why);
+		d->exit_code = 1;
+		event_base_loopbreak(d->base);
+	}
+}
+
+/* --- transport callbacks ------------------------------------------------------------------------ */
+
+static void on_msg(void *ctx, const struct raft_msg *m)
+{
+	struct daemon *d = ctx;
+
+	if (getenv("RAFTFS_TRACE_MSGS"))
+		dlog(FS_LOG_DEBUG, "recv %s from %u term %llu", raft_msg_type_name(m->type),
+		     m->from, (unsigned long long)m->term);
+	kv_node_recv(d->node, m);
+	check_failed(d);
+}
+
+static void on_app(void *ctx, uint32_t from, const void *buf, size_t len)
+{
+	struct daemon *d = ctx;
+
+	kv_node_recv_app(d->node, from, buf, len);
+	check_failed(d);
+}
+
+static int on_fill_snapshot(void *ctx, uint64_t index, uint64_t offset, void *buf, size_t len)
+{
+	struct daemon *d = ctx;
+
+	return kv_node_fill_snapshot(d->node, index, offset, buf, len);
+}
+
+/* --- client connections ------------------------------------------------------------------------- */
+
+struct client {
+	struct daemon *d;
+	struct bufferevent *bev;
+	char remote[64];
+	unsigned pending;
+	bool closed; /* the connection is gone; pending requests free themselves */
+};
+
+struct client_req {
+	struct kv_req req;
+	struct client *c;
+	uint64_t id;
+};
+
+static void client_free_if_done(struct client *c)
+{
+	if (c->closed && c->pending == 0)
+		free(c);
+}
+
+static void client_close(struct client *c)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	client_free_if_done(c);
+}
+
+static void client_reply(struct client *c, const struct kv_proto_frame *f)
+{
+	void *buf;
+	size_t len;
+
+	if (c->closed)
+		return;
+	if (kv_proto_encode(f, &buf, &len) != 0) {
+		dlog(FS_LOG_WARN, "client %s: cannot encode a reply", c->remote);
+		client_close(c);
+		return;
+	}
+	bufferevent_write(c->bev, buf, len);
+	free(buf);
+}
+
+static void update_backpressure(struct client *c)
+{
+	size_t out;
+
+	if (c->closed)
+		return;
+	out = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (c->pending >= CLIENT_MAX_PENDING || out >= CLIENT_MAX_OUTPUT_BYTES)
+		bufferevent_disable(c->bev, EV_READ);
+	else
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+static void client_req_done(struct kv_req *req)
+{
+	struct client_req *cr = (struct client_req *)req;
+	struct client *c = cr->c;
+	void *buf;
+	size_t len;
+
+	if (!c->closed) {
+		if (kv_proto_encode_resp(cr->id, req->status, req->leader, &req->result, &buf,
+		                         &len) == 0) {
+			bufferevent_write(c->bev, buf, len);
+			free(buf);
+		} else {
+			dlog(FS_LOG_WARN, "client %s: cannot encode a reply: closing", c->remote);
+			client_close(c);
+		}
+	}
+	kv_result_release(&req->result);
+	raft_buf_unref(req->cmd);
+	free(cr);
+	c->pending--;
+	update_backpressure(c);
+	client_free_if_done(c);
+}
+
+static void client_request(struct client *c, const struct kv_proto_frame *f)
+{
+	struct client_req *cr = calloc(1, sizeof(*cr));
+	struct kv_proto_frame resp = {.type = KV_PROTO_RESP, .id = f->id};
+
+	if (!cr)
+		goto refuse;
+	cr->req.cmd = raft_buf_alloc(f->body_len);
+	if (!cr->req.cmd) {
+		free(cr);
+		goto refuse;
+	}
+	if (f->body_len)
+		memcpy(cr->req.cmd, f->body, f->body_len);
+	cr->req.cmd_len = f->body_len;
+	cr->req.cb = client_req_done;
+	cr->req.timeout_ms = f->timeout_ms ? f->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+	cr->c = c;
+	cr->id = f->id;
+	c->pending++;
+	if (kv_node_submit(c->d->node, &cr->req) == 0) {
+		update_backpressure(c);
+		return;
+	}
+	c->pending--;
+	raft_buf_unref(cr->req.cmd);
+	free(cr);
+refuse:
+	resp.status = c->d->stopping ? KV_STATUS_SHUTDOWN : KV_STATUS_NOT_APPLIED;
+	resp.leader = kv_node_leader(c->d->node);
+	client_reply(c, &resp);
+}
+
+static void client_status(struct client *c, const struct kv_proto_frame *f)
+{
+	struct kv_proto_frame resp = {.type = KV_PROTO_STATUS_RESP, .id = f->id, .n_status = 1};
+
+	kv_node_status(c->d->node, &resp.status_of[0]);
+	client_reply(c, &resp);
+}
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	while (!c->closed) {
+		size_t avail = evbuffer_get_length(in), frame_len;
+		unsigned char head[4];
+		struct kv_proto_frame f;
+		const char *why;
+		unsigned char *frame;
+		int rv;
+
+		if (avail < 4)
+			break;
+		evbuffer_copyout(in, head, 4);
+		rv = kv_proto_frame_length(head, avail, &frame_len);
+		if (rv < 0) {
+			dlog(FS_LOG_WARN, "client %s: impossible frame length: closing", c->remote);
+			client_close(c);
+			return;
+		}
+		if (rv == 0)
+			break;
+		frame = evbuffer_pullup(in, (ev_ssize_t)frame_len);
+		if (!frame || kv_proto_decode(frame, frame_len, &f, &why) != 0) {
+			dlog(FS_LOG_WARN, "client %s: %s: closing", c->remote,
+			     frame ? why : "out of memory");
+			client_close(c);
+			return;
+		}
+		if (f.type == KV_PROTO_REQ)
+			client_request(c, &f);
+		else if (f.type == KV_PROTO_STATUS_REQ)
+			client_status(c, &f);
+		else {
+			dlog(FS_LOG_WARN, "client %s: unexpected frame type %u: closing", c->remote,
+			     f.type);
+			client_close(c);
+			return;
+		}
+		evbuffer_drain(in, frame_len);
+		if (c->pending >= CLIENT_MAX_PENDING)
+			break; /* backpressure: the rest waits in the buffer */
+	}
+	check_failed(c->d);
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		client_close(c);
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+
+	(void)bev;
+	update_backpressure(c);
+	if (!c->closed && c->pending < CLIENT_MAX_PENDING)
+		client_read_cb(c->bev, c); /* frames may wait in the input buffer */
+}
+
+static void on_client(void *ctx, struct bufferevent *bev, const char *remote)
+{
+	struct daemon *d = ctx;
+	struct client *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		bufferevent_free(bev);
+		return;
+	}
+	c->d = d;
+	c->bev = bev;
+	snprintf(c->remote, sizeof(c->remote), "%s", remote);
+	bufferevent_setcb(bev, client_read_cb, client_write_cb, client_event_cb, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_input(bev)))
+		client_read_cb(bev, c);
+}
+
+/* --- ticks, signals, shutdown ------------------------------------------------------------------- */
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	kv_node_tick(d->node);
+	check_failed(d);
+	if (d->stopping && (!kv_node_is_leader(d->node) || mono_ms() >= d->stop_deadline_ms)) {
+		if (kv_node_is_leader(d->node))
+			dlog(FS_LOG_WARN, "leadership transfer did not finish in time; stopping");
+		event_base_loopexit(d->base, NULL);
+	}
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)what;
+	if (d->stopping) {
+		dlog(FS_LOG_INFO, "second signal: stopping now");
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	d->stopping = true;
+	d->stop_deadline_ms = mono_ms() + SHUTDOWN_MAX_MS;
+	dlog(FS_LOG_INFO, "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	if (kv_node_is_leader(d->node)) {
+		dlog(FS_LOG_INFO, "handing over leadership first");
+		kv_node_transfer(d->node);
+	}
+}
+
+/* --- start -------------------------------------------------------------------------------------- */
+
+static int make_data_dir(const char *path)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		dlog(FS_LOG_ERROR, "create data directory %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0) {
+		dlog(FS_LOG_ERROR, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -1;
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	return 0;
+}
+
+static int run(struct daemon *d)
+{
+	struct kv_node_config ncfg;
+	struct kv_node_env env;
+	struct raft_transport_cbs cbs;
+	struct timeval tv;
+	char err[512];
+	bool self_found = false;
+	int rv = 1;
+
+	if (raft_transport_parse_cluster(d->opt.cluster, &d->tcfg, err, sizeof(err)) != RAFT_OK) {
+		dlog(FS_LOG_ERROR, "--cluster: %s", err);
+		return 1;
+	}
+	d->tcfg.self_id = d->opt.id;
+	kv_node_config_default(&ncfg);
+	ncfg.id = d->opt.id;
+	ncfg.conf.n = d->tcfg.n_peers;
+	for (unsigned i = 0; i < d->tcfg.n_peers; i++) {
+		ncfg.conf.ids[i] = d->tcfg.peers[i].id;
+		self_found = self_found || d->tcfg.peers[i].id == d->opt.id;
+	}
+	if (!self_found) {
+		dlog(FS_LOG_ERROR, "--id=%u is not in --cluster", d->opt.id);
+		return 1;
+	}
+	if (make_data_dir(d->opt.data) != 0)
+		return 1;
+	ncfg.dir = d->opt.data;
+	ncfg.storage.log = log_cb;
+	ncfg.store.max_value_bytes = d->opt.max_value_bytes;
+	ncfg.snapshot_bytes = d->opt.snapshot_bytes;
+	ncfg.snapshot_trailing = d->opt.snapshot_trailing;
+	ncfg.election_ticks = d->opt.election_ticks;
+	ncfg.heartbeat_ticks = 1;
+	memset(&env, 0, sizeof(env));
+	env.ctx = d;
+	env.random = env_random;
+	env.now_ms = env_now_ms;
+	env.send = env_send;
+	env.send_app = env_send_app;
+	env.log = log_cb;
+	if (getrandom(&d->rng, sizeof(d->rng), 0) != sizeof(d->rng))
+		d->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32);
+
+	d->base = event_base_new();
+	if (!d->base) {
+		dlog(FS_LOG_ERROR, "event_base_new failed");
+		return 1;
+	}
+	if (kv_node_open(&ncfg, &env, &d->node, err, sizeof(err)) != RAFT_OK) {
+		dlog(FS_LOG_ERROR, "cannot start: %s", err);
+		goto out_base;
+	}
+	memset(&cbs, 0, sizeof(cbs));
+	cbs.ctx = d;
+	cbs.recv_msg = on_msg;
+	cbs.recv_app = on_app;
+	cbs.fill_snapshot = on_fill_snapshot;
+	cbs.on_client = on_client;
+	cbs.log = log_cb;
+	if (raft_transport_new(d->base, &d->tcfg, &cbs, &d->transport, err, sizeof(err)) !=
+	    RAFT_OK) {
+		dlog(FS_LOG_ERROR, "cannot start node %u: %s", d->opt.id, err);
+		goto out_node;
+	}
+	d->tick = event_new(d->base, -1, EV_PERSIST, tick_cb, d);
+	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
+	d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
+	if (!d->tick || !d->sig_term || !d->sig_int) {
+		dlog(FS_LOG_ERROR, "cannot create events");
+		goto out_events;
+	}
+	tv.tv_sec = d->opt.tick_ms / 1000;
+	tv.tv_usec = (d->opt.tick_ms % 1000) * 1000;
+	event_add(d->tick, &tv);
+	event_add(d->sig_term, NULL);
+	event_add(d->sig_int, NULL);
+	if (d->opt.mountpoint[0]) {
+		dlog(FS_LOG_ERROR,
+		     "mounting %s: this build serves the cluster only (the FUSE "
+		     "filesystem is not built yet); start without MOUNTPOINT",
+		     d->opt.mountpoint);
+		goto out_events;
+	}
+	if (!d->opt.foreground && daemonize() != 0)
+		goto out_events;
+	dlog(FS_LOG_INFO, "node %u serving cluster %s, data in %s", d->opt.id, d->opt.cluster,
+	     d->opt.data);
+	event_base_dispatch(d->base);
+	rv = d->exit_code;
+	dlog(rv ? FS_LOG_ERROR : FS_LOG_INFO, "node %u stopped", d->opt.id);
+
+out_events:
+	if (d->tick)
+		event_free(d->tick);
+	if (d->sig_term)
+		event_free(d->sig_term);
+	if (d->sig_int)
+		event_free(d->sig_int);
+	raft_transport_free(d->transport);
+out_node:
+	kv_node_close(d->node);
+out_base:
+	event_base_free(d->base);
+	return rv;
+}
+
+int main(int argc, char **argv)
+{
+	static struct daemon d;
+	char err[1024];
+
+	signal(SIGPIPE, SIG_IGN);
+	fs_options_default(&d.opt);
+	if (fs_options_parse(argc, argv, &d.opt, err, sizeof(err)) != 0) {
+		fprintf(stderr, "raftfs: %s\n(see raftfs --help)\n", err);
+		return 1;
+	}
+	if (d.opt.help) {
+		fs_options_usage(argv[0], stdout);
+		return 0;
+	}
+	if (d.opt.version) {
+		printf("raftfs %s\n", RAFTFS_VERSION);
+		return 0;
+	}
+	if (fs_options_check(&d.opt, err, sizeof(err)) != 0) {
+		fprintf(stderr, "raftfs: %s\n(see raftfs --help)\n", err);
+		return 1;
+	}
+	the_daemon = &d;
+	return run(&d);
+}

@@ -1,0 +1,953 @@
+/* node.c - one replicated key/value node: Raft core + storage + state machine + requests. */
+#include "kv/node.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NODE_LOG_BYTES 512
+#define ENTRY_OVERHEAD_BYTES 40 /* framing of a log record, for the snapshot trigger */
+#define FORWARD_MARGIN_MS 100 /* a leader answers a forwarded request this much early */
+#define MAP_MIN_SLOTS 64
+
+enum req_state {
+	RS_IDLE = 0,
+	RS_WAIT_LEADER, /* no leader known (or it refused): retried on ticks */
+	RS_PROPOSED, /* in this leader's log at (index, term) */
+	RS_FORWARDED, /* sent to leader fwd_to, waiting for its answer */
+	RS_READ_INDEX, /* ReadIndex asked (key = ctx) */
+	RS_READ_APPLY, /* waiting for applied >= index */
+};
+
+/* A small open-addressing map from nonzero u64 keys to requests. */
+struct map {
+	uint64_t *keys;
+	struct kv_req **vals;
+	size_t cap, n, used; /* used counts tombstones too */
+};
+
+#define MAP_TOMB UINT64_MAX
+
+struct kv_node {
+	struct kv_node_config cfg;
+	struct kv_node_env env;
+	struct raft *raft;
+	struct raft_storage *storage;
+	struct kv_store *store;
+	char dir[4096];
+
+	struct kv_req pending; /* list head of every request in flight */
+	uint32_t n_pending;
+	struct map props; /* proposal index -> request in RS_PROPOSED */
+	struct map reads; /* ctx -> request in RS_READ_INDEX */
+	struct map forwards; /* forward id -> request in RS_FORWARDED */
+	uint64_t next_key;
+	uint64_t log_bytes; /* written to the log since the last snapshot */
+	bool in_process;
+	bool again;
+	bool failed;
+	char why[512];
+};
+
+/* --- helpers ------------------------------------------------------------------------------------ */
+
+static void nlog(struct kv_node *n, int level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void nlog(struct kv_node *n, int level, const char *fmt, ...)
+{
+	char line[NODE_LOG_BYTES];
+	va_list ap;
+
+	if (!n->env.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	n->env.log(n->env.ctx, level, line);
+}
+
+static uint64_t now_ms(struct kv_node *n)
+{
+	return n->env.now_ms(n->env.ctx);
+}
+
+static size_t map_slot(const struct map *m, uint64_t key)
+{
+	uint64_t h = key * 0x9e3779b97f4a7c15ULL;
+	return (size_t)(h >> 7) & (m->cap - 1);
+}
+
+static int map_grow(struct map *m)
+{
+	struct map g = {0};
+	size_t cap = m->cap ? m->cap * 2 : MAP_MIN_SLOTS;
+
+	if (m->cap && m->n * 4 < m->cap)
+		cap = m->cap; /* mostly tombstones: rehash at the same size */
+	g.keys = calloc(cap, sizeof(*g.keys));
+	g.vals = calloc(cap, sizeof(*g.vals));
+	if (!g.keys || !g.vals) {
+		free(g.keys);
+		free(g.vals);
+		return -1;
+	}
+	g.cap = cap;
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->keys[i] == 0 || m->keys[i] == MAP_TOMB)
+			continue;
+		size_t j = map_slot(&g, m->keys[i]);
+		while (g.keys[j])
+			j = (j + 1) & (g.cap - 1);
+		g.keys[j] = m->keys[i];
+		g.vals[j] = m->vals[i];
+		g.n++;
+	}
+	g.used = g.n;
+	free(m->keys);
+	free(m->vals);
+	*m = g;
+	return 0;
+}
+
+static int map_put(struct map *m, uint64_t key, struct kv_req *req)
+{
+	size_t i;
+
+	if ((m->used + 1) * 2 > m->cap && map_grow(m) != 0)
+		return -1;
+	i = map_slot(m, key);
+	while (m->keys[i] && m->keys[i] != MAP_TOMB)
+		i = (i + 1) & (m->cap - 1);
+	if (m->keys[i] == 0)
+		m->used++;
+	m->keys[i] = key;
+	m->vals[i] = req;
+	m->n++;
+	return 0;
+}
+
+static struct kv_req *map_take(struct map *m, uint64_t key)
+{
+	size_t i;
+
+	if (!m->cap || key == 0 || key == MAP_TOMB)
+		return NULL;
+	for (i = map_slot(m, key); m->keys[i]; i = (i + 1) & (m->cap - 1)) {
+		if (m->keys[i] == key) {
+			struct kv_req *r = m->vals[i];
+			m->keys[i] = MAP_TOMB;
+			m->vals[i] = NULL;
+			m->n--;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static void map_free(struct map *m)
+{
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
+static void list_add(struct kv_node *n, struct kv_req *r)
+{
+	r->prev = n->pending.prev;
+	r->next = &n->pending;
+	n->pending.prev->next = r;
+	n->pending.prev = r;
+	n->n_pending++;
+}
+
+static void list_del(struct kv_node *n, struct kv_req *r)
+{
+	r->prev->next = r->next;
+	r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+	n->n_pending--;
+}
+
+uint32_t kv_node_leader(const struct kv_node *n)
+{
+	struct raft_status st;
+
+	raft_status(n->raft, &st);
+	return st.leader;
+}
+
+bool kv_node_is_leader(const struct kv_node *n)
+{
+	struct raft_status st;
+
+	raft_status(n->raft, &st);
+	return st.role == RAFT_LEADER;
+}
+
+/* Ends a request: takes it off every index and runs its callback (last: it may free it). */
+static void complete(struct kv_node *n, struct kv_req *r, int status)
+{
+	if (r->state == RS_READ_INDEX)
+		map_take(&n->reads, r->key);
+	else if (r->state == RS_FORWARDED)
+		map_take(&n->forwards, r->key);
+	else if (r->state == RS_PROPOSED)
+		map_take(&n->props, r->index);
+	list_del(n, r);
+	r->state = RS_IDLE;
+	r->status = status;
+	r->leader = kv_node_leader(n);
+	if (status != KV_STATUS_OK)
+		kv_result_release(&r->result);
+	r->cb(r);
+}
+
+/* --- failure ------------------------------------------------------------------------------------ */
+
+/* What a request that will get no answer ends with: a command proposed or forwarded may still be
+ * applied, anything else certainly will not. */
+static int abandon_status(const struct kv_req *r, int never_status)
+{
+	return (r->state == RS_PROPOSED || r->state == RS_FORWARDED) ? KV_STATUS_UNKNOWN
+	                                                             : never_status;
+}
+
+static void fail_all(struct kv_node *n, int never_status)
+{
+	while (n->pending.next != &n->pending) {
+		struct kv_req *r = n->pending.next;
+		complete(n, r, abandon_status(r, never_status));
+	}
+}
+
+/* A storage failure stops the node for good: nothing after it may be acknowledged. */
+static void node_fail(struct kv_node *n, const char *what)
+{
+	if (n->failed)
+		return;
+	n->failed = true;
+	snprintf(n->why, sizeof(n->why), "%s: %s", what, raft_storage_errmsg(n->storage));
+	nlog(n, 3, "%s; the node stops", n->why);
+	fail_all(n, KV_STATUS_SHUTDOWN);
+}
+
+/* --- forwarding between nodes ------------------------------------------------------------------- */
+
+static void send_frame(struct kv_node *n, uint32_t to, const struct kv_proto_frame *f)
+{
+	void *buf;
+	size_t len;
+
+	if (kv_proto_encode(f, &buf, &len) != 0) {
+		nlog(n, 2, "cannot encode a frame for node %u", to);
+		return;
+	}
+	n->env.send_app(n->env.ctx, to, buf, len);
+	free(buf);
+}
+
+static uint64_t remaining_ms(struct kv_node *n, const struct kv_req *r)
+{
+	uint64_t now = now_ms(n);
+
+	if (!r->deadline_ms)
+		return 0;
+	return r->deadline_ms > now ? r->deadline_ms - now : 1;
+}
+
+static void forward(struct kv_node *n, struct kv_req *r, uint32_t leader)
+{
+	struct kv_proto_frame f = {0};
+
+	r->key = ++n->next_key;
+	if (map_put(&n->forwards, r->key, r) != 0) {
+		r->state = RS_WAIT_LEADER;
+		return;
+	}
+	r->state = RS_FORWARDED;
+	r->fwd_to = leader;
+	f.type = KV_PROTO_REQ;
+	f.id = r->key;
+	f.timeout_ms =
+	        (uint32_t)(remaining_ms(n, r) > UINT32_MAX ? UINT32_MAX : remaining_ms(n, r));
+	f.body = r->cmd;
+	f.body_len = r->cmd_len;
+	send_frame(n, leader, &f);
+}
+
+/* The answer to a request a peer forwarded here goes back to it. */
+static void internal_done(struct kv_req *r)
+{
+	struct kv_node *n = r->data;
+	void *buf;
+	size_t len;
+
+	if (kv_proto_encode_resp(r->fwd_id, r->status, r->leader, &r->result, &buf, &len) == 0) {
+		n->env.send_app(n->env.ctx, r->fwd_from, buf, len);
+		free(buf);
+	} else {
+		nlog(n, 2, "cannot encode the answer for node %u", r->fwd_from);
+	}
+	kv_result_release(&r->result);
+	raft_buf_unref(r->cmd);
+	free(r);
+}
+
+static void recv_forwarded_request(struct kv_node *n, uint32_t from, const struct kv_proto_frame *f)
+{
+	struct kv_req *r = calloc(1, sizeof(*r));
+	struct kv_proto_frame resp = {.type = KV_PROTO_RESP, .id = f->id};
+
+	if (!r)
+		goto refuse;
+	r->cmd = raft_buf_alloc(f->body_len);
+	if (!r->cmd) {
+		free(r);
+		goto refuse;
+	}
+	if (f->body_len)
+		memcpy(r->cmd, f->body, f->body_len);
+	r->cmd_len = f->body_len;
+	r->data = n;
+	r->cb = internal_done;
+	r->internal = true;
+	r->fwd_from = from;
+	r->fwd_id = f->id;
+	/* answer before the forwarding node gives up, so it learns the outcome */
+	if (f->timeout_ms)
+		r->timeout_ms = f->timeout_ms > 2 * FORWARD_MARGIN_MS
+		        ? f->timeout_ms - FORWARD_MARGIN_MS
+		        : f->timeout_ms / 2 + 1;
+	if (kv_node_submit(n, r) == 0)
+		return;
+	raft_buf_unref(r->cmd);
+	free(r);
+refuse:
+	resp.status = KV_STATUS_NOT_APPLIED;
+	resp.leader = kv_node_leader(n);
+	send_frame(n, from, &resp);
+}
+
+static void recv_forward_answer(struct kv_node *n, const struct kv_proto_frame *f)
+{
+	struct kv_req *r = map_take(&n->forwards, f->id);
+
+	if (!r)
+		return; /* already answered, cancelled or timed out */
+	r->state = RS_IDLE;
+	switch (f->status) {
+	case KV_STATUS_OK:
+		if (kv_result_decode(f->body, f->body_len, &r->result) != KV_OK) {
+			complete(n, r, KV_STATUS_UNKNOWN);
+			return;
+		}
+		complete(n, r, KV_STATUS_OK);
+		return;
+	case KV_STATUS_NOT_APPLIED:
+	case KV_STATUS_SHUTDOWN:
+		/* that node did not take it (not leader any more): retry on the next tick */
+		r->state = RS_WAIT_LEADER;
+		return;
+	default:
+		complete(n, r, f->status);
+		return;
+	}
+}
+
+void kv_node_recv_app(struct kv_node *n, uint32_t from, const void *buf, size_t len)
+{
+	struct kv_proto_frame f;
+	const char *why;
+
+	if (n->failed)
+		return;
+	if (kv_proto_decode(buf, len, &f, &why) != 0) {
+		nlog(n, 2, "frame from node %u refused: %s", from, why);
+		return;
+	}
+	if (f.type == KV_PROTO_REQ)
+		recv_forwarded_request(n, from, &f);
+	else if (f.type == KV_PROTO_RESP)
+		recv_forward_answer(n, &f);
+	else
+		nlog(n, 2, "frame of type %u from node %u ignored", f.type, from);
+}
+
+/* --- starting requests -------------------------------------------------------------------------- */
+
+static void serve_read(struct kv_node *n, struct kv_req *r);
+
+static void start_write(struct kv_node *n, struct kv_req *r)
+{
+	struct raft_status st;
+	int rv;
+
+	raft_status(n->raft, &st);
+	if (st.role == RAFT_LEADER) {
+		raft_buf_ref(r->cmd); /* raft_propose takes one reference */
+		rv = raft_propose(n->raft, r->cmd, (uint32_t)r->cmd_len, &r->index, &r->term);
+		if (rv == RAFT_OK) {
+			struct kv_req *old = map_take(&n->props, r->index);
+			if (old) {
+				/* our earlier entry at this index was overwritten: never applied */
+				old->state = RS_IDLE;
+				complete(n, old, KV_STATUS_NOT_APPLIED);
+			}
+			if (map_put(&n->props, r->index, r) != 0) {
+				r->state = RS_IDLE;
+				complete(n, r, KV_STATUS_UNKNOWN);
+				return;
+			}
+			r->state = RS_PROPOSED;
+			return;
+		}
+		if (rv == RAFT_ETOOBIG) {
+			complete(n, r, KV_STATUS_BAD_REQUEST);
+			return;
+		}
+		r->state = RS_WAIT_LEADER; /* busy (transfer, limit): retried on ticks */
+		return;
+	}
+	if (r->internal) {
+		/* a forwarded request reached a node that is no longer leader: refuse it, the
+		 * forwarding node retries with the leader it learns of */
+		complete(n, r, KV_STATUS_NOT_APPLIED);
+		return;
+	}
+	if (st.leader) {
+		forward(n, r, st.leader);
+		return;
+	}
+	r->state = RS_WAIT_LEADER;
+}
+
+static void start_read(struct kv_node *n, struct kv_req *r)
+{
+	r->key = ++n->next_key;
+	if (raft_read_index(n->raft, r->key) != RAFT_OK || map_put(&n->reads, r->key, r) != 0) {
+		r->state = RS_WAIT_LEADER;
+		return;
+	}
+	r->state = RS_READ_INDEX;
+}
+
+static void start(struct kv_node *n, struct kv_req *r)
+{
+	if (kv_op_is_read(r->op))
+		start_read(n, r);
+	else
+		start_write(n, r);
+}
+
+/* --- applying and reading ----------------------------------------------------------------------- */
+
+static void apply_entry(struct kv_node *n, const struct raft_entry *e)
+{
+	struct kv_result res;
+	struct kv_req *r;
+	int rv;
+
+	if (e->type != RAFT_ENTRY_NORMAL)
+		return;
+	rv = kv_store_apply(n->store, e->index, e->data, e->len, &res);
+	if (rv == KV_ENOMEM) {
+		snprintf(n->why, sizeof(n->why), "apply entry %llu: out of memory",
+		         (unsigned long long)e->index);
+		n->failed = true;
+		nlog(n, 3, "%s; the node stops", n->why);
+		fail_all(n, KV_STATUS_SHUTDOWN);
+		return;
+	}
+	if (rv != KV_OK) {
+		nlog(n, 2, "apply entry %llu: %s", (unsigned long long)e->index, kv_strerror(rv));
+		return;
+	}
+	r = map_take(&n->props, e->index);
+	if (!r) {
+		kv_result_release(&res);
+		return;
+	}
+	r->state = RS_IDLE;
+	if (r->term != e->term) {
+		/* another leader's entry took our slot: ours was never committed */
+		kv_result_release(&res);
+		complete(n, r, KV_STATUS_NOT_APPLIED);
+		return;
+	}
+	r->result = res;
+	complete(n, r, KV_STATUS_OK);
+}
+
+static void on_read_state(struct kv_node *n, const struct raft_read_state *rs)
+{
+	struct kv_req *r = map_take(&n->reads, rs->ctx);
+	struct raft_status st;
+
+	if (!r)
+		return; /* a duplicate answer, or the request is gone */
+	if (rs->status != RAFT_OK) {
+		r->state = RS_WAIT_LEADER; /* leadership moved: ask again on the next tick */
+		return;
+	}
+	r->index = rs->index;
+	r->state = RS_READ_APPLY;
+	raft_status(n->raft, &st);
+	if (st.applied >= r->index)
+		serve_read(n, r);
+}
+
+static void serve_read(struct kv_node *n, struct kv_req *r)
+{
+	struct kv_cmd cmd;
+	struct kv_result *out = &r->result;
+	int rv;
+
+	memset(out, 0, sizeof(*out));
+	if (kv_cmd_decode(r->cmd, r->cmd_len, &cmd) != KV_OK) {
+		r->state = RS_IDLE;
+		complete(n, r, KV_STATUS_BAD_REQUEST);
+		return;
+	}
+	switch (cmd.op) {
+	case KV_OP_GET:
+		rv = kv_store_get(n->store, cmd.key, cmd.key_len, &out->value, &out->value_len,
+		                  &out->exists, &out->attr);
+		out->has_attr = rv == KV_OK && out->exists;
+		break;
+	case KV_OP_GETATTR:
+		rv = kv_store_getattr(n->store, cmd.key, cmd.key_len, &out->attr);
+		out->has_attr = rv == KV_OK;
+		out->exists = rv == KV_OK;
+		break;
+	default:
+		rv = kv_store_readdir(n->store, cmd.key, cmd.key_len, out);
+		break;
+	}
+	out->op = cmd.op;
+	out->status = rv;
+	r->state = RS_IDLE;
+	complete(n, r, KV_STATUS_OK);
+}
+
+static void serve_ready_reads(struct kv_node *n)
+{
+	struct raft_status st;
+	struct kv_req *r, *next;
+
+	raft_status(n->raft, &st);
+	for (r = n->pending.next; r != &n->pending; r = next) {
+		next = r->next;
+		if (r->state == RS_READ_APPLY && r->index <= st.applied) {
+			serve_read(n, r);
+			next = n->pending.next; /* callbacks may have changed the list */
+		}
+	}
+}
+
+/* --- snapshots ---------------------------------------------------------------------------------- */
+
+struct snap_io {
+	struct kv_node *n;
+	uint64_t index;
+	uint64_t offset;
+};
+
+static int snap_write(void *ctx, const void *buf, size_t len)
+{
+	struct snap_io *io = ctx;
+
+	if (raft_storage_snapshot_write(io->n->storage, buf, len) != RAFT_OK)
+		return -1;
+	io->offset += len;
+	return 0;
+}
+
+static int snap_read(void *ctx, void *buf, size_t len)
+{
+	struct snap_io *io = ctx;
+	size_t got = 0;
+
+	if (raft_storage_snapshot_read(io->n->storage, io->index, io->offset, buf, len, &got) !=
+	            RAFT_OK ||
+	    got != len)
+		return -1;
+	io->offset += len;
+	return 0;
+}
+
+/* Loads the state machine from the storage's current snapshot (after an install, or at start). */
+static int restore_store(struct kv_node *n, uint64_t index)
+{
+	struct snap_io io = {n, index, 0};
+	struct kv_store *fresh = NULL;
+	int rv = kv_snapshot_restore(&n->cfg.store, snap_read, &io, &fresh);
+
+	if (rv != KV_OK) {
+		nlog(n, 3, "restore snapshot %llu: %s", (unsigned long long)index, kv_strerror(rv));
+		return rv;
+	}
+	kv_store_free(n->store);
+	n->store = fresh;
+	return KV_OK;
+}
+
+/* After an installed snapshot, proposals it covers can no longer be matched to their entries. */
+static void abandon_proposals_to(struct kv_node *n, uint64_t index)
+{
+	struct kv_req *r, *next;
+
+	for (r = n->pending.next; r != &n->pending; r = next) {
+		next = r->next;
+		if (r->state == RS_PROPOSED && r->index <= index) {
+			complete(n, r, KV_STATUS_UNKNOWN);
+			next = n->pending.next;
+		}
+	}
+}
+
+/* Compaction (DESIGN.md 5): once the log written since the last snapshot passes snapshot_bytes,
+ * the state at the applied index goes into a new snapshot and the log before it is dropped. */
+static void maybe_snapshot(struct kv_node *n)
+{
+	struct raft_status st;
+	struct raft_snapshot_meta meta;
+	struct snap_io io = {n, 0, 0};
+
+	if (n->log_bytes < n->cfg.snapshot_bytes)
+		return;
+	raft_status(n->raft, &st);
+	if (st.applied <= st.snapshot_index)
+		return;
+	memset(&meta, 0, sizeof(meta));
+	meta.index = st.applied;
+	meta.term = raft_term_at(n->raft, st.applied);
+	meta.conf = n->cfg.conf;
+	if (raft_storage_snapshot_begin(n->storage, &meta) != RAFT_OK) {
+		node_fail(n, "begin snapshot");
+		return;
+	}
+	if (kv_snapshot_save(n->store, snap_write, &io) != KV_OK) {
+		raft_storage_snapshot_abort(n->storage);
+		node_fail(n, "write snapshot");
+		return;
+	}
+	if (raft_storage_snapshot_commit(n->storage) != RAFT_OK) {
+		node_fail(n, "commit snapshot");
+		return;
+	}
+	raft_snapshot_taken(n->raft, meta.index, io.offset);
+	nlog(n, 1, "snapshot at index %llu (%llu bytes), log compacted",
+	     (unsigned long long)meta.index, (unsigned long long)io.offset);
+	n->log_bytes = 0;
+}
+
+/* --- the update loop ---------------------------------------------------------------------------- */
+
+static void handle_update(struct kv_node *n)
+{
+	struct raft_update u;
+	uint64_t seq;
+
+	if (raft_update_get(n->raft, &u) != RAFT_OK)
+		return;
+	if (u.persist_seq) {
+		/* durable before anything that depends on it leaves (raft.h, persistence) */
+		if (raft_storage_persist(n->storage, &u) != RAFT_OK) {
+			raft_update_done(n->raft, &u);
+			node_fail(n, "persist");
+			return;
+		}
+		for (size_t i = 0; i < u.n_entries; i++)
+			n->log_bytes += u.entries[i].len + ENTRY_OVERHEAD_BYTES;
+		if (u.has_snap_chunk && u.snap_last) {
+			if (restore_store(n, u.snap_meta.index) != KV_OK) {
+				raft_update_done(n->raft, &u);
+				snprintf(n->why, sizeof(n->why), "install snapshot %llu failed",
+				         (unsigned long long)u.snap_meta.index);
+				n->failed = true;
+				fail_all(n, KV_STATUS_SHUTDOWN);
+				return;
+			}
+			abandon_proposals_to(n, u.snap_meta.index);
+			n->log_bytes = 0;
+			nlog(n, 1, "installed snapshot %llu from the leader",
+			     (unsigned long long)u.snap_meta.index);
+		}
+	}
+	for (size_t i = 0; i < u.n_msgs; i++)
+		n->env.send(n->env.ctx, &u.msgs[i]);
+	for (size_t i = 0; i < u.n_committed && !n->failed; i++)
+		apply_entry(n, &u.committed[i]);
+	for (size_t i = 0; i < u.n_reads; i++)
+		on_read_state(n, &u.reads[i]);
+	seq = u.persist_seq; /* raft_update_done() clears u */
+	raft_update_done(n->raft, &u);
+	if (seq)
+		raft_persisted(n->raft, seq);
+	if (n->failed)
+		return;
+	serve_ready_reads(n);
+	maybe_snapshot(n);
+}
+
+static void process(struct kv_node *n)
+{
+	if (n->in_process) {
+		n->again = true;
+		return;
+	}
+	n->in_process = true;
+	do {
+		n->again = false;
+		while (!n->failed && raft_has_update(n->raft))
+			handle_update(n);
+	} while (n->again && !n->failed);
+	n->in_process = false;
+}
+
+/* --- the caller's entry points ------------------------------------------------------------------ */
+
+int kv_node_submit(struct kv_node *n, struct kv_req *req)
+{
+	struct kv_cmd cmd;
+
+	if (n->failed || n->n_pending >= n->cfg.max_pending)
+		return -1;
+	memset(&req->result, 0, sizeof(req->result));
+	req->status = KV_STATUS_OK;
+	req->state = RS_IDLE;
+	req->deadline_ms = req->timeout_ms ? now_ms(n) + req->timeout_ms : 0;
+	list_add(n, req);
+	if (!req->cmd || kv_cmd_decode(req->cmd, req->cmd_len, &cmd) != KV_OK) {
+		complete(n, req, KV_STATUS_BAD_REQUEST);
+		return 0;
+	}
+	req->op = cmd.op;
+	req->has_session = cmd.session != 0;
+	start(n, req);
+	process(n);
+	return 0;
+}
+
+void kv_node_cancel(struct kv_node *n, struct kv_req *req)
+{
+	if (!req->prev)
+		return; /* not pending */
+	complete(n, req, abandon_status(req, KV_STATUS_NOT_APPLIED));
+}
+
+/* Retries what waits for a leader and ends what passed its deadline. */
+static void sweep(struct kv_node *n)
+{
+	uint64_t now = now_ms(n);
+	uint32_t leader = kv_node_leader(n);
+	struct kv_req *r, *next;
+
+	for (r = n->pending.next; r != &n->pending; r = next) {
+		next = r->next;
+		if (r->deadline_ms && now >= r->deadline_ms) {
+			complete(n, r, abandon_status(r, KV_STATUS_NOT_APPLIED));
+			next = n->pending.next;
+			continue;
+		}
+		if (r->state == RS_WAIT_LEADER) {
+			start(n, r);
+		} else if (r->state == RS_FORWARDED && leader && leader != r->fwd_to &&
+		           r->has_session) {
+			/* the leader changed under a forwarded request: resending is safe, the
+			 * session applies a request at most once */
+			map_take(&n->forwards, r->key);
+			forward(n, r, leader);
+		}
+	}
+}
+
+void kv_node_tick(struct kv_node *n)
+{
+	if (n->failed)
+		return;
+	raft_tick(n->raft);
+	process(n);
+	sweep(n);
+	process(n);
+}
+
+void kv_node_recv(struct kv_node *n, const struct raft_msg *m)
+{
+	if (n->failed)
+		return;
+	raft_step(n->raft, m);
+	process(n);
+}
+
+void kv_node_transfer(struct kv_node *n)
+{
+	if (n->failed)
+		return;
+	raft_transfer(n->raft, 0);
+	process(n);
+}
+
+int kv_node_fill_snapshot(struct kv_node *n, uint64_t index, uint64_t offset, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	if (raft_storage_snapshot_read(n->storage, index, offset, buf, len, &got) != RAFT_OK ||
+	    got != len)
+		return -1;
+	return 0;
+}
+
+void kv_node_status(const struct kv_node *n, struct kv_proto_node_status *out)
+{
+	struct raft_status st;
+
+	raft_status(n->raft, &st);
+	memset(out, 0, sizeof(*out));
+	out->id = st.id;
+	out->role = (uint8_t)st.role;
+	out->leader = st.leader;
+	out->term = st.term;
+	out->commit = st.commit;
+	out->applied = st.applied;
+	out->last_index = st.last_index;
+	out->snapshot_index = st.snapshot_index;
+	out->log_bytes = n->log_bytes;
+	out->keys = kv_store_key_count(n->store);
+}
+
+bool kv_node_failed(const struct kv_node *n, const char **why)
+{
+	if (why)
+		*why = n->why;
+	return n->failed;
+}
+
+const struct kv_store *kv_node_store(const struct kv_node *n)
+{
+	return n->store;
+}
+
+void kv_node_config_default(struct kv_node_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	kv_store_config_default(&cfg->store);
+	cfg->election_ticks = 10;
+	cfg->heartbeat_ticks = 1;
+	cfg->snapshot_bytes = KV_NODE_DEFAULT_SNAPSHOT_BYTES;
+	cfg->snapshot_trailing = 1024;
+	cfg->max_pending = KV_NODE_DEFAULT_MAX_PENDING;
+}
+
+static uint64_t raft_random_cb(void *ctx)
+{
+	struct kv_node *n = ctx;
+	return n->env.random(n->env.ctx);
+}
+
+static void raft_log_cb(void *ctx, int level, const char *msg)
+{
+	nlog(ctx, level, "raft: %s", msg);
+}
+
+int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env,
+                 struct kv_node **out, char *err, size_t err_len)
+{
+	struct kv_node *n;
+	struct raft_restore restore;
+	struct raft_config rc;
+	struct raft_env renv;
+	int rv;
+
+	memset(&restore, 0, sizeof(restore));
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		snprintf(err, err_len, "out of memory");
+		return RAFT_ENOMEM;
+	}
+	n->cfg = *cfg;
+	n->env = *env;
+	n->pending.next = n->pending.prev = &n->pending;
+	if (!cfg->dir || strlen(cfg->dir) >= sizeof(n->dir)) {
+		snprintf(err, err_len, "bad data directory");
+		rv = RAFT_EINVAL;
+		goto err_node;
+	}
+	strcpy(n->dir, cfg->dir);
+	n->cfg.dir = n->dir;
+	rv = raft_storage_new(&cfg->storage, &n->storage);
+	if (rv != RAFT_OK) {
+		snprintf(err, err_len, "storage: %s", raft_strerror(rv));
+		goto err_node;
+	}
+	rv = raft_storage_open(n->storage, n->dir, &restore);
+	if (rv != RAFT_OK) {
+		snprintf(err, err_len, "%s", raft_storage_errmsg(n->storage));
+		goto err_storage;
+	}
+	if (restore.snap.index > 0) {
+		rv = restore_store(n, restore.snap.index);
+		if (rv != KV_OK) {
+			snprintf(err, err_len, "snapshot %llu in %s cannot be loaded: %s",
+			         (unsigned long long)restore.snap.index, n->dir, kv_strerror(rv));
+			goto err_restore;
+		}
+	} else {
+		rv = kv_store_new(&n->cfg.store, &n->store);
+		if (rv != KV_OK) {
+			snprintf(err, err_len, "state machine: %s", kv_strerror(rv));
+			goto err_restore;
+		}
+	}
+	for (size_t i = 0; i < restore.n_entries; i++)
+		n->log_bytes += restore.entries[i].len + ENTRY_OVERHEAD_BYTES;
+	raft_config_default(&rc, cfg->id, &cfg->conf);
+	if (cfg->election_ticks)
+		rc.election_ticks = cfg->election_ticks;
+	if (cfg->heartbeat_ticks)
+		rc.heartbeat_ticks = cfg->heartbeat_ticks;
+	rc.snapshot_trailing = cfg->snapshot_trailing;
+	rc.max_entry_bytes = (uint32_t)(cfg->store.max_value_bytes + 2 * KV_MAX_KEY_BYTES + 256);
+	if (rc.max_msg_bytes < rc.max_entry_bytes)
+		rc.max_msg_bytes = rc.max_entry_bytes;
+	renv.ctx = n;
+	renv.random = raft_random_cb;
+	renv.log = raft_log_cb;
+	rv = raft_new(&rc, &renv, &restore, &n->raft);
+	if (rv != RAFT_OK) {
+		snprintf(err, err_len, "raft: %s", raft_strerror(rv));
+		goto err_store;
+	}
+	raft_storage_restore_free(&restore);
+	nlog(n, 1, "node %u open: snapshot %llu, log up to %llu", cfg->id,
+	     (unsigned long long)restore.snap.index,
+	     (unsigned long long)raft_storage_last_index(n->storage));
+	*out = n;
+	return RAFT_OK;
+
+err_store:
+	kv_store_free(n->store);
+err_restore:
+	raft_storage_restore_free(&restore);
+err_storage:
+	raft_storage_free(n->storage);
+err_node:
+	free(n);
+	return rv;
+}
+
+void kv_node_close(struct kv_node *n)
+{
+	if (!n)
+		return;
+	fail_all(n, KV_STATUS_SHUTDOWN);
+	raft_free(n->raft);
+	kv_store_free(n->store);
+	raft_storage_free(n->storage);
+	map_free(&n->props);
+	map_free(&n->reads);
+	map_free(&n->forwards);
+	free(n);
+}

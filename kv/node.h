@@ -1,0 +1,129 @@
+/* node.h - one replicated key/value node: Raft core + durable storage + state machine + requests. */
+#ifndef KV_NODE_H
+#define KV_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv/cmd.h"
+#include "kv/proto.h"
+#include "kv/store.h"
+#include "raft/raft.h"
+#include "raft/storage.h"
+
+/*
+ * A node does no I/O of its own beyond its storage (through the storage's vfs) and the callbacks
+ * of struct kv_node_env: the daemon drives it from its event loop, the whole-node simulator from
+ * a seed. Every call runs to completion; results come back through request callbacks, which may
+ * be called from inside any kv_node_* call (never from another thread).
+ *
+ * Requests (struct kv_req, owned by the caller, STYLE.md 3) carry an encoded command (kv/cmd.h):
+ *   - writes: proposed on the leader; on a follower forwarded to the leader as an application
+ *     frame (kv/proto.h) and answered from there;
+ *   - reads (Get, GetAttr, ReadDir): a ReadIndex round (on a follower the leader is asked for
+ *     the index), then served from this replica once it has applied that far; never logged.
+ * Outcomes (req->status): KV_STATUS_OK with req->result; KV_STATUS_NOT_APPLIED when the command
+ * certainly did not and will not take effect (no leader before the deadline, refused, a read that
+ * timed out); KV_STATUS_UNKNOWN when it was proposed (or forwarded) but its fate was not learned
+ * before the deadline; KV_STATUS_BAD_REQUEST; KV_STATUS_SHUTDOWN.
+ */
+
+struct kv_node_env {
+	void *ctx;
+	uint64_t (*random)(void *ctx);
+	uint64_t (*now_ms)(void *ctx); /* monotonic milliseconds: request deadlines */
+	/* Sends m to m->to now (encode or copy it: m is valid only during the call). */
+	void (*send)(void *ctx, const struct raft_msg *m);
+	/* Sends an application frame (kv/proto.h) to node `to`. */
+	void (*send_app)(void *ctx, uint32_t to, const void *buf, size_t len);
+	/* Diagnostics: level 0 debug, 1 info, 2 warning, 3 fatal; one event, no newline. */
+	void (*log)(void *ctx, int level, const char *msg);
+};
+
+struct kv_node_config {
+	uint32_t id;
+	struct raft_conf conf;
+	const char *dir; /* data directory */
+	struct raft_storage_options storage;
+	struct kv_store_config store;
+	unsigned election_ticks;
+	unsigned heartbeat_ticks;
+	uint64_t snapshot_bytes; /* snapshot when the log written since the last one passes this */
+	uint64_t snapshot_trailing; /* entries kept behind a snapshot (raft_config) */
+	uint32_t max_pending; /* requests in flight on this node; more are refused */
+};
+
+#define KV_NODE_DEFAULT_SNAPSHOT_BYTES (64u << 20)
+#define KV_NODE_DEFAULT_MAX_PENDING 65536u
+
+void kv_node_config_default(struct kv_node_config *cfg);
+
+struct kv_req;
+typedef void (*kv_req_cb)(struct kv_req *req);
+
+struct kv_req {
+	void *data; /* the caller's */
+	kv_req_cb cb;
+	/* in: a raft_buf holding an encoded command, kept alive by the caller until cb runs (the
+	 * node takes its own references where it needs them) */
+	void *cmd;
+	size_t cmd_len;
+	uint64_t timeout_ms; /* 0: no deadline */
+	/* out, valid in cb: status and, on KV_STATUS_OK, result (the caller releases it) */
+	int status;
+	struct kv_result result;
+	uint32_t leader; /* leader this node knew when it answered (0: none) */
+	/* private to the node */
+	struct kv_req *prev, *next;
+	int state;
+	uint8_t op;
+	bool has_session;
+	bool internal; /* forwarded from a peer: the node frees it */
+	uint64_t deadline_ms;
+	uint64_t key; /* read ctx or forward id */
+	uint64_t index; /* proposal index, or the read index */
+	uint64_t term; /* proposal term */
+	uint32_t fwd_from; /* internal: the peer and its frame id */
+	uint64_t fwd_id;
+	uint32_t fwd_to; /* forwarded to this leader */
+};
+
+struct kv_node;
+
+/* Opens the data directory, recovers (snapshot, then log), and starts a follower. On failure
+ * returns a raft or kv error and writes a message to err. */
+int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env,
+                 struct kv_node **out, char *err, size_t err_len);
+/* Completes every pending request with KV_STATUS_SHUTDOWN and frees the node. NULL is ignored. */
+void kv_node_close(struct kv_node *n);
+
+/* One unit of logical time (the daemon calls it every tick). */
+void kv_node_tick(struct kv_node *n);
+/* A Raft message from a peer (only read). */
+void kv_node_recv(struct kv_node *n, const struct raft_msg *m);
+/* An application frame from a peer. */
+void kv_node_recv_app(struct kv_node *n, uint32_t from, const void *buf, size_t len);
+
+/* Starts req; its callback runs later (or before this returns, for an immediate answer).
+ * Returns 0, or -1 (callback not called) when the node has stopped or is at max_pending. */
+int kv_node_submit(struct kv_node *n, struct kv_req *req);
+/* Abandons req (a FUSE interrupt): its callback runs now with NOT_APPLIED if it was never
+ * proposed or forwarded, else UNKNOWN. */
+void kv_node_cancel(struct kv_node *n, struct kv_req *req);
+
+/* For the transport: fills an outgoing snapshot chunk. 0 or -1. */
+int kv_node_fill_snapshot(struct kv_node *n, uint64_t index, uint64_t offset, void *buf,
+                          size_t len);
+
+void kv_node_status(const struct kv_node *n, struct kv_proto_node_status *st);
+bool kv_node_is_leader(const struct kv_node *n);
+uint32_t kv_node_leader(const struct kv_node *n);
+/* Hands leadership to the most up-to-date follower (before shutting down). */
+void kv_node_transfer(struct kv_node *n);
+/* A storage failure stopped the node (it must exit): why is a message. */
+bool kv_node_failed(const struct kv_node *n, const char **why);
+/* The state machine, for local inspection (tests, simulator). */
+const struct kv_store *kv_node_store(const struct kv_node *n);
+
+#endif

@@ -1,0 +1,133 @@
+# cluster.sh - shell helpers for process-level tests: start, kill and query raftfs nodes.
+# Sourced by tests/*.test.sh. Every process started here is remembered by PID and stopped by
+# cluster_cleanup, which the test installs as an EXIT trap; iptables rules added here carry a
+# comment with this run's tag and are removed by the same cleanup.
+
+RAFTFS=${RAFTFS:-fs/raftfs}
+RAFTFSCTL=${RAFTFSCTL:-kv/raftfsctl}
+CLUSTER_TAG="raftfs-test-$$"
+CLUSTER_DIR=""
+CLUSTER_LIST=""
+CLUSTER_N=0
+declare -a NODE_PID NODE_ADDR NODE_PORT
+
+fail() {
+	echo "FAIL: $*" >&2
+	for i in $(seq 1 "$CLUSTER_N"); do
+		if [ -f "$CLUSTER_DIR/log$i" ]; then
+			echo "--- last lines of node $i's log" >&2
+			tail -n 15 "$CLUSTER_DIR/log$i" >&2
+		fi
+	done
+	exit 1
+}
+
+# cluster_init N: N nodes on 127.0.0.1..N with a random base port (parallel runs do not clash).
+cluster_init() {
+	CLUSTER_N=$1
+	CLUSTER_DIR=$(mktemp -d /tmp/raftfs-test.XXXXXX)
+	local base=$((20000 + RANDOM % 20000))
+	CLUSTER_LIST=""
+	for i in $(seq 1 "$CLUSTER_N"); do
+		NODE_ADDR[$i]="127.0.0.$i"
+		NODE_PORT[$i]=$((base + i))
+		CLUSTER_LIST="${CLUSTER_LIST:+$CLUSTER_LIST,}$i=127.0.0.$i:${NODE_PORT[$i]}"
+	done
+}
+
+# node_start I [extra raftfs options...]
+node_start() {
+	local i=$1
+	shift
+	"$RAFTFS" --id="$i" --cluster="$CLUSTER_LIST" --data="$CLUSTER_DIR/data$i" -f \
+		--tick-ms=20 "$@" >>"$CLUSTER_DIR/log$i" 2>&1 &
+	NODE_PID[$i]=$!
+}
+
+node_kill9() {
+	local i=$1
+	if [ -n "${NODE_PID[$i]:-}" ]; then
+		kill -9 "${NODE_PID[$i]}" 2>/dev/null
+		wait "${NODE_PID[$i]}" 2>/dev/null
+		NODE_PID[$i]=""
+	fi
+}
+
+# node_stop I: SIGTERM, and the node must exit 0 within 10 s.
+node_stop() {
+	local i=$1 rc
+	[ -n "${NODE_PID[$i]:-}" ] || return 0
+	kill -TERM "${NODE_PID[$i]}" 2>/dev/null
+	for _ in $(seq 1 100); do
+		kill -0 "${NODE_PID[$i]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "${NODE_PID[$i]}" 2>/dev/null; then
+		node_kill9 "$i"
+		fail "node $i did not exit within 10 s of SIGTERM"
+	fi
+	wait "${NODE_PID[$i]}"
+	rc=$?
+	NODE_PID[$i]=""
+	[ "$rc" -eq 0 ] || fail "node $i exited $rc after SIGTERM"
+}
+
+ctl() {
+	timeout 30 "$RAFTFSCTL" --cluster="$CLUSTER_LIST" "$@"
+}
+
+# ctl_node I ...: a clerk that knows only node I (to read from that node).
+ctl_node() {
+	local i=$1
+	shift
+	timeout 30 "$RAFTFSCTL" --cluster="$i=${NODE_ADDR[$i]}:${NODE_PORT[$i]}" "$@"
+}
+
+# Prints the id of the node that says it is leader, or nothing.
+cluster_leader() {
+	ctl status 2>/dev/null | awk '$3 == "leader" { print $1; exit }'
+}
+
+wait_leader() {
+	for _ in $(seq 1 150); do
+		local l
+		l=$(cluster_leader)
+		if [ -n "$l" ]; then
+			echo "$l"
+			return 0
+		fi
+		sleep 0.2
+	done
+	fail "no leader within 30 s"
+}
+
+# iptables: drop packets between two loopback addresses (both directions), tagged.
+partition_pair() {
+	local a=$1 b=$2
+	iptables -w -I INPUT -s "127.0.0.$a" -d "127.0.0.$b" -m comment --comment "$CLUSTER_TAG" -j DROP
+	iptables -w -I INPUT -s "127.0.0.$b" -d "127.0.0.$a" -m comment --comment "$CLUSTER_TAG" -j DROP
+}
+
+heal_all() {
+	local rules
+	rules=$(iptables -w -S INPUT 2>/dev/null | grep -- "--comment $CLUSTER_TAG" || true)
+	while read -r rule; do
+		[ -n "$rule" ] || continue
+		# shellcheck disable=SC2086
+		iptables -w ${rule/-A /-D } 2>/dev/null
+	done <<<"$rules"
+}
+
+cluster_cleanup() {
+	local rc=$?
+	heal_all
+	for i in $(seq 1 "$CLUSTER_N"); do
+		node_kill9 "$i"
+	done
+	if [ "$rc" -eq 0 ] && [ -n "$CLUSTER_DIR" ]; then
+		rm -rf "$CLUSTER_DIR"
+	elif [ -n "$CLUSTER_DIR" ]; then
+		echo "logs and data kept in $CLUSTER_DIR" >&2
+	fi
+	exit "$rc"
+}

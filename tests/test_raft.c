@@ -158,7 +158,8 @@ static void store_drop_from(struct fx_node *nd, uint64_t index)
 
 	while (keep < nd->n_log && nd->log[keep].index < index)
 		keep++;
-	entry_release(nd->log + keep, nd->n_log - keep);
+	if (keep < nd->n_log)
+		entry_release(nd->log + keep, nd->n_log - keep);
 	nd->n_log = keep;
 }
 

@@ -1,12 +1,15 @@
 /* sim.c - deterministic cluster simulator for the Raft core (see sim.h). */
 #include "tests/lib/sim.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "raft/raft.h"
+#include "raft/storage.h"
+#include "raft/vfs.h"
 
 #define SIM_MAX_NODES 5
 #define SIM_TICK_MS 10
@@ -18,6 +21,10 @@
 #define SIM_TRAILING 4 /* entries kept behind a snapshot: laggards need snapshots */
 #define SIM_PAYLOAD_BYTES 16
 #define CHURN_AFTER_COMMIT_PM 30 /* per mille of a churn leader's commits followed by a strike */
+#define SIM_POWER_CUT_PM 15 /* crash mixes: per mille of persists cut by a power loss */
+#define SIM_DISK_FAULT_PM 250 /* crash mixes: per mille of nemesis turns arming an I/O error */
+#define SIM_SLOW_DISK_PM 250 /* crash mixes: per mille of nodes with a slow disk */
+#define SIM_TORN_MAX_BYTES 300 /* a crash keeps up to this much of an unsynced appended tail */
 
 /* --- deterministic randomness (splitmix64) ------------------------------------------------------ */
 
@@ -128,7 +135,8 @@ static struct event heap_pop(struct heap *h)
 
 /* --- nodes -------------------------------------------------------------------------------------- */
 
-/* Persistence work between its hand-out and its (simulated) fsync completion. */
+/* Persistence work between its hand-out and its (simulated) fsync completion: copies of what
+ * the update held, since its arrays die at raft_update_done. */
 struct pending_persist {
 	bool active;
 	uint64_t seq;
@@ -147,6 +155,14 @@ struct pending_persist {
 
 struct sim;
 
+/*
+ * A node keeps its durable state in a real struct raft_storage over its own in-memory,
+ * fault-injecting file system: a crash throws away exactly what the storage had not synced.
+ * Beside it the simulator keeps a shadow of what must be durable (hard state, snapshot, the
+ * terms of the log after it), updated when a persist or a snapshot succeeds: the commit-safety
+ * check reads it (a down node's storage is closed), and a restart after a clean crash must
+ * recover exactly it.
+ */
 struct node {
 	struct sim *sim;
 	uint32_t id;
@@ -156,16 +172,23 @@ struct node {
 	enum raft_role last_role;
 	uint64_t last_term;
 
-	/* what survives a crash */
+	/* the disk */
+	struct raft_vfs *vfs;
+	struct raft_storage *st; /* open while up; while down, already recovered for the restart */
+	struct raft_restore rs; /* while down: what the next start hands to raft_new */
+	char dir[16];
+	uint64_t segment_max_bytes;
+	unsigned persist_ms; /* a sync takes 0 .. persist_ms - 1 ms (more on a slow disk) */
+	bool disk_fault_armed; /* an I/O error waits in the vfs: the node stops when it fires */
+	bool power_cut_armed; /* a sync fault stands for power lost in the middle of a persist */
+
+	/* shadow of the durable state; dterm[k] is the term of entry dfirst + k, and
+	 * dfirst == snap.index + 1 (the log after the snapshot) */
 	struct raft_hard_state hs;
-	struct raft_entry *plog; /* durable log: plog[i].index == plog_first + i */
-	size_t plog_n, plog_cap;
-	uint64_t plog_first;
-	struct raft_snapshot_meta snap;
-	unsigned char *snap_data;
-	struct raft_snapshot_meta in_meta; /* incoming snapshot being received */
-	unsigned char *in_data;
-	uint64_t in_len;
+	struct raft_snapshot_meta snap; /* index 0: none */
+	uint64_t *dterm;
+	size_t dn, dcap;
+	uint64_t dfirst;
 
 	struct pending_persist pp;
 
@@ -199,6 +222,7 @@ struct sim {
 	struct sim_options opt;
 	struct sim_result *res;
 	struct rng rng;
+	struct rng disk_rng; /* disk faults draw apart, so a mix without them replays as before */
 	struct heap heap;
 	uint64_t now;
 	uint64_t ev_seq;
@@ -342,52 +366,218 @@ static bool app_restore(struct sim *s, struct node *nd, const unsigned char *b, 
 
 /* --- durable state ------------------------------------------------------------------------------ */
 
-static void plog_drop_from(struct node *nd, uint64_t index)
+static void node_crash(struct sim *s, unsigned i);
+static void storage_failed(struct sim *s, struct node *nd, const char *what, int rv);
+static bool mix_has(const struct sim *s, enum sim_mix m);
+
+static void storage_log(void *ctx, int level, const char *msg)
 {
-	while (nd->plog_n > 0 && nd->plog_first + nd->plog_n - 1 >= index) {
-		nd->plog_n--;
-		raft_buf_unref(nd->plog[nd->plog_n].data);
+	struct node *nd = ctx;
+
+	(void)level;
+	trace(nd->sim, "node %u storage: %s", nd->id, msg);
+}
+
+/* The shadow: the durable log after the snapshot, by term. */
+static void shadow_last(const struct node *nd, uint64_t *index, uint64_t *term)
+{
+	if (nd->dn > 0) {
+		*index = nd->dfirst + nd->dn - 1;
+		*term = nd->dterm[nd->dn - 1];
+	} else {
+		*index = nd->snap.index;
+		*term = nd->snap.term;
 	}
 }
 
-static void plog_drop_to(struct node *nd, uint64_t index)
+static bool shadow_has(const struct node *nd, uint64_t index, uint64_t term)
 {
-	size_t k = 0;
-
-	while (k < nd->plog_n && nd->plog[k].index <= index) {
-		raft_buf_unref(nd->plog[k].data);
-		k++;
-	}
-	if (k > 0)
-		memmove(nd->plog, nd->plog + k, (nd->plog_n - k) * sizeof(*nd->plog));
-	nd->plog_n -= k;
-	nd->plog_first = nd->plog_n ? nd->plog[0].index : index + 1;
-	if (nd->plog_n == 0 && nd->plog_first < index + 1)
-		nd->plog_first = index + 1;
+	if (index <= nd->snap.index)
+		return true;
+	if (index < nd->dfirst || index >= nd->dfirst + nd->dn)
+		return false;
+	return nd->dterm[index - nd->dfirst] == term;
 }
 
-static void plog_append(struct sim *s, struct node *nd, const struct raft_entry *e)
+static void shadow_truncate(struct node *nd, uint64_t from)
 {
-	if (nd->plog_n == 0)
-		nd->plog_first = e->index;
-	else if (e->index != nd->plog_first + nd->plog_n) {
+	if (from <= nd->dfirst)
+		nd->dn = 0;
+	else if (from - nd->dfirst < nd->dn)
+		nd->dn = (size_t)(from - nd->dfirst);
+}
+
+static void shadow_append(struct sim *s, struct node *nd, uint64_t index, uint64_t term)
+{
+	if (index != nd->dfirst + nd->dn) {
 		fail(s, "node %u: persisted entry %llu does not follow %llu", nd->id,
-		     (unsigned long long)e->index,
-		     (unsigned long long)(nd->plog_first + nd->plog_n - 1));
+		     (unsigned long long)index, (unsigned long long)(nd->dfirst + nd->dn - 1));
 		return;
 	}
-	if (nd->plog_n == nd->plog_cap) {
-		size_t cap = nd->plog_cap ? nd->plog_cap * 2 : 64;
-		struct raft_entry *a = realloc(nd->plog, cap * sizeof(*a));
+	if (nd->dn == nd->dcap) {
+		size_t cap = nd->dcap ? nd->dcap * 2 : 64;
+		uint64_t *a = realloc(nd->dterm, cap * sizeof(*a));
 		if (!a) {
 			fail(s, "out of memory");
 			return;
 		}
-		nd->plog = a;
-		nd->plog_cap = cap;
+		nd->dterm = a;
+		nd->dcap = cap;
 	}
-	nd->plog[nd->plog_n++] = *e;
-	raft_buf_ref(e->data);
+	nd->dterm[nd->dn++] = term;
+}
+
+/* A snapshot became durable: the log it covers goes (all of it for an installed one). */
+static void shadow_snapshot(struct node *nd, const struct raft_snapshot_meta *meta, bool drop_all)
+{
+	if (drop_all || meta->index + 1 >= nd->dfirst + nd->dn) {
+		nd->dn = 0;
+	} else if (meta->index >= nd->dfirst) {
+		size_t k = (size_t)(meta->index + 1 - nd->dfirst);
+		memmove(nd->dterm, nd->dterm + k, (nd->dn - k) * sizeof(*nd->dterm));
+		nd->dn -= k;
+	}
+	nd->snap = *meta;
+	nd->dfirst = meta->index + 1;
+}
+
+/*
+ * Opens the node's storage and recovers (at the first start, and at once after a crash, so that
+ * a down node's shadow is what it will restart with). After a crash that injected no fault,
+ * the storage must recover exactly the shadow: nothing that was synced may be lost, nothing
+ * that was not may appear. After a fault (work cut short) the hard state may only have moved
+ * forward, and the synced log up to keep_to (below the interrupted work's truncation) must still
+ * be there unless a snapshot covers it, or, when may_install, an incoming snapshot the work was
+ * installing replaced it. A failed open fails the run: no run corrupts a disk on purpose.
+ */
+static int node_recover(struct sim *s, struct node *nd, bool exact, uint64_t keep_to,
+                        bool may_install)
+{
+	struct raft_storage_options o = {nd->vfs, nd->segment_max_bytes, storage_log, nd};
+	const struct raft_restore *rs = &nd->rs;
+	uint64_t li, lt;
+	int rv;
+
+	rv = raft_storage_new(&o, &nd->st);
+	if (rv != RAFT_OK) {
+		nd->st = NULL;
+		fail(s, "node %u: raft_storage_new: %s", nd->id, raft_strerror(rv));
+		return -1;
+	}
+	rv = raft_storage_open(nd->st, nd->dir, &nd->rs);
+	if (rv != RAFT_OK) {
+		fail(s, "node %u: recovery failed: %s (%s)", nd->id, raft_strerror(rv),
+		     raft_storage_errmsg(nd->st));
+		return -1;
+	}
+	if (rs->n_entries && rs->entries[0].index != rs->snap.index + 1) {
+		fail(s, "node %u: durable log starts at %llu after snapshot %llu", nd->id,
+		     (unsigned long long)rs->entries[0].index, (unsigned long long)rs->snap.index);
+		return -1;
+	}
+	if (exact) {
+		bool same = rs->hs.term == nd->hs.term && rs->hs.vote == nd->hs.vote &&
+		        rs->snap.index == nd->snap.index && rs->snap.term == nd->snap.term &&
+		        rs->snap.size == nd->snap.size && rs->n_entries == nd->dn;
+		for (size_t k = 0; same && k < rs->n_entries; k++)
+			same = rs->entries[k].term == nd->dterm[k];
+		if (!same) {
+			shadow_last(nd, &li, &lt);
+			fail(s,
+			     "node %u: recovered term %llu vote %u, snapshot %llu@%llu (%llu bytes), "
+			     "%zu entries; synced were term %llu vote %u, snapshot %llu@%llu (%llu "
+			     "bytes), log to %llu@%llu",
+			     nd->id, (unsigned long long)rs->hs.term, rs->hs.vote,
+			     (unsigned long long)rs->snap.index, (unsigned long long)rs->snap.term,
+			     (unsigned long long)rs->snap.size, rs->n_entries,
+			     (unsigned long long)nd->hs.term, nd->hs.vote,
+			     (unsigned long long)nd->snap.index, (unsigned long long)nd->snap.term,
+			     (unsigned long long)nd->snap.size, (unsigned long long)li,
+			     (unsigned long long)lt);
+			return -1;
+		}
+	} else if (rs->hs.term < nd->hs.term ||
+	           (rs->hs.term == nd->hs.term && nd->hs.vote && rs->hs.vote != nd->hs.vote)) {
+		fail(s, "node %u: recovered term %llu vote %u, but term %llu vote %u was synced",
+		     nd->id, (unsigned long long)rs->hs.term, rs->hs.vote,
+		     (unsigned long long)nd->hs.term, nd->hs.vote);
+		return -1;
+	} else if (rs->snap.index < nd->snap.index) {
+		fail(s, "node %u: recovered snapshot %llu, but snapshot %llu was synced", nd->id,
+		     (unsigned long long)rs->snap.index, (unsigned long long)nd->snap.index);
+		return -1;
+	} else if (!(may_install && rs->snap.index > nd->snap.index)) {
+		shadow_last(nd, &li, &lt);
+		for (uint64_t i = rs->snap.index + 1; i <= li && i <= keep_to; i++) {
+			uint64_t k = i - rs->snap.index - 1;
+			if (k >= rs->n_entries ||
+			    rs->entries[k].term != nd->dterm[i - nd->dfirst]) {
+				fail(s, "node %u: synced entry %llu (term %llu) lost by recovery",
+				     nd->id, (unsigned long long)i,
+				     (unsigned long long)nd->dterm[i - nd->dfirst]);
+				return -1;
+			}
+		}
+	}
+	nd->hs = rs->hs;
+	nd->snap = rs->snap;
+	nd->dfirst = rs->snap.index + 1;
+	nd->dn = 0;
+	for (size_t k = 0; k < rs->n_entries; k++)
+		shadow_append(s, nd, rs->entries[k].index, rs->entries[k].term);
+	return s->failed ? -1 : 0;
+}
+
+/* The application restores its state from the storage's current snapshot image. */
+static bool app_restore_stored(struct sim *s, struct node *nd, const struct raft_snapshot_meta *m)
+{
+	unsigned char *b = malloc(m->size + 1);
+	size_t got = 0;
+	int rv;
+	bool ok;
+
+	if (!b) {
+		fail(s, "out of memory");
+		return false;
+	}
+	rv = raft_storage_snapshot_read(nd->st, m->index, 0, b, (size_t)m->size, &got);
+	if (rv == RAFT_EIO && raft_vfs_mem_fault_fired(nd->vfs)) {
+		free(b);
+		storage_failed(s, nd, "read snapshot", rv); /* the node stops */
+		return false;
+	}
+	if (rv != RAFT_OK || got != m->size) {
+		fail(s, "node %u: reading snapshot %llu: %s, %zu of %llu bytes (%s)", nd->id,
+		     (unsigned long long)m->index, raft_strerror(rv), got,
+		     (unsigned long long)m->size, raft_storage_errmsg(nd->st));
+		free(b);
+		return false;
+	}
+	ok = app_restore(s, nd, b, m->size, m->index);
+	free(b);
+	return ok;
+}
+
+/*
+ * A storage call failed. When it was an injected fault (an I/O error or the power cut it stands
+ * for), the node stops like a process that exits, before it acknowledges anything more, and
+ * restarts later from what was synced. Any other failure is a bug.
+ */
+static void storage_failed(struct sim *s, struct node *nd, const char *what, int rv)
+{
+	unsigned i = (unsigned)(nd - s->nodes);
+
+	if (rv != RAFT_EINVAL && (nd->disk_fault_armed || nd->power_cut_armed) &&
+	    raft_vfs_mem_fault_fired(nd->vfs)) {
+		trace(s, "node %u stops: %s: %s (%s)", nd->id, what, raft_strerror(rv),
+		      nd->power_cut_armed ? "power cut" : raft_storage_errmsg(nd->st));
+		s->res->disk_faults++;
+		node_crash(s, i);
+		schedule(s, 5 + rng_below(&s->rng, 300), EV_RESTART, i, NULL, NULL);
+		return;
+	}
+	fail(s, "node %u: %s: %s (%s)", nd->id, what, raft_strerror(rv),
+	     raft_storage_errmsg(nd->st));
 }
 
 static void pp_clear(struct pending_persist *pp)
@@ -399,67 +589,82 @@ static void pp_clear(struct pending_persist *pp)
 	memset(pp, 0, sizeof(*pp));
 }
 
-/* The simulated fsync completed: the work becomes durable, then the core is told. */
+/* In the crash mixes some persists are cut by a power loss: the Nth write (half written) or
+ * sync from now fails, and the node crashes with a torn tail. */
+static void maybe_arm_power_cut(struct sim *s, struct node *nd)
+{
+	bool write = rng_chance(&s->disk_rng, 500);
+
+	nd->power_cut_armed = true;
+	raft_vfs_mem_fail(nd->vfs, write ? RAFT_VFS_OP_WRITE : RAFT_VFS_OP_SYNC,
+	                  1 + rng_below(&s->disk_rng, 3), EIO, write);
+}
+
+/* The simulated fsync completed: the storage carries out the work, then the core is told. */
 static void persist_complete(struct sim *s, struct node *nd)
 {
 	struct pending_persist *pp = &nd->pp;
+	struct raft_update u;
+	int rv;
 
-	if (pp->hs_changed) {
-		if (pp->hs.term < nd->hs.term)
-			fail(s, "node %u: term went back from %llu to %llu", nd->id,
-			     (unsigned long long)nd->hs.term, (unsigned long long)pp->hs.term);
-		nd->hs = pp->hs;
+	if (pp->hs_changed && pp->hs.term < nd->hs.term) {
+		fail(s, "node %u: term went back from %llu to %llu", nd->id,
+		     (unsigned long long)nd->hs.term, (unsigned long long)pp->hs.term);
+		return;
 	}
-	if (pp->has_chunk) {
-		if (pp->chunk_offset == 0) {
-			free(nd->in_data);
-			nd->in_data = NULL;
-			nd->in_len = 0;
-			nd->in_meta = pp->chunk_meta;
-		}
-		if (nd->in_meta.index != pp->chunk_meta.index || pp->chunk_offset != nd->in_len) {
-			fail(s,
-			     "node %u: snapshot chunk at %llu of %llu does not follow %llu bytes of %llu",
-			     nd->id, (unsigned long long)pp->chunk_offset,
-			     (unsigned long long)pp->chunk_meta.index,
-			     (unsigned long long)nd->in_len, (unsigned long long)nd->in_meta.index);
+	memset(&u, 0, sizeof(u));
+	u.persist_seq = pp->seq;
+	u.hs_changed = pp->hs_changed;
+	u.hs = pp->hs;
+	u.has_snap_chunk = pp->has_chunk;
+	u.snap_meta = pp->chunk_meta;
+	u.snap_offset = pp->chunk_offset;
+	u.snap_len = pp->chunk_len;
+	u.snap_data = pp->chunk;
+	u.snap_last = pp->chunk_last;
+	u.truncate_from = pp->truncate_from;
+	u.entries = pp->entries;
+	u.n_entries = pp->n_entries;
+	if (!s->healed && !nd->disk_fault_armed && mix_has(s, SIM_MIX_CRASH) &&
+	    rng_chance(&s->disk_rng, SIM_POWER_CUT_PM))
+		maybe_arm_power_cut(s, nd);
+	rv = raft_storage_persist(nd->st, &u);
+	if (rv != RAFT_OK) {
+		storage_failed(s, nd, "persist", rv);
+		return;
+	}
+	if (nd->power_cut_armed) {
+		/* the cut did not land inside this persist */
+		raft_vfs_mem_clear_faults(nd->vfs);
+		nd->power_cut_armed = false;
+	}
+	if (pp->hs_changed)
+		nd->hs = pp->hs;
+	if (pp->has_chunk && pp->chunk_last) {
+		struct raft_snapshot_meta m;
+		if (raft_storage_snapshot_meta(nd->st, &m) != RAFT_OK ||
+		    m.index != pp->chunk_meta.index || m.size != pp->chunk_meta.size) {
+			fail(s, "node %u: snapshot %llu persisted but not current", nd->id,
+			     (unsigned long long)pp->chunk_meta.index);
 			return;
 		}
-		unsigned char *b = realloc(nd->in_data, nd->in_len + pp->chunk_len + 1);
-		if (!b) {
-			fail(s, "out of memory");
+		shadow_snapshot(nd, &m, true);
+		/* the application restores before the core is told (raft_persisted) */
+		if (!app_restore_stored(s, nd, &m))
 			return;
-		}
-		nd->in_data = b;
-		memcpy(b + nd->in_len, pp->chunk, pp->chunk_len);
-		nd->in_len += pp->chunk_len;
-		if (pp->chunk_last) {
-			if (nd->in_len != nd->in_meta.size) {
-				fail(s, "node %u: snapshot %llu complete at %llu of %llu bytes",
-				     nd->id, (unsigned long long)nd->in_meta.index,
-				     (unsigned long long)nd->in_len,
-				     (unsigned long long)nd->in_meta.size);
-				return;
-			}
-			free(nd->snap_data);
-			nd->snap = nd->in_meta;
-			nd->snap_data = nd->in_data;
-			nd->in_data = NULL;
-			nd->in_len = 0;
-			plog_drop_from(nd, 0);
-			nd->plog_first = nd->snap.index + 1;
-			/* the application restores before the core is told (raft_persisted) */
-			if (!app_restore(s, nd, nd->snap_data, nd->snap.size, nd->snap.index))
-				return;
-			s->res->snapshots_installed++;
-			trace(s, "node %u installed snapshot %llu", nd->id,
-			      (unsigned long long)nd->snap.index);
-		}
+		s->res->snapshots_installed++;
+		trace(s, "node %u installed snapshot %llu", nd->id, (unsigned long long)m.index);
 	}
 	if (pp->truncate_from)
-		plog_drop_from(nd, pp->truncate_from);
+		shadow_truncate(nd, pp->truncate_from);
 	for (size_t i = 0; i < pp->n_entries; i++)
-		plog_append(s, nd, &pp->entries[i]);
+		shadow_append(s, nd, pp->entries[i].index, pp->entries[i].term);
+	if (raft_storage_last_index(nd->st) != (nd->dn ? nd->dfirst + nd->dn - 1 : nd->snap.index))
+		fail(s, "node %u: storage ends at %llu, the persisted log at %llu", nd->id,
+		     (unsigned long long)raft_storage_last_index(nd->st),
+		     (unsigned long long)(nd->dfirst + nd->dn - 1));
+	if (s->failed)
+		return;
 	uint64_t seq = pp->seq;
 	pp_clear(pp);
 	raft_persisted(nd->r, seq);
@@ -504,8 +709,9 @@ static void persist_start(struct sim *s, struct node *nd, const struct raft_upda
 		}
 		pp->n_entries = u->n_entries;
 	}
-	/* a disk takes 0-3 ms to sync; the core keeps running meanwhile */
-	schedule(s, rng_below(&s->rng, 4), EV_PERSIST, (unsigned)(nd - s->nodes), NULL, NULL);
+	/* a disk takes 0-3 ms to sync (a slow one longer); the core keeps running meanwhile */
+	schedule(s, rng_below(&s->rng, nd->persist_ms), EV_PERSIST, (unsigned)(nd - s->nodes), NULL,
+	         NULL);
 }
 
 /* --- the network -------------------------------------------------------------------------------- */
@@ -575,18 +781,25 @@ static void net_send(struct sim *s, struct node *from, const struct raft_msg *m)
 		if (m->type == RAFT_MSG_SNAPSHOT) {
 			/* the transport fills the chunk from the durable snapshot */
 			const struct raft_msg_snapshot *sn = &m->u.snapshot;
-			if (from->snap.index != sn->meta.index || !from->snap_data ||
-			    sn->offset + sn->len > from->snap.size) {
-				msg_free(copy);
-				return; /* that snapshot is gone: the core resends later */
-			}
+			size_t got = 0;
 			data = raft_buf_alloc(sn->len);
 			if (!data) {
 				msg_free(copy);
 				fail(s, "out of memory");
 				return;
 			}
-			memcpy(data, from->snap_data + sn->offset, sn->len);
+			int rv = raft_storage_snapshot_read(from->st, sn->meta.index, sn->offset,
+			                                    data, sn->len, &got);
+			if (rv == RAFT_EIO && raft_vfs_mem_fault_fired(from->vfs)) {
+				/* an injected read error stops nothing: the disk is unchanged */
+				raft_vfs_mem_clear_faults(from->vfs);
+				from->disk_fault_armed = false;
+			}
+			if (rv != RAFT_OK || got != sn->len) {
+				raft_buf_unref(data);
+				msg_free(copy);
+				return; /* that snapshot is gone: the core resends later */
+			}
 			copy->u.snapshot.data = data;
 		}
 		uint64_t delay = s->delay_min_ms + rng_below(&s->rng, s->delay_jitter_ms + 1);
@@ -709,8 +922,6 @@ static void check_read(struct sim *s, struct node *nd, const struct raft_read_st
 	s->res->reads_ok++;
 }
 
-static bool mix_has(const struct sim *s, enum sim_mix m);
-
 static void check_leader(struct sim *s, struct node *nd)
 {
 	struct raft_status st;
@@ -767,12 +978,8 @@ static void node_last(struct node *nd, bool durable, uint64_t *index, uint64_t *
 		raft_status(nd->r, &st);
 		*index = st.last_index;
 		*term = st.last_term;
-	} else if (nd->plog_n > 0) {
-		*index = nd->plog[nd->plog_n - 1].index;
-		*term = nd->plog[nd->plog_n - 1].term;
 	} else {
-		*index = nd->snap.index;
-		*term = nd->snap.term;
+		shadow_last(nd, index, term);
 	}
 }
 
@@ -785,11 +992,7 @@ static bool node_has(struct node *nd, uint64_t index, uint64_t term)
 			return index <= st.commit; /* compacted: committed, hence held */
 		return raft_term_at(nd->r, index) == term;
 	}
-	if (index <= nd->snap.index)
-		return true;
-	if (nd->plog_n == 0 || index < nd->plog_first || index >= nd->plog_first + nd->plog_n)
-		return false;
-	return nd->plog[index - nd->plog_first].term == term;
+	return shadow_has(nd, index, term);
 }
 
 /*
@@ -864,8 +1067,10 @@ static void check_log_matching(struct sim *s)
 
 static void maybe_snapshot(struct sim *s, struct node *nd)
 {
+	struct raft_snapshot_meta meta;
 	uint64_t size;
 	unsigned char *data;
+	int rv;
 
 	if (nd->applied < nd->snap.index + nd->snap_every || nd->applied == 0)
 		return;
@@ -874,19 +1079,28 @@ static void maybe_snapshot(struct sim *s, struct node *nd)
 		fail(s, "out of memory");
 		return;
 	}
+	memset(&meta, 0, sizeof(meta));
+	meta.index = nd->applied;
+	meta.term = raft_term_at(nd->r, nd->applied);
+	meta.conf = s->conf;
+	meta.size = size;
 	/* durable before the core hears of it (it may send it to a follower at once) */
-	free(nd->snap_data);
-	nd->snap_data = data;
-	nd->snap.index = nd->applied;
-	nd->snap.term = raft_term_at(nd->r, nd->applied);
-	nd->snap.conf = s->conf;
-	nd->snap.size = size;
-	plog_drop_to(nd, nd->applied);
-	int rv = raft_snapshot_taken(nd->r, nd->applied, size);
+	rv = raft_storage_snapshot_begin(nd->st, &meta);
+	if (rv == RAFT_OK)
+		rv = raft_storage_snapshot_write(nd->st, data, size);
+	if (rv == RAFT_OK)
+		rv = raft_storage_snapshot_commit(nd->st);
+	free(data);
+	if (rv != RAFT_OK) {
+		storage_failed(s, nd, "snapshot", rv);
+		return;
+	}
+	shadow_snapshot(nd, &meta, false);
+	rv = raft_snapshot_taken(nd->r, meta.index, size);
 	if (rv != RAFT_OK)
 		fail(s, "node %u: raft_snapshot_taken(%llu): %s", nd->id,
-		     (unsigned long long)nd->applied, raft_strerror(rv));
-	trace(s, "node %u took snapshot %llu (%llu bytes)", nd->id, (unsigned long long)nd->applied,
+		     (unsigned long long)meta.index, raft_strerror(rv));
+	trace(s, "node %u took snapshot %llu (%llu bytes)", nd->id, (unsigned long long)meta.index,
 	      (unsigned long long)size);
 }
 
@@ -945,7 +1159,6 @@ static int node_start(struct sim *s, unsigned i)
 	struct node *nd = &s->nodes[i];
 	struct raft_config cfg;
 	struct raft_env env = {nd, sim_random, s->opt.trace ? sim_log : NULL};
-	struct raft_restore rs;
 	int rv;
 
 	raft_config_default(&cfg, nd->id, &s->conf);
@@ -959,25 +1172,15 @@ static int node_start(struct sim *s, unsigned i)
 	cfg.max_inflight_msgs = 1 + (uint32_t)rng_below(&s->rng, 8);
 	cfg.snapshot_chunk_bytes = SIM_CHUNK_BYTES;
 	cfg.snapshot_trailing = SIM_TRAILING;
-	memset(&rs, 0, sizeof(rs));
-	rs.hs = nd->hs;
-	rs.snap = nd->snap;
-	/* the durable log after the snapshot */
-	size_t k = 0;
-	while (k < nd->plog_n && nd->plog[k].index <= nd->snap.index)
-		k++;
-	rs.entries = nd->plog ? nd->plog + k : NULL;
-	rs.n_entries = nd->plog_n - k;
-	if (rs.n_entries && rs.entries[0].index != nd->snap.index + 1) {
-		fail(s, "node %u: durable log starts at %llu after snapshot %llu", nd->id,
-		     (unsigned long long)rs.entries[0].index, (unsigned long long)nd->snap.index);
+	/* the first start opens the storage; a crash already reopened it (node_crash) */
+	if (!nd->st && node_recover(s, nd, true, 0, false) != 0)
 		return -1;
-	}
 	nd->applied = 0;
 	nd->app_hash = 0;
-	if (nd->snap.index && !app_restore(s, nd, nd->snap_data, nd->snap.size, nd->snap.index))
+	if (nd->rs.snap.index && !app_restore_stored(s, nd, &nd->rs.snap))
 		return -1;
-	rv = raft_new(&cfg, &env, &rs, &nd->r);
+	rv = raft_new(&cfg, &env, &nd->rs, &nd->r);
+	raft_storage_restore_free(&nd->rs);
 	if (rv != RAFT_OK) {
 		fail(s, "node %u: raft_new: %s", nd->id, raft_strerror(rv));
 		return -1;
@@ -1000,12 +1203,48 @@ static void node_crash(struct sim *s, unsigned i)
 	s->res->crashes++;
 	nd->up = false;
 	nd->epoch++;
-	pp_clear(&nd->pp); /* unsynced work is lost */
-	free(nd->in_data); /* an incomplete incoming snapshot is a temporary file: gone */
-	nd->in_data = NULL;
-	nd->in_len = 0;
+	/* what a fault may have cut short: the storage may hold any prefix of that work */
+	uint64_t keep_to =
+	        nd->pp.active && nd->pp.truncate_from ? nd->pp.truncate_from - 1 : UINT64_MAX;
+	bool may_install = nd->pp.active && nd->pp.has_chunk && nd->pp.chunk_last;
+	pp_clear(&nd->pp); /* work not yet handed to the storage is lost */
 	raft_free(nd->r);
 	nd->r = NULL;
+	/* Power is lost: the storage is dropped without syncing anything, and the disk keeps
+	 * only what was synced, plus (sometimes) part of an appended tail: a torn record. */
+	bool faulted = raft_vfs_mem_fault_fired(nd->vfs);
+	size_t torn =
+	        rng_chance(&s->disk_rng, 500) ? 0 : 1 + rng_below(&s->disk_rng, SIM_TORN_MAX_BYTES);
+	raft_storage_free(nd->st);
+	nd->st = NULL;
+	raft_vfs_mem_clear_faults(nd->vfs);
+	nd->disk_fault_armed = false;
+	nd->power_cut_armed = false;
+	raft_vfs_mem_crash(nd->vfs, torn);
+	node_recover(s, nd, !faulted, keep_to, may_install);
+}
+
+/* The nemesis arms an I/O error on a node's disk: some later call fails and the node stops. */
+static void arm_disk_fault(struct sim *s)
+{
+	static const enum raft_vfs_op ops[] = {
+	        RAFT_VFS_OP_WRITE,  RAFT_VFS_OP_SYNC, RAFT_VFS_OP_SYNC_DIR, RAFT_VFS_OP_RENAME,
+	        RAFT_VFS_OP_UNLINK, RAFT_VFS_OP_OPEN, RAFT_VFS_OP_TRUNCATE,
+	};
+	struct rng *g = &s->disk_rng;
+	unsigned i = (unsigned)rng_below(g, s->n);
+	struct node *nd = &s->nodes[i];
+	enum raft_vfs_op op = ops[rng_below(g, sizeof(ops) / sizeof(ops[0]))];
+	unsigned long nth = 1 + rng_below(g, 40);
+	int err = rng_chance(g, 500) ? ENOSPC : EIO;
+	bool short_write = op == RAFT_VFS_OP_WRITE && rng_chance(g, 500);
+
+	if (!nd->up || nd->disk_fault_armed)
+		return;
+	raft_vfs_mem_fail(nd->vfs, op, nth, err, short_write);
+	nd->disk_fault_armed = true;
+	trace(s, "node %u: disk fault armed (op %d, call %lu, %s%s)", nd->id, (int)op, nth,
+	      err == ENOSPC ? "ENOSPC" : "EIO", short_write ? ", short write" : "");
 }
 
 /* --- clients and the nemesis -------------------------------------------------------------------- */
@@ -1187,6 +1426,8 @@ static void on_nemesis(struct sim *s)
 			raft_transfer(s->nodes[l].r, 0);
 			process(s, &s->nodes[l]);
 		}
+		if (rng_chance(&s->disk_rng, SIM_DISK_FAULT_PM))
+			arm_disk_fault(s);
 	}
 	if (mix_has(s, SIM_MIX_LOSSY) && pick == 4) {
 		s->drop_pm = (unsigned)rng_below(&s->rng, 300);
@@ -1338,6 +1579,11 @@ static void heal_and_check_liveness(struct sim *s)
 
 	s->healed = true;
 	heal_network(s);
+	for (unsigned i = 0; i < s->n; i++) {
+		/* disks heal too: a fault still armed would stop a node during the liveness check */
+		raft_vfs_mem_clear_faults(s->nodes[i].vfs);
+		s->nodes[i].disk_fault_armed = false;
+	}
 	s->drop_pm = 0;
 	s->dup_pm = 0;
 	s->delay_jitter_ms = 2;
@@ -1413,10 +1659,10 @@ static void sim_free(struct sim *s)
 		if (nd->up)
 			raft_free(nd->r);
 		pp_clear(&nd->pp);
-		plog_drop_from(nd, 0);
-		free(nd->plog);
-		free(nd->snap_data);
-		free(nd->in_data);
+		raft_storage_restore_free(&nd->rs);
+		raft_storage_free(nd->st);
+		raft_vfs_free(nd->vfs);
+		free(nd->dterm);
 	}
 	free(s->applied);
 	free(s->leader_of_term);
@@ -1429,6 +1675,13 @@ static void dump_status(struct sim *s)
 	for (unsigned i = 0; i < s->n; i++) {
 		struct node *nd = &s->nodes[i];
 		struct raft_status st;
+		uint64_t di, dt;
+		shadow_last(nd, &di, &dt);
+		fprintf(stderr,
+		        "node %u: durable term %llu vote %u snapshot %llu@%llu log to %llu@%llu\n",
+		        nd->id, (unsigned long long)nd->hs.term, nd->hs.vote,
+		        (unsigned long long)nd->snap.index, (unsigned long long)nd->snap.term,
+		        (unsigned long long)di, (unsigned long long)dt);
 		if (!nd->up) {
 			fprintf(stderr, "node %u: down\n", nd->id);
 			continue;
@@ -1469,6 +1722,7 @@ bool sim_run(const struct sim_options *opt, struct sim_result *res)
 	s->opt = *opt;
 	s->res = res;
 	s->rng.s = opt->seed * 0x2545f4914f6cdd1dULL + 1;
+	s->disk_rng.s = mix64(opt->seed, 0xd15c);
 	if (s->opt.mix < 0 || s->opt.mix >= SIM_MIX_COUNT)
 		s->opt.mix = (int)(opt->seed % SIM_MIX_COUNT);
 	s->n = opt->nodes ? opt->nodes : ((opt->seed / SIM_MIX_COUNT) % 2 ? 5 : 3);
@@ -1491,9 +1745,21 @@ bool sim_run(const struct sim_options *opt, struct sim_result *res)
 	}
 	s->conf.n = s->n;
 	for (unsigned i = 0; i < s->n; i++) {
-		s->nodes[i].sim = s;
-		s->nodes[i].id = i + 1;
+		struct node *nd = &s->nodes[i];
+		nd->sim = s;
+		nd->id = i + 1;
 		s->conf.ids[i] = i + 1;
+		snprintf(nd->dir, sizeof(nd->dir), "/n%u", nd->id);
+		/* small segments, so that they rotate often; from the seed, not the run's rng */
+		nd->segment_max_bytes = 1024 + mix64(opt->seed, nd->id) % 3072;
+		nd->persist_ms = 4;
+		if (mix_has(s, SIM_MIX_CRASH) && rng_chance(&s->disk_rng, SIM_SLOW_DISK_PM))
+			nd->persist_ms = 10 + (unsigned)rng_below(&s->disk_rng, 60); /* slow disk */
+		nd->vfs = raft_vfs_mem_new();
+		if (!nd->vfs) {
+			fail(s, "out of memory");
+			break;
+		}
 	}
 	for (unsigned i = 0; i < s->n && !s->failed; i++)
 		node_start(s, i);

@@ -8,8 +8,12 @@
 /*
  * A run simulates 3 or 5 cores over a network that drops, duplicates, reorders and delays
  * messages and partitions nodes (symmetric and one-way), with crashes that lose everything not
- * yet persisted, restarts from what was persisted, snapshots, InstallSnapshot, ReadIndex reads and
- * leadership transfers. Time is simulated milliseconds; events at the same instant run in the
+ * yet synced, restarts from what was synced, snapshots, InstallSnapshot, ReadIndex reads and
+ * leadership transfers. Each node keeps its durable state in a real struct raft_storage over its
+ * own in-memory file system (raft_vfs_mem): a crash keeps exactly what was synced, sometimes
+ * with a torn last record, and a restart recovers through raft_storage_open. The crash mixes
+ * also cut power in the middle of persists, arm I/O errors (EIO, ENOSPC) that stop a node, and
+ * give some nodes a slow disk. Time is simulated milliseconds; events at the same instant run in the
  * order they were scheduled. After every event the safety properties are checked:
  *   - election safety: at most one leader per term;
  *   - state-machine safety: no two nodes apply different entries at one index, and each node
@@ -27,7 +31,7 @@ enum sim_mix {
 	SIM_MIX_LOSSY, /* drop, duplicate, reorder, delay */
 	SIM_MIX_PARTITION, /* symmetric partitions, isolated leaders */
 	SIM_MIX_ONE_WAY, /* one-way links */
-	SIM_MIX_CRASH, /* kill and restart (unsynced state lost), leadership transfer */
+	SIM_MIX_CRASH, /* kill and restart (unsynced state lost), disk faults, leadership transfer */
 	SIM_MIX_ALL, /* all of the above at once */
 	SIM_MIX_CHURN, /* new leaders crash or are cut off within milliseconds (Figure 8) */
 	SIM_MIX_COUNT
@@ -52,7 +56,9 @@ struct sim_result {
 	uint64_t reads_ok;
 	uint64_t elections; /* terms that had a leader */
 	uint64_t snapshots_installed;
-	uint64_t crashes;
+	uint64_t crashes; /* including nodes stopped by a disk fault */
+	uint64_t
+	        disk_faults; /* nodes stopped by an injected I/O error or a power cut mid-persist */
 	unsigned mix;
 	unsigned nodes;
 };

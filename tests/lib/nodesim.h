@@ -1,0 +1,168 @@
+/* nodesim.h - deterministic in-process cluster of whole kv_nodes: one seed drives every choice. */
+#ifndef TESTS_LIB_NODESIM_H
+#define TESTS_LIB_NODESIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv/cmd.h"
+#include "kv/node.h"
+
+/*
+ * A fixture of 1 to NODESIM_MAX_NODES kv_nodes (ids 1..n) in one process, each over its own
+ * in-memory file system (raft_vfs_mem, data directory "/n<id>"), joined by a simulated network:
+ * a queue of events ordered by simulated time (milliseconds) and, at equal times, by the order
+ * they were scheduled. Every node is ticked every NODESIM_TICK_MS (at its own phase); messages
+ * take delay_min_ms .. delay_min_ms + delay_jitter_ms, may be dropped or (Raft messages only)
+ * duplicated, and never cross a blocked link (checked when sent and when delivered). Raft
+ * messages are deep-copied (entries referenced, snapshot chunks filled from the sender's
+ * snapshot through kv_node_fill_snapshot); application frames are copied bytes.
+ *
+ * The fixture runs one event at a time and checks after each one:
+ *   - election safety: at most one leader per term;
+ *   - state-machine safety: every node that has applied up to index i has the same
+ *     kv_store_hash at i (checked whenever a node's applied index moves);
+ *   - no node stopped (kv_node_failed) unless a disk fault was armed on it; a node stopped by an
+ *     injected fault is crashed at once (it must exit).
+ * The first violation is kept (nodesim_error()) and stops the run functions.
+ *
+ * A crash is kv_node_close (pending requests end with SHUTDOWN or UNKNOWN) followed by
+ * raft_vfs_mem_crash(vfs, torn_bytes): everything not synced is lost. A restart is kv_node_open
+ * on the same vfs.
+ *
+ * Environment: KV_NODE_TRACE=1 prints every node's log lines (with the simulated time) to stderr.
+ */
+
+#define NODESIM_MAX_NODES 5
+#define NODESIM_TICK_MS 10
+#define NODESIM_ERROR_BYTES 512
+
+struct nodesim_options {
+	unsigned n; /* nodes: 1..NODESIM_MAX_NODES */
+	uint64_t seed; /* drives the network, tick phases and the nodes' randomness */
+	uint64_t snapshot_bytes; /* cfg.snapshot_bytes; 0: the node's default */
+	uint64_t snapshot_trailing; /* cfg.snapshot_trailing; 0: the node's default */
+	unsigned delay_min_ms; /* 0: 1 */
+	unsigned delay_jitter_ms; /* extra delay, uniform in [0, jitter] */
+	unsigned drop_pm; /* per mille of messages dropped */
+	unsigned dup_pm; /* per mille of Raft messages delivered twice */
+};
+
+void nodesim_options_default(struct nodesim_options *o, unsigned n, uint64_t seed);
+
+struct nodesim;
+
+/* Creates the cluster and opens every node. Returns 0, or -1 with a message in err. Free with
+ * nodesim_free (NULL is ignored), which closes the nodes: pending requests end then. */
+int nodesim_new(const struct nodesim_options *o, struct nodesim **out, char *err, size_t err_len);
+void nodesim_free(struct nodesim *s);
+
+unsigned nodesim_n(const struct nodesim *s);
+uint64_t nodesim_seed(const struct nodesim *s);
+uint64_t nodesim_now(const struct nodesim *s);
+/* A value from the fixture's PRNG (for tests that want more seeded choices). */
+uint64_t nodesim_random(struct nodesim *s);
+/* The first violated property, or NULL. */
+const char *nodesim_error(const struct nodesim *s);
+/* Node i (0-based; its id is i + 1), or NULL while it is down. */
+struct kv_node *nodesim_node(struct nodesim *s, unsigned i);
+bool nodesim_up(const struct nodesim *s, unsigned i);
+
+/* --- running ------------------------------------------------------------------------------------ */
+
+/* Runs one event (time jumps to it). false when the queue is empty or after a violation. */
+bool nodesim_step(struct nodesim *s);
+/* Runs every event up to now + ms; the clock ends at now + ms. false after a violation. */
+bool nodesim_run_for(struct nodesim *s, uint64_t ms);
+/* Runs until done(s, arg) holds (checked before each event) or max_ms passed. Returns done's
+ * last answer (false too after a violation). */
+bool nodesim_run_until(struct nodesim *s, bool (*done)(struct nodesim *s, void *arg), void *arg,
+                       uint64_t max_ms);
+/* Runs until exactly one up node leads and every up node that can reach it knows it, or max_ms.
+ * Returns the leader's index, or -1. */
+int nodesim_wait_leader(struct nodesim *s, uint64_t max_ms);
+/* Index of an up node that leads in the highest term, or -1. */
+int nodesim_leader(const struct nodesim *s);
+/* Runs until every up node has applied everything the leader committed and all hashes agree,
+ * or max_ms. */
+bool nodesim_wait_converged(struct nodesim *s, uint64_t max_ms);
+
+/* --- faults ------------------------------------------------------------------------------------- */
+
+/* Blocks (or unblocks) the one-way link from i to j. */
+void nodesim_block(struct nodesim *s, unsigned from, unsigned to, bool blocked);
+/* Cuts node i off from every other node (both ways). */
+void nodesim_isolate(struct nodesim *s, unsigned i);
+/* Splits the cluster: nodes whose bit is set in side_mask on one side, the rest on the other. */
+void nodesim_partition(struct nodesim *s, unsigned side_mask);
+/* Unblocks every link. */
+void nodesim_heal(struct nodesim *s);
+void nodesim_set_drop(struct nodesim *s, unsigned drop_pm);
+/* A test's own rule for dropping messages: called for every message sent (m NULL for an
+ * application frame), before the other rules; true drops it. NULL removes the rule. */
+typedef bool (*nodesim_filter_fn)(void *arg, unsigned from, unsigned to, const struct raft_msg *m);
+void nodesim_set_filter(struct nodesim *s, nodesim_filter_fn fn, void *arg);
+/* Drops every message in flight (a network glitch). */
+void nodesim_drop_in_flight(struct nodesim *s);
+/* Crashes node i (no-op when down): kv_node_close, then raft_vfs_mem_crash(vfs, torn_bytes). */
+void nodesim_crash(struct nodesim *s, unsigned i, size_t torn_bytes);
+/* Arms a disk fault on node i: its nth fsync from now fails with EIO (the node then stops and is
+ * crashed by the fixture, torn_bytes of its unsynced tail surviving). */
+void nodesim_arm_sync_fault(struct nodesim *s, unsigned i, unsigned long nth, size_t torn_bytes);
+/* Disarms every disk fault not fired yet. */
+void nodesim_disarm_faults(struct nodesim *s);
+/* Reopens a down node i from its vfs. 0, or -1 (recorded as a violation too). */
+int nodesim_restart(struct nodesim *s, unsigned i);
+
+/* --- inspection --------------------------------------------------------------------------------- */
+
+void nodesim_status(struct nodesim *s, unsigned i, struct kv_proto_node_status *st);
+uint64_t nodesim_hash(struct nodesim *s, unsigned i);
+/* Snapshot chunks delivered to node i, and the ones carrying the last chunk. */
+uint64_t nodesim_snapshot_chunks_received(const struct nodesim *s, unsigned i);
+uint64_t nodesim_snapshots_received(const struct nodesim *s, unsigned i);
+/* Crashes so far (nodesim_crash calls and nodes stopped by an injected disk fault). */
+uint64_t nodesim_crashes(const struct nodesim *s);
+/* Prints every node's status, the pending events and the last log lines to stdout. */
+void nodesim_dump(struct nodesim *s);
+
+/* --- requests ----------------------------------------------------------------------------------- */
+
+/* One client request through the fixture. Zero it before the first use. */
+struct nodesim_req {
+	struct kv_req req; /* req.status and req.result are the outcome once done */
+	struct nodesim *sim;
+	unsigned node;
+	bool pending; /* submitted, callback not run yet */
+	bool done;
+	uint64_t submitted_ms, done_ms;
+};
+
+/* A command for op on key with data (copied by the encoder), log time = the fixture clock,
+ * caller 0:0, mode 0644, no session. */
+void nodesim_cmd(const struct nodesim *s, struct kv_cmd *c, int op, const char *key,
+                 const char *data);
+
+/*
+ * Encodes cmd and submits it on node i with timeout_ms (0: none). r is reset first (its previous
+ * result released). Returns 0 (r->done may already be true), or -1: node down, node refused
+ * (max_pending), or the command did not encode.
+ */
+int nodesim_submit(struct nodesim *s, unsigned i, const struct kv_cmd *cmd, uint64_t timeout_ms,
+                   struct nodesim_req *r);
+/* The same with raw command bytes (copied). */
+int nodesim_submit_bytes(struct nodesim *s, unsigned i, const void *bytes, size_t len,
+                         uint64_t timeout_ms, struct nodesim_req *r);
+/* Runs until r is done or max_ms passed. Returns r->done. */
+bool nodesim_wait(struct nodesim *s, struct nodesim_req *r, uint64_t max_ms);
+/* Submits and waits up to timeout_ms + 1000 ms. Returns r->req.status, or -1 when it could not
+ * be submitted or no callback came. */
+int nodesim_call(struct nodesim *s, unsigned i, const struct kv_cmd *cmd, uint64_t timeout_ms,
+                 struct nodesim_req *r);
+/* Cancels a pending request (kv_node_cancel on its node). */
+void nodesim_cancel(struct nodesim *s, struct nodesim_req *r);
+/* Releases r's result and command. r must not be pending. */
+void nodesim_req_release(struct nodesim_req *r);
+
+#endif

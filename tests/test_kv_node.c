@@ -1,0 +1,1399 @@
+/* test_kv_node.c - whole replicated nodes in one process (tests/lib/nodesim.h), seeded. */
+#include <CUnit/CUnit.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/cmd.h"
+#include "kv/node.h"
+#include "kv/proto.h"
+#include "kv/store.h"
+#include "raft/raft.h"
+#include "tests/lib/cu.h"
+#include "tests/lib/nodesim.h"
+
+#define LEADER_MS 3000 /* a fresh or healed cluster elects a leader within this */
+#define CONVERGE_MS 10000 /* and every node catches up within this */
+#define OP_TIMEOUT_MS 1000
+#define RANDOM_SEEDS 50
+#define RANDOM_FAULT_MS 8000
+
+/* Environment: KV_NODE_SEED=n replays one seed (every test, and one random run); KV_NODE_SEEDS=k
+ * runs k random seeds (a soak); KV_NODE_TRACE=1 prints the nodes' logs. */
+
+/* --- seeds and failure reports ------------------------------------------------------------------ */
+
+static const char *current_test = "";
+
+/* The seed of a test: KV_NODE_SEED (environment) replaces every default. */
+static uint64_t test_seed(uint64_t dflt)
+{
+	const char *e = getenv("KV_NODE_SEED");
+	return e && *e ? strtoull(e, NULL, 0) : dflt;
+}
+
+static void report(struct nodesim *s, uint64_t seed, const char *file, int line, const char *cond,
+                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void report(struct nodesim *s, uint64_t seed, const char *file, int line, const char *cond,
+                   const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("\n  FAILED %s:%d (%s) seed %llu: %s: ", file, line, current_test,
+	       (unsigned long long)seed, cond);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n  replay: KV_NODE_SEED=%llu tests/test_kv_node <suite>:%s\n",
+	       (unsigned long long)seed, current_test);
+	if (s) {
+		if (nodesim_error(s))
+			printf("  fixture: %s\n", nodesim_error(s));
+		nodesim_dump(s);
+	}
+}
+
+/* Checks cond; on failure prints the seed, the details and the cluster, then leaves the test
+ * through its `out` label (which frees the fixture). Uses `s` and `seed` of the test. */
+#define REQUIRE(cond, ...)                                                                         \
+	do {                                                                                       \
+		bool ok_ = (cond);                                                                 \
+		CU_assertImplementation(ok_, __LINE__, #cond, __FILE__, "", CU_FALSE);             \
+		if (!ok_) {                                                                        \
+			report(s, seed, __FILE__, __LINE__, #cond, __VA_ARGS__);                   \
+			goto out;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+/* The fixture has seen no violation of its invariants. */
+#define REQUIRE_SAFE() REQUIRE(nodesim_error(s) == NULL, "%s", "invariant violated")
+
+#define TEST(name) current_test = #name
+
+/* --- helpers ------------------------------------------------------------------------------------ */
+
+static struct nodesim *cluster_with(unsigned n, uint64_t seed, uint64_t snapshot_bytes,
+                                    unsigned jitter_ms, unsigned dup_pm)
+{
+	struct nodesim_options o;
+	struct nodesim *s = NULL;
+	char err[256];
+
+	nodesim_options_default(&o, n, seed);
+	o.snapshot_bytes = snapshot_bytes;
+	o.delay_jitter_ms = jitter_ms;
+	o.dup_pm = dup_pm;
+	if (snapshot_bytes && snapshot_bytes < 8192)
+		o.snapshot_trailing = 16; /* laggards need InstallSnapshot */
+	if (nodesim_new(&o, &s, err, sizeof(err)) != 0) {
+		printf("\n  seed %llu: cannot build the cluster: %s\n", (unsigned long long)seed,
+		       err);
+		return NULL;
+	}
+	return s;
+}
+
+static struct nodesim *cluster(unsigned n, uint64_t seed, uint64_t snapshot_bytes)
+{
+	return cluster_with(n, seed, snapshot_bytes, 4, 0);
+}
+
+static const char *status_name(int st)
+{
+	return st < 0 ? "no answer" : kv_status_name(st);
+}
+
+static int op(struct nodesim *s, unsigned i, int opcode, const char *key, const char *data,
+              struct nodesim_req *r)
+{
+	struct kv_cmd c;
+
+	nodesim_cmd(s, &c, opcode, key, data);
+	return nodesim_call(s, i, &c, OP_TIMEOUT_MS, r);
+}
+
+static int session_op(struct nodesim *s, unsigned i, int opcode, const char *key, const char *data,
+                      uint64_t session, uint64_t seq, struct nodesim_req *r)
+{
+	struct kv_cmd c;
+
+	nodesim_cmd(s, &c, opcode, key, data);
+	c.session = session;
+	c.seq = seq;
+	return nodesim_call(s, i, &c, OP_TIMEOUT_MS, r);
+}
+
+/* Non-overlapping occurrences of needle in hay. */
+static unsigned count_in(const void *hay, size_t hay_len, const char *needle)
+{
+	size_t nl = strlen(needle);
+	const char *p, *end;
+	unsigned k = 0;
+
+	if (!hay || !nl)
+		return 0;
+	p = hay;
+	end = p + hay_len;
+	while ((size_t)(end - p) >= nl) {
+		const char *m = memmem(p, (size_t)(end - p), needle, nl);
+		if (!m)
+			break;
+		k++;
+		p = m + nl;
+	}
+	return k;
+}
+
+/* The value of key in node i's local store (no ReadIndex: for checks after convergence).
+ * Returns a raft_buf (or NULL when empty) the caller unrefs. */
+static void *local_value(struct nodesim *s, unsigned i, const char *key, size_t *len, bool *exists)
+{
+	void *v = NULL;
+
+	*len = 0;
+	*exists = false;
+	if (!nodesim_node(s, i) ||
+	    kv_store_get(kv_node_store(nodesim_node(s, i)), key, strlen(key), &v, len, exists,
+	                 NULL) != KV_OK)
+		return NULL;
+	return v;
+}
+
+static bool value_is(const struct kv_result *res, const char *want)
+{
+	size_t n = strlen(want);
+	return res->value_len == n && (n == 0 || memcmp(res->value, want, n) == 0);
+}
+
+static int follower_of(struct nodesim *s, int leader)
+{
+	for (unsigned i = 0; i < nodesim_n(s); i++)
+		if ((int)i != leader && nodesim_up(s, i))
+			return (int)i;
+	return -1;
+}
+
+/* --- basic operation ---------------------------------------------------------------------------- */
+
+static void test_three_nodes_elect_a_leader_and_a_put_through_it_is_read_on_every_node(void)
+{
+	uint64_t seed = test_seed(101);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	int l, st;
+
+	TEST(test_three_nodes_elect_a_leader_and_a_put_through_it_is_read_on_every_node);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	st = op(s, (unsigned)l, KV_OP_PUT, "a/b", "hello", &r);
+	REQUIRE(st == KV_STATUS_OK, "put on the leader: %s", status_name(st));
+	REQUIRE(r.req.result.status == KV_OK, "put result %s", kv_strerror(r.req.result.status));
+	REQUIRE(r.req.leader == (uint32_t)l + 1, "answer names leader %u", r.req.leader);
+	for (unsigned i = 0; i < 3; i++) {
+		st = op(s, i, KV_OP_GET, "a/b", NULL, &r);
+		REQUIRE(st == KV_STATUS_OK, "get on node %u: %s", i + 1, status_name(st));
+		REQUIRE(r.req.result.status == KV_OK && r.req.result.exists, "get on node %u: %s",
+		        i + 1, kv_strerror(r.req.result.status));
+		REQUIRE(value_is(&r.req.result, "hello"), "node %u read %.*s", i + 1,
+		        (int)r.req.result.value_len, (const char *)r.req.result.value);
+	}
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static void test_a_put_on_a_follower_is_forwarded_and_a_get_on_a_follower_reads_it(void)
+{
+	uint64_t seed = test_seed(102);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	int l, f, f2, st;
+
+	TEST(test_a_put_on_a_follower_is_forwarded_and_a_get_on_a_follower_reads_it);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	f2 = 3 - l - f;
+	st = op(s, (unsigned)f, KV_OP_PUT, "x", "from-follower", &r);
+	REQUIRE(st == KV_STATUS_OK, "put on follower %d: %s", f + 1, status_name(st));
+	REQUIRE(r.req.result.status == KV_OK, "put result %s", kv_strerror(r.req.result.status));
+	/* straight after the ack, on the other follower: ReadIndex must make it wait to apply */
+	st = op(s, (unsigned)f2, KV_OP_GET, "x", NULL, &r);
+	REQUIRE(st == KV_STATUS_OK, "get on follower %d: %s", f2 + 1, status_name(st));
+	REQUIRE(value_is(&r.req.result, "from-follower"), "follower %d read %.*s", f2 + 1,
+	        (int)r.req.result.value_len, (const char *)r.req.result.value);
+	/* a write on one follower then a read on the same one, many times: never stale */
+	for (int k = 0; k < 20; k++) {
+		char v[32];
+		snprintf(v, sizeof(v), "v%d", k);
+		st = op(s, (unsigned)(k % 2 ? f : f2), KV_OP_PUT, "y", v, &r);
+		REQUIRE(st == KV_STATUS_OK, "put %d: %s", k, status_name(st));
+		st = op(s, (unsigned)(k % 2 ? f2 : f), KV_OP_GET, "y", NULL, &r);
+		REQUIRE(st == KV_STATUS_OK, "get %d: %s", k, status_name(st));
+		REQUIRE(value_is(&r.req.result, v), "get %d read %.*s, want %s", k,
+		        (int)r.req.result.value_len, (const char *)r.req.result.value, v);
+	}
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+struct starve {
+	struct nodesim *s;
+	unsigned to;
+	uint64_t until_ms;
+};
+
+/* Drops the AppendEntries going to one node for a while. */
+static bool starve_appends(void *arg, unsigned from, unsigned to, const struct raft_msg *m)
+{
+	struct starve *sv = arg;
+
+	(void)from;
+	return m && m->type == RAFT_MSG_APPEND && to == sv->to && nodesim_now(sv->s) < sv->until_ms;
+}
+
+static void test_a_follower_read_waits_until_the_follower_has_applied_the_read_index(void)
+{
+	uint64_t seed = test_seed(115);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	struct starve sv;
+	int l, f, st;
+
+	TEST(test_a_follower_read_waits_until_the_follower_has_applied_the_read_index);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	st = op(s, (unsigned)l, KV_OP_PUT, "w", "old", &r);
+	REQUIRE(st == KV_STATUS_OK, "first put: %s", status_name(st));
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	/* f gets no entries for 300 ms: the new value commits with the other follower */
+	sv.s = s;
+	sv.to = (unsigned)f;
+	sv.until_ms = nodesim_now(s) + 300;
+	nodesim_set_filter(s, starve_appends, &sv);
+	st = op(s, (unsigned)l, KV_OP_PUT, "w", "new", &r);
+	REQUIRE(st == KV_STATUS_OK, "second put: %s", status_name(st));
+	st = op(s, (unsigned)f, KV_OP_GET, "w", NULL, &r);
+	REQUIRE(st == KV_STATUS_OK, "get on the starved follower: %s", status_name(st));
+	REQUIRE(value_is(&r.req.result, "new"), "stale read on node %d: %.*s", f + 1,
+	        (int)r.req.result.value_len, (const char *)r.req.result.value);
+	REQUIRE(r.done_ms >= sv.until_ms, "served at %llu ms, before the entries could arrive",
+	        (unsigned long long)r.done_ms);
+	nodesim_set_filter(s, NULL, NULL);
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static void test_append_to_a_missing_key_acts_as_put_and_get_of_a_missing_key_is_empty(void)
+{
+	uint64_t seed = test_seed(103);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	int l, st;
+
+	TEST(test_append_to_a_missing_key_acts_as_put_and_get_of_a_missing_key_is_empty);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	st = op(s, (unsigned)l, KV_OP_GET, "nothing/here", NULL, &r);
+	REQUIRE(st == KV_STATUS_OK, "get: %s", status_name(st));
+	REQUIRE(r.req.result.status == KV_OK, "get result %s", kv_strerror(r.req.result.status));
+	REQUIRE(!r.req.result.exists, "%s", "a missing key exists");
+	REQUIRE(r.req.result.value_len == 0, "missing key has %zu bytes", r.req.result.value_len);
+	st = op(s, (unsigned)follower_of(s, l), KV_OP_APPEND, "log", "one", &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "append: %s / %s",
+	        status_name(st), kv_strerror(r.req.result.status));
+	st = op(s, (unsigned)l, KV_OP_APPEND, "log", "+two", &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "append: %s", status_name(st));
+	for (unsigned i = 0; i < 3; i++) {
+		st = op(s, i, KV_OP_GET, "log", NULL, &r);
+		REQUIRE(st == KV_STATUS_OK && r.req.result.exists, "get on %u: %s", i + 1,
+		        status_name(st));
+		REQUIRE(value_is(&r.req.result, "one+two"), "node %u read %.*s", i + 1,
+		        (int)r.req.result.value_len, (const char *)r.req.result.value);
+	}
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static void test_a_retried_session_append_is_applied_once_and_its_answer_replayed(void)
+{
+	uint64_t seed = test_seed(104);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	uint64_t session;
+	int l, f, st;
+	size_t len;
+	bool exists;
+	void *v = NULL;
+
+	TEST(test_a_retried_session_append_is_applied_once_and_its_answer_replayed);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	st = op(s, (unsigned)f, KV_OP_OPEN_SESSION, NULL, NULL, &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "open session: %s",
+	        status_name(st));
+	session = r.req.result.session;
+	REQUIRE(session != 0, "%s", "session id 0");
+	st = session_op(s, (unsigned)f, KV_OP_APPEND, "once", "<exactly-once>", session, 1, &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "first append: %s / %s",
+	        status_name(st), kv_strerror(r.req.result.status));
+	REQUIRE(!r.req.result.replayed, "%s", "first answer marked replayed");
+	/* the retry, once through the leader (which answers from the session) and once through
+	 * the follower again (the result encoding forwarded back carries no replayed flag) */
+	for (int k = 0; k < 2; k++) {
+		unsigned via = (unsigned)(k ? f : l);
+		st = session_op(s, via, KV_OP_APPEND, "once", "<exactly-once>", session, 1, &r);
+		REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "retry %d: %s / %s", k,
+		        status_name(st), kv_strerror(r.req.result.status));
+		if (via == (unsigned)l)
+			REQUIRE(r.req.result.replayed, "retry %d through the leader not replayed",
+			        k);
+	}
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	for (unsigned i = 0; i < 3; i++) {
+		v = local_value(s, i, "once", &len, &exists);
+		REQUIRE(count_in(v, len, "<exactly-once>") == 1, "node %u holds %.*s", i + 1,
+		        (int)len, (const char *)v);
+		raft_buf_unref(v);
+		v = NULL;
+	}
+	/* an older request number is refused, not applied */
+	st = session_op(s, (unsigned)l, KV_OP_APPEND, "once", "<second>", session, 2, &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "seq 2: %s", status_name(st));
+	st = session_op(s, (unsigned)l, KV_OP_APPEND, "once", "<stale>", session, 1, &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_ESTALE, "seq 1 again: %s / %s",
+	        status_name(st), kv_strerror(r.req.result.status));
+	REQUIRE_SAFE();
+out:
+	raft_buf_unref(v);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/* --- without a quorum --------------------------------------------------------------------------- */
+
+static bool not_leader(struct nodesim *s, void *arg)
+{
+	struct kv_proto_node_status st;
+
+	nodesim_status(s, *(unsigned *)arg, &st);
+	return st.role != RAFT_LEADER && st.leader == 0;
+}
+
+static void test_a_write_without_quorum_ends_unknown_if_proposed_and_not_applied_if_not(void)
+{
+	uint64_t seed = test_seed(105);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	unsigned l;
+	int li, st;
+	size_t len;
+	bool exists;
+	void *v = NULL;
+
+	TEST(test_a_write_without_quorum_ends_unknown_if_proposed_and_not_applied_if_not);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	li = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(li >= 0, "no leader after %d ms", LEADER_MS);
+	l = (unsigned)li;
+	nodesim_isolate(s, l);
+	/* still the leader when the write arrives: proposed, never committed */
+	st = op(s, l, KV_OP_APPEND, "q", "<proposed>", &r);
+	REQUIRE(st == KV_STATUS_UNKNOWN, "isolated leader's write: %s", status_name(st));
+	REQUIRE(r.done_ms - r.submitted_ms >= OP_TIMEOUT_MS, "answered after %llu ms",
+	        (unsigned long long)(r.done_ms - r.submitted_ms));
+	/* once it has stepped down and knows no leader: never reaches one */
+	REQUIRE(nodesim_run_until(s, not_leader, &l, 2000), "%s", "old leader never stepped down");
+	st = op(s, l, KV_OP_PUT, "q2", "<never>", &r);
+	REQUIRE(st == KV_STATUS_NOT_APPLIED, "cut-off node's write: %s", status_name(st));
+	/* a read there: no data, ever */
+	st = op(s, l, KV_OP_GET, "q", NULL, &r);
+	REQUIRE(st == KV_STATUS_NOT_APPLIED, "cut-off node's read: %s", status_name(st));
+	REQUIRE(r.req.result.value == NULL && r.req.result.value_len == 0, "%s",
+	        "a failed read carries data");
+	nodesim_heal(s);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence after healing");
+	for (unsigned i = 0; i < 3; i++) {
+		v = local_value(s, i, "q", &len, &exists);
+		REQUIRE(count_in(v, len, "<proposed>") == 0,
+		        "node %u: the new leader's term "
+		        "should have replaced %.*s",
+		        i + 1, (int)len, (const char *)v);
+		raft_buf_unref(v);
+		v = local_value(s, i, "q2", &len, &exists);
+		REQUIRE(!exists, "node %u: a NOT_APPLIED write was applied", i + 1);
+		raft_buf_unref(v);
+		v = NULL;
+	}
+	REQUIRE_SAFE();
+out:
+	raft_buf_unref(v);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static void test_a_read_without_quorum_ends_not_applied_and_never_returns_data(void)
+{
+	uint64_t seed = test_seed(106);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	int l, f, st;
+
+	TEST(test_a_read_without_quorum_ends_not_applied_and_never_returns_data);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	st = op(s, (unsigned)l, KV_OP_PUT, "r", "old", &r);
+	REQUIRE(st == KV_STATUS_OK, "put: %s", status_name(st));
+	f = follower_of(s, l);
+	/* every node alone: nobody has a quorum */
+	for (unsigned i = 0; i < 3; i++)
+		nodesim_isolate(s, i);
+	for (unsigned i = 0; i < 3; i++) {
+		st = op(s, i, KV_OP_GET, "r", NULL, &r);
+		REQUIRE(st == KV_STATUS_NOT_APPLIED, "read on node %u (leader %d): %s", i + 1,
+		        l + 1, status_name(st));
+		REQUIRE(r.req.result.value == NULL, "node %u returned data", i + 1);
+	}
+	/* a write through a follower whose forward is lost: proposed nowhere */
+	st = op(s, (unsigned)f, KV_OP_PUT, "r", "lost", &r);
+	REQUIRE(st == KV_STATUS_UNKNOWN || st == KV_STATUS_NOT_APPLIED, "write: %s",
+	        status_name(st));
+	nodesim_heal(s);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence after healing");
+	st = op(s, (unsigned)f, KV_OP_GET, "r", NULL, &r);
+	REQUIRE(st == KV_STATUS_OK && value_is(&r.req.result, "old"), "read after healing: %s %.*s",
+	        status_name(st), (int)r.req.result.value_len, (const char *)r.req.result.value);
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/* --- crashes ------------------------------------------------------------------------------------ */
+
+static bool index_grew(struct nodesim *s, void *arg)
+{
+	uint64_t *want = arg; /* [node, last index before] */
+	struct kv_proto_node_status st;
+
+	nodesim_status(s, (unsigned)want[0], &st);
+	return st.last_index > want[1];
+}
+
+/* One round: Append text on node `via` while the leader is `l`, crash the leader once the entry
+ * is in its log (links from the leader blocked when `cut`), recover, and check the outcome. */
+static int crash_round(struct nodesim *s, uint64_t seed, bool cut, bool use_session, int round)
+{
+	struct nodesim_req r = {0}, o = {0};
+	struct kv_cmd c;
+	char text[32];
+	uint64_t session = 0, watch[2];
+	struct kv_proto_node_status st;
+	unsigned via;
+	int l, rv = -1, status;
+	size_t len;
+	bool exists;
+	void *v = NULL;
+
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "round %d: no leader", round);
+	if (use_session) {
+		status = op(s, (unsigned)l, KV_OP_OPEN_SESSION, NULL, NULL, &o);
+		REQUIRE(status == KV_STATUS_OK, "round %d: open session: %s", round,
+		        status_name(status));
+		session = o.req.result.session;
+	}
+	via = round % 3 == 0 ? (unsigned)l : (unsigned)follower_of(s, l);
+	snprintf(text, sizeof(text), "<crash-%d>", round);
+	if (cut)
+		for (unsigned j = 0; j < nodesim_n(s); j++)
+			nodesim_block(s, (unsigned)l, j, true);
+	nodesim_status(s, (unsigned)l, &st);
+	watch[0] = (uint64_t)l;
+	watch[1] = st.last_index;
+	nodesim_cmd(s, &c, KV_OP_APPEND, "crash", text);
+	c.session = session;
+	c.seq = 1;
+	REQUIRE(nodesim_submit(s, via, &c, 2 * OP_TIMEOUT_MS, &r) == 0, "round %d: submit", round);
+	REQUIRE(nodesim_run_until(s, index_grew, watch, 500), "round %d: never proposed", round);
+	nodesim_crash(s, (unsigned)l, (size_t)(nodesim_random(s) % 300));
+	nodesim_heal(s);
+	REQUIRE(nodesim_wait(s, &r, 3 * OP_TIMEOUT_MS), "round %d: no answer", round);
+	if (via == (unsigned)l)
+		REQUIRE(r.req.status == KV_STATUS_UNKNOWN, "round %d: crashed leader answered %s",
+		        round, status_name(r.req.status));
+	REQUIRE(nodesim_wait_leader(s, LEADER_MS) >= 0, "round %d: no leader after the crash",
+	        round);
+	REQUIRE(nodesim_restart(s, (unsigned)l) == 0, "round %d: restart", round);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "round %d: no convergence", round);
+	for (unsigned i = 0; i < nodesim_n(s); i++) {
+		unsigned k;
+		v = local_value(s, i, "crash", &len, &exists);
+		k = count_in(v, len, text);
+		REQUIRE(k <= 1, "round %d: node %u applied %s %u times", round, i + 1, text, k);
+		if (r.req.status == KV_STATUS_OK)
+			REQUIRE(k == 1, "round %d: acknowledged %s lost on node %u", round, text,
+			        i + 1);
+		if (r.req.status == KV_STATUS_NOT_APPLIED || r.req.status == KV_STATUS_SHUTDOWN)
+			REQUIRE(k == 0, "round %d: %s answered %s but applied", round, text,
+			        status_name(r.req.status));
+		raft_buf_unref(v);
+		v = NULL;
+	}
+	rv = r.req.status;
+out:
+	raft_buf_unref(v);
+	nodesim_req_release(&r);
+	nodesim_req_release(&o);
+	return rv;
+}
+
+static void test_a_leader_crash_between_propose_and_commit_never_acknowledges_a_lost_write(void)
+{
+	uint64_t seed = test_seed(107);
+	struct nodesim *s = cluster(3, seed, 0);
+	unsigned seen[KV_STATUS_COUNT] = {0};
+
+	TEST(test_a_leader_crash_between_propose_and_commit_never_acknowledges_a_lost_write);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	for (int round = 0; round < 12; round++) {
+		bool cut = (round / 3) % 2 == 1;
+		bool session = round >= 6;
+		int st = crash_round(s, seed, cut, session, round);
+		REQUIRE(st >= 0 && nodesim_error(s) == NULL, "round %d failed", round);
+		seen[st]++;
+	}
+	printf("\n    crash rounds: %u OK, %u UNKNOWN, %u NOT_APPLIED ", seen[KV_STATUS_OK],
+	       seen[KV_STATUS_UNKNOWN], seen[KV_STATUS_NOT_APPLIED]);
+	REQUIRE(seen[KV_STATUS_UNKNOWN] > 0, "%s", "no round ended UNKNOWN");
+	REQUIRE_SAFE();
+out:
+	nodesim_free(s);
+}
+
+static void test_every_node_restarted_after_a_torn_crash_recovers_the_same_state(void)
+{
+	uint64_t seed = test_seed(108);
+	struct nodesim *s = cluster(3, seed, 2048);
+	struct nodesim_req r = {0};
+	uint64_t before;
+	int l, st;
+
+	TEST(test_every_node_restarted_after_a_torn_crash_recovers_the_same_state);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	for (int k = 0; k < 120; k++) {
+		char key[16], val[64];
+		snprintf(key, sizeof(key), "d%d/f%d", k % 4, k % 9);
+		snprintf(val, sizeof(val), "<%d>", k);
+		st = op(s, (unsigned)k % 3, k % 2 ? KV_OP_APPEND : KV_OP_PUT, key, val, &r);
+		REQUIRE(st == KV_STATUS_OK, "write %d: %s", k, status_name(st));
+	}
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	before = nodesim_hash(s, 0);
+	for (unsigned round = 0; round < 3; round++) {
+		for (unsigned i = 0; i < 3; i++)
+			nodesim_crash(s, i, (size_t)(nodesim_random(s) % 400));
+		for (unsigned i = 0; i < 3; i++)
+			REQUIRE(nodesim_restart(s, i) == 0, "restart of node %u", i + 1);
+		REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "round %u: no convergence", round);
+		for (unsigned i = 0; i < 3; i++)
+			REQUIRE(nodesim_hash(s, i) == before,
+			        "round %u: node %u hash %016llx, before "
+			        "%016llx",
+			        round, i + 1, (unsigned long long)nodesim_hash(s, i),
+			        (unsigned long long)before);
+	}
+	st = op(s, 1, KV_OP_GET, "d1/f1", NULL, &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.exists, "read after restarts: %s",
+	        status_name(st));
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static void test_a_node_stopped_by_a_failed_fsync_restarts_and_catches_up(void)
+{
+	uint64_t seed = test_seed(109);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	int l, st;
+
+	TEST(test_a_node_stopped_by_a_failed_fsync_restarts_and_catches_up);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	nodesim_arm_sync_fault(s, (unsigned)l, 2, 100);
+	for (int k = 0; k < 10; k++) {
+		char val[16];
+		snprintf(val, sizeof(val), "<%d>", k);
+		op(s, (unsigned)k % 3, KV_OP_APPEND, "f", val, &r);
+	}
+	REQUIRE(!nodesim_up(s, (unsigned)l), "%s", "the leader survived its failed fsync");
+	REQUIRE(nodesim_restart(s, (unsigned)l) == 0, "%s", "restart");
+	st = op(s, (unsigned)l, KV_OP_APPEND, "f", "<last>", &r);
+	REQUIRE(st == KV_STATUS_OK, "append after restart: %s", status_name(st));
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/* --- snapshots ---------------------------------------------------------------------------------- */
+
+static void test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot(void)
+{
+	uint64_t seed = test_seed(110);
+	struct nodesim *s = cluster(3, seed, 8192); /* default trailing: 1024 entries */
+	struct nodesim_req rs[64];
+	struct nodesim_req r = {0};
+	struct kv_proto_node_status st;
+	uint64_t first_snap = 0;
+	int l, p;
+
+	memset(rs, 0, sizeof(rs));
+	TEST(test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	p = follower_of(s, l);
+	nodesim_isolate(s, (unsigned)p);
+	/* more entries than the leader keeps behind a snapshot (raft snapshot_trailing, 1024) */
+	for (int batch = 0; batch < 22; batch++) {
+		for (int k = 0; k < 64; k++) {
+			struct kv_cmd c;
+			char key[16], val[80];
+			snprintf(key, sizeof(key), "s/%d", k % 24);
+			snprintf(val, sizeof(val),
+			         "batch %d entry %d ..................................", batch, k);
+			nodesim_cmd(s, &c, KV_OP_PUT, key, val);
+			REQUIRE(nodesim_submit(s, (unsigned)l, &c, 5000, &rs[k]) == 0,
+			        "submit %d/%d", batch, k);
+		}
+		for (int k = 0; k < 64; k++) {
+			REQUIRE(nodesim_wait(s, &rs[k], 6000), "batch %d entry %d: no answer",
+			        batch, k);
+			REQUIRE(rs[k].req.status == KV_STATUS_OK, "batch %d entry %d: %s", batch, k,
+			        status_name(rs[k].req.status));
+		}
+		nodesim_status(s, (unsigned)l, &st);
+		if (batch == 1)
+			first_snap = st.snapshot_index;
+	}
+	nodesim_status(s, (unsigned)l, &st);
+	REQUIRE(first_snap > 0, "%s", "no snapshot after 128 writes of 8 KiB snapshots");
+	REQUIRE(st.snapshot_index > first_snap + 1024, "snapshot index %llu after %llu",
+	        (unsigned long long)st.snapshot_index, (unsigned long long)first_snap);
+	for (unsigned i = 0; i < 3; i++) {
+		struct kv_proto_node_status o;
+		nodesim_status(s, i, &o);
+		if ((int)i != p)
+			REQUIRE(o.snapshot_index > first_snap, "node %u never snapshotted", i + 1);
+	}
+	nodesim_heal(s);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence after healing");
+	REQUIRE(nodesim_snapshots_received(s, (unsigned)p) >= 1,
+	        "node %d caught up without InstallSnapshot (%llu chunks)", p + 1,
+	        (unsigned long long)nodesim_snapshot_chunks_received(s, (unsigned)p));
+	nodesim_status(s, (unsigned)p, &st);
+	REQUIRE(st.snapshot_index > first_snap, "node %d snapshot index %llu", p + 1,
+	        (unsigned long long)st.snapshot_index);
+	REQUIRE(nodesim_hash(s, (unsigned)p) == nodesim_hash(s, (unsigned)l),
+	        "hash %016llx on node %d, %016llx on the leader",
+	        (unsigned long long)nodesim_hash(s, (unsigned)p), p + 1,
+	        (unsigned long long)nodesim_hash(s, (unsigned)l));
+	REQUIRE(op(s, (unsigned)p, KV_OP_GET, "s/5", NULL, &r) == KV_STATUS_OK, "%s",
+	        "read on the caught-up node");
+	REQUIRE(count_in(r.req.result.value, r.req.result.value_len, "batch 21 entry 53 ") == 1,
+	        "node %d read %.*s", p + 1, (int)r.req.result.value_len,
+	        (const char *)r.req.result.value);
+	/* and it survives a restart from its installed snapshot */
+	nodesim_crash(s, (unsigned)p, 0);
+	REQUIRE(nodesim_restart(s, (unsigned)p) == 0, "%s", "restart");
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence after restart");
+	REQUIRE_SAFE();
+out:
+	for (int k = 0; k < 64; k++)
+		nodesim_req_release(&rs[k]);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/* --- request edges ------------------------------------------------------------------------------ */
+
+static void test_cancel_gives_not_applied_while_waiting_for_a_leader_and_unknown_once_proposed(void)
+{
+	uint64_t seed = test_seed(111);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	struct kv_cmd c;
+	int l;
+
+	TEST(test_cancel_gives_not_applied_while_waiting_for_a_leader_and_unknown_once_proposed);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	/* time 0: no leader anywhere yet */
+	nodesim_cmd(s, &c, KV_OP_PUT, "c", "v");
+	REQUIRE(nodesim_submit(s, 0, &c, 0, &r) == 0, "%s", "submit");
+	REQUIRE(!r.done, "answered %s without a leader", status_name(r.req.status));
+	nodesim_cancel(s, &r);
+	REQUIRE(r.done && r.req.status == KV_STATUS_NOT_APPLIED, "cancel: %s",
+	        r.done ? status_name(r.req.status) : "no callback");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	nodesim_isolate(s, (unsigned)l);
+	nodesim_cmd(s, &c, KV_OP_PUT, "c", "w");
+	REQUIRE(nodesim_submit(s, (unsigned)l, &c, 0, &r) == 0, "%s", "submit");
+	nodesim_run_for(s, 20);
+	REQUIRE(!r.done, "answered %s", status_name(r.req.status));
+	nodesim_cancel(s, &r);
+	REQUIRE(r.done && r.req.status == KV_STATUS_UNKNOWN, "cancel of a proposal: %s",
+	        r.done ? status_name(r.req.status) : "no callback");
+	nodesim_heal(s);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static void test_bad_command_bytes_give_bad_request(void)
+{
+	uint64_t seed = test_seed(112);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	static const unsigned char junk[] = {0xff, 0x01, 0x02, 0x03};
+	unsigned char good_plus[256];
+	struct kv_cmd c;
+	void *buf = NULL;
+	size_t len = 0;
+	int l;
+
+	TEST(test_bad_command_bytes_give_bad_request);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	for (unsigned i = 0; i < 3; i++) {
+		REQUIRE(nodesim_submit_bytes(s, i, junk, sizeof(junk), OP_TIMEOUT_MS, &r) == 0,
+		        "%s", "submit");
+		REQUIRE(nodesim_wait(s, &r, 10) && r.req.status == KV_STATUS_BAD_REQUEST,
+		        "junk on node %u: %s", i + 1,
+		        r.done ? status_name(r.req.status) : "pending");
+		REQUIRE(nodesim_submit_bytes(s, i, junk, 0, OP_TIMEOUT_MS, &r) == 0, "%s",
+		        "submit");
+		REQUIRE(nodesim_wait(s, &r, 10) && r.req.status == KV_STATUS_BAD_REQUEST,
+		        "empty command on node %u: %s", i + 1,
+		        r.done ? status_name(r.req.status) : "pending");
+	}
+	/* a valid command with a trailing byte */
+	nodesim_cmd(s, &c, KV_OP_PUT, "k", "v");
+	REQUIRE(kv_cmd_encode(&c, &buf, &len) == KV_OK && len < sizeof(good_plus), "%s", "encode");
+	memcpy(good_plus, buf, len);
+	good_plus[len] = 0;
+	REQUIRE(nodesim_submit_bytes(s, (unsigned)l, good_plus, len + 1, OP_TIMEOUT_MS, &r) == 0,
+	        "%s", "submit");
+	REQUIRE(nodesim_wait(s, &r, 10) && r.req.status == KV_STATUS_BAD_REQUEST,
+	        "trailing byte: %s", r.done ? status_name(r.req.status) : "pending");
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE(!kv_store_exists(kv_node_store(nodesim_node(s, (unsigned)l)), "k", 1), "%s",
+	        "a bad request was applied");
+	REQUIRE_SAFE();
+out:
+	raft_buf_unref(buf);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/* --- cluster sizes ------------------------------------------------------------------------------ */
+
+static void test_a_single_node_cluster_leads_alone_and_applies_writes(void)
+{
+	uint64_t seed = test_seed(113);
+	struct nodesim *s = cluster(1, seed, 0);
+	struct nodesim_req r = {0};
+	int st;
+
+	TEST(test_a_single_node_cluster_leads_alone_and_applies_writes);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	REQUIRE(nodesim_wait_leader(s, LEADER_MS) == 0, "%s", "no leader");
+	st = op(s, 0, KV_OP_PUT, "solo", "yes", &r);
+	REQUIRE(st == KV_STATUS_OK, "put: %s", status_name(st));
+	st = op(s, 0, KV_OP_GET, "solo", NULL, &r);
+	REQUIRE(st == KV_STATUS_OK && value_is(&r.req.result, "yes"), "get: %s", status_name(st));
+	nodesim_crash(s, 0, 50);
+	REQUIRE(nodesim_restart(s, 0) == 0, "%s", "restart");
+	st = op(s, 0, KV_OP_GET, "solo", NULL, &r);
+	REQUIRE(st == KV_STATUS_OK && value_is(&r.req.result, "yes"), "get after restart: %s",
+	        status_name(st));
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static void test_a_five_node_cluster_serves_with_two_nodes_down(void)
+{
+	uint64_t seed = test_seed(114);
+	struct nodesim *s = cluster(5, seed, 0);
+	struct nodesim_req r = {0};
+	int l, st;
+
+	TEST(test_a_five_node_cluster_serves_with_two_nodes_down);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	nodesim_crash(s, (unsigned)l, 10);
+	nodesim_crash(s, (unsigned)(l + 1) % 5, 10);
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "%s", "no leader among three");
+	for (unsigned i = 0; i < 5; i++) {
+		if (!nodesim_up(s, i))
+			continue;
+		st = op(s, i, KV_OP_APPEND, "five", "+", &r);
+		REQUIRE(st == KV_STATUS_OK, "append on node %u: %s", i + 1, status_name(st));
+	}
+	for (unsigned i = 0; i < 5; i++)
+		if (!nodesim_up(s, i))
+			REQUIRE(nodesim_restart(s, i) == 0, "restart %u", i + 1);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	st = op(s, (unsigned)(l + 1) % 5, KV_OP_GET, "five", NULL, &r);
+	REQUIRE(st == KV_STATUS_OK && value_is(&r.req.result, "+++"), "get: %s %.*s",
+	        status_name(st), (int)r.req.result.value_len, (const char *)r.req.result.value);
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/* --- randomized --------------------------------------------------------------------------------- */
+
+#define RND_MAX_CLIENTS 16
+#define RND_APPEND_KEYS 4
+#define RND_PUT_KEYS 3
+#define RND_MAX_APPENDS 16384
+#define RND_MAX_READS 8192
+
+struct rnd_append {
+	char text[32];
+	int key;
+	bool any_ok; /* an attempt answered OK */
+	bool any_uncertain; /* an attempt answered UNKNOWN (or got no answer) */
+	uint64_t ok_ms; /* when the first OK came */
+};
+
+struct rnd_read {
+	int key;
+	uint64_t call_ms;
+	char *value; /* malloc'd copy */
+	size_t len;
+};
+
+struct rnd_client {
+	struct nodesim_req r;
+	bool busy;
+	bool uses_session;
+	uint64_t session, seq;
+	int kind; /* 0 open session, 1 append, 2 put, 3 get */
+	int key;
+	int append; /* index into appends */
+	unsigned attempts;
+	uint64_t next_ms;
+};
+
+struct rnd {
+	struct nodesim *s;
+	uint64_t seed;
+	struct rnd_client c[RND_MAX_CLIENTS];
+	unsigned nc;
+	struct rnd_append *ap;
+	unsigned n_ap;
+	struct rnd_read *rd;
+	unsigned n_rd;
+	unsigned ok, unknown, not_applied;
+	bool stop;
+	unsigned *counts; /* RND_MAX_APPENDS: tally of one value */
+	char *scratch;
+	size_t scratch_cap;
+};
+
+static unsigned rnd_below(struct rnd *t, unsigned n)
+{
+	return n ? (unsigned)(nodesim_random(t->s) % n) : 0;
+}
+
+static int rnd_node(struct rnd *t)
+{
+	unsigned n = nodesim_n(t->s), start = rnd_below(t, n);
+
+	for (unsigned k = 0; k < n; k++)
+		if (nodesim_up(t->s, (start + k) % n))
+			return (int)((start + k) % n);
+	return -1;
+}
+
+static void rnd_key(char *buf, size_t cap, bool append_key, int k)
+{
+	snprintf(buf, cap, "%s/%d", append_key ? "app" : "put", k);
+}
+
+/* Starts the client's next request (or the retry of its current one). */
+static void rnd_start(struct rnd *t, struct rnd_client *cl, bool retry)
+{
+	struct kv_cmd c;
+	char key[32], val[48];
+	int node = rnd_node(t);
+
+	if (node < 0)
+		return;
+	if (!retry) {
+		cl->attempts = 0;
+		if (cl->uses_session && cl->session == 0) {
+			cl->kind = 0;
+		} else {
+			unsigned pick = rnd_below(t, 10);
+			cl->kind = pick < 5 ? 1 : pick < 7 ? 2 : 3;
+			cl->key = (int)rnd_below(t, cl->kind == 2 ? RND_PUT_KEYS : RND_APPEND_KEYS);
+			if (cl->kind == 3 && rnd_below(t, 4) == 0)
+				cl->key = -1 - (int)rnd_below(t, RND_PUT_KEYS); /* a put key */
+			if (cl->kind == 1) {
+				if (t->n_ap >= RND_MAX_APPENDS)
+					return;
+				cl->append = (int)t->n_ap++;
+				snprintf(t->ap[cl->append].text, sizeof(t->ap[cl->append].text),
+				         "<%u.%u>", (unsigned)(cl - t->c), cl->append);
+				t->ap[cl->append].key = cl->key;
+			}
+			if (cl->uses_session)
+				cl->seq++;
+		}
+	}
+	cl->attempts++;
+	switch (cl->kind) {
+	case 0:
+		nodesim_cmd(t->s, &c, KV_OP_OPEN_SESSION, NULL, NULL);
+		break;
+	case 1:
+		rnd_key(key, sizeof(key), true, cl->key);
+		nodesim_cmd(t->s, &c, KV_OP_APPEND, key, t->ap[cl->append].text);
+		break;
+	case 2:
+		rnd_key(key, sizeof(key), false, cl->key);
+		snprintf(val, sizeof(val), "v%u", rnd_below(t, 1000));
+		nodesim_cmd(t->s, &c, KV_OP_PUT, key, val);
+		break;
+	default:
+		if (cl->key >= 0)
+			rnd_key(key, sizeof(key), true, cl->key);
+		else
+			rnd_key(key, sizeof(key), false, -1 - cl->key);
+		nodesim_cmd(t->s, &c, KV_OP_GET, key, NULL);
+		break;
+	}
+	if (cl->kind != 0 && cl->uses_session) {
+		c.session = cl->session;
+		c.seq = cl->seq;
+	}
+	if (nodesim_submit(t->s, (unsigned)node, &c, 100 + rnd_below(t, 900), &cl->r) == 0)
+		cl->busy = true;
+}
+
+/* Records the outcome of the client's request; returns true when it should be retried. */
+static bool rnd_finish(struct rnd *t, struct rnd_client *cl)
+{
+	int st = cl->r.req.status;
+	const struct kv_result *res = &cl->r.req.result;
+
+	cl->busy = false;
+	if (st == KV_STATUS_OK)
+		t->ok++;
+	else if (st == KV_STATUS_UNKNOWN)
+		t->unknown++;
+	else
+		t->not_applied++;
+	if (cl->kind == 1) {
+		struct rnd_append *a = &t->ap[cl->append];
+		if (st == KV_STATUS_OK && res->status == KV_OK && !a->any_ok) {
+			a->any_ok = true;
+			a->ok_ms = cl->r.done_ms;
+		} else if (st == KV_STATUS_UNKNOWN) {
+			a->any_uncertain = true;
+		} else if (st == KV_STATUS_OK) {
+			/* applied with an error (an expired session would be one): it must not show */
+		}
+	}
+	if (cl->kind == 0 && st == KV_STATUS_OK && res->status == KV_OK) {
+		cl->session = res->session;
+		cl->seq = 0;
+	}
+	if (cl->kind == 3 && st == KV_STATUS_OK && cl->key >= 0 && t->n_rd < RND_MAX_READS &&
+	    res->status == KV_OK) {
+		struct rnd_read *rd = &t->rd[t->n_rd];
+		rd->value = malloc(res->value_len + 1);
+		if (rd->value) {
+			if (res->value_len)
+				memcpy(rd->value, res->value, res->value_len);
+			rd->value[res->value_len] = '\0';
+			rd->len = res->value_len;
+			rd->key = cl->key;
+			rd->call_ms = cl->r.submitted_ms;
+			t->n_rd++;
+		}
+	}
+	/* a session client retries the same (session, seq) until it has an answer */
+	return cl->uses_session && st != KV_STATUS_OK && cl->attempts < 6 && !t->stop;
+}
+
+static bool rnd_clients_idle(struct nodesim *s, void *arg)
+{
+	struct rnd *t = arg;
+	(void)s;
+	for (unsigned k = 0; k < t->nc; k++)
+		if (t->c[k].busy)
+			return false;
+	return true;
+}
+
+/* One millisecond of clients: finished requests are recorded, idle clients start new ones. */
+static void rnd_clients(struct rnd *t)
+{
+	uint64_t now = nodesim_now(t->s);
+
+	for (unsigned k = 0; k < t->nc; k++) {
+		struct rnd_client *cl = &t->c[k];
+		if (cl->busy && cl->r.done) {
+			bool retry = rnd_finish(t, cl);
+			cl->next_ms = now + rnd_below(t, 5);
+			if (retry) {
+				rnd_start(t, cl, true);
+				continue;
+			}
+		}
+		if (!cl->busy && !t->stop && now >= cl->next_ms)
+			rnd_start(t, cl, false);
+	}
+}
+
+static void rnd_nemesis(struct rnd *t)
+{
+	struct nodesim *s = t->s;
+	unsigned n = nodesim_n(s), down = 0;
+	unsigned pick = rnd_below(t, 100);
+
+	for (unsigned i = 0; i < n; i++)
+		down += !nodesim_up(s, i);
+	if (pick < 20) {
+		nodesim_partition(s, 1u + rnd_below(t, (1u << n) - 2));
+	} else if (pick < 35) {
+		nodesim_isolate(s, rnd_below(t, n));
+	} else if (pick < 55) {
+		nodesim_heal(s);
+	} else if (pick < 70) {
+		unsigned i =
+		        rnd_below(t, n); /* one draw per statement: argument order is unspecified */
+		size_t torn = rnd_below(t, 300);
+		if (down < (n - 1) / 2 + (n == 3))
+			nodesim_crash(s, i, torn);
+	} else if (pick < 85) {
+		for (unsigned i = 0; i < n; i++)
+			if (!nodesim_up(s, i)) {
+				nodesim_restart(s, i);
+				break;
+			}
+	} else if (pick < 92) {
+		unsigned i = rnd_below(t, n);
+		unsigned long nth = 1 + rnd_below(t, 8);
+		size_t torn = rnd_below(t, 200);
+		if (nodesim_up(s, i) && down == 0)
+			nodesim_arm_sync_fault(s, i, nth, torn);
+	} else {
+		nodesim_set_drop(s, rnd_below(t, 2) ? 0 : 30);
+	}
+}
+
+/* Counts the append texts "<client.index>" in an append key's value into counts[index]
+ * (zeroed first). false when the value holds anything else. */
+static bool tally(const char *v, size_t len, unsigned *counts, unsigned n_ap)
+{
+	size_t i = 0;
+
+	memset(counts, 0, n_ap * sizeof(*counts));
+	while (i < len) {
+		unsigned long c, a;
+		char *end;
+		if (v[i] != '<')
+			return false;
+		c = strtoul(v + i + 1, &end, 10);
+		if (*end != '.')
+			return false;
+		a = strtoul(end + 1, &end, 10);
+		if (*end != '>' || a >= n_ap)
+			return false;
+		(void)c;
+		counts[a]++;
+		i = (size_t)(end + 1 - v);
+	}
+	return true;
+}
+
+/* Runs one seed; returns NULL or a message (static buffer) describing the first problem. */
+static const char *rnd_run(struct rnd *t, char *msg, size_t cap)
+{
+	struct nodesim *s = t->s;
+	uint64_t end, next_nemesis;
+	size_t len;
+	bool exists;
+
+	for (unsigned k = 0; k < t->nc; k++)
+		t->c[k].uses_session = k % 2 == 1;
+	end = nodesim_now(s) + RANDOM_FAULT_MS;
+	next_nemesis = nodesim_now(s) + 100 + rnd_below(t, 200);
+	while (nodesim_now(s) < end) {
+		rnd_clients(t);
+		if (nodesim_now(s) >= next_nemesis) {
+			rnd_nemesis(t);
+			next_nemesis = nodesim_now(s) + 50 + rnd_below(t, 300);
+		}
+		if (!nodesim_run_for(s, 1))
+			return "invariant violated";
+	}
+	/* heal everything, let every request end, converge */
+	t->stop = true;
+	nodesim_heal(s);
+	nodesim_set_drop(s, 0);
+	nodesim_disarm_faults(s);
+	for (unsigned i = 0; i < nodesim_n(s); i++)
+		if (!nodesim_up(s, i))
+			nodesim_restart(s, i);
+	for (uint64_t until = nodesim_now(s) + 5000; nodesim_now(s) < until;) {
+		rnd_clients(t);
+		if (rnd_clients_idle(s, t))
+			break;
+		if (!nodesim_run_for(s, 1))
+			return "invariant violated";
+	}
+	if (!rnd_clients_idle(s, t))
+		return "a request got no answer within 5 s of its deadline";
+	if (!nodesim_wait_converged(s, CONVERGE_MS))
+		return nodesim_error(s) ? "invariant violated" : "no convergence after healing";
+	for (unsigned i = 0; i < nodesim_n(s); i++) {
+		if (!nodesim_up(s, i)) {
+			snprintf(msg, cap, "node %u is down at the end", i + 1);
+			return msg;
+		}
+		if (nodesim_hash(s, i) != nodesim_hash(s, 0)) {
+			snprintf(msg, cap, "node %u hash differs from node 1", i + 1);
+			return msg;
+		}
+	}
+	/* exactly once: every acknowledged append once, nothing answered NOT_APPLIED at all */
+	for (int k = 0; k < RND_APPEND_KEYS; k++) {
+		char key[32];
+		void *v;
+		bool parsed;
+		rnd_key(key, sizeof(key), true, k);
+		v = local_value(s, 0, key, &len, &exists);
+		/* the value must be NUL-free text for strtoul: copy it */
+		parsed = len < t->scratch_cap &&
+		        (memcpy(t->scratch, v ? v : "", len), t->scratch[len] = 0,
+		         tally(t->scratch, len, t->counts, t->n_ap));
+		raft_buf_unref(v);
+		if (!parsed) {
+			snprintf(msg, cap, "%s holds something else than append texts", key);
+			return msg;
+		}
+		for (unsigned a = 0; a < t->n_ap; a++) {
+			const struct rnd_append *ap = &t->ap[a];
+			unsigned c = t->counts[a];
+			if (ap->key != k) {
+				if (c) {
+					snprintf(msg, cap, "%s holds %s of another key", key,
+					         ap->text);
+					return msg;
+				}
+				continue;
+			}
+			if (c > 1 || (ap->any_ok && c != 1) ||
+			    (!ap->any_ok && !ap->any_uncertain && c)) {
+				snprintf(
+				        msg, cap,
+				        "append %s on %s: found %u times (acknowledged: %s, uncertain: "
+				        "%s)",
+				        ap->text, key, c, ap->any_ok ? "yes" : "no",
+				        ap->any_uncertain ? "yes" : "no");
+				return msg;
+			}
+		}
+	}
+	/* reads: never a duplicate, never missing an append acknowledged before the read began */
+	for (unsigned q = 0; q < t->n_rd; q++) {
+		const struct rnd_read *rd = &t->rd[q];
+		if (!tally(rd->value, rd->len, t->counts, t->n_ap)) {
+			snprintf(msg, cap,
+			         "a read of app/%d returned something else than append texts",
+			         rd->key);
+			return msg;
+		}
+		for (unsigned a = 0; a < t->n_ap; a++) {
+			const struct rnd_append *ap = &t->ap[a];
+			unsigned c = t->counts[a];
+			if (ap->key != rd->key)
+				continue;
+			if (c > 1 || (ap->any_ok && ap->ok_ms < rd->call_ms && c != 1) ||
+			    (!ap->any_ok && !ap->any_uncertain && c)) {
+				snprintf(
+				        msg, cap,
+				        "a read of app/%d called at %llums saw %s %u times (acked at "
+				        "%llums)",
+				        rd->key, (unsigned long long)rd->call_ms, ap->text, c,
+				        (unsigned long long)ap->ok_ms);
+				return msg;
+			}
+		}
+	}
+	return NULL;
+}
+
+static void test_random_operations_with_partitions_and_crashes_converge_exactly_once(void)
+{
+	const char *one = getenv("KV_NODE_SEED"), *many = getenv("KV_NODE_SEEDS");
+	unsigned seeds = one && *one ? 1 : many && *many ? (unsigned)atoi(many) : RANDOM_SEEDS;
+	uint64_t first = one && *one ? strtoull(one, NULL, 0) : 1000;
+	unsigned failures = 0;
+	uint64_t tot_ok = 0, tot_unknown = 0, tot_na = 0, tot_ap = 0, tot_rd = 0, tot_crash = 0,
+	         tot_snap = 0;
+
+	TEST(test_random_operations_with_partitions_and_crashes_converge_exactly_once);
+	for (unsigned k = 0; k < seeds && failures < 3; k++) {
+		uint64_t seed = first + k;
+		unsigned n = seed % 2 ? 5 : 3;
+		struct rnd t;
+		const char *why;
+		char msg[512];
+		bool ok;
+
+		memset(&t, 0, sizeof(t));
+		t.seed = seed;
+		t.nc = n == 5 ? 16 : 12;
+		t.ap = calloc(RND_MAX_APPENDS, sizeof(*t.ap));
+		t.rd = calloc(RND_MAX_READS, sizeof(*t.rd));
+		t.counts = calloc(RND_MAX_APPENDS, sizeof(*t.counts));
+		t.scratch_cap = 1u << 20;
+		t.scratch = malloc(t.scratch_cap);
+		t.s = cluster_with(n, seed, seed % 3 == 0 ? 4096 : 0, seed % 4 == 1 ? 20 : 4,
+		                   seed % 4 == 1 ? 20 : 0);
+		ok = t.ap && t.rd && t.counts && t.scratch && t.s;
+		why = ok ? rnd_run(&t, msg, sizeof(msg)) : "setup failed";
+		ok = why == NULL;
+		CU_assertImplementation(ok, __LINE__, "random seed", __FILE__, "", CU_FALSE);
+		if (!ok) {
+			failures++;
+			printf("\n  FAILED random seed %llu (%u nodes): %s\n  replay: KV_NODE_SEED=%llu "
+			       "tests/test_kv_node kv_node_random\n",
+			       (unsigned long long)seed, n, why, (unsigned long long)seed);
+			if (t.s)
+				nodesim_dump(t.s);
+		}
+		tot_ok += t.ok;
+		tot_unknown += t.unknown;
+		tot_na += t.not_applied;
+		tot_ap += t.n_ap;
+		tot_rd += t.n_rd;
+		if (t.s) {
+			tot_crash += nodesim_crashes(t.s);
+			for (unsigned i = 0; i < n; i++)
+				tot_snap += nodesim_snapshots_received(t.s, i);
+		}
+		nodesim_free(t.s); /* ends every pending request */
+		for (unsigned k2 = 0; k2 < t.nc; k2++)
+			nodesim_req_release(&t.c[k2].r);
+		for (unsigned q = 0; q < t.n_rd; q++)
+			free(t.rd[q].value);
+		free(t.rd);
+		free(t.ap);
+		free(t.counts);
+		free(t.scratch);
+	}
+	printf("\n    %u seeds from %llu: %llu OK, %llu UNKNOWN, %llu not applied; %llu appends, %llu "
+	       "reads checked; %llu crashes, %llu snapshots installed ",
+	       seeds, (unsigned long long)first, (unsigned long long)tot_ok,
+	       (unsigned long long)tot_unknown, (unsigned long long)tot_na,
+	       (unsigned long long)tot_ap, (unsigned long long)tot_rd,
+	       (unsigned long long)tot_crash, (unsigned long long)tot_snap);
+}
+
+/* --- registration ------------------------------------------------------------------------------- */
+
+static CU_TestInfo basic_tests[] = {
+        {"test_three_nodes_elect_a_leader_and_a_put_through_it_is_read_on_every_node",
+         test_three_nodes_elect_a_leader_and_a_put_through_it_is_read_on_every_node},
+        {"test_a_put_on_a_follower_is_forwarded_and_a_get_on_a_follower_reads_it",
+         test_a_put_on_a_follower_is_forwarded_and_a_get_on_a_follower_reads_it},
+        {"test_a_follower_read_waits_until_the_follower_has_applied_the_read_index",
+         test_a_follower_read_waits_until_the_follower_has_applied_the_read_index},
+        {"test_append_to_a_missing_key_acts_as_put_and_get_of_a_missing_key_is_empty",
+         test_append_to_a_missing_key_acts_as_put_and_get_of_a_missing_key_is_empty},
+        {"test_a_retried_session_append_is_applied_once_and_its_answer_replayed",
+         test_a_retried_session_append_is_applied_once_and_its_answer_replayed},
+        {"test_cancel_gives_not_applied_while_waiting_for_a_leader_and_unknown_once_proposed",
+         test_cancel_gives_not_applied_while_waiting_for_a_leader_and_unknown_once_proposed},
+        {"test_bad_command_bytes_give_bad_request", test_bad_command_bytes_give_bad_request},
+        {"test_a_single_node_cluster_leads_alone_and_applies_writes",
+         test_a_single_node_cluster_leads_alone_and_applies_writes},
+        {"test_a_five_node_cluster_serves_with_two_nodes_down",
+         test_a_five_node_cluster_serves_with_two_nodes_down},
+        CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo fault_tests[] = {
+        {"test_a_write_without_quorum_ends_unknown_if_proposed_and_not_applied_if_not",
+         test_a_write_without_quorum_ends_unknown_if_proposed_and_not_applied_if_not},
+        {"test_a_read_without_quorum_ends_not_applied_and_never_returns_data",
+         test_a_read_without_quorum_ends_not_applied_and_never_returns_data},
+        {"test_a_leader_crash_between_propose_and_commit_never_acknowledges_a_lost_write",
+         test_a_leader_crash_between_propose_and_commit_never_acknowledges_a_lost_write},
+        {"test_every_node_restarted_after_a_torn_crash_recovers_the_same_state",
+         test_every_node_restarted_after_a_torn_crash_recovers_the_same_state},
+        {"test_a_node_stopped_by_a_failed_fsync_restarts_and_catches_up",
+         test_a_node_stopped_by_a_failed_fsync_restarts_and_catches_up},
+        {"test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot",
+         test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot},
+        CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo random_tests[] = {
+        {"test_random_operations_with_partitions_and_crashes_converge_exactly_once",
+         test_random_operations_with_partitions_and_crashes_converge_exactly_once},
+        CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+        {"kv_node", NULL, NULL, NULL, NULL, basic_tests},
+        {"kv_node_faults", NULL, NULL, NULL, NULL, fault_tests},
+        {"kv_node_random", NULL, NULL, NULL, NULL, random_tests},
+        CU_SUITE_INFO_NULL,
+};
+
+int main(int argc, char **argv)
+{
+	return cu_main(argc, argv, suites);
+}

@@ -1,13 +1,21 @@
 #!/bin/bash
-# cluster.test.sh - 3 real raftfs processes on 127.0.0.1-3 driven through raftfsctl: election,
-# writes and reads from every node, kill -9 of the leader and of a follower, restart and catch-up
-# by log and by snapshot, a partition made with iptables, shutdown by SIGTERM.
+# cluster.test.sh - N real raftfs processes on 127.0.0.1-N (NODES=3 by default; cluster5.test.sh
+# runs 5) driven through raftfsctl: election, writes and reads from every node, kill -9 of the
+# leader and of a follower, restart and catch-up by log and by snapshot, a partition made with
+# iptables, shutdown by SIGTERM. At the end every acknowledged write is read back from every node.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib/cluster.sh
 trap cluster_cleanup EXIT
 
 step() { echo "--- $*"; }
+N=${NODES:-3}
+ACKED=() # "key value" of every acknowledged write, checked on every node at the end
+
+put_acked() { # put_acked KEY VALUE [raftfsctl prefix...]: a put that must succeed
+	ctl put "$1" "$2" >/dev/null || fail "put $1"
+	ACKED+=("$1 $2")
+}
 
 expect_get() { # expect_get NODE KEY VALUE: a linearizable read through that node
 	local got
@@ -27,9 +35,9 @@ expect_get_eventually() {
 	expect_get "$@"
 }
 
-cluster_init 3
+cluster_init "$N"
 # a small snapshot threshold so that a follower that missed writes needs InstallSnapshot
-for i in 1 2 3; do node_start "$i" --snapshot-bytes=8192 --snapshot-trailing=10; done
+for i in $(seq 1 "$N"); do node_start "$i" --snapshot-bytes=8192 --snapshot-trailing=10; done
 
 step "election"
 leader=$(wait_leader) || exit 1
@@ -38,14 +46,16 @@ echo "leader is node $leader"
 step "put and append through the cluster, read from every node"
 ctl put greeting hello || fail "put"
 ctl append greeting ", world" || fail "append"
-for i in 1 2 3; do expect_get "$i" greeting "hello, world"; done
+for i in $(seq 1 "$N"); do expect_get "$i" greeting "hello, world"; done
+ACKED+=("greeting hello, world")
 [ "$(ctl get missing-key)" = "" ] || fail "get of a missing key is not empty"
 echo -n "from stdin" | ctl put stdin-key - || fail "put from stdin"
 expect_get 2 stdin-key "from stdin"
 
 step "writes through a follower are forwarded to the leader"
-follower=$(( leader % 3 + 1 ))
+follower=$(( leader % N + 1 ))
 ctl_node "$follower" put via-follower yes || fail "put through follower $follower"
+ACKED+=("via-follower yes")
 expect_get "$leader" via-follower yes
 
 step "kill -9 the leader: a new one is elected, nothing acknowledged is lost"
@@ -54,8 +64,8 @@ sleep 0.5
 new_leader=$(wait_leader) || exit 1
 [ "$new_leader" != "$leader" ] || fail "the killed node is still reported as leader"
 echo "new leader is node $new_leader"
-ctl put after-crash 1 || fail "put after the leader crash"
-for i in 1 2 3; do
+put_acked after-crash 1
+for i in $(seq 1 "$N"); do
 	[ "$i" = "$leader" ] && continue
 	expect_get "$i" greeting "hello, world"
 	expect_get "$i" after-crash 1
@@ -67,10 +77,10 @@ expect_get_eventually "$leader" after-crash 1
 expect_get "$leader" via-follower yes
 
 step "kill -9 a follower, write past several snapshots, restart it: it catches up by snapshot"
-victim=$(( new_leader % 3 + 1 ))
+victim=$(( new_leader % N + 1 ))
 node_kill9 "$victim"
 for k in $(seq 1 120); do
-	ctl put "bulk/key$k" "value-$k-$(printf '%0200d' "$k")" >/dev/null || fail "bulk put $k"
+	put_acked "bulk/key$k" "value-$k-$(printf '%0200d' "$k")"
 done
 node_start "$victim" --snapshot-bytes=8192 --snapshot-trailing=10
 expect_get_eventually "$victim" bulk/key120 "value-120-$(printf '%0200d' 120)"
@@ -79,12 +89,11 @@ grep -q "installed snapshot" "$CLUSTER_DIR/log$victim" ||
 	fail "node $victim caught up without InstallSnapshot (expected one after 120 writes)"
 grep -q "snapshot at index" "$CLUSTER_DIR/log$new_leader" || fail "the leader took no snapshot"
 
-step "partition: the leader is cut off from both followers"
+step "partition: the leader is cut off from every follower"
 leader=$(wait_leader) || exit 1
 others=()
-for i in 1 2 3; do [ "$i" != "$leader" ] && others+=("$i"); done
-partition_pair "$leader" "${others[0]}"
-partition_pair "$leader" "${others[1]}"
+for i in $(seq 1 "$N"); do [ "$i" != "$leader" ] && others+=("$i"); done
+for o in "${others[@]}"; do partition_pair "$leader" "$o"; done
 # the majority elects a new leader and keeps committing
 for _ in $(seq 1 100); do
 	if timeout 10 "$RAFTFSCTL" --timeout=2 \
@@ -95,6 +104,7 @@ for _ in $(seq 1 100); do
 	sleep 0.2
 done
 expect_get "${others[1]}" majority-side yes
+ACKED+=("majority-side yes")
 # the minority cannot commit, and never answers a read from its own state
 if timeout 15 "$RAFTFSCTL" --timeout=2 --cluster="$leader=127.0.0.$leader:${NODE_PORT[$leader]}" \
 	put minority-side yes 2>/dev/null; then
@@ -107,9 +117,16 @@ fi
 
 step "heal: every node converges"
 heal_all
-for i in 1 2 3; do expect_get_eventually "$i" majority-side yes; done
+for i in $(seq 1 "$N"); do expect_get_eventually "$i" majority-side yes; done
 [ "$(ctl get minority-side)" = "" ] || fail "the minority's write appeared after healing"
 
+step "every acknowledged write (${#ACKED[@]}) is present on every node"
+for i in $(seq 1 "$N"); do
+	for kv in "${ACKED[@]}"; do
+		expect_get "$i" "${kv%% *}" "${kv#* }"
+	done
+done
+
 step "SIGTERM: every node exits 0"
-for i in 1 2 3; do node_stop "$i"; done
-echo "cluster test passed"
+for i in $(seq 1 "$N"); do node_stop "$i"; done
+echo "cluster test passed ($N nodes)"

@@ -36,6 +36,8 @@ struct kv_clerk {
 	size_t rcap, rlen;
 	size_t consumed; /* bytes of the frame last returned, dropped on the next read */
 	char errmsg[KV_CLERK_ERRMSG_BYTES];
+	bool bind_set; /* connections leave from bind_addr (kv_clerk_set_bind) */
+	struct in_addr bind_addr;
 };
 
 /* How one exchange with one node ended. */
@@ -220,6 +222,16 @@ static int conn_open(struct kv_clerk *c, int idx, uint64_t deadline)
 		return -1;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (c->bind_set) {
+		struct sockaddr_in src;
+		memset(&src, 0, sizeof(src));
+		src.sin_family = AF_INET;
+		src.sin_addr = c->bind_addr;
+		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
+			set_err(c, "bind %s: %s", inet_ntoa(c->bind_addr), strerror(errno));
+			goto fail_socket;
+		}
+	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (errno != EINPROGRESS && errno != EINTR) {
 			set_err(c, "%s: connect: %s", node_name(c, idx, nb, sizeof(nb)),
@@ -910,4 +922,21 @@ uint64_t kv_clerk_seq(const struct kv_clerk *c)
 const char *kv_clerk_errmsg(const struct kv_clerk *c)
 {
 	return c->errmsg;
+}
+
+int kv_clerk_set_bind(struct kv_clerk *c, const char *addr)
+{
+	struct in_addr a;
+
+	if (!addr || !*addr) {
+		c->bind_set = false;
+		return 0;
+	}
+	if (inet_pton(AF_INET, addr, &a) != 1) {
+		set_err(c, "bind address %s is not an IPv4 address", addr);
+		return -1;
+	}
+	c->bind_addr = a;
+	c->bind_set = true;
+	return 0;
 }

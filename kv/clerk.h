@@ -89,6 +89,11 @@ struct kv_clerk;
  */
 struct kv_clerk *kv_clerk_open(const char *cluster_list, char *err, size_t err_len);
 
+/* Makes every later connection leave from the local IPv4 address addr (NULL or "": let the
+ * kernel choose, the default). Tests use it to keep their own traffic outside the partitions
+ * they make between node addresses. 0, or -1 with kv_clerk_errmsg() for a bad address. */
+int kv_clerk_set_bind(struct kv_clerk *c, const char *addr);
+
 /* Closes the session (one CloseSession attempt of at most KV_CLERK_CLOSE_TIMEOUT_MS, only over
  * an open connection: an unclosed session expires on its own), the connection, and frees c.
  * NULL is ignored. */

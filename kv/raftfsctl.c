@@ -33,6 +33,8 @@ static const char usage_text[] =
         "options:\n"
         "  --cluster=LIST     1=127.0.0.1:7001,2=127.0.0.2:7002,... (default: $RAFTFS_CLUSTER)\n"
         "  --timeout=SECONDS  give up after this long (default 10)\n"
+        "  --bind=ADDR        connect from this local IPv4 address (default: $RAFTFS_BIND,\n"
+        "                     else the kernel's choice)\n"
         "  --help, --version\n";
 
 static int usage(const char *why)
@@ -312,11 +314,12 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 	        {"cluster", required_argument, NULL, 'c'},
 	        {"timeout", required_argument, NULL, 't'},
+	        {"bind", required_argument, NULL, 'b'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
 	};
-	const char *cluster = NULL, *cmd;
+	const char *cluster = NULL, *bind_addr = NULL, *cmd;
 	uint32_t timeout_ms = (uint32_t)(RAFTFSCTL_DEFAULT_TIMEOUT_S * 1000);
 	char err[RAFT_TRANSPORT_ERRMSG_BYTES];
 	struct kv_clerk *c;
@@ -327,6 +330,9 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c':
 			cluster = optarg;
+			break;
+		case 'b':
+			bind_addr = optarg;
 			break;
 		case 't':
 			if (parse_timeout(optarg, &timeout_ms) < 0)
@@ -373,6 +379,13 @@ int main(int argc, char **argv)
 	c = kv_clerk_open(cluster, err, sizeof(err));
 	if (!c) {
 		fprintf(stderr, "raftfsctl: cluster list: %s\n", err);
+		return EXIT_FAIL;
+	}
+	if (!bind_addr)
+		bind_addr = getenv("RAFTFS_BIND");
+	if (kv_clerk_set_bind(c, bind_addr) != 0) {
+		fprintf(stderr, "raftfsctl: --bind: %s\n", kv_clerk_errmsg(c));
+		kv_clerk_close(c);
 		return EXIT_FAIL;
 	}
 	if (strcmp(cmd, "put") == 0 || strcmp(cmd, "append") == 0)

@@ -5,11 +5,19 @@
 
 RAFTFS=${RAFTFS:-fs/raftfs}
 RAFTFSCTL=${RAFTFSCTL:-kv/raftfsctl}
+# The tests' own clients connect from an address no node uses, so that the iptables rules made
+# between node addresses partition only the nodes (127.0.0.1 is also the kernel's default source).
+export RAFTFS_BIND=127.0.0.200
 CLUSTER_TAG="raftfs-test-$$"
 CLUSTER_DIR=""
 CLUSTER_LIST=""
 CLUSTER_N=0
+# Nodes listen on $CLUSTER_NET.1 .. $CLUSTER_NET.N. A test that needs no packet filters may pick
+# another loopback /24 so that a concurrent partition test (which filters 127.0.0.x) leaves it be.
+CLUSTER_NET=${CLUSTER_NET:-127.0.0}
 declare -a NODE_PID NODE_ADDR NODE_PORT
+# Mountpoints of FUSE mounts made by this test: cluster_cleanup unmounts them.
+declare -a CLUSTER_MOUNTS=()
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -29,13 +37,13 @@ cluster_init() {
 	local base=$((20000 + RANDOM % 20000))
 	CLUSTER_LIST=""
 	for i in $(seq 1 "$CLUSTER_N"); do
-		NODE_ADDR[$i]="127.0.0.$i"
+		NODE_ADDR[$i]="$CLUSTER_NET.$i"
 		NODE_PORT[$i]=$((base + i))
-		CLUSTER_LIST="${CLUSTER_LIST:+$CLUSTER_LIST,}$i=127.0.0.$i:${NODE_PORT[$i]}"
+		CLUSTER_LIST="${CLUSTER_LIST:+$CLUSTER_LIST,}$i=$CLUSTER_NET.$i:${NODE_PORT[$i]}"
 	done
 }
 
-# node_start I [extra raftfs options...]
+# node_start I [extra raftfs options... and a MOUNTPOINT, registered with cluster_mount_add]
 node_start() {
 	local i=$1
 	shift
@@ -118,11 +126,39 @@ heal_all() {
 	done <<<"$rules"
 }
 
+# cluster_mount_add DIR: a mountpoint cluster_cleanup must leave unmounted.
+cluster_mount_add() {
+	CLUSTER_MOUNTS+=("$1")
+}
+
+# The FUSE connection number (/sys/fs/fuse/connections/N) of the mount on DIR, without touching
+# the mount itself (a stat of a hung mount would hang).
+fuse_conn_of() {
+	awk -v d="$(realpath -s "$1")" '$5 == d && $0 ~ / - fuse/ { split($3, a, ":"); print a[2] }' \
+		/proc/self/mountinfo | tail -n 1
+}
+
+# mount_release DIR: fusermount3 -u, then -u -z; a connection still there is aborted.
+mount_release() {
+	local d=$1 c
+	grep -qs " $(realpath -s "$d") " /proc/self/mounts || return 0
+	timeout 10 fusermount3 -u "$d" 2>/dev/null || timeout 10 fusermount3 -u -z "$d" 2>/dev/null
+	c=$(fuse_conn_of "$d")
+	if [ -n "$c" ] && [ -w "/sys/fs/fuse/connections/$c/abort" ]; then
+		echo 1 >"/sys/fs/fuse/connections/$c/abort"
+		timeout 10 fusermount3 -u -z "$d" 2>/dev/null
+	fi
+	return 0
+}
+
 cluster_cleanup() {
 	local rc=$?
 	heal_all
 	for i in $(seq 1 "$CLUSTER_N"); do
 		node_kill9 "$i"
+	done
+	for d in "${CLUSTER_MOUNTS[@]}"; do
+		mount_release "$d"
 	done
 	if [ "$rc" -eq 0 ] && [ -n "$CLUSTER_DIR" ]; then
 		rm -rf "$CLUSTER_DIR"

@@ -109,11 +109,14 @@ wait_leader() {
 	fail "no leader within 30 s"
 }
 
-# iptables: drop packets between two loopback addresses (both directions), tagged.
+# iptables: drop the packets of node A's connections to node B's cluster port and back (peers
+# dial each other from their own addresses), tagged; nothing else on those addresses is touched.
 partition_pair() {
 	local a=$1 b=$2
-	iptables -w -I INPUT -s "127.0.0.$a" -d "127.0.0.$b" -m comment --comment "$CLUSTER_TAG" -j DROP
-	iptables -w -I INPUT -s "127.0.0.$b" -d "127.0.0.$a" -m comment --comment "$CLUSTER_TAG" -j DROP
+	iptables -w -I INPUT -p tcp -s "127.0.0.$a" -d "127.0.0.$b" --dport "${NODE_PORT[$b]}" \
+		-m comment --comment "$CLUSTER_TAG" -j DROP
+	iptables -w -I INPUT -p tcp -s "127.0.0.$b" -d "127.0.0.$a" --dport "${NODE_PORT[$a]}" \
+		-m comment --comment "$CLUSTER_TAG" -j DROP
 }
 
 heal_all() {

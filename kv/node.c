@@ -425,6 +425,8 @@ static void start_write(struct kv_node *n, struct kv_req *r)
 
 static void start_read(struct kv_node *n, struct kv_req *r)
 {
+	r->fwd_to = kv_node_leader(n);
+	r->attempt_ms = now_ms(n);
 	r->key = ++n->next_key;
 	if (raft_read_index(n->raft, r->key) != RAFT_OK || map_put(&n->reads, r->key, r) != 0) {
 		r->state = RS_WAIT_LEADER;
@@ -754,6 +756,13 @@ static void sweep(struct kv_node *n)
 		}
 		if (r->state == RS_WAIT_LEADER) {
 			start(n, r);
+		} else if (r->state == RS_READ_INDEX &&
+		           (r->fwd_to != leader || now - r->attempt_ms >= KV_NODE_READ_RETRY_MS)) {
+			/* the leader asked is gone, or the answer is lost: ask again under a new
+			 * ctx (an answer to the old one is then ignored) */
+			map_take(&n->reads, r->key);
+			r->state = RS_IDLE;
+			start_read(n, r);
 		} else if (r->state == RS_FORWARDED && leader && leader != r->fwd_to &&
 		           r->has_session) {
 			/* the leader changed under a forwarded request: resending is safe, the

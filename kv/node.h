@@ -56,6 +56,10 @@ struct kv_node_config {
 
 #define KV_NODE_DEFAULT_SNAPSHOT_BYTES (64u << 20)
 #define KV_NODE_DEFAULT_MAX_PENDING 65536u
+/* A read whose read index has not come back within this is asked again (the message or its
+ * answer may have been lost; the leader may have died): a read without a deadline must not
+ * wait forever. */
+#define KV_NODE_READ_RETRY_MS 1000u
 
 void kv_node_config_default(struct kv_node_config *cfg);
 
@@ -86,7 +90,8 @@ struct kv_req {
 	uint64_t term; /* proposal term */
 	uint32_t fwd_from; /* internal: the peer and its frame id */
 	uint64_t fwd_id;
-	uint32_t fwd_to; /* forwarded to this leader */
+	uint32_t fwd_to; /* forwarded to this leader; for a read: the leader asked */
+	uint64_t attempt_ms; /* when the current read index attempt began */
 };
 
 struct kv_node;

@@ -777,6 +777,70 @@ out:
 	nodesim_free(s);
 }
 
+/* Drops the first `left` ReadIndex requests a node sends. */
+struct drop_reads {
+	unsigned left;
+};
+
+static bool drop_read_index(void *arg, unsigned from, unsigned to, const struct raft_msg *m)
+{
+	struct drop_reads *d = arg;
+
+	(void)from;
+	(void)to;
+	if (m && m->type == RAFT_MSG_READ_INDEX && d->left > 0) {
+		d->left--;
+		return true;
+	}
+	return false;
+}
+
+static void test_a_read_without_deadline_is_asked_again_when_its_read_index_is_lost(void)
+{
+	uint64_t seed = test_seed(113);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	struct drop_reads drops = {1};
+	struct kv_cmd c;
+	unsigned f;
+	int l;
+
+	TEST(test_a_read_without_deadline_is_asked_again_when_its_read_index_is_lost);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = ((unsigned)l + 1) % 3;
+	nodesim_cmd(s, &c, KV_OP_PUT, "r", "1");
+	REQUIRE(nodesim_call(s, (unsigned)l, &c, OP_TIMEOUT_MS, &r) == KV_STATUS_OK, "%s", "put");
+	/* 1. the request is lost, the leader lives: asked again after KV_NODE_READ_RETRY_MS */
+	nodesim_set_filter(s, drop_read_index, &drops);
+	nodesim_cmd(s, &c, KV_OP_GET, "r", NULL);
+	REQUIRE(nodesim_submit(s, f, &c, 0, &r) == 0, "%s", "submit");
+	REQUIRE(nodesim_wait(s, &r, KV_NODE_READ_RETRY_MS + 1000), "%s",
+	        "a read whose read index request was lost was never answered");
+	REQUIRE(r.req.status == KV_STATUS_OK && r.req.result.value_len == 1 &&
+	                memcmp(r.req.result.value, "1", 1) == 0,
+	        "read after a lost request: %s", status_name(r.req.status));
+	/* 2. the request is lost and the leader it asked dies: asked again of the next leader */
+	drops.left = 1;
+	nodesim_cmd(s, &c, KV_OP_GET, "r", NULL);
+	REQUIRE(nodesim_submit(s, f, &c, 0, &r) == 0, "%s", "submit");
+	nodesim_run_for(s, 30);
+	REQUIRE(!r.done, "answered %s before the request could arrive", status_name(r.req.status));
+	nodesim_crash(s, (unsigned)l, 0);
+	REQUIRE(nodesim_wait(s, &r, LEADER_MS + KV_NODE_READ_RETRY_MS + 1000), "%s",
+	        "a read asked of a leader that died was never answered");
+	REQUIRE(r.req.status == KV_STATUS_OK && r.req.result.value_len == 1,
+	        "read after the leader died: %s", status_name(r.req.status));
+	nodesim_set_filter(s, NULL, NULL);
+	REQUIRE(nodesim_restart(s, (unsigned)l) == 0, "%s", "restart");
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
 static void test_bad_command_bytes_give_bad_request(void)
 {
 	uint64_t seed = test_seed(112);
@@ -1356,6 +1420,8 @@ static CU_TestInfo basic_tests[] = {
          test_a_retried_session_append_is_applied_once_and_its_answer_replayed},
         {"test_cancel_gives_not_applied_while_waiting_for_a_leader_and_unknown_once_proposed",
          test_cancel_gives_not_applied_while_waiting_for_a_leader_and_unknown_once_proposed},
+        {"test_a_read_without_deadline_is_asked_again_when_its_read_index_is_lost",
+         test_a_read_without_deadline_is_asked_again_when_its_read_index_is_lost},
         {"test_bad_command_bytes_give_bad_request", test_bad_command_bytes_give_bad_request},
         {"test_a_single_node_cluster_leads_alone_and_applies_writes",
          test_a_single_node_cluster_leads_alone_and_applies_writes},

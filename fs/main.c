@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs/fuse.h"
 #include "fs/options.h"
 #include "kv/node.h"
 #include "kv/proto.h"
@@ -42,6 +43,7 @@ struct daemon {
 	struct event *sig_term, *sig_int;
 	struct raft_transport *transport;
 	struct kv_node *node;
+	struct fs_fuse *fuse; /* NULL without a mountpoint */
 	struct raft_transport_config tcfg;
 	uint64_t rng;
 	bool stopping;
@@ -400,6 +402,18 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* A leader hands over leadership first; tick_cb ends the loop, run() then unmounts. */
+static void begin_stop(struct daemon *d, const char *why)
+{
+	d->stopping = true;
+	d->stop_deadline_ms = mono_ms() + SHUTDOWN_MAX_MS;
+	dlog(FS_LOG_INFO, "%s: stopping", why);
+	if (kv_node_is_leader(d->node)) {
+		dlog(FS_LOG_INFO, "handing over leadership first");
+		kv_node_transfer(d->node);
+	}
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -410,13 +424,16 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(d->base, NULL);
 		return;
 	}
-	d->stopping = true;
-	d->stop_deadline_ms = mono_ms() + SHUTDOWN_MAX_MS;
-	dlog(FS_LOG_INFO, "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	if (kv_node_is_leader(d->node)) {
-		dlog(FS_LOG_INFO, "handing over leadership first");
-		kv_node_transfer(d->node);
-	}
+	begin_stop(d, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* fusermount3 -u (or an abort) took the mount away: stop as on SIGTERM, exit 0. */
+static void on_unmounted(void *ctx)
+{
+	struct daemon *d = ctx;
+
+	if (!d->stopping)
+		begin_stop(d, "the mount went away");
 }
 
 /* --- start -------------------------------------------------------------------------------------- */
@@ -531,11 +548,12 @@ static int run(struct daemon *d)
 	event_add(d->sig_term, NULL);
 	event_add(d->sig_int, NULL);
 	if (d->opt.mountpoint[0]) {
-		dlog(FS_LOG_ERROR,
-		     "mounting %s: this build serves the cluster only (the FUSE "
-		     "filesystem is not built yet); start without MOUNTPOINT",
-		     d->opt.mountpoint);
-		goto out_events;
+		struct fs_fuse_hooks hooks = {.ctx = d, .unmounted = on_unmounted, .log = log_cb};
+		if (fs_fuse_start(d->base, d->node, &d->opt, &hooks, &d->fuse, err, sizeof(err)) !=
+		    0) {
+			dlog(FS_LOG_ERROR, "mount %s: %s", d->opt.mountpoint, err);
+			goto out_events;
+		}
 	}
 	if (!d->opt.foreground && daemonize() != 0)
 		goto out_events;
@@ -546,6 +564,7 @@ static int run(struct daemon *d)
 	dlog(rv ? FS_LOG_ERROR : FS_LOG_INFO, "node %u stopped", d->opt.id);
 
 out_events:
+	fs_fuse_stop(d->fuse); /* before the node closes: it cancels requests in flight */
 	if (d->tick)
 		event_free(d->tick);
 	if (d->sig_term)

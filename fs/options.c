@@ -39,6 +39,7 @@ void fs_options_usage(const char *prog, FILE *out)
 	        "  --tick-ms=N            Raft tick (default 50); election timeout is 10-20 ticks\n"
 	        "  --timeout=SECONDS      mount: how long an operation waits for the cluster (30)\n"
 	        "  --hard                 mount: wait forever\n"
+	        "  -o allow_other,default_permissions,auto_unmount  FUSE mount options\n"
 	        "  -f                     stay in the foreground\n"
 	        "  -o name=value,...      any long option, as in /etc/fstab\n"
 	        "  -h, --help             this text\n"
@@ -252,6 +253,27 @@ fail:
 	return -1;
 }
 
+/* Appends a FUSE mount option to o->mount_opts (once). */
+static int add_mount_opt(struct fs_options *o, const char *item, char *err, size_t err_len)
+{
+	size_t have = strlen(o->mount_opts), n = strlen(item);
+	const char *p = o->mount_opts;
+
+	while ((p = strstr(p, item)) != NULL) {
+		if ((p == o->mount_opts || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return 0;
+		p += n;
+	}
+	if (have + n + 2 > sizeof(o->mount_opts)) {
+		snprintf(err, err_len, "-o %s: too many mount options", item);
+		return -1;
+	}
+	if (have)
+		o->mount_opts[have++] = ',';
+	memcpy(o->mount_opts + have, item, n + 1);
+	return 0;
+}
+
 /* -o a=b,c,d=e */
 static int parse_dash_o(struct fs_options *o, char *list, struct seen *seen, char *config,
                         size_t config_cap, char *err, size_t err_len)
@@ -270,13 +292,19 @@ static int parse_dash_o(struct fs_options *o, char *list, struct seen *seen, cha
 				return -1;
 			continue;
 		}
-		/* mount options of FUSE itself pass through untouched (issue 5 consumes them) */
+		/* _netdev is for mount(8) and fstab only */
+		if (strcmp(item, "_netdev") == 0)
+			continue;
+		/* mount options of FUSE itself are recorded and passed to FUSE when mounting */
 		if (strcmp(item, "allow_other") == 0 || strcmp(item, "default_permissions") == 0 ||
 		    strcmp(item, "auto_unmount") == 0 || strcmp(item, "ro") == 0 ||
 		    strcmp(item, "rw") == 0 || strcmp(item, "nodev") == 0 ||
 		    strcmp(item, "nosuid") == 0 || strcmp(item, "noexec") == 0 ||
-		    strcmp(item, "noatime") == 0 || strcmp(item, "_netdev") == 0)
+		    strcmp(item, "noatime") == 0) {
+			if (add_mount_opt(o, item, err, err_len) != 0)
+				return -1;
 			continue;
+		}
 		if (set_option(o, item, value, err, err_len) != 0)
 			return -1;
 		seen_add(seen, item);

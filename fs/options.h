@@ -9,6 +9,7 @@
 
 #define FS_PATH_BYTES 4096
 #define FS_CLUSTER_BYTES 2048
+#define FS_MOUNT_OPTS_BYTES 512
 
 enum fs_log_level { FS_LOG_DEBUG = 0, FS_LOG_INFO, FS_LOG_WARN, FS_LOG_ERROR };
 
@@ -26,6 +27,9 @@ struct fs_options {
 	unsigned election_ticks;
 	unsigned timeout_s; /* mount: how long an operation waits for the cluster */
 	bool hard; /* mount: wait forever */
+	/* mount options of FUSE itself given with -o (allow_other, default_permissions,
+	 * auto_unmount, ro, nosuid, ...), comma-separated in the order given: passed to FUSE */
+	char mount_opts[FS_MOUNT_OPTS_BYTES];
 	bool help;
 	bool version;
 };

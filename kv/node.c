@@ -206,12 +206,11 @@ static void complete(struct kv_node *n, struct kv_req *r, int status)
 
 /* --- failure ------------------------------------------------------------------------------------ */
 
-/* What a request that will get no answer ends with: a command proposed or forwarded may still be
- * applied, anything else certainly will not. */
+/* What a request that will get no answer ends with: while any attempt (a proposal, a forward)
+ * may still be applied, UNKNOWN; otherwise it certainly will not be. */
 static int abandon_status(const struct kv_req *r, int never_status)
 {
-	return (r->state == RS_PROPOSED || r->state == RS_FORWARDED) ? KV_STATUS_UNKNOWN
-	                                                             : never_status;
+	return r->uncertain > 0 ? KV_STATUS_UNKNOWN : never_status;
 }
 
 static void fail_all(struct kv_node *n, int never_status)
@@ -268,6 +267,7 @@ static void forward(struct kv_node *n, struct kv_req *r, uint32_t leader)
 	}
 	r->state = RS_FORWARDED;
 	r->fwd_to = leader;
+	r->uncertain++;
 	f.type = KV_PROTO_REQ;
 	f.id = r->key;
 	f.timeout_ms =
@@ -347,7 +347,10 @@ static void recv_forward_answer(struct kv_node *n, const struct kv_proto_frame *
 		return;
 	case KV_STATUS_NOT_APPLIED:
 	case KV_STATUS_SHUTDOWN:
-		/* that node did not take it (not leader any more): retry on the next tick */
+		/* that node did not take it (not leader any more): that attempt is settled;
+		 * retry on the next tick */
+		if (r->uncertain > 0)
+			r->uncertain--;
 		r->state = RS_WAIT_LEADER;
 		return;
 	default:
@@ -391,9 +394,11 @@ static void start_write(struct kv_node *n, struct kv_req *r)
 		if (rv == RAFT_OK) {
 			struct kv_req *old = map_take(&n->props, r->index);
 			if (old) {
-				/* our earlier entry at this index was overwritten: never applied */
+				/* our earlier entry at this index was overwritten here, but another
+				 * node may still hold it and commit it as leader (Figure 8): its
+				 * fate cannot be learned by index any more */
 				old->state = RS_IDLE;
-				complete(n, old, KV_STATUS_NOT_APPLIED);
+				complete(n, old, KV_STATUS_UNKNOWN);
 			}
 			if (map_put(&n->props, r->index, r) != 0) {
 				r->state = RS_IDLE;
@@ -401,6 +406,7 @@ static void start_write(struct kv_node *n, struct kv_req *r)
 				return;
 			}
 			r->state = RS_PROPOSED;
+			r->uncertain++;
 			return;
 		}
 		if (rv == RAFT_ETOOBIG) {
@@ -473,9 +479,11 @@ static void apply_entry(struct kv_node *n, const struct raft_entry *e)
 	}
 	r->state = RS_IDLE;
 	if (r->term != e->term) {
-		/* another leader's entry took our slot: ours was never committed */
+		/* another entry was committed in our slot: ours never will be */
 		kv_result_release(&res);
-		complete(n, r, KV_STATUS_NOT_APPLIED);
+		if (r->uncertain > 0)
+			r->uncertain--;
+		complete(n, r, abandon_status(r, KV_STATUS_NOT_APPLIED));
 		return;
 	}
 	r->result = res;
@@ -721,6 +729,7 @@ int kv_node_submit(struct kv_node *n, struct kv_req *req)
 	req->status = KV_STATUS_OK;
 	req->state = RS_IDLE;
 	req->deadline_ms = req->timeout_ms ? now_ms(n) + req->timeout_ms : 0;
+	req->uncertain = 0;
 	list_add(n, req);
 	if (!req->cmd || kv_cmd_decode(req->cmd, req->cmd_len, &cmd) != KV_OK) {
 		complete(n, req, KV_STATUS_BAD_REQUEST);
@@ -763,12 +772,14 @@ static void sweep(struct kv_node *n)
 			map_take(&n->reads, r->key);
 			r->state = RS_IDLE;
 			start_read(n, r);
-		} else if (r->state == RS_FORWARDED && leader && leader != r->fwd_to &&
-		           r->has_session) {
-			/* the leader changed under a forwarded request: resending is safe, the
-			 * session applies a request at most once */
+		} else if (
+		        r->state == RS_FORWARDED && leader && leader != r->fwd_to &&
+		        r->has_session) { /* the leader changed under a forwarded request: resending is safe, the
+			 * session applies a request at most once (the first attempt stays
+			 * uncertain); if the new leader is this node, it proposes */
 			map_take(&n->forwards, r->key);
-			forward(n, r, leader);
+			r->state = RS_IDLE;
+			start_write(n, r);
 		}
 	}
 }

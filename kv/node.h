@@ -92,6 +92,9 @@ struct kv_req {
 	uint64_t fwd_id;
 	uint32_t fwd_to; /* forwarded to this leader; for a read: the leader asked */
 	uint64_t attempt_ms; /* when the current read index attempt began */
+	/* attempts (local proposals, forwards) whose fate is not known: while any exists, giving
+	 * up answers UNKNOWN, never NOT_APPLIED */
+	unsigned uncertain;
 };
 
 struct kv_node;

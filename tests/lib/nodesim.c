@@ -115,6 +115,7 @@ struct snode {
 	size_t fault_torn;
 	uint64_t checked_applied; /* applied index whose hash was last checked */
 	uint64_t snap_chunks, snaps;
+	uint64_t stall_until_ms; /* nodesim_stall: events for it wait until then */
 };
 
 struct nodesim {
@@ -594,6 +595,11 @@ static void dispatch(struct nodesim *s, struct event *e)
 {
 	struct snode *nd = &s->nodes[e->to];
 
+	if (nd->kv && nd->stall_until_ms > s->now) {
+		/* a stalled node: the event waits (re-queued in order behind the ones before it) */
+		schedule(s, nd->stall_until_ms - s->now, e);
+		return;
+	}
 	switch (e->kind) {
 	case EV_TICK:
 		if (!nd->kv || e->epoch != nd->epoch)
@@ -814,6 +820,7 @@ void nodesim_crash(struct nodesim *s, unsigned i, size_t torn_bytes)
 	kv_node_close(nd->kv);
 	nd->kv = NULL;
 	nd->epoch++;
+	nd->stall_until_ms = 0;
 	s->crashes++;
 	raft_vfs_mem_crash(nd->vfs, torn_bytes);
 	raft_vfs_mem_clear_faults(nd->vfs);
@@ -838,6 +845,18 @@ void nodesim_disarm_faults(struct nodesim *s)
 		raft_vfs_mem_clear_faults(s->nodes[i].vfs);
 		s->nodes[i].fault_armed = false;
 	}
+}
+
+void nodesim_stall(struct nodesim *s, unsigned i, uint64_t ms)
+{
+	if (i < s->o.n && s->nodes[i].kv && s->now + ms > s->nodes[i].stall_until_ms)
+		s->nodes[i].stall_until_ms = s->now + ms;
+}
+
+void nodesim_unstall(struct nodesim *s)
+{
+	for (unsigned i = 0; i < s->o.n; i++)
+		s->nodes[i].stall_until_ms = 0;
 }
 
 int nodesim_restart(struct nodesim *s, unsigned i)

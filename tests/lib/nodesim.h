@@ -112,6 +112,11 @@ void nodesim_crash(struct nodesim *s, unsigned i, size_t torn_bytes);
 void nodesim_arm_sync_fault(struct nodesim *s, unsigned i, unsigned long nth, size_t torn_bytes);
 /* Disarms every disk fault not fired yet. */
 void nodesim_disarm_faults(struct nodesim *s);
+/* A slow disk (or a stalled process): node i handles nothing (ticks, messages) until now + ms;
+ * what arrives meanwhile waits for it, in order. Requests submitted meanwhile still start at
+ * once. A crash ends the stall; nodesim_unstall ends every stall. */
+void nodesim_stall(struct nodesim *s, unsigned i, uint64_t ms);
+void nodesim_unstall(struct nodesim *s);
 /* Reopens a down node i from its vfs. 0, or -1 (recorded as a violation too). */
 int nodesim_restart(struct nodesim *s, unsigned i);
 

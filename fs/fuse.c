@@ -7,14 +7,17 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fs/errmap.h"
 #include "fs/inode.h"
@@ -1423,6 +1426,58 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* --- a dead mount left on the mountpoint ------------------------------------------------------ */
+
+/* Whether /proc/self/mountinfo lists a fuse.raftfs mount on the absolute path abs. */
+static bool is_raftfs_mount(const char *abs)
+{
+	char line[4096], mnt[PATH_MAX];
+	bool found = false;
+	FILE *fp = fopen("/proc/self/mountinfo", "re");
+
+	if (!fp)
+		return false;
+	while (!found && fgets(line, sizeof(line), fp)) {
+		const char *sep = strstr(line, " - ");
+		if (sep && sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 &&
+		    strcmp(mnt, abs) == 0 && strncmp(sep + 3, "fuse.raftfs ", 12) == 0)
+			found = true;
+	}
+	fclose(fp);
+	return found;
+}
+
+/*
+ * A previous daemon that ended without unmounting (killed, crashed, its connection aborted)
+ * leaves a dead mount that answers ENOTCONN until its auto_unmount helper notices the exit and
+ * takes it away, asynchronously. Mounting over it fails (fusermount3 cannot access the
+ * mountpoint), so a quick restart on the same path lost the race. Give the helper a moment, then
+ * lazily unmount the dead mount ourselves, but only if it is a raftfs one.
+ */
+static void clear_dead_mount(struct fs_fuse *f, const char *path)
+{
+	char abs[PATH_MAX];
+	struct stat st;
+
+	for (int i = 0; i < 20; i++) {
+		if (stat(path, &st) == 0 || errno != ENOTCONN)
+			return;
+		usleep(100 * 1000);
+	}
+	if (path[0] == '/')
+		snprintf(abs, sizeof(abs), "%s", path);
+	else if (!getcwd(abs, sizeof(abs)) || strlen(abs) + 1 + strlen(path) >= sizeof(abs) ||
+	         !strcat(strcat(abs, "/"), path))
+		return;
+	if (!is_raftfs_mount(abs)) {
+		flog(f, FS_LOG_WARN, "%s is a dead mount, not raftfs's: leaving it", path);
+		return;
+	}
+	flog(f, FS_LOG_WARN, "%s is a dead raftfs mount (its daemon is gone): unmounting it", path);
+	if (umount2(path, MNT_DETACH) != 0)
+		flog(f, FS_LOG_ERROR, "unmount %s: %s", path, strerror(errno));
+}
+
 int fs_fuse_start(struct event_base *base, struct kv_node *node, const struct fs_options *opt,
                   const struct fs_fuse_hooks *hooks, struct fs_fuse **out, char *err,
                   size_t err_len)
@@ -1467,6 +1522,7 @@ int fs_fuse_start(struct event_base *base, struct kv_node *node, const struct fs
 		         mount_opts);
 		goto out_args;
 	}
+	clear_dead_mount(f, opt->mountpoint);
 	if (fuse_session_mount(f->se, opt->mountpoint) != 0) {
 		snprintf(err, err_len, "cannot mount (is /dev/fuse there, the directory empty?)");
 		goto out_session;

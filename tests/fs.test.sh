@@ -146,10 +146,20 @@ done
 for p in "${racers[@]}"; do wait "$p"; done
 [ "$(cat "$CLUSTER_DIR"/race* | grep -c won)" -eq 1 ] || fail "not exactly one winner"
 
-step "bad input: a 256-byte name, a value over --max-value-bytes, ln, setfattr"
+step "bad input: a 256-byte name, a path over the limit, a value over --max-value-bytes, ln, setfattr"
 long=$(printf 'n%.0s' $(seq 1 256))
 err=$(t sh -c "echo x > $m1/$long" 2>&1) && fail "256-byte name accepted"
 echo "$err" | grep -q "too long" || fail "256-byte name: $err"
+# a key over 4096 bytes: descend relatively (an absolute path that long is refused by the kernel
+# before the filesystem sees it) through 200-byte directories until the key passes the limit
+comp=$(printf 'p%.0s' $(seq 1 200))
+out=$(t bash -c "cd $m1 || exit 2; for i in \$(seq 1 25); do
+	if ! err=\$(mkdir $comp 2>&1); then echo \"level \$i: \$err\"; exit 0; fi
+	cd $comp || exit 2
+done; echo 'no error at 25 levels'" 2>&1)
+echo "$out" | grep -q "too long" || fail "a path over the limit: $out"
+echo "  $(echo "$out" | cut -c1-60)... (key over 4096 bytes)"
+t rm -r "$m1/$comp" || fail "removing the deep directories"
 err=$(t sh -c "head -c 5000000 /dev/zero > $m1/big" 2>&1) && fail "5 MB value accepted"
 echo "$err" | grep -q "File too large" || fail "big value: $err"
 err=$(t ln "$m1/greeting" "$m1/hard" 2>&1) && fail "hard link made"

@@ -47,6 +47,7 @@ struct daemon {
 	struct raft_transport_config tcfg;
 	uint64_t rng;
 	bool stopping;
+	bool trace_msgs; /* RAFTFS_TRACE_MSGS: log every Raft message sent and received */
 	uint64_t stop_deadline_ms;
 	int exit_code;
 };
@@ -118,7 +119,7 @@ static void env_send(void *ctx, const struct raft_msg *m)
 	struct daemon *d = ctx;
 	int rv = raft_transport_send(d->transport, m);
 
-	if (getenv("RAFTFS_TRACE_MSGS"))
+	if (d->trace_msgs)
 		dlog(FS_LOG_DEBUG, "send %s to %u term %llu", raft_msg_type_name(m->type), m->to,
 		     (unsigned long long)m->term);
 	if (rv != RAFT_OK)
@@ -151,7 +152,7 @@ static void on_msg(void *ctx, const struct raft_msg *m)
 {
 	struct daemon *d = ctx;
 
-	if (getenv("RAFTFS_TRACE_MSGS"))
+	if (d->trace_msgs)
 		dlog(FS_LOG_DEBUG, "recv %s from %u term %llu", raft_msg_type_name(m->type),
 		     m->from, (unsigned long long)m->term);
 	kv_node_recv(d->node, m);
@@ -602,6 +603,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "raftfs: %s\n(see raftfs --help)\n", err);
 		return 1;
 	}
+	d.trace_msgs = getenv("RAFTFS_TRACE_MSGS") != NULL;
 	the_daemon = &d;
 	return run(&d);
 }

@@ -43,6 +43,7 @@ struct kv_node {
 	struct map reads; /* ctx -> request in RS_READ_INDEX */
 	struct map forwards; /* forward id -> request in RS_FORWARDED */
 	uint64_t next_key;
+	uint32_t reads_waiting; /* requests in RS_READ_APPLY */
 	uint64_t log_bytes; /* written to the log since the last snapshot */
 	bool in_process;
 	bool again;
@@ -195,6 +196,8 @@ static void complete(struct kv_node *n, struct kv_req *r, int status)
 		map_take(&n->forwards, r->key);
 	else if (r->state == RS_PROPOSED)
 		map_take(&n->props, r->index);
+	else if (r->state == RS_READ_APPLY)
+		n->reads_waiting--;
 	list_del(n, r);
 	r->state = RS_IDLE;
 	r->status = status;
@@ -503,6 +506,7 @@ static void on_read_state(struct kv_node *n, const struct raft_read_state *rs)
 	}
 	r->index = rs->index;
 	r->state = RS_READ_APPLY;
+	n->reads_waiting++;
 	raft_status(n->raft, &st);
 	if (st.applied >= r->index)
 		serve_read(n, r);
@@ -514,9 +518,10 @@ static void serve_read(struct kv_node *n, struct kv_req *r)
 	struct kv_result *out = &r->result;
 	int rv;
 
+	n->reads_waiting--; /* r leaves RS_READ_APPLY */
+	r->state = RS_IDLE;
 	memset(out, 0, sizeof(*out));
 	if (kv_cmd_decode(r->cmd, r->cmd_len, &cmd) != KV_OK) {
-		r->state = RS_IDLE;
 		complete(n, r, KV_STATUS_BAD_REQUEST);
 		return;
 	}
@@ -537,7 +542,6 @@ static void serve_read(struct kv_node *n, struct kv_req *r)
 	}
 	out->op = cmd.op;
 	out->status = rv;
-	r->state = RS_IDLE;
 	complete(n, r, KV_STATUS_OK);
 }
 
@@ -546,8 +550,10 @@ static void serve_ready_reads(struct kv_node *n)
 	struct raft_status st;
 	struct kv_req *r, *next;
 
+	if (n->reads_waiting == 0)
+		return; /* the common case: nothing to scan on the apply path */
 	raft_status(n->raft, &st);
-	for (r = n->pending.next; r != &n->pending; r = next) {
+	for (r = n->pending.next; r != &n->pending && n->reads_waiting > 0; r = next) {
 		next = r->next;
 		if (r->state == RS_READ_APPLY && r->index <= st.applied) {
 			serve_read(n, r);

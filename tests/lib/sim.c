@@ -1455,13 +1455,9 @@ static void dispatch(struct sim *s, struct event *e)
 	case EV_DELIVER:
 		if (nd->up && !s->failed) {
 			if (s->opt.trace > 1)
-				trace(s, "deliver %s %u->%u term %llu [%llu %llu %llu %u]",
+				trace(s, "deliver %s %u->%u term %llu",
 				      raft_msg_type_name(e->msg->type), e->msg->from, e->msg->to,
-				      (unsigned long long)e->msg->term,
-				      (unsigned long long)e->msg->u.append.prev_index,
-				      (unsigned long long)e->msg->u.append.prev_term,
-				      (unsigned long long)e->msg->u.append.commit,
-				      e->msg->u.append.n_entries);
+				      (unsigned long long)e->msg->term);
 			raft_step(nd->r, e->msg);
 			process(s, nd);
 		}

@@ -5,9 +5,11 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1448,27 +1450,102 @@ static bool is_raftfs_mount(const char *abs)
 }
 
 /*
+ * Whether process pid is a fusermount auto_unmount helper watching the absolute mountpoint abs
+ * (its command line: fusermount3 ... -o ...auto_unmount... -- ABS).
+ */
+static bool is_auto_unmount_helper(const char *pid, const char *abs)
+{
+	char path[320], cmd[PATH_MAX + 1024];
+	const char *arg, *last = NULL, *name;
+	bool auto_unmount = false;
+	size_t n;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return false;
+	n = fread(cmd, 1, sizeof(cmd) - 1, fp);
+	fclose(fp);
+	if (n == 0 || n == sizeof(cmd) - 1)
+		return false;
+	cmd[n] = '\0';
+	name = strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd;
+	if (strncmp(name, "fusermount", 10) != 0)
+		return false;
+	for (arg = cmd; arg < cmd + n; arg += strlen(arg) + 1) {
+		if (strstr(arg, "auto_unmount"))
+			auto_unmount = true;
+		last = arg;
+	}
+	return auto_unmount && last && strcmp(last, abs) == 0;
+}
+
+/* Up to max pids of the auto_unmount helpers watching abs; how many were found. */
+static unsigned find_auto_unmount_helpers(const char *abs, pid_t *pids, unsigned max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!d)
+		return 0;
+	while (n < max && (de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
+		    strspn(de->d_name, "0123456789") != strlen(de->d_name))
+			continue;
+		if (is_auto_unmount_helper(de->d_name, abs))
+			pids[n++] = (pid_t)atol(de->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
  * A previous daemon that ended without unmounting (killed, crashed, its connection aborted)
  * leaves a dead mount that answers ENOTCONN until its auto_unmount helper notices the exit and
  * takes it away, asynchronously. Mounting over it fails (fusermount3 cannot access the
- * mountpoint), so a quick restart on the same path lost the race. Give the helper a moment, then
- * lazily unmount the dead mount ourselves, but only if it is a raftfs one.
+ * mountpoint), so a quick restart on the same path lost the race.
+ *
+ * The helper checks "is it mounted, does opening it fail with ENOTCONN", then unmounts the path
+ * by name: if we mount between its check and its umount2(), it detaches OUR new mount (seen under
+ * ASan, reproduced by tests/remount.test.sh delaying the helper's umount2). So first wait for
+ * every auto_unmount helper still watching this mountpoint to exit (they do as soon as their
+ * daemon is gone), bounded by FS_OLD_HELPER_WAIT_MS in case one is stopped; then give a dead
+ * mount a moment more, and lazily unmount it ourselves, but only if it is a raftfs one. A helper
+ * that stays stopped past the bound and resumes later checks again: it finds our live mount and
+ * leaves it (only a helper stopped inside that window could still hit it).
  */
+#define FS_OLD_HELPER_WAIT_MS 5000
 static void clear_dead_mount(struct fs_fuse *f, const char *path)
 {
 	char abs[PATH_MAX];
 	struct stat st;
+	pid_t pids[8];
+	unsigned n;
 
-	for (int i = 0; i < 20; i++) {
-		if (stat(path, &st) == 0 || errno != ENOTCONN)
-			return;
-		usleep(100 * 1000);
-	}
 	if (path[0] == '/')
 		snprintf(abs, sizeof(abs), "%s", path);
 	else if (!getcwd(abs, sizeof(abs)) || strlen(abs) + 1 + strlen(path) >= sizeof(abs) ||
 	         !strcat(strcat(abs, "/"), path))
 		return;
+	if (is_raftfs_mount(abs) && (n = find_auto_unmount_helpers(abs, pids, 8)) > 0) {
+		flog(f, FS_LOG_WARN, "%s: waiting for the auto_unmount helper of a previous daemon (pid %ld)",
+		     path, (long)pids[0]);
+		for (int waited = 0; waited < FS_OLD_HELPER_WAIT_MS; waited += 50) {
+			unsigned alive = 0;
+			for (unsigned i = 0; i < n; i++)
+				alive += kill(pids[i], 0) == 0 || errno != ESRCH;
+			if (alive == 0)
+				break;
+			usleep(50 * 1000);
+		}
+	}
+	for (int i = 0; i < 20; i++) {
+		if (stat(path, &st) == 0 || errno != ENOTCONN)
+			return;
+		usleep(100 * 1000);
+	}
 	if (!is_raftfs_mount(abs)) {
 		flog(f, FS_LOG_WARN, "%s is a dead mount, not raftfs's: leaving it", path);
 		return;

@@ -3,6 +3,10 @@
 # helper removes only later; a node restarted on the same mountpoint before that must clear it
 # and serve (it failed with ENOTCONN before fs/fuse.c's clear_dead_mount). Deterministic: the
 # old daemon's helper is frozen (SIGSTOP) across the restart.
+# Second case: the helper has seen the dead mount and is about to unmount the path by name when
+# the new daemon starts; if the new daemon mounted in between, the helper detached the NEW mount
+# (reads then found the bare directory: ENOENT). strace delays the helper's umount2() to hold
+# that window open; the new daemon must wait for the old helper before mounting.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
@@ -12,13 +16,13 @@ fi
 D=$(mktemp -d /tmp/raftfs-remount.XXXXXX)
 MNT=$D/mnt
 PORT=$((30000 + RANDOM % 20000))
-P1="" P2="" H=""
+P1="" P2="" H="" S=""
 mkdir -p "$MNT"
 
 cleanup() {
 	local rc=$?
 	[ -n "$H" ] && kill -CONT "$H" 2>/dev/null
-	for p in $P1 $P2; do
+	for p in $S $P1 $P2; do
 		kill -9 "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
@@ -72,6 +76,30 @@ kill -CONT "$H"
 H=""
 sleep 1
 wait_serving "the new mount stopped serving after the old helper ran"
+echo "--- the helper is inside its unmount when the daemon restarts (strace delays its umount2)"
+if ! command -v strace >/dev/null; then
+	fail "strace is missing (scripts/install-deps.sh installs it)"
+fi
+H=$(pgrep -f -- "auto_unmount.* -- $MNT\$" | head -n 1)
+[ -n "$H" ] || fail "no auto_unmount helper found for the second daemon"
+strace -q -o "$D/strace" -p "$H" -e trace=umount2 -e inject=umount2:delay_enter=2000000 &
+S=$!
+for _ in $(seq 1 50); do grep -qs "^TracerPid:[[:space:]]*$S\$" "/proc/$H/status" && break; sleep 0.1; done
+grep -qs "^TracerPid:[[:space:]]*$S\$" "/proc/$H/status" || fail "strace did not attach to $H"
+kill -9 "$P2"
+wait "$P2" 2>/dev/null
+P2=""
+H=""
+start
+P2=$!
+wait "$S" 2>/dev/null # strace ends with the helper, after its delayed umount2
+S=""
+grep -q 'umount2(.*DELAYED' "$D/strace" || fail "the old helper did not unmount (test premise): $(cat "$D/strace")"
+grep -q "waiting for the auto_unmount helper" "$D/log" || fail "the restarted daemon did not wait for the old helper"
+wait_serving "the restarted daemon does not serve after the old helper unmounted"
+kill -0 "$P2" 2>/dev/null || fail "the restarted daemon is gone (its mount was taken away)"
+grep -qs " $MNT fuse.raftfs " /proc/self/mounts || fail "no raftfs mount on $MNT"
+
 kill -TERM "$P2"
 wait "$P2"
 rc=$?

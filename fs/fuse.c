@@ -1530,8 +1530,9 @@ static void clear_dead_mount(struct fs_fuse *f, const char *path)
 	         !strcat(strcat(abs, "/"), path))
 		return;
 	if (is_raftfs_mount(abs) && (n = find_auto_unmount_helpers(abs, pids, 8)) > 0) {
-		flog(f, FS_LOG_WARN, "%s: waiting for the auto_unmount helper of a previous daemon (pid %ld)",
-		     path, (long)pids[0]);
+		flog(f, FS_LOG_WARN,
+		     "%s: waiting for the auto_unmount helper of a previous daemon (pid %ld)", path,
+		     (long)pids[0]);
 		for (int waited = 0; waited < FS_OLD_HELPER_WAIT_MS; waited += 50) {
 			unsigned alive = 0;
 			for (unsigned i = 0; i < n; i++)

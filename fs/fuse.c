@@ -722,7 +722,10 @@ static bool setattr_next(struct fs_op *op)
 			op->cmd.attr.gid = op->set.st_gid;
 		}
 		if (s & FUSE_SET_ATTR_MTIME_NOW) {
+			/* both times "now" (touch): write permission is enough, as in POSIX */
 			op->cmd.flags |= KV_ATTR_MTIME;
+			if (!(s & FUSE_SET_ATTR_ATIME) || (s & FUSE_SET_ATTR_ATIME_NOW))
+				op->cmd.flags |= KV_ATTR_TOUCH;
 			op->cmd.attr.mtime_ns = real_ns();
 		} else if (s & FUSE_SET_ATTR_MTIME) {
 			op->cmd.flags |= KV_ATTR_MTIME;

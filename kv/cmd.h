@@ -114,7 +114,10 @@ bool kv_op_is_read(int op);
 #define KV_ATTR_GID 0x04u
 #define KV_ATTR_MTIME 0x08u
 #define KV_ATTR_CTIME 0x10u
-#define KV_ATTR_ALL 0x1fu
+/* With KV_ATTR_MTIME: the time is "now" (utimensat with UTIME_NOW for both times, touch), which
+ * POSIX also allows a caller with write permission that does not own the file. */
+#define KV_ATTR_TOUCH 0x20u
+#define KV_ATTR_ALL 0x3fu
 
 /* Mode bits as stored: a type plus permission bits (the Linux values, fixed here so that the state
  * machine never depends on a platform header). */

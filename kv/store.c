@@ -759,6 +759,19 @@ static int op_rename(struct kv_store *s, uint64_t index, const struct kv_cmd *c,
 	return KV_OK;
 }
 
+/* Whether the caller of c may write node n by its permission bits (root always may). Only the
+ * command's gid counts: supplementary groups are the kernel's to check (default_permissions). */
+static bool may_write(const struct kv_node *n, const struct kv_cmd *c)
+{
+	if (c->uid == 0)
+		return true;
+	if (c->uid == n->uid)
+		return (n->mode & 0200) != 0;
+	if (c->gid == n->gid)
+		return (n->mode & 0020) != 0;
+	return (n->mode & 0002) != 0;
+}
+
 static int op_setattr(struct kv_store *s, uint64_t index, const struct kv_cmd *c,
                       struct kv_result *out)
 {
@@ -776,7 +789,10 @@ static int op_setattr(struct kv_store *s, uint64_t index, const struct kv_cmd *c
 	n = w.node;
 	root = c->uid == 0;
 	owner = root || c->uid == n->uid;
-	if ((c->flags & (KV_ATTR_MODE | KV_ATTR_MTIME | KV_ATTR_CTIME)) && !owner)
+	if ((c->flags & (KV_ATTR_MODE | KV_ATTR_CTIME)) && !owner)
+		return KV_EPERM;
+	if ((c->flags & KV_ATTR_MTIME) && !owner &&
+	    !((c->flags & KV_ATTR_TOUCH) && may_write(n, c)))
 		return KV_EPERM;
 	if ((c->flags & KV_ATTR_UID) && a->uid != n->uid && !root)
 		return KV_EPERM;

@@ -90,6 +90,13 @@ t cp -r "$m1/tree" "$m2/tree2" || fail "cp -r"
 [ "$(t cat "$m3/tree2/sub/leaf")" = leaf ] || fail "cp -r result"
 t touch "$m2/greeting" || fail "touch"
 [ "$(t cat "$m3/greeting")" = hi ] || fail "touch changed the content"
+chmod 711 "$CLUSTER_DIR" # let another user reach the mounts (data directories stay 0700)
+t sh -c "echo shared > $m1/shared" && t chmod 666 "$m1/shared" || fail "shared file"
+err=$(t setpriv --reuid=4242 --regid=4242 --clear-groups touch "$m2/shared" 2>&1) ||
+	fail "touch by a non-owner with write permission: $err"
+err=$(t setpriv --reuid=4242 --regid=4242 --clear-groups touch -d 2001-01-01 "$m2/shared" 2>&1) &&
+	fail "touch -d by a non-owner worked"
+echo "$err" | grep -q "not permitted" || fail "touch -d by a non-owner: $err"
 t ln -s greeting "$m1/link" && [ "$(t readlink "$m2/link")" = greeting ] &&
 	[ "$(t cat "$m3/link")" = hi ] || fail "symlink"
 

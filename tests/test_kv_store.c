@@ -543,6 +543,31 @@ static void test_setattr_by_a_non_owner_is_eperm(void)
 	CU_ASSERT_EQUAL(attr_of("f").mode, KV_MODE_REG | 0644);
 }
 
+static void test_touch_needs_write_permission_not_ownership(void)
+{
+	struct kv_cmd_attr a = {.mode = 0640, .mtime_ns = 77};
+
+	CU_ASSERT_EQUAL(put("f", "x"), KV_OK); /* owner UID, group GID, mode 0644 */
+	/* an explicit time still needs the owner; "now" needs write permission */
+	CU_ASSERT_EQUAL(setattr(2000, "f", KV_ATTR_MTIME | KV_ATTR_TOUCH, &a), KV_EPERM);
+	CU_ASSERT_EQUAL(setattr(UID, "f", KV_ATTR_MODE, &a), KV_OK);
+	CU_ASSERT_EQUAL(setattr(UID, "f", KV_ATTR_MTIME | KV_ATTR_TOUCH, &a), KV_OK);
+	a.mode = 0666;
+	CU_ASSERT_EQUAL(setattr(UID, "f", KV_ATTR_MODE, &a), KV_OK);
+	a.mtime_ns = 88;
+	CU_ASSERT_EQUAL(setattr(2000, "f", KV_ATTR_MTIME, &a), KV_EPERM);
+	CU_ASSERT_EQUAL(setattr(2000, "f", KV_ATTR_MTIME | KV_ATTR_TOUCH, &a), KV_OK);
+	CU_ASSERT_EQUAL(attr_of("f").mtime_ns, 88);
+	/* it does not open the other attributes to a non-owner */
+	CU_ASSERT_EQUAL(setattr(2000, "f", KV_ATTR_MODE | KV_ATTR_MTIME | KV_ATTR_TOUCH, &a),
+	                KV_EPERM);
+	a.mode = 0444;
+	CU_ASSERT_EQUAL(setattr(UID, "f", KV_ATTR_MODE, &a), KV_OK);
+	CU_ASSERT_EQUAL(setattr(UID, "f", KV_ATTR_MTIME | KV_ATTR_TOUCH, &a), KV_OK); /* owner */
+	CU_ASSERT_EQUAL(setattr(0, "f", KV_ATTR_MTIME | KV_ATTR_TOUCH, &a), KV_OK); /* root */
+	CU_ASSERT_EQUAL(setattr(2000, "f", KV_ATTR_MTIME | KV_ATTR_TOUCH, &a), KV_EPERM);
+}
+
 static void test_a_write_by_a_non_owner_clears_setuid_and_setgid(void)
 {
 	struct kv_cmd_attr a = {.mode = 06755};
@@ -1070,6 +1095,8 @@ static CU_TestInfo ns_tests[] = {
         {"rename_follows_the_type_rules_of_rename2", test_rename_follows_the_type_rules_of_rename2},
         {"setattr_changes_only_the_masked_fields", test_setattr_changes_only_the_masked_fields},
         {"setattr_by_a_non_owner_is_eperm", test_setattr_by_a_non_owner_is_eperm},
+        {"touch_needs_write_permission_not_ownership",
+         test_touch_needs_write_permission_not_ownership},
         {"a_write_by_a_non_owner_clears_setuid_and_setgid",
          test_a_write_by_a_non_owner_clears_setuid_and_setgid},
         {"symlink_stores_its_target_and_is_never_followed",

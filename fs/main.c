@@ -40,6 +40,7 @@ struct daemon {
 	struct fs_options opt;
 	struct event_base *base;
 	struct event *tick;
+	struct event *flush; /* kv_node_flush() at the end of a loop turn (env.schedule) */
 	struct event *sig_term, *sig_int;
 	struct raft_transport *transport;
 	struct kv_node *node;
@@ -144,6 +145,26 @@ static void check_failed(struct daemon *d)
 		d->exit_code = 1;
 		event_base_loopbreak(d->base);
 	}
+}
+
+/* The inputs of this loop turn are in: every request, message and frame read so far is handled
+ * together (one fdatasync for all of them, batched AppendEntries). The flush event was made
+ * active after the I/O events of this turn, so libevent runs it after them. */
+static void env_schedule(void *ctx)
+{
+	struct daemon *d = ctx;
+
+	event_active(d->flush, EV_TIMEOUT, 0);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	kv_node_flush(d->node);
+	check_failed(d);
 }
 
 /* --- transport callbacks ------------------------------------------------------------------------ */
@@ -512,6 +533,7 @@ static int run(struct daemon *d)
 	env.send = env_send;
 	env.send_app = env_send_app;
 	env.log = log_cb;
+	env.schedule = env_schedule;
 	if (getrandom(&d->rng, sizeof(d->rng), 0) != sizeof(d->rng))
 		d->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32);
 
@@ -519,6 +541,11 @@ static int run(struct daemon *d)
 	if (!d->base) {
 		dlog(FS_LOG_ERROR, "event_base_new failed");
 		return 1;
+	}
+	d->flush = event_new(d->base, -1, 0, flush_cb, d);
+	if (!d->flush) {
+		dlog(FS_LOG_ERROR, "cannot create events");
+		goto out_base;
 	}
 	if (kv_node_open(&ncfg, &env, &d->node, err, sizeof(err)) != RAFT_OK) {
 		dlog(FS_LOG_ERROR, "cannot start: %s", err);
@@ -576,6 +603,8 @@ out_events:
 out_node:
 	kv_node_close(d->node);
 out_base:
+	if (d->flush)
+		event_free(d->flush);
 	event_base_free(d->base);
 	return rv;
 }

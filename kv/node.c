@@ -47,6 +47,7 @@ struct kv_node {
 	uint64_t log_bytes; /* written to the log since the last snapshot */
 	bool in_process;
 	bool again;
+	bool scheduled; /* env.schedule was called and kv_node_flush() has not run since */
 	bool failed;
 	char why[512];
 };
@@ -723,6 +724,28 @@ static void process(struct kv_node *n)
 	n->in_process = false;
 }
 
+/* Work to do for an input: now, or at the flush the caller schedules (group commit). */
+static void kick(struct kv_node *n)
+{
+	if (!n->env.schedule) {
+		process(n);
+		return;
+	}
+	if (!n->scheduled) {
+		n->scheduled = true;
+		n->env.schedule(n->env.ctx);
+	}
+}
+
+void kv_node_flush(struct kv_node *n)
+{
+	if (!n->scheduled)
+		return;
+	n->scheduled = false;
+	if (!n->failed)
+		process(n);
+}
+
 /* --- the caller's entry points ------------------------------------------------------------------ */
 
 int kv_node_submit(struct kv_node *n, struct kv_req *req)
@@ -744,7 +767,7 @@ int kv_node_submit(struct kv_node *n, struct kv_req *req)
 	req->op = cmd.op;
 	req->has_session = cmd.session != 0;
 	start(n, req);
-	process(n);
+	kick(n);
 	return 0;
 }
 
@@ -805,7 +828,7 @@ void kv_node_recv(struct kv_node *n, const struct raft_msg *m)
 	if (n->failed)
 		return;
 	raft_step(n->raft, m);
-	process(n);
+	kick(n);
 }
 
 void kv_node_transfer(struct kv_node *n)
@@ -813,7 +836,7 @@ void kv_node_transfer(struct kv_node *n)
 	if (n->failed)
 		return;
 	raft_transfer(n->raft, 0);
-	process(n);
+	kick(n);
 }
 
 int kv_node_fill_snapshot(struct kv_node *n, uint64_t index, uint64_t offset, void *buf, size_t len)

@@ -39,6 +39,15 @@ struct kv_node_env {
 	void (*send_app)(void *ctx, uint32_t to, const void *buf, size_t len);
 	/* Diagnostics: level 0 debug, 1 info, 2 warning, 3 fatal; one event, no newline. */
 	void (*log)(void *ctx, int level, const char *msg);
+	/*
+	 * Optional: asks the caller to call kv_node_flush() soon, once the inputs at hand are in
+	 * (a libevent loop: at the end of this turn). Then kv_node_submit(), kv_node_recv(),
+	 * kv_node_recv_app() and kv_node_transfer() only hand their input to the core, and the work
+	 * it makes (persisting with one fdatasync, sending, applying, answering) is done once per
+	 * flush for everything that came in together: group commit, batched AppendEntries. Called
+	 * at most once until the flush; NULL: every call does its work before returning.
+	 */
+	void (*schedule)(void *ctx);
 };
 
 struct kv_node_config {
@@ -105,6 +114,9 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
                  struct kv_node **out, char *err, size_t err_len);
 /* Completes every pending request with KV_STATUS_SHUTDOWN and frees the node. NULL is ignored. */
 void kv_node_close(struct kv_node *n);
+
+/* Does the work scheduled through env.schedule (a no-op when nothing is scheduled). */
+void kv_node_flush(struct kv_node *n);
 
 /* One unit of logical time (the daemon calls it every tick). */
 void kv_node_tick(struct kv_node *n);

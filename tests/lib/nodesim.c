@@ -28,14 +28,14 @@ static uint64_t rng_next(uint64_t *s)
 
 /* --- events ------------------------------------------------------------------------------------- */
 
-enum ev_kind { EV_TICK, EV_RAFT, EV_APP };
+enum ev_kind { EV_TICK, EV_RAFT, EV_APP, EV_FLUSH };
 
 struct event {
 	uint64_t at;
 	uint64_t seq;
 	enum ev_kind kind;
 	unsigned to, from;
-	uint64_t epoch; /* EV_TICK: the incarnation it belongs to */
+	uint64_t epoch; /* EV_TICK, EV_FLUSH: the incarnation it belongs to */
 	struct raft_msg *msg; /* EV_RAFT: owned by the event */
 	void *bytes; /* EV_APP: malloc'd frame; EV_RAFT snapshot chunk: raft_buf */
 	size_t len;
@@ -337,6 +337,15 @@ static void env_log(void *ctx, int level, const char *msg)
 	s->log_next = (s->log_next + 1) % NODESIM_LOG_LINES;
 }
 
+/* kv_node_flush() after every event already queued for now: the end of a daemon's loop turn */
+static void env_schedule(void *ctx)
+{
+	struct snode *nd = ctx;
+	struct event e = {.kind = EV_FLUSH, .to = nd->idx, .epoch = nd->epoch};
+
+	schedule(nd->s, 0, &e);
+}
+
 static void storage_log(void *ctx, int level, const char *msg)
 {
 	env_log(ctx, level, msg);
@@ -355,6 +364,7 @@ static int node_open(struct nodesim *s, unsigned i, char *err, size_t err_len)
 	        .send = env_send,
 	        .send_app = env_send_app,
 	        .log = env_log,
+	        .schedule = env_schedule,
 	};
 	struct event tick = {.kind = EV_TICK, .to = i};
 	int rv;
@@ -625,6 +635,10 @@ static void dispatch(struct nodesim *s, struct event *e)
 			break;
 		kv_node_recv_app(nd->kv, e->from + 1, e->bytes, e->len);
 		break;
+	case EV_FLUSH:
+		if (nd->kv && e->epoch == nd->epoch)
+			kv_node_flush(nd->kv);
+		break;
 	}
 	event_free(e);
 }
@@ -799,7 +813,7 @@ void nodesim_drop_in_flight(struct nodesim *s)
 
 	while (s->q.n) {
 		struct event e = heap_pop(&s->q);
-		if (e.kind == EV_TICK) {
+		if (e.kind == EV_TICK || e.kind == EV_FLUSH) { /* not messages: a node's own work */
 			if (heap_push(&keep, &e) != 0)
 				violation(s, "out of memory");
 		} else {

@@ -42,6 +42,8 @@ struct kv_node {
 	struct map props; /* proposal index -> request in RS_PROPOSED */
 	struct map reads; /* ctx -> request in RS_READ_INDEX */
 	struct map forwards; /* forward id -> request in RS_FORWARDED */
+	/* forward ids and read contexts; starts at random: answers still in flight to an earlier
+	 * incarnation of this node (before a crash) must not match this one's requests */
 	uint64_t next_key;
 	uint32_t reads_waiting; /* requests in RS_READ_APPLY */
 	uint64_t log_bytes; /* written to the log since the last snapshot */
@@ -334,12 +336,19 @@ refuse:
 	send_frame(n, from, &resp);
 }
 
-static void recv_forward_answer(struct kv_node *n, const struct kv_proto_frame *f)
+static void recv_forward_answer(struct kv_node *n, uint32_t from, const struct kv_proto_frame *f)
 {
 	struct kv_req *r = map_take(&n->forwards, f->id);
 
 	if (!r)
 		return; /* already answered, cancelled or timed out */
+	if (r->fwd_to != from) { /* not the node it went to: not its answer */
+		if (map_put(&n->forwards, f->id, r) != 0)
+			complete(n, r, abandon_status(r, KV_STATUS_NOT_APPLIED));
+		nlog(n, 2, "answer %llu from node %u ignored: forwarded to node %u",
+		     (unsigned long long)f->id, from, r->fwd_to);
+		return;
+	}
 	r->state = RS_IDLE;
 	switch (f->status) {
 	case KV_STATUS_OK:
@@ -377,7 +386,7 @@ void kv_node_recv_app(struct kv_node *n, uint32_t from, const void *buf, size_t 
 	if (f.type == KV_PROTO_REQ)
 		recv_forwarded_request(n, from, &f);
 	else if (f.type == KV_PROTO_RESP)
-		recv_forward_answer(n, &f);
+		recv_forward_answer(n, from, &f);
 	else
 		nlog(n, 2, "frame of type %u from node %u ignored", f.type, from);
 }
@@ -918,6 +927,7 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
 	}
 	n->cfg = *cfg;
 	n->env = *env;
+	n->next_key = (env->random(env->ctx) >> 2) | 1u; /* never wraps to 0 */
 	n->pending.next = n->pending.prev = &n->pending;
 	if (!cfg->dir || strlen(cfg->dir) >= sizeof(n->dir)) {
 		snprintf(err, err_len, "bad data directory");

@@ -632,6 +632,64 @@ out:
 	nodesim_free(s);
 }
 
+/*
+ * Found by test_nodesim (seed 600100074, mix all): a follower forwarded writes, crashed and came
+ * back at once; the leader's answers to the old incarnation's forwards arrived afterwards and,
+ * ids restarting at 1, completed the new incarnation's first forwards: a write reported applied
+ * that never was. Forward ids (and read contexts) now start at random.
+ */
+static void test_an_answer_to_a_forward_of_an_earlier_incarnation_completes_nothing(void)
+{
+	uint64_t seed = test_seed(119);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req w1 = {0}, w2 = {0};
+	struct starve sv;
+	struct kv_cmd c;
+	int l, f, g;
+
+	TEST(test_an_answer_to_a_forward_of_an_earlier_incarnation_completes_nothing);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	g = 3 - l - f;
+	/* g is cut off and f gets no entries: nothing the leader proposes can commit yet */
+	nodesim_block(s, (unsigned)l, (unsigned)g, true);
+	nodesim_block(s, (unsigned)g, (unsigned)l, true);
+	nodesim_block(s, (unsigned)f, (unsigned)g, true);
+	nodesim_block(s, (unsigned)g, (unsigned)f, true);
+	sv.s = s;
+	sv.to = (unsigned)f;
+	sv.until_ms = UINT64_MAX;
+	nodesim_set_filter(s, starve_appends, &sv);
+	/* w1, answered "no such key", is forwarded by f's first incarnation */
+	nodesim_cmd(s, &c, KV_OP_DELETE, "nothing", NULL);
+	REQUIRE(nodesim_submit(s, (unsigned)f, &c, OP_TIMEOUT_MS, &w1) == 0, "%s", "submit w1");
+	nodesim_run_for(s, 50);
+	REQUIRE(!w1.done, "%s", "w1 answered without a quorum (test premise)");
+	nodesim_crash(s, (unsigned)f, 0);
+	REQUIRE(nodesim_restart(s, (unsigned)f) == 0, "restart: %s", nodesim_error(s));
+	nodesim_run_for(s, 100); /* heartbeats: f learns the leader */
+	/* w2, a put, is forwarded by the second incarnation */
+	nodesim_cmd(s, &c, KV_OP_PUT, "after", "restart");
+	REQUIRE(nodesim_submit(s, (unsigned)f, &c, OP_TIMEOUT_MS, &w2) == 0, "%s", "submit w2");
+	nodesim_run_for(s, 50);
+	REQUIRE(!w2.done, "%s", "w2 answered without a quorum (test premise)");
+	nodesim_set_filter(s, NULL, NULL); /* both commit; w1's answer comes back to f too */
+	REQUIRE(nodesim_wait(s, &w2, OP_TIMEOUT_MS), "%s", "w2 never answered");
+	REQUIRE(w2.req.status == KV_STATUS_OK, "w2: %s", status_name(w2.req.status));
+	REQUIRE(w2.req.result.status == KV_OK,
+	        "the put was answered %s: the answer to the earlier incarnation's delete",
+	        kv_strerror(w2.req.result.status));
+	nodesim_heal(s);
+	REQUIRE_SAFE();
+out:
+	nodesim_set_filter(s, NULL, NULL);
+	nodesim_req_release(&w1);
+	nodesim_req_release(&w2);
+	nodesim_free(s);
+}
+
 static void test_a_node_stopped_by_a_failed_fsync_restarts_and_catches_up(void)
 {
 	uint64_t seed = test_seed(109);
@@ -1441,6 +1499,8 @@ static CU_TestInfo fault_tests[] = {
          test_every_node_restarted_after_a_torn_crash_recovers_the_same_state},
         {"test_a_node_stopped_by_a_failed_fsync_restarts_and_catches_up",
          test_a_node_stopped_by_a_failed_fsync_restarts_and_catches_up},
+        {"test_an_answer_to_a_forward_of_an_earlier_incarnation_completes_nothing",
+         test_an_answer_to_a_forward_of_an_earlier_incarnation_completes_nothing},
         {"test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot",
          test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot},
         CU_TEST_INFO_NULL,

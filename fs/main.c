@@ -135,6 +135,13 @@ static void env_send_app(void *ctx, uint32_t to, const void *buf, size_t len)
 	raft_transport_send_app(d->transport, to, buf, len);
 }
 
+static void env_flush_sends(void *ctx)
+{
+	struct daemon *d = ctx;
+
+	raft_transport_flush(d->transport);
+}
+
 /* A storage failure stops the node: nothing more may be acknowledged (DESIGN.md 8). */
 static void check_failed(struct daemon *d)
 {
@@ -534,6 +541,7 @@ static int run(struct daemon *d)
 	env.send_app = env_send_app;
 	env.log = log_cb;
 	env.schedule = env_schedule;
+	env.flush_sends = env_flush_sends;
 	if (getrandom(&d->rng, sizeof(d->rng), 0) != sizeof(d->rng))
 		d->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32);
 

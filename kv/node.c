@@ -678,6 +678,11 @@ static void handle_update(struct kv_node *n)
 
 	if (raft_update_get(n->raft, &u) != RAFT_OK)
 		return;
+	/* messages first: the core holds back whatever must wait for this persist (raft.h) */
+	for (size_t i = 0; i < u.n_msgs; i++)
+		n->env.send(n->env.ctx, &u.msgs[i]);
+	if (u.persist_seq && u.n_msgs && n->env.flush_sends)
+		n->env.flush_sends(n->env.ctx);
 	if (u.persist_seq) {
 		/* durable before anything that depends on it leaves (raft.h, persistence) */
 		if (raft_storage_persist(n->storage, &u) != RAFT_OK) {
@@ -702,8 +707,6 @@ static void handle_update(struct kv_node *n)
 			     (unsigned long long)u.snap_meta.index);
 		}
 	}
-	for (size_t i = 0; i < u.n_msgs; i++)
-		n->env.send(n->env.ctx, &u.msgs[i]);
 	for (size_t i = 0; i < u.n_committed && !n->failed; i++)
 		apply_entry(n, &u.committed[i]);
 	for (size_t i = 0; i < u.n_reads; i++)

@@ -48,6 +48,9 @@ struct kv_node_env {
 	 * at most once until the flush; NULL: every call does its work before returning.
 	 */
 	void (*schedule)(void *ctx);
+	/* Optional: what send() and send_app() queued should leave now; called before the node
+	 * blocks in an fdatasync, so that followers write while the leader does (thesis 10.2.1). */
+	void (*flush_sends)(void *ctx);
 };
 
 struct kv_node_config {

@@ -1126,6 +1126,20 @@ int raft_transport_send_app(struct raft_transport *t, uint32_t to, const void *b
 	return rc;
 }
 
+void raft_transport_flush(struct raft_transport *t)
+{
+	for (unsigned i = 0; i < t->n_links; i++) {
+		struct tr_link *l = &t->links[i];
+		struct evbuffer *out;
+
+		if (!l->connected)
+			continue;
+		out = bufferevent_get_output(l->bev);
+		if (evbuffer_get_length(out) > 0)
+			(void)evbuffer_write(out, bufferevent_getfd(l->bev));
+	}
+}
+
 const char *raft_transport_errmsg(const struct raft_transport *t)
 {
 	return t->errmsg;

@@ -132,6 +132,13 @@ int raft_transport_send(struct raft_transport *t, const struct raft_msg *m);
  * RAFT_TRANSPORT_MAX_PAYLOAD_BYTES is RAFT_ETOOBIG. */
 int raft_transport_send_app(struct raft_transport *t, uint32_t to, const void *buf, size_t len);
 
+/*
+ * Writes what is queued for connected peers now, as far as their sockets take it without
+ * blocking, instead of at the loop's next turn: a caller about to block (an fdatasync) lets its
+ * AppendEntries travel meanwhile. Errors are left to the connection's own handling.
+ */
+void raft_transport_flush(struct raft_transport *t);
+
 /* Why the last failing call on t failed; "" when none. Valid until the next call on t. */
 const char *raft_transport_errmsg(const struct raft_transport *t);
 

@@ -144,6 +144,7 @@ struct fs_fuse {
 	uint64_t timeout_ms; /* per operation; 0: wait forever */
 	bool gone; /* the mount went away */
 	bool stopping;
+	char mnt_abs[PATH_MAX]; /* the mountpoint as an absolute path ("" if unknown) */
 };
 
 /* --- small helpers ------------------------------------------------------------------------------ */
@@ -1034,8 +1035,49 @@ static void flush_done(struct fs_op *op, int err)
 	op_reply_err(op, err);
 }
 
+/*
+ * Whether process pid still has a descriptor on the file of handle h (ino). The kernel removes
+ * the descriptor being closed from the table before it sends FLUSH, so a match is another
+ * descriptor: the shell's `echo v > f` opens f, dup2()s it onto stdout and closes the original
+ * before writing. Only readlink() on /proc (never a stat, which would come back to this mount
+ * and wait for this very thread); a path that does not match (another mount namespace, a
+ * renamed file) just means "no".
+ */
+static bool still_open_by(struct fs_fuse *f, pid_t pid, uint64_t ino)
+{
+	char key[FS_KEY_CAP], want[PATH_MAX + FS_KEY_CAP + 2], dir[64], link[340],
+	        got[sizeof(want)];
+	struct dirent *de;
+	bool found = false;
+	size_t len;
+	DIR *d;
+
+	if (pid <= 0 || !f->mnt_abs[0] ||
+	    fs_inode_key(f->inodes, ino, NULL, key, sizeof(key), &len) != 0)
+		return false;
+	snprintf(want, sizeof(want), "%s/%s", f->mnt_abs, key);
+	snprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)pid);
+	d = opendir(dir);
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d))) {
+		ssize_t n;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+		n = readlink(link, got, sizeof(got) - 1);
+		if (n <= 0)
+			continue;
+		got[n] = '\0';
+		found = strcmp(got, want) == 0;
+	}
+	closedir(d);
+	return found;
+}
+
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs_fuse *f = fuse_req_userdata(req);
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
 	struct fs_op *op;
 
@@ -1043,7 +1085,15 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, 0); /* write-through: nothing is buffered */
 		return;
 	}
-	op = op_new(fuse_req_userdata(req), req, flush_done);
+	/* an O_TRUNC open closed without writing commits Put("") (DESIGN.md 6), but not at the
+	 * close of a duplicate while the caller still holds the file: the write that follows is
+	 * then the one Put, and no reader sees the file empty in between. If nothing is written
+	 * after all, the release commits Put(""). */
+	if (still_open_by(f, fuse_req_ctx(req)->pid, ino)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	op = op_new(f, req, flush_done);
 	if (!op)
 		return;
 	op->h = h;
@@ -1052,10 +1102,32 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	op_start_on(op, KV_OP_PUT, ino, NULL);
 }
 
+static void release_done(struct fs_op *op, int err)
+{
+	if (err)
+		flog(op->f, FS_LOG_WARN, "truncation at release of %s: %s", op->key, strerror(err));
+	handle_free(op->h);
+	op->h = NULL;
+	op_reply_err(op, 0); /* the kernel ignores a release's error */
+}
+
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	handle_free((struct fs_handle *)(uintptr_t)fi->fh);
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	struct fs_op *op;
+
+	if (h->trunc_pending) { /* a flush left the truncation to the last close (fs_flush) */
+		op = op_new(fuse_req_userdata(req), req, release_done);
+		if (!op) {
+			handle_free(h);
+			return;
+		}
+		op->h = h;
+		op->cmd.mode = 0644 & ~op->umask;
+		op_start_on(op, KV_OP_PUT, ino, NULL);
+		return;
+	}
+	handle_free(h);
 	fuse_reply_err(req, 0);
 }
 
@@ -1310,7 +1382,7 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	(void)value;
 	(void)size;
 	(void)flags;
-	fuse_reply_err(req, ENOTSUP);
+	fuse_reply_err(req, ENOSYS); /* the kernel then answers ENOTSUP itself */
 }
 
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -1318,14 +1390,14 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	(void)ino;
 	(void)name;
 	(void)size;
-	fuse_reply_err(req, ENOTSUP);
+	fuse_reply_err(req, ENOSYS); /* the kernel then answers ENOTSUP itself */
 }
 
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	(void)ino;
 	(void)size;
-	fuse_reply_err(req, ENOTSUP);
+	fuse_reply_err(req, ENOSYS); /* the kernel then answers ENOTSUP itself */
 }
 
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -1604,6 +1676,8 @@ int fs_fuse_start(struct event_base *base, struct kv_node *node, const struct fs
 		goto out_args;
 	}
 	clear_dead_mount(f, opt->mountpoint);
+	if (!realpath(opt->mountpoint, f->mnt_abs))
+		f->mnt_abs[0] = '\0';
 	if (fuse_session_mount(f->se, opt->mountpoint) != 0) {
 		snprintf(err, err_len, "cannot mount (is /dev/fuse there, the directory empty?)");
 		goto out_session;

@@ -107,6 +107,25 @@ t sh -c "printf 0123456789 > $m1/off && printf AB | dd of=$m1/off bs=1 seek=3 co
 	fail "dd at an offset"
 [ "$(t cat "$m3/off")" = 012AB56789 ] || fail "write at an offset: $(t cat "$m3/off")"
 t truncate -s 4 "$m3/off" && [ "$(t cat "$m1/off")" = 012A ] || fail "truncate"
+# the shell's `>` opens, dup2()s onto stdout and closes the original before writing: a reader on
+# another node never sees the file empty between the old value and the new one
+t sh -c "echo w0 > $m1/win" || fail "win"
+t bash -c "for i in \$(seq 1 150); do echo w\$i > $m1/win; done" &
+writer=$!
+empty=0
+while kill -0 "$writer" 2>/dev/null; do
+	v=$(t cat "$m2/win") || fail "cat during the rewrites"
+	[ -n "$v" ] || empty=$((empty + 1))
+done
+wait "$writer" || fail "the rewrite loop"
+[ "$empty" -eq 0 ] || fail "a reader saw the file empty $empty times between two echo > rewrites"
+[ "$(t cat "$m3/win")" = w150 ] || fail "rewrite loop result"
+# an O_TRUNC open closed without writing truncates at its last close, not at a duplicate's
+t sh -c "echo old > $m1/trunc" || fail "trunc"
+out=$(t bash -c "exec 3>$m1/trunc; exec 4>&3; exec 3>&-; cat $m2/trunc; exec 4>&-; cat $m2/trunc; echo end") ||
+	fail "truncation through a duplicate"
+[ "$out" = "$(printf 'old\nend')" ] || fail "truncation at the last close: $out"
+t sh -c ": > $m1/trunc" && [ -z "$(t cat "$m3/trunc")" ] && [ -e "$m3/trunc" ] || fail ": > f"
 
 step "git init/add/commit/log inside the mount"
 t git init -q "$m1/repo" || fail "git init"

@@ -829,8 +829,30 @@ static void open_done(struct fs_op *op, int err)
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs_op *op = op_new(fuse_req_userdata(req), req, open_done);
+	struct fs_fuse *f = fuse_req_userdata(req);
+	struct fs_handle *h;
+	struct fs_op *op;
 
+	/* A write-only open that truncates or appends needs nothing from the cluster: the kernel
+	 * has just looked the file up (a directory never gets here for writing: EISDIR), and its
+	 * first write is the one Put, or an Append. This saves a ReadIndex round per `echo v > f`
+	 * and `echo v >> f`. Other opens read the attributes, to pin a size for reads. */
+	if ((fi->flags & O_ACCMODE) == O_WRONLY && (fi->flags & (O_TRUNC | O_APPEND))) {
+		h = handle_new(f, ino);
+		if (!h) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		h->append = (fi->flags & O_APPEND) != 0;
+		h->trunc_pending = (fi->flags & O_TRUNC) != 0;
+		fi->fh = (uint64_t)(uintptr_t)h;
+		fi->direct_io = 1;
+		fi->keep_cache = 0;
+		if (fuse_reply_open(req, fi) != 0)
+			handle_free(h); /* interrupted: no release will come */
+		return;
+	}
+	op = op_new(f, req, open_done);
 	if (!op)
 		return;
 	op->fi = *fi;

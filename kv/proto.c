@@ -6,6 +6,7 @@
 
 #include "kv/cmd.h"
 #include "raft/crc32c.h"
+#include "raft/le.h"
 #include "raft/raft.h"
 
 #define STATUS_RECORD_BYTES 65u /* u32 id, u8 role, u32 leader, 7 x u64 */
@@ -32,24 +33,14 @@ static void put_u8(unsigned char **p, uint8_t v)
 
 static void put_u32(unsigned char **p, uint32_t v)
 {
-	for (int i = 0; i < 4; i++)
-		*(*p)++ = (unsigned char)(v >> (8 * i));
+	raft_le_put32(*p, v);
+	*p += 4;
 }
 
 static void put_u64(unsigned char **p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		*(*p)++ = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+	raft_le_put64(*p, v);
+	*p += 8;
 }
 
 /* A bounded reader over the frame's payload. */
@@ -77,7 +68,7 @@ static uint32_t rd_u32(struct rd *r)
 		r->bad = true;
 		return 0;
 	}
-	v = get_u32(r->p);
+	v = raft_le_get32(r->p);
 	r->p += 4;
 	r->left -= 4;
 	return v;
@@ -91,7 +82,7 @@ static uint64_t rd_u64(struct rd *r)
 		r->bad = true;
 		return 0;
 	}
-	v = get_u64(r->p);
+	v = raft_le_get64(r->p);
 	r->p += 8;
 	r->left -= 8;
 	return v;
@@ -103,7 +94,7 @@ int kv_proto_frame_length(const void *buf, size_t avail, size_t *frame_len)
 
 	if (avail < 4)
 		return 0;
-	len = get_u32(buf);
+	len = raft_le_get32(buf);
 	if (len < 5 || len > KV_PROTO_MAX_FRAME_BYTES)
 		return -1;
 	if (avail < 4 + (size_t)len)
@@ -122,12 +113,12 @@ int kv_proto_decode(const void *buf, size_t len, struct kv_proto_frame *f, const
 	*why = "truncated frame";
 	if (len < KV_PROTO_HEADER_BYTES + 1)
 		return -1;
-	flen = get_u32(b);
+	flen = raft_le_get32(b);
 	if (flen < 5 || flen > KV_PROTO_MAX_FRAME_BYTES || (size_t)flen + 4 != len) {
 		*why = "bad frame length";
 		return -1;
 	}
-	if (raft_crc32c(0, b + 8, len - 8) != get_u32(b + 4)) {
+	if (raft_crc32c(0, b + 8, len - 8) != raft_le_get32(b + 4)) {
 		*why = "frame checksum mismatch";
 		return -1;
 	}

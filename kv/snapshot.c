@@ -1,33 +1,24 @@
 /* snapshot.c - the kv store's snapshot stream: bounded, CRC-framed tpl records (see store.h). */
-#include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tpl.h>
 
 #include "kv/store_internal.h"
 #include "raft/crc32c.h"
+#include "raft/le.h"
+#include "raft/tplguard.h"
 
 /*
- * How tpl is kept from exiting the process or leaking (raft/codec.c does the same for its own
- * records; this file must coexist with it in one process):
+ * How tpl is kept from exiting the process or leaking:
  *
- * - Every tpl call runs inside a "section" (snap_run): our hooks are installed for its duration
- *   and the previous ones restored after, under a mutex. Our hooks only act for the thread that
- *   runs the section (snap_current is thread-local); any other thread's tpl calls are passed on
- *   to the hooks that were installed before ours, so raft/codec.c keeps working meanwhile.
- * - tpl reports out-of-memory through tpl_hook.fatal and assumes it does not return: ours
- *   longjmps back to snap_run, which returns KV_ENOMEM (or KV_ECORRUPT). Everything tpl allocated
- *   in the section lives on a per-section list (the arena), freed when the section ends whether
- *   it ended normally or by longjmp; tpl_free is never called. What we keep is copied out first.
+ * - Every tpl call runs inside a section (snap_run, over raft/tplguard.h, shared with
+ *   raft/codec.c): tpl's fatal hook returns to snap_run, which returns KV_ENOMEM (or
+ *   KV_ECORRUPT), and everything tpl allocated in the section is freed when the section ends,
+ *   normally or not; tpl_free is never called. What we keep is copied out first.
  * - A record is checked (magic, kind, length limit, CRC32C) before tpl_load sees it; tpl_load
  *   then checks the image's format string and lengths against the buffer; array counts are read
  *   with tpl_Alen and bounded; and every decoded field is validated before it enters the store.
  */
-
-/* tpl.h does not declare the hook table it defines. */
-extern tpl_hook_t tpl_hook;
 
 #define SNAP_MAGIC 0x3153564bu /* "KVS1" little-endian */
 #define SNAP_VERSION 1u
@@ -48,162 +39,33 @@ enum snap_kind { SNAP_HEADER = 1, SNAP_KEYS = 2, SNAP_SESSIONS = 3, SNAP_END = 4
 /* Per-record key overhead counted against KV_SNAPSHOT_RECORD_SOFT_BYTES. */
 #define SNAP_KEY_OVERHEAD 48u
 
-struct arena_link {
-	struct arena_link *prev;
-	struct arena_link *next;
-};
-
-struct arena_block {
-	struct arena_link link;
-	_Alignas(max_align_t) unsigned char data[];
-};
-
 /* One section: lives in the frame of the caller of snap_run, so it is intact after a longjmp. */
 struct snap_op {
-	struct arena_link arena;
-	jmp_buf *env;
-	bool alloc_failed;
+	struct raft_tplguard guard;
+	int (*body)(struct snap_op *op, void *arg); /* the record's work, run in the section */
+	void *arg;
 	unsigned char *img; /* encode: the image (ours, malloc); freed by the caller */
 	size_t img_len;
 };
 
-static pthread_mutex_t snap_hook_lock = PTHREAD_MUTEX_INITIALIZER;
-static tpl_hook_t snap_saved; /* hooks in place before the running section's */
-static _Thread_local struct snap_op *snap_current;
-
-static void *snap_malloc(size_t sz)
+static int op_body(void *arg)
 {
-	struct arena_block *b;
-	struct arena_link *head;
+	struct snap_op *op = arg;
 
-	if (!snap_current)
-		return snap_saved.malloc(sz);
-	if (sz > SIZE_MAX - sizeof(*b))
-		return NULL;
-	b = malloc(sizeof(*b) + sz);
-	if (!b) {
-		snap_current->alloc_failed = true;
-		return NULL;
-	}
-	head = &snap_current->arena;
-	b->link.next = head->next;
-	b->link.prev = head;
-	head->next->prev = &b->link;
-	head->next = &b->link;
-	return b->data;
+	return op->body(op, op->arg);
 }
 
-static struct arena_block *block_of(void *p)
-{
-	return (struct arena_block *)((unsigned char *)p - offsetof(struct arena_block, data));
-}
-
-static void snap_free(void *p)
-{
-	struct arena_block *b;
-
-	if (!snap_current) {
-		snap_saved.free(p);
-		return;
-	}
-	if (!p)
-		return;
-	b = block_of(p);
-	b->link.prev->next = b->link.next;
-	b->link.next->prev = b->link.prev;
-	free(b);
-}
-
-static void *snap_realloc(void *p, size_t sz)
-{
-	struct arena_block *b, *nb;
-
-	if (!snap_current)
-		return snap_saved.realloc(p, sz);
-	if (!p)
-		return snap_malloc(sz);
-	if (sz > SIZE_MAX - sizeof(*b))
-		return NULL;
-	b = block_of(p);
-	nb = realloc(b, sizeof(*b) + sz);
-	if (!nb) {
-		snap_current->alloc_failed = true;
-		return NULL;
-	}
-	nb->link.prev->next = &nb->link;
-	nb->link.next->prev = &nb->link;
-	return nb->data;
-}
-
-static int snap_oops(const char *fmt, ...)
-{
-	(void)fmt;
-	return 0;
-}
-
-static void snap_fatal(const char *fmt, ...)
-{
-	if (!snap_current || !snap_current->env) {
-		snap_saved.fatal("%s", fmt); /* another thread's tpl call: its own handler */
-		abort();
-	}
-	longjmp(*snap_current->env, 1);
-}
-
-static void arena_release(struct snap_op *op)
-{
-	struct arena_link *l = op->arena.next;
-
-	while (l != &op->arena) {
-		struct arena_link *next = l->next;
-		free(l); /* link is the first member of the block */
-		l = next;
-	}
-	op->arena.next = op->arena.prev = &op->arena;
-}
-
-static void hooks_install(void)
-{
-	pthread_mutex_lock(&snap_hook_lock);
-	snap_saved = tpl_hook;
-	tpl_hook.oops = snap_oops;
-	tpl_hook.malloc = snap_malloc;
-	tpl_hook.realloc = snap_realloc;
-	tpl_hook.free = snap_free;
-	tpl_hook.fatal = snap_fatal;
-}
-
-static void hooks_restore(void)
-{
-	/* Someone who replaced ours meanwhile keeps theirs. */
-	if (tpl_hook.malloc == snap_malloc)
-		tpl_hook = snap_saved;
-	pthread_mutex_unlock(&snap_hook_lock);
-}
-
-/* Runs body(op, arg) as a section. Only op and arg are used after a longjmp. */
+/* Runs body(op, arg) as a section; a failed one leaves no image. */
 static int snap_run(struct snap_op *op, int (*body)(struct snap_op *op, void *arg), void *arg)
 {
-	jmp_buf env;
 	int rv;
 
 	memset(op, 0, sizeof(*op));
-	op->arena.next = op->arena.prev = &op->arena;
-	hooks_install();
-	op->env = &env;
-	snap_current = op;
-	if (setjmp(env) != 0) {
-		snap_current = NULL;
-		arena_release(op);
-		hooks_restore();
-		free(op->img);
-		op->img = NULL;
-		return op->alloc_failed ? KV_ENOMEM : KV_ECORRUPT;
-	}
-	rv = body(op, arg);
-	snap_current = NULL;
-	arena_release(op);
-	hooks_restore();
+	raft_tplguard_init(&op->guard, NULL, NULL);
+	op->body = body;
+	op->arg = arg;
+	if (!raft_tplguard_run(&op->guard, op_body, op, &rv))
+		rv = raft_tplguard_out_of_memory(&op->guard) ? KV_ENOMEM : KV_ECORRUPT;
 	if (rv != KV_OK) {
 		free(op->img);
 		op->img = NULL;
@@ -225,17 +87,6 @@ static int dump_image(struct snap_op *op, tpl_node *tn)
 		return KV_ENOMEM;
 	op->img_len = sz;
 	return KV_OK;
-}
-
-static void le32_put(unsigned char *p, uint32_t v)
-{
-	for (unsigned i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t le32_get(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 /* The CRC covers magic, kind and length as well as the image. */
@@ -262,10 +113,10 @@ static int write_frame(struct saver *sv, enum snap_kind kind, const void *img, s
 {
 	unsigned char hdr[SNAP_FRAME_BYTES];
 
-	le32_put(hdr, SNAP_MAGIC);
-	le32_put(hdr + 4, kind);
-	le32_put(hdr + 8, (uint32_t)len);
-	le32_put(hdr + 12, frame_crc(hdr, img, len));
+	raft_le_put32(hdr, SNAP_MAGIC);
+	raft_le_put32(hdr + 4, kind);
+	raft_le_put32(hdr + 8, (uint32_t)len);
+	raft_le_put32(hdr + 12, frame_crc(hdr, img, len));
 	if (sv->write(sv->ctx, hdr, sizeof(hdr)) != 0 || sv->write(sv->ctx, img, len) != 0)
 		return KV_EIO;
 	return KV_OK;
@@ -654,8 +505,8 @@ static int unpack_keys(struct snap_op *op, void *arg)
 			n->ctime_ns = ctime;
 			rv = key_add(ld, depth, n, &data);
 		}
-		tpl_hook.free(name.addr);
-		tpl_hook.free(data.addr);
+		raft_tplguard_free(name.addr);
+		raft_tplguard_free(data.addr);
 		if (rv != KV_OK)
 			return rv;
 	}
@@ -724,7 +575,7 @@ static int unpack_sessions(struct snap_op *op, void *arg)
 			kv_session_link(ld->s, ss);
 			ld->n_sess++;
 		}
-		tpl_hook.free(result.addr);
+		raft_tplguard_free(result.addr);
 		if (rv != KV_OK)
 			return rv;
 	}
@@ -754,15 +605,15 @@ static int read_frame(kv_snapshot_read_fn read, void *ctx, size_t max_len, uint3
 	*img = NULL;
 	if (read(ctx, hdr, sizeof(hdr)) != 0)
 		return KV_ECORRUPT;
-	*kind = le32_get(hdr + 4);
-	n = le32_get(hdr + 8);
-	if (le32_get(hdr) != SNAP_MAGIC || *kind < SNAP_HEADER || *kind > SNAP_END ||
+	*kind = raft_le_get32(hdr + 4);
+	n = raft_le_get32(hdr + 8);
+	if (raft_le_get32(hdr) != SNAP_MAGIC || *kind < SNAP_HEADER || *kind > SNAP_END ||
 	    n < SNAP_MIN_IMAGE_BYTES || n > max_len)
 		return KV_ECORRUPT;
 	*img = malloc(n);
 	if (!*img)
 		return KV_ENOMEM;
-	if (read(ctx, *img, n) != 0 || frame_crc(hdr, *img, n) != le32_get(hdr + 12)) {
+	if (read(ctx, *img, n) != 0 || frame_crc(hdr, *img, n) != raft_le_get32(hdr + 12)) {
 		free(*img);
 		*img = NULL;
 		return KV_ECORRUPT;

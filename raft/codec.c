@@ -1,14 +1,13 @@
 /* codec.c - framed tpl encoding of hard state, entries, snapshot metadata and messages. */
 #include "raft/codec.h"
 
-#include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tpl.h>
 
 #include "raft/crc32c.h"
+#include "raft/le.h"
+#include "raft/tplguard.h"
 
 /*
  * How tpl is made safe to feed with untrusted bytes.
@@ -16,27 +15,16 @@
  * 1. The frame's length and CRC are checked before tpl_load, and tpl_load reads from memory
  *    bounded by the image length (TPL_MEM, no TPL_EXCESS_OK); tpl_load then checks the format
  *    string and walks the whole image against that bound.
- * 2. tpl reports out-of-memory and a few "internal errors" through tpl_hook.fatal, whose default
- *    calls exit(). Our fatal hook longjmps back to the codec call in progress on this thread
- *    (struct codec_op), which then returns RAFT_ENOMEM or RAFT_ECORRUPT. tpl's own structures
- *    are left half built when that happens, so every allocation tpl makes goes through our
- *    malloc hook into a per-call list (the arena) and the whole list is freed when the call
- *    ends, on success and after a longjmp alike; we never call tpl_free. Our own allocations
- *    made inside a call are recorded in the struct codec_op, which lives in the frame of the
- *    public function (not in the frame that calls setjmp), so its fields are well defined after
- *    the longjmp.
+ * 2. Every codec call runs its tpl calls in a section (raft/tplguard.h): tpl's fatal hook, which
+ *    it calls for out-of-memory and a few "internal errors", returns to codec_run, which then
+ *    returns RAFT_ENOMEM or RAFT_ECORRUPT, and everything tpl allocated in the call is freed
+ *    when it ends, on success and after a fatal error alike. Our own allocations made inside a
+ *    call are recorded in the struct codec_op, which lives in the frame of the public function,
+ *    so its fields are well defined after the longjmp.
  * 3. tpl trusts the element count of an A(...) array once tpl_load accepted the image, and a
  *    count >= 2^31 slips through its check as a negative int; we accept only counts in
  *    [0, limit] read with tpl_Alen, and use no nested arrays.
- * 4. The hooks are process-wide (tpl_hook is a global); ours are installed once, at the first
- *    codec call, and keep the hooks they replaced: a tpl call made on a thread with no codec
- *    call in progress goes to those (so another module that swaps its own hooks in around its
- *    tpl calls, as kv/snapshot.c does, composes with ours in either order). The call in
- *    progress is thread-local, so threads may use the codec at the same time.
  */
-
-/* tpl.h does not declare the hook table it defines. */
-extern tpl_hook_t tpl_hook;
 
 #define FMT_HARD_STATE "uUUu"
 #define FMT_ENTRY "uUUcB"
@@ -45,31 +33,16 @@ extern tpl_hook_t tpl_hook;
 #define FMT_MSG_APPEND "ucuuUcUUUA(UUcB)"
 #define FMT_MSG_SNAPSHOT "ucuuUcUUUUuu#uu#B"
 
-/* Links of an allocation made by tpl during a codec call (or of the list head). */
-struct arena_link {
-	struct arena_link *prev;
-	struct arena_link *next;
-};
-
-/* An allocation made by tpl: the links, then the payload tpl sees. */
-struct arena_block {
-	struct arena_link link;
-	_Alignas(max_align_t) unsigned char data[];
-};
-
 struct codec_op {
-	struct arena_link arena; /* list head (circular); empty when arena.next == &arena */
-	jmp_buf *env; /* where tpl's fatal hook returns to */
-	bool alloc_failed; /* the last failure was an allocation */
+	struct raft_tplguard guard;
+	int (*body)(struct codec_op *op, void *arg); /* the call's work, run in the section */
+	void *arg;
 	struct raft_msg *msg; /* a message being decoded: freed if the call fails */
 	struct raft_entry *entry; /* an entry being decoded: its data freed if the call fails */
 };
 
-static _Thread_local struct codec_op *codec_current;
 static _Thread_local bool (*codec_fail_fn)(void *ctx);
 static _Thread_local void *codec_fail_ctx;
-static pthread_once_t codec_hooks_once = PTHREAD_ONCE_INIT;
-static tpl_hook_t codec_saved; /* the hooks ours replaced */
 
 void raft_codec_set_alloc_fault(bool (*fail)(void *ctx), void *ctx)
 {
@@ -77,136 +50,15 @@ void raft_codec_set_alloc_fault(bool (*fail)(void *ctx), void *ctx)
 	codec_fail_ctx = ctx;
 }
 
+/* The test hook, asked before each of our own allocations (the section asks it for tpl's). */
 static bool codec_alloc_fails(void)
 {
-	bool fail = codec_fail_fn && codec_fail_fn(codec_fail_ctx);
-
-	if (fail && codec_current)
-		codec_current->alloc_failed = true;
-	return fail;
-}
-
-static struct arena_block *arena_block_of(void *p)
-{
-	return (struct arena_block *)((unsigned char *)p - offsetof(struct arena_block, data));
-}
-
-static void arena_link(struct arena_block *b)
-{
-	struct arena_link *head, *l = &b->link;
-
-	head = &codec_current->arena;
-	l->next = head->next;
-	l->prev = head;
-	head->next->prev = l;
-	head->next = l;
-}
-
-static void arena_unlink(struct arena_block *b)
-{
-	struct arena_link *l = &b->link;
-
-	l->prev->next = l->next;
-	l->next->prev = l->prev;
-}
-
-static void *codec_tpl_malloc(size_t sz)
-{
-	struct arena_block *b;
-
-	if (!codec_current)
-		return codec_saved.malloc(sz);
-	if (sz > SIZE_MAX - sizeof(*b) || codec_alloc_fails())
-		return NULL;
-	b = malloc(sizeof(*b) + sz);
-	if (!b) {
-		codec_current->alloc_failed = true;
-		return NULL;
-	}
-	arena_link(b);
-	return b->data;
-}
-
-static void codec_tpl_free(void *p)
-{
-	struct arena_block *b;
-
-	if (!codec_current) {
-		codec_saved.free(p);
-		return;
-	}
-	if (!p)
-		return;
-	b = arena_block_of(p);
-	arena_unlink(b);
-	free(b);
-}
-
-static void *codec_tpl_realloc(void *p, size_t sz)
-{
-	struct arena_block *b, *nb;
-
-	if (!codec_current)
-		return codec_saved.realloc(p, sz);
-	if (!p)
-		return codec_tpl_malloc(sz);
-	if (sz > SIZE_MAX - sizeof(*b) || codec_alloc_fails())
-		return NULL;
-	b = arena_block_of(p);
-	arena_unlink(b);
-	nb = realloc(b, sizeof(*b) + sz);
-	if (!nb) {
-		arena_link(b);
-		return NULL;
-	}
-	arena_link(nb);
-	return nb->data;
-}
-
-static void arena_release(struct codec_op *op)
-{
-	struct arena_link *l = op->arena.next;
-
-	/* link is the first member of struct arena_block, so a link pointer is its block */
-	while (l != &op->arena) {
-		struct arena_link *next = l->next;
-		free(l);
-		l = next;
-	}
-	op->arena.next = op->arena.prev = &op->arena;
-}
-
-/* tpl's diagnostics are not ours to print: a bad image is reported by our return value. */
-static int codec_tpl_oops(const char *fmt, ...)
-{
-	(void)fmt;
-	return 0;
-}
-
-/* tpl calls this for out-of-memory and internal errors and assumes it does not return. */
-static void codec_tpl_fatal(const char *fmt, ...)
-{
-	if (!codec_current || !codec_current->env) {
-		codec_saved.fatal("%s", fmt); /* not ours: the handler we replaced */
-		abort();
-	}
-	longjmp(*codec_current->env, 1);
-}
-
-static void codec_hooks_install(void)
-{
-	codec_saved = tpl_hook;
-	tpl_hook.oops = codec_tpl_oops;
-	tpl_hook.malloc = codec_tpl_malloc;
-	tpl_hook.realloc = codec_tpl_realloc;
-	tpl_hook.free = codec_tpl_free;
-	tpl_hook.fatal = codec_tpl_fatal;
+	return codec_fail_fn && codec_fail_fn(codec_fail_ctx);
 }
 
 static void op_init(struct codec_op *op)
 {
 	memset(op, 0, sizeof(*op));
-	op->arena.next = op->arena.prev = &op->arena;
 }
 
 /* Undoes what a failed decode allocated into the caller's struct. */
@@ -220,28 +72,23 @@ static void op_discard(struct codec_op *op)
 	}
 }
 
-/*
- * Runs body(op, arg) with tpl's fatal hook armed. Only op (owned by the caller's frame) and
- * locals that are not written after setjmp are used after a longjmp.
- */
+static int op_body(void *arg)
+{
+	struct codec_op *op = arg;
+
+	return op->body(op, op->arg);
+}
+
+/* Runs body(op, arg) in a section; a failed call undoes what it decoded into the caller's. */
 static int codec_run(struct codec_op *op, int (*body)(struct codec_op *op, void *arg), void *arg)
 {
-	jmp_buf env;
-	struct codec_op *const outer = codec_current;
 	int rc;
 
-	pthread_once(&codec_hooks_once, codec_hooks_install);
-	op->env = &env;
-	codec_current = op;
-	if (setjmp(env) != 0) {
-		codec_current = outer;
-		arena_release(op);
-		op_discard(op);
-		return op->alloc_failed ? RAFT_ENOMEM : RAFT_ECORRUPT;
-	}
-	rc = body(op, arg);
-	codec_current = outer;
-	arena_release(op);
+	raft_tplguard_init(&op->guard, codec_fail_fn, codec_fail_ctx);
+	op->body = body;
+	op->arg = arg;
+	if (!raft_tplguard_run(&op->guard, op_body, op, &rc))
+		rc = raft_tplguard_out_of_memory(&op->guard) ? RAFT_ENOMEM : RAFT_ECORRUPT;
 	if (rc != RAFT_OK)
 		op_discard(op);
 	return rc;
@@ -283,19 +130,6 @@ int raft_codec_buf_reserve(struct raft_codec_buf *b, size_t extra)
 	return RAFT_OK;
 }
 
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16);
-	p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 int raft_codec_frame_length(const void *buf, size_t avail, size_t *frame_len)
 {
 	uint32_t image_len;
@@ -304,7 +138,7 @@ int raft_codec_frame_length(const void *buf, size_t avail, size_t *frame_len)
 		*frame_len = RAFT_CODEC_HEADER_BYTES;
 		return RAFT_OK;
 	}
-	image_len = get_le32(buf);
+	image_len = raft_le_get32(buf);
 	if (image_len < RAFT_CODEC_MIN_IMAGE_BYTES)
 		return RAFT_ECORRUPT;
 	if (image_len > RAFT_CODEC_MAX_FRAME_BYTES - RAFT_CODEC_HEADER_BYTES)
@@ -331,7 +165,7 @@ int raft_codec_frame_check(const void *frame, size_t len)
 	rc = raft_codec_frame_length(frame, len, &need);
 	if (rc != RAFT_OK || need != len)
 		return RAFT_ECORRUPT;
-	if (frame_crc(p, len - RAFT_CODEC_HEADER_BYTES) != get_le32(p + 4))
+	if (frame_crc(p, len - RAFT_CODEC_HEADER_BYTES) != raft_le_get32(p + 4))
 		return RAFT_ECORRUPT;
 	return RAFT_OK;
 }
@@ -355,8 +189,8 @@ static int frame_put(tpl_node *tn, struct raft_codec_buf *out)
 	p = out->data + out->len;
 	if (tpl_dump(tn, TPL_MEM | TPL_PREALLOCD, p + RAFT_CODEC_HEADER_BYTES, image_len) != 0)
 		return RAFT_EINVAL;
-	put_le32(p, (uint32_t)image_len);
-	put_le32(p + 4, frame_crc(p, image_len));
+	raft_le_put32(p, (uint32_t)image_len);
+	raft_le_put32(p + 4, frame_crc(p, image_len));
 	out->len += RAFT_CODEC_HEADER_BYTES + image_len;
 	return RAFT_OK;
 }
@@ -394,7 +228,7 @@ static int bin_to_buf(tpl_bin *bin, uint32_t max_bytes, void **out)
 	if (!*out)
 		return RAFT_ENOMEM;
 	memcpy(*out, bin->addr, bin->sz);
-	codec_tpl_free(bin->addr); /* tpl's copy, from our arena: release it early */
+	raft_tplguard_free(bin->addr); /* tpl's copy, from the arena: release it early */
 	bin->addr = NULL;
 	return RAFT_OK;
 }

@@ -15,7 +15,8 @@
  *
  * A decoder checks the length bounds and the CRC before tpl sees a byte, then loads the image
  * with tpl from memory (tpl_load TPL_MEM, bounded by image_len). The first field of every image
- * is its kind (enum raft_codec_kind). Only codec.c includes <tpl.h>.
+ * is its kind (enum raft_codec_kind). In raft/ only codec.c and tplguard.c (the hooks that keep
+ * tpl from exiting the process) include <tpl.h>.
  *
  * Errors: RAFT_ECORRUPT for anything malformed (bad CRC, bad length, undecodable image, a field
  * out of range), RAFT_ETOOBIG for a frame, entry, chunk or entry count over its limit,

@@ -20,6 +20,7 @@
 
 #include "raft/codec.h"
 #include "raft/crc32c.h"
+#include "raft/le.h"
 #include "raft/transport.h"
 
 /*
@@ -109,39 +110,6 @@ struct raft_transport {
 };
 
 /* --- small helpers ---------------------------------------------------------------------------- */
-
-static void put_le16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_le64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint16_t get_le16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const unsigned char *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
 
 static uint64_t now_ms(void)
 {
@@ -453,12 +421,12 @@ void raft_transport_hello_encode(unsigned char *out, enum raft_transport_conn_ki
                                  uint32_t node_id, uint64_t cluster_id)
 {
 	memcpy(out, HELLO_MAGIC, 4);
-	put_le16(out + 4, RAFT_TRANSPORT_VERSION);
+	raft_le_put16(out + 4, RAFT_TRANSPORT_VERSION);
 	out[6] = (unsigned char)kind;
 	out[7] = 0;
-	put_le32(out + 8, node_id);
-	put_le64(out + 12, cluster_id);
-	put_le32(out + 20, raft_crc32c(0, out, 20));
+	raft_le_put32(out + 8, node_id);
+	raft_le_put64(out + 12, cluster_id);
+	raft_le_put32(out + 20, raft_crc32c(0, out, 20));
 }
 
 /* --- accepted connections --------------------------------------------------------------------- */
@@ -569,12 +537,12 @@ static int conn_read_hello(struct tr_conn *c, struct evbuffer *in)
 		bufferevent_setwatermark(c->bev, EV_READ, avail < 4 ? 4 : sizeof(h), 0);
 		return 0;
 	}
-	if (raft_crc32c(0, h, 20) != get_le32(h + 20)) {
+	if (raft_crc32c(0, h, 20) != raft_le_get32(h + 20)) {
 		conn_reject(c, "hello checksum mismatch");
 		return -1;
 	}
-	if (get_le16(h + 4) != RAFT_TRANSPORT_VERSION) {
-		conn_reject(c, "protocol version %u, this node speaks %u", get_le16(h + 4),
+	if (raft_le_get16(h + 4) != RAFT_TRANSPORT_VERSION) {
+		conn_reject(c, "protocol version %u, this node speaks %u", raft_le_get16(h + 4),
 		            RAFT_TRANSPORT_VERSION);
 		return -1;
 	}
@@ -582,7 +550,7 @@ static int conn_read_hello(struct tr_conn *c, struct evbuffer *in)
 		conn_reject(c, "malformed hello (reserved byte %u)", h[7]);
 		return -1;
 	}
-	cluster = get_le64(h + 12);
+	cluster = raft_le_get64(h + 12);
 	/* a client may know only some of the nodes, so its list need not give our id: it sends 0
 	 * (or our id); peers must name exactly our cluster */
 	if (cluster != t->cfg.cluster_id && !(cluster == 0 && h[6] == RAFT_TRANSPORT_KIND_CLIENT)) {
@@ -590,7 +558,7 @@ static int conn_read_hello(struct tr_conn *c, struct evbuffer *in)
 		            (unsigned long long)cluster, (unsigned long long)t->cfg.cluster_id);
 		return -1;
 	}
-	id = get_le32(h + 8);
+	id = raft_le_get32(h + 8);
 	evbuffer_drain(in, sizeof(h));
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 	if (h[6] == RAFT_TRANSPORT_KIND_CLIENT) {
@@ -674,7 +642,7 @@ static void conn_read_frames(struct tr_conn *c, struct evbuffer *in)
 			return;
 		}
 		evbuffer_copyout(in, h, sizeof(h));
-		len = get_le32(h);
+		len = raft_le_get32(h);
 		if ((h[4] != FRAME_KIND_RAFT && h[4] != FRAME_KIND_APP) || h[5] || h[6] || h[7]) {
 			conn_reject(c, "malformed frame header (kind %u)", h[4]);
 			return;
@@ -696,7 +664,7 @@ static void conn_read_frames(struct tr_conn *c, struct evbuffer *in)
 			            (unsigned long)len);
 			return;
 		}
-		if (raft_crc32c(raft_crc32c(0, p, 8), p + sizeof(h), len) != get_le32(p + 8)) {
+		if (raft_crc32c(raft_crc32c(0, p, 8), p + sizeof(h), len) != raft_le_get32(p + 8)) {
 			conn_reject(c, "frame checksum mismatch");
 			return;
 		}
@@ -990,12 +958,12 @@ static int link_enqueue(struct tr_link *l, unsigned char *frame, uint32_t len, u
 	size_t total = RAFT_TRANSPORT_FRAME_HEADER_BYTES + (size_t)len;
 	int rc;
 
-	put_le32(frame, len);
+	raft_le_put32(frame, len);
 	frame[4] = (unsigned char)kind;
 	frame[5] = frame[6] = frame[7] = 0;
-	put_le32(frame + 8,
-	         raft_crc32c(raft_crc32c(0, frame, 8), frame + RAFT_TRANSPORT_FRAME_HEADER_BYTES,
-	                     len));
+	raft_le_put32(frame + 8,
+	              raft_crc32c(raft_crc32c(0, frame, 8),
+	                          frame + RAFT_TRANSPORT_FRAME_HEADER_BYTES, len));
 	if (total <= COPY_FRAME_BYTES) {
 		rc = evbuffer_add(out, frame, total);
 		free(frame);

@@ -4,7 +4,9 @@
 
 #include "raft/codec.h"
 #include "raft/crc32c.h"
+#include "raft/le.h"
 #include "tests/lib/cu.h"
+#include "tests/lib/samples.h"
 
 /* --- helpers ---------------------------------------------------------------------------------- */
 
@@ -17,111 +19,23 @@ static void *buf_of(const char *s)
 	return b;
 }
 
-static struct raft_conf conf3(void)
-{
-	struct raft_conf c;
-
-	memset(&c, 0, sizeof(c));
-	c.n = 3;
-	c.ids[0] = 1;
-	c.ids[1] = 2;
-	c.ids[2] = 3;
-	c.n_old = 2;
-	c.old_ids[0] = 7;
-	c.old_ids[1] = 9;
-	return c;
-}
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* Recomputes the CRC of a frame whose image was edited, so that tpl sees the edit. */
 static void reseal(unsigned char *frame, size_t len)
 {
 	uint32_t crc = raft_crc32c(0, frame, 4);
 
 	crc = raft_crc32c(crc, frame + RAFT_CODEC_HEADER_BYTES, len - RAFT_CODEC_HEADER_BYTES);
-	put_le32(frame + 4, crc);
+	raft_le_put32(frame + 4, crc);
 }
 
-/* One message of each type with every field set to something distinct. */
+/* The sample message of type from 2 to 3; a snapshot chunk carries the 100 bytes of chunk. */
 static void sample_msg(int type, struct raft_msg *m, struct raft_entry *entries,
                        unsigned char *chunk)
 {
-	memset(m, 0, sizeof(*m));
-	m->type = (uint8_t)type;
-	m->from = 2;
-	m->to = 3;
-	m->term = 0x1122334455667788ull;
-	switch (type) {
-	case RAFT_MSG_VOTE:
-		m->u.vote.last_log_index = 77;
-		m->u.vote.last_log_term = 6;
-		m->u.vote.pre_vote = true;
-		m->u.vote.transfer = true;
-		break;
-	case RAFT_MSG_VOTE_RESP:
-		m->u.vote_resp.pre_vote = true;
-		m->u.vote_resp.granted = true;
-		break;
-	case RAFT_MSG_APPEND:
-		m->u.append.prev_index = 10;
-		m->u.append.prev_term = 4;
-		m->u.append.commit = 9;
-		m->u.append.n_entries = 3;
-		m->u.append.entries = entries;
-		for (int i = 0; i < 3; i++) {
-			entries[i].term = 5;
-			entries[i].index = 11 + (uint64_t)i;
-			entries[i].type = i == 0 ? RAFT_ENTRY_NOOP : RAFT_ENTRY_NORMAL;
-			entries[i].len = i == 0 ? 0 : (uint32_t)(10 * i);
-			entries[i].data = i == 0 ? NULL : chunk;
-		}
-		break;
-	case RAFT_MSG_APPEND_RESP:
-		m->u.append_resp.success = true;
-		m->u.append_resp.index = 12;
-		m->u.append_resp.hint_index = 3;
-		m->u.append_resp.hint_term = 2;
-		break;
-	case RAFT_MSG_HEARTBEAT:
-		m->u.heartbeat.commit = 99;
-		m->u.heartbeat.read_seq = 5;
-		break;
-	case RAFT_MSG_HEARTBEAT_RESP:
-		m->u.heartbeat_resp.read_seq = 5;
-		break;
-	case RAFT_MSG_SNAPSHOT:
-		m->u.snapshot.meta.index = 1000;
-		m->u.snapshot.meta.term = 8;
-		m->u.snapshot.meta.conf = conf3();
-		m->u.snapshot.meta.size = 1u << 20;
-		m->u.snapshot.offset = 4096;
+	samples_msg(type, 2, 3, m, entries);
+	if (type == RAFT_MSG_SNAPSHOT) {
 		m->u.snapshot.len = 100;
-		m->u.snapshot.last = true;
 		m->u.snapshot.data = chunk;
-		break;
-	case RAFT_MSG_SNAPSHOT_RESP:
-		m->u.snapshot_resp.index = 1000;
-		m->u.snapshot_resp.next_offset = 8192;
-		m->u.snapshot_resp.done = true;
-		m->u.snapshot_resp.reject = true;
-		break;
-	case RAFT_MSG_TIMEOUT_NOW:
-		break;
-	case RAFT_MSG_READ_INDEX:
-		m->u.read_index.ctx = 0xdeadbeef;
-		break;
-	case RAFT_MSG_READ_INDEX_RESP:
-		m->u.read_index_resp.ctx = 0xdeadbeef;
-		m->u.read_index_resp.index = 44;
-		m->u.read_index_resp.ok = true;
-		break;
-	default:
-		break;
 	}
 }
 
@@ -244,7 +158,7 @@ static void test_snapshot_meta_round_trips_with_its_configuration(void)
 	struct raft_snapshot_meta m = {.index = 100, .term = 7, .size = 123456}, got;
 	uint32_t crc = 0;
 
-	m.conf = conf3();
+	m.conf = samples_conf();
 	raft_codec_buf_init(&out);
 	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_snapshot_meta(&out, &m, 0xabcdef01u), RAFT_OK);
 	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_snapshot_meta(out.data, out.len, &got, &crc),
@@ -264,7 +178,7 @@ static void test_every_message_type_round_trips(void)
 	for (size_t i = 0; i < sizeof(chunk); i++)
 		chunk[i] = (unsigned char)(i * 7);
 	for (int type = RAFT_MSG_VOTE; type < RAFT_MSG_TYPE_COUNT; type++) {
-		struct raft_entry entries[3];
+		struct raft_entry entries[SAMPLES_MSG_ENTRIES];
 		struct raft_msg m, got;
 		struct raft_codec_buf out;
 		raft_codec_buf_init(&out);
@@ -320,7 +234,7 @@ static void test_frame_length_reports_what_a_stream_reader_needs(void)
 		        need, avail < RAFT_CODEC_HEADER_BYTES ? RAFT_CODEC_HEADER_BYTES : out.len);
 	}
 	CU_ASSERT_EQUAL(raft_codec_frame_length(bad, sizeof(bad), &need), RAFT_ECORRUPT);
-	put_le32(bad, RAFT_CODEC_MAX_FRAME_BYTES);
+	raft_le_put32(bad, RAFT_CODEC_MAX_FRAME_BYTES);
 	CU_ASSERT_EQUAL(raft_codec_frame_length(bad, sizeof(bad), &need), RAFT_ETOOBIG);
 	raft_codec_buf_free(&out);
 }
@@ -363,7 +277,7 @@ static void test_encoders_refuse_what_is_over_a_limit(void)
 static void encode_sample(int type, struct raft_codec_buf *out)
 {
 	unsigned char chunk[100];
-	struct raft_entry entries[3];
+	struct raft_entry entries[SAMPLES_MSG_ENTRIES];
 	struct raft_msg m;
 
 	memset(chunk, 0x5a, sizeof(chunk));
@@ -429,10 +343,10 @@ static void test_an_append_with_a_huge_entry_count_is_refused(void)
 	/* the empty array's count is the image's last 4 bytes */
 	count_at = out.len - 4;
 	CU_ASSERT_EQUAL(out.data[count_at], 0);
-	put_le32(out.data + count_at, 0x80000000u);
+	raft_le_put32(out.data + count_at, 0x80000000u);
 	reseal(out.data, out.len);
 	CU_ASSERT_EQUAL(raft_codec_decode_msg(out.data, out.len, &got), RAFT_ECORRUPT);
-	put_le32(out.data + count_at, 0xffffffffu);
+	raft_le_put32(out.data + count_at, 0xffffffffu);
 	reseal(out.data, out.len);
 	CU_ASSERT_EQUAL(raft_codec_decode_msg(out.data, out.len, &got), RAFT_ECORRUPT);
 	raft_codec_buf_free(&out);
@@ -508,7 +422,7 @@ static void test_allocation_failures_are_clean_errors_at_every_point(void)
 
 	memset(chunk, 1, sizeof(chunk));
 	for (int type = RAFT_MSG_VOTE; type < RAFT_MSG_TYPE_COUNT; type++) {
-		struct raft_entry entries[3];
+		struct raft_entry entries[SAMPLES_MSG_ENTRIES];
 		struct raft_msg m, got;
 		struct raft_codec_buf good;
 		raft_codec_buf_init(&good);

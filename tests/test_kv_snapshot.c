@@ -5,8 +5,10 @@
 
 #include "kv/store.h"
 #include "raft/crc32c.h"
+#include "raft/le.h"
 #include "raft/raft.h"
 #include "tests/lib/cu.h"
+#include "tests/lib/samples.h"
 
 #define T0 1700000000000ULL
 #define FRAME_BYTES 16
@@ -16,40 +18,12 @@ static uint64_t now_ms;
 
 static struct kv_cmd mk(int op, const char *key)
 {
-	struct kv_cmd c;
-
-	memset(&c, 0, sizeof(c));
-	c.op = (uint8_t)op;
-	c.time_ms = now_ms;
-	c.uid = 1000;
-	c.gid = 100;
-	c.mode = 0644;
-	c.key = key;
-	c.key_len = key ? strlen(key) : 0;
-	return c;
-}
-
-static int run_at(struct kv_store *s, uint64_t index, const struct kv_cmd *c, struct kv_result *r)
-{
-	struct kv_result local;
-	void *buf;
-	size_t len;
-	int rv;
-
-	if (!r)
-		r = &local;
-	CU_ASSERT_EQUAL_FATAL(kv_cmd_encode(c, &buf, &len), KV_OK);
-	CU_ASSERT_EQUAL(kv_store_apply(s, index, buf, len, r), KV_OK);
-	raft_buf_unref(buf);
-	rv = r->status;
-	if (r == &local)
-		kv_result_release(r);
-	return rv;
+	return samples_kv_cmd(op, key, now_ms);
 }
 
 static int run(struct kv_store *s, const struct kv_cmd *c, struct kv_result *r)
 {
-	return run_at(s, next_index++, c, r);
+	return samples_kv_apply(s, next_index++, c, r);
 }
 
 static void put(struct kv_store *s, const char *key, const void *v, size_t len)
@@ -151,60 +125,21 @@ static struct kv_store *big_store(void)
 	return s;
 }
 
-struct mem_stream {
-	unsigned char *buf;
-	size_t len;
-	size_t cap;
-	size_t pos;
-	int fail_at; /* write: fail the fail_at-th call (1-based); 0: never */
-	int calls;
-};
-
-static int mem_write(void *ctx, const void *p, size_t n)
+static struct samples_stream save(const struct kv_store *s)
 {
-	struct mem_stream *m = ctx;
-
-	if (++m->calls == m->fail_at)
-		return -1;
-	if (m->len + n > m->cap) {
-		size_t cap = (m->len + n) * 2;
-		unsigned char *nb = realloc(m->buf, cap);
-		if (!nb)
-			return -1;
-		m->buf = nb;
-		m->cap = cap;
-	}
-	memcpy(m->buf + m->len, p, n);
-	m->len += n;
-	return 0;
-}
-
-static int mem_read(void *ctx, void *p, size_t n)
-{
-	struct mem_stream *m = ctx;
-
-	if (n > m->len - m->pos)
-		return -1;
-	memcpy(p, m->buf + m->pos, n);
-	m->pos += n;
-	return 0;
-}
-
-static struct mem_stream save(const struct kv_store *s)
-{
-	struct mem_stream m;
+	struct samples_stream m;
 
 	memset(&m, 0, sizeof(m));
-	CU_ASSERT_EQUAL(kv_snapshot_save(s, mem_write, &m), KV_OK);
+	CU_ASSERT_EQUAL(kv_snapshot_save(s, samples_stream_write, &m), KV_OK);
 	return m;
 }
 
 /* Restores from len bytes of buf; KV_OK stores are freed after their hash is taken. */
 static int restore_bytes(const unsigned char *buf, size_t len, uint64_t *hash)
 {
-	struct mem_stream m = {.buf = (unsigned char *)buf, .len = len};
+	struct samples_stream m = {.buf = (unsigned char *)buf, .len = len};
 	struct kv_store *r = NULL;
-	int rv = kv_snapshot_restore(NULL, mem_read, &m, &r);
+	int rv = kv_snapshot_restore(NULL, samples_stream_read, &m, &r);
 
 	if (rv == KV_OK) {
 		if (hash)
@@ -218,10 +153,10 @@ static int restore_bytes(const unsigned char *buf, size_t len, uint64_t *hash)
 
 static void check_round_trip(struct kv_store *s)
 {
-	struct mem_stream m1 = save(s), m2;
+	struct samples_stream m1 = save(s), m2;
 	struct kv_store *r = NULL;
 
-	CU_ASSERT_EQUAL_FATAL(kv_snapshot_restore(NULL, mem_read, &m1, &r), KV_OK);
+	CU_ASSERT_EQUAL_FATAL(kv_snapshot_restore(NULL, samples_stream_read, &m1, &r), KV_OK);
 	CU_ASSERT_EQUAL(m1.pos, m1.len);
 	CU_ASSERT_EQUAL(kv_store_hash(r), kv_store_hash(s));
 	CU_ASSERT_EQUAL(kv_store_key_count(r), kv_store_key_count(s));
@@ -256,7 +191,7 @@ static void test_a_small_store_survives_a_round_trip_with_identical_bytes(void)
 static void test_a_big_store_survives_a_round_trip_with_identical_bytes(void)
 {
 	struct kv_store *s = big_store();
-	struct mem_stream m = save(s);
+	struct samples_stream m = save(s);
 
 	/* several bounded records, not one image */
 	CU_ASSERT(m.len > 6 * 300 * 1024);
@@ -268,12 +203,12 @@ static void test_a_big_store_survives_a_round_trip_with_identical_bytes(void)
 static void test_a_restored_store_keeps_applying_like_the_original(void)
 {
 	struct kv_store *s = small_store(), *r = NULL;
-	struct mem_stream m = save(s);
+	struct samples_stream m = save(s);
 	struct kv_result ra, rb;
 	struct kv_cmd c;
 	uint64_t idx = next_index;
 
-	CU_ASSERT_EQUAL_FATAL(kv_snapshot_restore(NULL, mem_read, &m, &r), KV_OK);
+	CU_ASSERT_EQUAL_FATAL(kv_snapshot_restore(NULL, samples_stream_read, &m, &r), KV_OK);
 	free(m.buf);
 	/* the retry of session 7's append (recorded before the snapshot) is answered from the
 	 * record on both, not applied again */
@@ -282,8 +217,8 @@ static void test_a_restored_store_keeps_applying_like_the_original(void)
 	c.seq = 1;
 	c.data = "boot\n";
 	c.data_len = 5;
-	CU_ASSERT_EQUAL(run_at(s, idx, &c, &ra), KV_OK);
-	CU_ASSERT_EQUAL(run_at(r, idx, &c, &rb), KV_OK);
+	CU_ASSERT_EQUAL(samples_kv_apply(s, idx, &c, &ra), KV_OK);
+	CU_ASSERT_EQUAL(samples_kv_apply(r, idx, &c, &rb), KV_OK);
 	CU_ASSERT(ra.replayed && rb.replayed);
 	CU_ASSERT(memcmp(&ra.attr, &rb.attr, sizeof(ra.attr)) == 0);
 	CU_ASSERT_EQUAL(ra.attr.size, 5);
@@ -295,8 +230,8 @@ static void test_a_restored_store_keeps_applying_like_the_original(void)
 	c = mk(KV_OP_RENAME, "etc");
 	c.key2 = "etc2";
 	c.key2_len = 4;
-	CU_ASSERT_EQUAL(run_at(s, idx, &c, NULL), KV_OK);
-	CU_ASSERT_EQUAL(run_at(r, idx, &c, NULL), KV_OK);
+	CU_ASSERT_EQUAL(samples_kv_apply(s, idx, &c, NULL), KV_OK);
+	CU_ASSERT_EQUAL(samples_kv_apply(r, idx, &c, NULL), KV_OK);
 	CU_ASSERT_EQUAL(kv_store_session_count(s), 0);
 	CU_ASSERT_EQUAL(kv_store_session_count(r), 0);
 	CU_ASSERT_EQUAL(kv_store_hash(s), kv_store_hash(r));
@@ -307,7 +242,7 @@ static void test_a_restored_store_keeps_applying_like_the_original(void)
 static void test_every_truncation_is_refused(void)
 {
 	struct kv_store *s = small_store();
-	struct mem_stream m = save(s);
+	struct samples_stream m = save(s);
 
 	for (size_t n = 0; n < m.len; n++) {
 		unsigned char *cut = malloc(n ? n : 1);
@@ -323,7 +258,7 @@ static void test_every_truncation_is_refused(void)
 static void test_every_byte_flip_is_refused(void)
 {
 	struct kv_store *s = small_store();
-	struct mem_stream m = save(s);
+	struct samples_stream m = save(s);
 
 	for (size_t i = 0; i < m.len; i++) {
 		unsigned char old = m.buf[i];
@@ -337,26 +272,20 @@ static void test_every_byte_flip_is_refused(void)
 	kv_store_free(s);
 }
 
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void fix_crc(unsigned char *frame)
 {
-	uint32_t len = le32(frame + 8);
+	uint32_t len = raft_le_get32(frame + 8);
 	uint32_t crc = raft_crc32c(raft_crc32c(0, frame, 12), frame + FRAME_BYTES, len);
 
-	for (unsigned i = 0; i < 4; i++)
-		frame[12 + i] = (unsigned char)(crc >> (8 * i));
+	raft_le_put32(frame + 12, crc);
 }
 
 /* Restores buf and saves the result again: KV_OK and *same when the bytes come back unchanged. */
 static int restore_resave(unsigned char *buf, size_t len, bool *same)
 {
-	struct mem_stream m = {.buf = buf, .len = len}, out;
+	struct samples_stream m = {.buf = buf, .len = len}, out;
 	struct kv_store *r = NULL;
-	int rv = kv_snapshot_restore(NULL, mem_read, &m, &r);
+	int rv = kv_snapshot_restore(NULL, samples_stream_read, &m, &r);
 
 	*same = false;
 	if (rv != KV_OK)
@@ -377,13 +306,13 @@ static void test_checksummed_garbage_in_images_is_refused_or_sound(void)
 {
 	static const unsigned char patterns[] = {0xff, 0x80, 0x01, 0x00};
 	struct kv_store *s = small_store();
-	struct mem_stream m = save(s);
+	struct samples_stream m = save(s);
 	unsigned refused = 0, accepted = 0, not_canonical = 0;
 	size_t f = 0;
 	bool same;
 
 	while (f < m.len) {
-		uint32_t len = le32(m.buf + f + 8);
+		uint32_t len = raft_le_get32(m.buf + f + 8);
 		unsigned char *img = m.buf + f + FRAME_BYTES;
 		for (size_t i = 0; i < len; i++) {
 			unsigned char old = img[i];
@@ -420,12 +349,12 @@ static void test_a_failing_writer_aborts_the_save(void)
 	int n;
 
 	for (n = 1;; n++) {
-		struct mem_stream m;
+		struct samples_stream m;
 		int rv;
 
 		memset(&m, 0, sizeof(m));
 		m.fail_at = n;
-		rv = kv_snapshot_save(s, mem_write, &m);
+		rv = kv_snapshot_save(s, samples_stream_write, &m);
 		free(m.buf);
 		if (rv == KV_OK)
 			break;
@@ -438,11 +367,11 @@ static void test_a_failing_writer_aborts_the_save(void)
 static void test_restore_reads_exactly_the_snapshot(void)
 {
 	struct kv_store *s = small_store(), *r = NULL;
-	struct mem_stream m = save(s);
+	struct samples_stream m = save(s);
 	size_t len = m.len;
 
-	mem_write(&m, "trailing", 8);
-	CU_ASSERT_EQUAL(kv_snapshot_restore(NULL, mem_read, &m, &r), KV_OK);
+	samples_stream_write(&m, "trailing", 8);
+	CU_ASSERT_EQUAL(kv_snapshot_restore(NULL, samples_stream_read, &m, &r), KV_OK);
 	CU_ASSERT_EQUAL(m.pos, len);
 	free(m.buf);
 	kv_store_free(r);
@@ -452,20 +381,20 @@ static void test_restore_reads_exactly_the_snapshot(void)
 static void test_restore_under_a_smaller_value_limit_is_efbig(void)
 {
 	struct kv_store *s = small_store(), *r = NULL;
-	struct mem_stream m = save(s);
+	struct samples_stream m = save(s);
 	struct kv_store_config cfg;
 
 	kv_store_config_default(&cfg);
 	cfg.max_value_bytes = 10;
-	CU_ASSERT_EQUAL(kv_snapshot_restore(&cfg, mem_read, &m, &r), KV_EFBIG);
+	CU_ASSERT_EQUAL(kv_snapshot_restore(&cfg, samples_stream_read, &m, &r), KV_EFBIG);
 	CU_ASSERT_PTR_NULL(r);
 	m.pos = 0;
 	kv_store_config_default(&cfg);
 	cfg.max_sessions = 2;
-	CU_ASSERT_EQUAL(kv_snapshot_restore(&cfg, mem_read, &m, &r), KV_EFBIG);
+	CU_ASSERT_EQUAL(kv_snapshot_restore(&cfg, samples_stream_read, &m, &r), KV_EFBIG);
 	m.pos = 0;
 	cfg.max_sessions = 0;
-	CU_ASSERT_EQUAL(kv_snapshot_restore(&cfg, mem_read, &m, &r), KV_EINVAL);
+	CU_ASSERT_EQUAL(kv_snapshot_restore(&cfg, samples_stream_read, &m, &r), KV_EINVAL);
 	free(m.buf);
 	kv_store_free(s);
 }

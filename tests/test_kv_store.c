@@ -8,9 +8,10 @@
 #include "kv/store.h"
 #include "raft/raft.h"
 #include "tests/lib/cu.h"
+#include "tests/lib/samples.h"
 
-#define UID 1000
-#define GID 100
+#define UID SAMPLES_UID
+#define GID SAMPLES_GID
 #define T0 1700000000000ULL
 
 static struct kv_store *st;
@@ -33,37 +34,13 @@ static int teardown(void)
 
 static struct kv_cmd mk(int op, const char *key)
 {
-	struct kv_cmd c;
-
-	memset(&c, 0, sizeof(c));
-	c.op = (uint8_t)op;
-	c.time_ms = now_ms;
-	c.uid = UID;
-	c.gid = GID;
-	c.mode = 0644;
-	c.key = key;
-	c.key_len = key ? strlen(key) : 0;
-	return c;
+	return samples_kv_cmd(op, key, now_ms);
 }
 
 /* Encodes, applies at the next index, returns the status; *r (may be NULL) gets the result. */
 static int run_on(struct kv_store *s, const struct kv_cmd *c, struct kv_result *r)
 {
-	struct kv_result local;
-	void *buf;
-	size_t len;
-	int rv;
-
-	if (!r)
-		r = &local;
-	CU_ASSERT_EQUAL_FATAL(kv_cmd_encode(c, &buf, &len), KV_OK);
-	rv = kv_store_apply(s, next_index++, buf, len, r);
-	CU_ASSERT_EQUAL(rv, KV_OK);
-	raft_buf_unref(buf);
-	rv = r->status;
-	if (r == &local)
-		kv_result_release(r);
-	return rv;
+	return samples_kv_apply(s, next_index++, c, r);
 }
 
 static int run(const struct kv_cmd *c, struct kv_result *r)
@@ -972,49 +949,14 @@ static struct kv_cmd random_cmd(char *key, char *key2, char *data, uint64_t *ses
 	return c;
 }
 
-struct mem_stream {
-	unsigned char *buf;
-	size_t len;
-	size_t cap;
-	size_t pos;
-};
-
-static int mem_write(void *ctx, const void *p, size_t n)
-{
-	struct mem_stream *m = ctx;
-
-	if (m->len + n > m->cap) {
-		size_t cap = (m->len + n) * 2;
-		unsigned char *nb = realloc(m->buf, cap);
-		if (!nb)
-			return -1;
-		m->buf = nb;
-		m->cap = cap;
-	}
-	memcpy(m->buf + m->len, p, n);
-	m->len += n;
-	return 0;
-}
-
-static int mem_read(void *ctx, void *p, size_t n)
-{
-	struct mem_stream *m = ctx;
-
-	if (n > m->len - m->pos)
-		return -1;
-	memcpy(p, m->buf + m->pos, n);
-	m->pos += n;
-	return 0;
-}
-
 /* b replaced by a restored copy of itself: what a follower does on InstallSnapshot. */
 static struct kv_store *through_snapshot(struct kv_store *b)
 {
-	struct mem_stream m = {0};
+	struct samples_stream m = {0};
 	struct kv_store *r = NULL;
 
-	CU_ASSERT_EQUAL_FATAL(kv_snapshot_save(b, mem_write, &m), KV_OK);
-	CU_ASSERT_EQUAL_FATAL(kv_snapshot_restore(NULL, mem_read, &m, &r), KV_OK);
+	CU_ASSERT_EQUAL_FATAL(kv_snapshot_save(b, samples_stream_write, &m), KV_OK);
+	CU_ASSERT_EQUAL_FATAL(kv_snapshot_restore(NULL, samples_stream_read, &m, &r), KV_OK);
 	free(m.buf);
 	kv_store_free(b);
 	return r;

@@ -16,8 +16,10 @@
 
 #include "raft/codec.h"
 #include "raft/crc32c.h"
+#include "raft/le.h"
 #include "raft/transport.h"
 #include "tests/lib/cu.h"
+#include "tests/lib/samples.h"
 
 #define MAX_GOT 64
 #define LOG_BYTES 16384
@@ -378,103 +380,14 @@ static bool wait_apps(struct node *n, unsigned want)
 
 /* --- sample messages -------------------------------------------------------------------------- */
 
-static void *buf_of(const char *s)
-{
-	void *b = raft_buf_alloc(strlen(s));
-
-	CU_ASSERT_FATAL(b != NULL);
-	memcpy(b, s, strlen(s));
-	return b;
-}
-
-/* One message of type with distinct field values; append entries go to entries[3]. */
+/* The sample message of type from -> to; a snapshot chunk asks the transport to fill its
+ * SNAP_CHUNK_BYTES bytes (snap_byte), as the core does. */
 static void sample_msg(int type, uint32_t from, uint32_t to, struct raft_msg *m,
                        struct raft_entry *entries)
 {
-	memset(m, 0, sizeof(*m));
-	m->type = (uint8_t)type;
-	m->from = from;
-	m->to = to;
-	m->term = 0x0102030405060708ull + (uint64_t)type;
-	switch (type) {
-	case RAFT_MSG_VOTE:
-		m->u.vote.last_log_index = 77;
-		m->u.vote.last_log_term = 6;
-		m->u.vote.pre_vote = true;
-		m->u.vote.transfer = true;
-		break;
-	case RAFT_MSG_VOTE_RESP:
-		m->u.vote_resp.pre_vote = true;
-		m->u.vote_resp.granted = true;
-		break;
-	case RAFT_MSG_APPEND:
-		m->u.append.prev_index = 10;
-		m->u.append.prev_term = 4;
-		m->u.append.commit = 9;
-		m->u.append.n_entries = 3;
-		m->u.append.entries = entries;
-		for (int i = 0; i < 3; i++) {
-			entries[i].term = 5;
-			entries[i].index = 11 + (uint64_t)i;
-			entries[i].type = i == 0 ? RAFT_ENTRY_NOOP : RAFT_ENTRY_NORMAL;
-			entries[i].data =
-			        i == 0 ? NULL : buf_of(i == 1 ? "put a 1" : "append b xy");
-			entries[i].len =
-			        i == 0 ? 0 : (uint32_t)strlen(i == 1 ? "put a 1" : "append b xy");
-		}
-		break;
-	case RAFT_MSG_APPEND_RESP:
-		m->u.append_resp.success = true;
-		m->u.append_resp.index = 12;
-		m->u.append_resp.hint_index = 3;
-		m->u.append_resp.hint_term = 2;
-		break;
-	case RAFT_MSG_HEARTBEAT:
-		m->u.heartbeat.commit = 99;
-		m->u.heartbeat.read_seq = 5;
-		break;
-	case RAFT_MSG_HEARTBEAT_RESP:
-		m->u.heartbeat_resp.read_seq = 5;
-		break;
-	case RAFT_MSG_SNAPSHOT:
-		m->u.snapshot.meta.index = 1000;
-		m->u.snapshot.meta.term = 8;
-		m->u.snapshot.meta.conf.n = 3;
-		m->u.snapshot.meta.conf.ids[0] = 1;
-		m->u.snapshot.meta.conf.ids[1] = 2;
-		m->u.snapshot.meta.conf.ids[2] = 3;
-		m->u.snapshot.meta.size = 1u << 20;
-		m->u.snapshot.offset = 4096;
+	samples_msg(type, from, to, m, entries);
+	if (type == RAFT_MSG_SNAPSHOT)
 		m->u.snapshot.len = SNAP_CHUNK_BYTES;
-		m->u.snapshot.last = true;
-		m->u.snapshot.data = NULL; /* the core leaves it to the transport */
-		break;
-	case RAFT_MSG_SNAPSHOT_RESP:
-		m->u.snapshot_resp.index = 1000;
-		m->u.snapshot_resp.next_offset = 8192;
-		m->u.snapshot_resp.done = true;
-		m->u.snapshot_resp.reject = true;
-		break;
-	case RAFT_MSG_TIMEOUT_NOW:
-		break;
-	case RAFT_MSG_READ_INDEX:
-		m->u.read_index.ctx = 0xdeadbeef;
-		break;
-	case RAFT_MSG_READ_INDEX_RESP:
-		m->u.read_index_resp.ctx = 0xdeadbeef;
-		m->u.read_index_resp.index = 44;
-		m->u.read_index_resp.ok = true;
-		break;
-	default:
-		break;
-	}
-}
-
-static void sample_free(struct raft_msg *m)
-{
-	if (m->type == RAFT_MSG_APPEND)
-		for (uint32_t i = 0; i < m->u.append.n_entries; i++)
-			raft_buf_unref(m->u.append.entries[i].data);
 }
 
 /* Whether what node received (g) is what was sent (m), field by field. */
@@ -564,30 +477,22 @@ static void exchange_every_type(struct node *nodes, uint32_t from, uint32_t to)
 
 	for (int type = RAFT_MSG_VOTE; type < RAFT_MSG_TYPE_COUNT; type++) {
 		struct raft_msg m;
-		struct raft_entry entries[3];
+		struct raft_entry entries[SAMPLES_MSG_ENTRIES];
 
 		sample_msg(type, from, to, &m, entries);
 		CU_ASSERT_EQUAL(raft_transport_send(src->t, &m), RAFT_OK);
-		sample_free(&m);
 	}
 	CU_ASSERT_FATAL(wait_msgs(dst, before + RAFT_MSG_TYPE_COUNT - 1));
 	for (int type = RAFT_MSG_VOTE; type < RAFT_MSG_TYPE_COUNT; type++) {
 		struct raft_msg m;
-		struct raft_entry entries[3];
+		struct raft_entry entries[SAMPLES_MSG_ENTRIES];
 
 		sample_msg(type, from, to, &m, entries);
 		check_same(&dst->msgs[before + (unsigned)type - 1], &m);
-		sample_free(&m);
 	}
 }
 
 /* --- raw sockets: a stranger, or a peer speaking the protocol by hand ------------------------- */
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
 
 /* A blocking socket from host (port 0) connected to node n's address; *src gets its address. */
 static int raw_connect(const char *host, const struct node *n, char *src, size_t src_len)
@@ -634,12 +539,12 @@ static size_t make_frame(unsigned char *out, unsigned kind, const void *payload,
 {
 	uint32_t crc;
 
-	put_le32(out, len);
+	raft_le_put32(out, len);
 	out[4] = (unsigned char)kind;
 	out[5] = out[6] = out[7] = 0;
 	memcpy(out + RAFT_TRANSPORT_FRAME_HEADER_BYTES, payload, len);
 	crc = raft_crc32c(raft_crc32c(0, out, 8), payload, len);
-	put_le32(out + 8, bad_crc ? crc ^ 1u : crc);
+	raft_le_put32(out + 8, bad_crc ? crc ^ 1u : crc);
 	return RAFT_TRANSPORT_FRAME_HEADER_BYTES + len;
 }
 
@@ -975,7 +880,7 @@ static void test_encoder_allocation_failures_drop_the_message_cleanly(void)
 	wait_connected(nodes, 2);
 	for (unsigned n = 1; n < 1000; n++) {
 		struct raft_msg m;
-		struct raft_entry entries[3];
+		struct raft_entry entries[SAMPLES_MSG_ENTRIES];
 		struct raft_transport_stats st;
 		int rc;
 
@@ -984,7 +889,6 @@ static void test_encoder_allocation_failures_drop_the_message_cleanly(void)
 		raft_codec_set_alloc_fault(fail_nth, NULL);
 		rc = raft_transport_send(nodes[0].t, &m);
 		raft_codec_set_alloc_fault(NULL, NULL);
-		sample_free(&m);
 		node_stats(&nodes[0], &st);
 		if (fault_countdown == 0) {
 			CU_ASSERT_EQUAL(rc, RAFT_ENOMEM);
@@ -1079,7 +983,7 @@ static void expect_rejected_after(int (*build)(const struct node *n, unsigned ch
 
 static void reseal_hello(unsigned char *h)
 {
-	put_le32(h + 20, raft_crc32c(0, h, 20));
+	raft_le_put32(h + 20, raft_crc32c(0, h, 20));
 }
 
 static int build_wrong_version(const struct node *n, unsigned char *out)
@@ -1131,7 +1035,7 @@ static int build_bad_kind_hello(const struct node *n, unsigned char *out)
 static int build_oversized_frame(const struct node *n, unsigned char *out)
 {
 	raft_transport_hello_encode(out, RAFT_TRANSPORT_KIND_PEER, RAW_PEER, n->cfg.cluster_id);
-	put_le32(out + 24, RAFT_TRANSPORT_MAX_PAYLOAD_BYTES + 1u);
+	raft_le_put32(out + 24, RAFT_TRANSPORT_MAX_PAYLOAD_BYTES + 1u);
 	out[28] = 1;
 	memset(out + 29, 0, 7);
 	return 24 + 12;

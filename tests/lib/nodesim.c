@@ -11,6 +11,7 @@
 #include "kv/store.h"
 #include "raft/raft.h"
 #include "raft/vfs.h"
+#include "tests/lib/heap.h"
 
 #define NODESIM_LOG_LINES 64
 #define NODESIM_LOG_LINE_BYTES 200
@@ -41,65 +42,12 @@ struct event {
 	size_t len;
 };
 
-struct heap {
-	struct event *ev;
-	size_t n, cap;
-};
-
-static bool ev_before(const struct event *a, const struct event *b)
+/* The queue's order: by time, and at one instant by the order of scheduling. */
+static bool ev_before(const void *a, const void *b)
 {
-	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
+	const struct event *x = a, *y = b;
 
-static void ev_swap(struct event *a, struct event *b)
-{
-	struct event t = *a;
-	*a = *b;
-	*b = t;
-}
-
-static int heap_push(struct heap *h, const struct event *e)
-{
-	size_t i;
-
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 1024;
-		struct event *a = realloc(h->ev, cap * sizeof(*a));
-		if (!a)
-			return -1;
-		h->ev = a;
-		h->cap = cap;
-	}
-	i = h->n++;
-	h->ev[i] = *e;
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!ev_before(&h->ev[i], &h->ev[p]))
-			break;
-		ev_swap(&h->ev[i], &h->ev[p]);
-		i = p;
-	}
-	return 0;
-}
-
-static struct event heap_pop(struct heap *h)
-{
-	struct event top = h->ev[0];
-	size_t i = 0;
-
-	h->ev[0] = h->ev[--h->n];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < h->n && ev_before(&h->ev[l], &h->ev[m]))
-			m = l;
-		if (r < h->n && ev_before(&h->ev[r], &h->ev[m]))
-			m = r;
-		if (m == i)
-			break;
-		ev_swap(&h->ev[i], &h->ev[m]);
-		i = m;
-	}
-	return top;
+	return x->at < y->at || (x->at == y->at && x->seq < y->seq);
 }
 
 /* --- the fixture -------------------------------------------------------------------------------- */
@@ -416,6 +364,7 @@ int nodesim_new(const struct nodesim_options *o, struct nodesim **out, char *err
 		return -1;
 	}
 	s->o = *o;
+	heap_init(&s->q, sizeof(struct event), ev_before);
 	s->rng = o->seed * 0x2545f4914f6cdd1dULL + 17;
 	s->trace = trace && *trace && strcmp(trace, "0") != 0;
 	s->conf.n = o->n;
@@ -451,11 +400,12 @@ void nodesim_free(struct nodesim *s)
 		kv_node_close(s->nodes[i].kv);
 		s->nodes[i].kv = NULL;
 	}
-	while (s->q.n) {
-		struct event e = heap_pop(&s->q);
+	while (heap_len(&s->q)) {
+		struct event e;
+		heap_pop(&s->q, &e);
 		event_free(&e);
 	}
-	free(s->q.ev);
+	heap_free(&s->q);
 	for (unsigned i = 0; i < s->o.n; i++)
 		raft_vfs_free(s->nodes[i].vfs);
 	free(s->hash_at);
@@ -647,9 +597,9 @@ bool nodesim_step(struct nodesim *s)
 {
 	struct event e;
 
-	if (s->failed || s->q.n == 0)
+	if (s->failed || heap_len(&s->q) == 0)
 		return false;
-	e = heap_pop(&s->q);
+	heap_pop(&s->q, &e);
 	if (e.at > s->now)
 		s->now = e.at;
 	dispatch(s, &e);
@@ -664,11 +614,14 @@ bool nodesim_run_until(struct nodesim *s, bool (*done)(struct nodesim *s, void *
 	uint64_t events = 0;
 
 	for (;;) {
+		const struct event *next;
+
 		if (s->failed)
 			return false;
 		if (done && done(s, arg))
 			return true;
-		if (s->q.n == 0 || s->q.ev[0].at > until) {
+		next = heap_top(&s->q);
+		if (!next || next->at > until) {
 			s->now = until;
 			return done ? done(s, arg) : true;
 		}
@@ -809,10 +762,12 @@ void nodesim_set_filter(struct nodesim *s, nodesim_filter_fn fn, void *arg)
 
 void nodesim_drop_in_flight(struct nodesim *s)
 {
-	struct heap keep = {0};
+	struct heap keep;
 
-	while (s->q.n) {
-		struct event e = heap_pop(&s->q);
+	heap_init(&keep, sizeof(struct event), ev_before);
+	while (heap_len(&s->q)) {
+		struct event e;
+		heap_pop(&s->q, &e);
 		if (e.kind == EV_TICK || e.kind == EV_FLUSH) { /* not messages: a node's own work */
 			if (heap_push(&keep, &e) != 0)
 				violation(s, "out of memory");
@@ -820,7 +775,7 @@ void nodesim_drop_in_flight(struct nodesim *s)
 			event_free(&e);
 		}
 	}
-	free(s->q.ev);
+	heap_free(&s->q);
 	s->q = keep;
 }
 
@@ -938,7 +893,7 @@ void nodesim_dump(struct nodesim *s)
 		       (unsigned long long)st.last_index, (unsigned long long)st.snapshot_index,
 		       (unsigned long long)st.keys, (unsigned long long)nodesim_hash(s, i));
 	}
-	printf("    %zu events queued; last log lines:\n", s->q.n);
+	printf("    %zu events queued; last log lines:\n", heap_len(&s->q));
 	for (unsigned k = 0; k < NODESIM_LOG_LINES; k++) {
 		const char *line = s->logs[(s->log_next + k) % NODESIM_LOG_LINES];
 		if (*line)

@@ -10,6 +10,7 @@
 #include "raft/raft.h"
 #include "raft/storage.h"
 #include "raft/vfs.h"
+#include "tests/lib/heap.h"
 
 #define SIM_MAX_NODES 5
 #define SIM_TICK_MS 10
@@ -75,62 +76,12 @@ struct event {
 	void *snap_data; /* EV_DELIVER of a snapshot chunk: raft_buf */
 };
 
-struct heap {
-	struct event *ev;
-	size_t n, cap;
-};
-
-static bool ev_before(const struct event *a, const struct event *b)
+/* The queue's order: by time, and at one instant by the order of scheduling. */
+static bool ev_before(const void *a, const void *b)
 {
-	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
+	const struct event *x = a, *y = b;
 
-static int heap_push(struct heap *h, const struct event *e)
-{
-	size_t i;
-
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 1024;
-		struct event *a = realloc(h->ev, cap * sizeof(*a));
-		if (!a)
-			return -1;
-		h->ev = a;
-		h->cap = cap;
-	}
-	i = h->n++;
-	h->ev[i] = *e;
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!ev_before(&h->ev[i], &h->ev[p]))
-			break;
-		struct event t = h->ev[p];
-		h->ev[p] = h->ev[i];
-		h->ev[i] = t;
-		i = p;
-	}
-	return 0;
-}
-
-static struct event heap_pop(struct heap *h)
-{
-	struct event top = h->ev[0];
-	size_t i = 0;
-
-	h->ev[0] = h->ev[--h->n];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < h->n && ev_before(&h->ev[l], &h->ev[m]))
-			m = l;
-		if (r < h->n && ev_before(&h->ev[r], &h->ev[m]))
-			m = r;
-		if (m == i)
-			break;
-		struct event t = h->ev[m];
-		h->ev[m] = h->ev[i];
-		h->ev[i] = t;
-		i = m;
-	}
-	return top;
+	return x->at < y->at || (x->at == y->at && x->seq < y->seq);
 }
 
 /* --- nodes -------------------------------------------------------------------------------------- */
@@ -1506,8 +1457,11 @@ static void dispatch(struct sim *s, struct event *e)
 
 static bool run_until(struct sim *s, uint64_t until, bool (*done)(struct sim *))
 {
-	while (!s->failed && s->heap.n > 0 && s->heap.ev[0].at <= until) {
-		struct event e = heap_pop(&s->heap);
+	const struct event *next;
+
+	while (!s->failed && (next = heap_top(&s->heap)) != NULL && next->at <= until) {
+		struct event e;
+		heap_pop(&s->heap, &e);
 		s->now = e.at;
 		dispatch(s, &e);
 		if (++s->res->events > SIM_MAX_EVENTS) {
@@ -1642,14 +1596,15 @@ static void final_checks(struct sim *s)
 
 static void sim_free(struct sim *s)
 {
-	while (s->heap.n > 0) {
-		struct event e = heap_pop(&s->heap);
+	while (heap_len(&s->heap) > 0) {
+		struct event e;
+		heap_pop(&s->heap, &e);
 		if (e.kind == EV_DELIVER) {
 			msg_free(e.msg);
 			raft_buf_unref(e.snap_data);
 		}
 	}
-	free(s->heap.ev);
+	heap_free(&s->heap);
 	for (unsigned i = 0; i < s->n; i++) {
 		struct node *nd = &s->nodes[i];
 		if (nd->up)
@@ -1717,6 +1672,7 @@ bool sim_run(const struct sim_options *opt, struct sim_result *res)
 	}
 	s->opt = *opt;
 	s->res = res;
+	heap_init(&s->heap, sizeof(struct event), ev_before);
 	s->rng.s = opt->seed * 0x2545f4914f6cdd1dULL + 1;
 	s->disk_rng.s = mix64(opt->seed, 0xd15c);
 	if (s->opt.mix < 0 || s->opt.mix >= SIM_MIX_COUNT)

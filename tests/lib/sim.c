@@ -895,10 +895,13 @@ static void check_leader(struct sim *s, struct node *nd)
 		if (!s->healed && mix_has(s, SIM_MIX_CRASH) && rng_chance(&s->rng, 300))
 			schedule(s, rng_below(&s->rng, 40), EV_CRASH, (unsigned)(nd - s->nodes),
 			         NULL, NULL);
-		if (!s->healed && s->opt.mix == SIM_MIX_CHURN && rng_chance(&s->rng, 700))
-			schedule(s, 1 + rng_below(&s->rng, 80),
-			         rng_chance(&s->rng, 500) ? EV_CRASH : EV_ISOLATE,
-			         (unsigned)(nd - s->nodes), NULL, NULL);
+		if (!s->healed && s->opt.mix == SIM_MIX_CHURN && rng_chance(&s->rng, 700)) {
+			/* one draw per statement: argument order is unspecified in C, and gcc and
+			 * clang differ, which made a seed's run depend on the compiler */
+			enum ev_kind kind = rng_chance(&s->rng, 500) ? EV_CRASH : EV_ISOLATE;
+			uint64_t delay = 1 + rng_below(&s->rng, 80);
+			schedule(s, delay, kind, (unsigned)(nd - s->nodes), NULL, NULL);
+		}
 		/* leader completeness: it holds every entry anyone applied */
 		for (uint64_t i = st.first_index > st.snapshot_index + 1 ? st.first_index : 1;
 		     i <= s->applied_max; i++) {
@@ -1084,11 +1087,14 @@ static void process(struct sim *s, struct node *nd)
 			check_apply(s, nd, &u.committed[i]);
 		if (u.n_committed && s->opt.mix == SIM_MIX_CHURN && !s->healed &&
 		    node_is_leader(nd) && rng_chance(&s->rng, CHURN_AFTER_COMMIT_PM))
-			/* the nemesis strikes a leader that just committed, before its next
+		/* the nemesis strikes a leader that just committed, before its next
 			 * messages spread: where commit-rule bugs become lost writes */
-			schedule(s, rng_below(&s->rng, 6),
-			         rng_chance(&s->rng, 500) ? EV_CRASH : EV_ISOLATE,
-			         (unsigned)(nd - s->nodes), NULL, NULL);
+		{
+			enum ev_kind kind =
+			        rng_chance(&s->rng, 500) ? EV_CRASH : EV_ISOLATE; /* see above */
+			uint64_t delay = rng_below(&s->rng, 6);
+			schedule(s, delay, kind, (unsigned)(nd - s->nodes), NULL, NULL);
+		}
 		for (size_t i = 0; i < u.n_reads; i++)
 			check_read(s, nd, &u.reads[i]);
 		raft_update_done(nd->r, &u);

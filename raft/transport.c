@@ -1103,8 +1103,12 @@ void raft_transport_flush(struct raft_transport *t)
 		if (!l->connected)
 			continue;
 		out = bufferevent_get_output(l->bev);
-		if (evbuffer_get_length(out) > 0)
-			(void)evbuffer_write(out, bufferevent_getfd(l->bev));
+		if (evbuffer_get_length(out) == 0)
+			continue;
+		/* a socket bufferevent keeps the front of its output frozen but for its own writes */
+		evbuffer_unfreeze(out, 1);
+		(void)evbuffer_write(out, bufferevent_getfd(l->bev));
+		evbuffer_freeze(out, 1);
 	}
 }
 

@@ -1,0 +1,192 @@
+#!/usr/bin/awk -f
+# vs-etcd-table.awk - the table of tests/bench/vs-etcd.sh from its raw lines (raw.txt in its work
+# directory): medians over the rounds, ratios raftfs/etcd, the floors, the shell loops and the
+# targets of issue 7, each marked met or MISSED. Usage: tests/bench/vs-etcd-table.awk RAW
+#
+# Raw lines are key=value fields: sys=raftfs|etcd wl=WORKLOAD round=R then a generator's line
+# (op= conns= clients= total= ... qps= avg_ms= p50_ms= p90_ms= p99_ms= max_ms= errors= ...
+# cpu_us_per_op= rss_mb=); sys=floor when=start|end fdatasync_us= append_fdatasync_us= rtt_us=
+# floor_put_us=; sys=loop name=NAME ops_s= ms_op=.
+
+# Median of the numbers in a space-separated list ("" when empty).
+function median(list, a, n, i, j, t)
+{
+	n = split(list, a, " ")
+	if (n == 0)
+		return ""
+	for (i = 2; i <= n; i++) {
+		t = a[i] + 0
+		for (j = i - 1; j >= 1 && a[j] + 0 > t; j--)
+			a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+	return n % 2 ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+
+# The etcd workload a raftfs workload is compared with ("" for none).
+function counterpart(w)
+{
+	if (w == "put" || w == "append" || w == "fs-put" || w == "fs-append")
+		return "put"
+	if (w == "get-l" || w == "fs-get-l")
+		return "get-l"
+	return ""
+}
+
+function med(what, sys, w, c)
+{
+	return median(vals[what, sys, w, c])
+}
+
+function ratio(a, b)
+{
+	return (a == "" || b == "" || b + 0 == 0) ? "" : a / b
+}
+
+function fmt_ratio(r)
+{
+	return r == "" ? "-" : sprintf("%.2fx", r)
+}
+
+function fmt(v, f)
+{
+	return v == "" ? "-" : sprintf(f, v)
+}
+
+function verdict(ok)
+{
+	return ok ? "met" : "MISSED"
+}
+
+{
+	split("", f)
+	for (i = 1; i <= NF; i++) {
+		p = index($i, "=")
+		if (p)
+			f[substr($i, 1, p - 1)] = substr($i, p + 1)
+	}
+	if (f["sys"] == "floor") {
+		for (k in f)
+			if (k != "sys" && k != "when")
+				floor[k] = floor[k] " " f[k]
+		floor_when[f["when"]] = $0
+		next
+	}
+	if (f["sys"] == "loop") {
+		loop[f["name"]] = f["ops_s"]
+		n_loop++
+		next
+	}
+	if (f["sys"] != "raftfs" && f["sys"] != "etcd")
+		next
+	s = f["sys"]
+	w = f["wl"]
+	c = f["clients"] + 0
+	split("qps p50_ms p99_ms cpu_us_per_op", keys, " ")
+	for (k = 1; k <= 4; k++)
+		vals[keys[k], s, w, c] = vals[keys[k], s, w, c] " " f[keys[k]]
+	errors[s, w, c] += f["errors"]
+	runs[s, w, c]++
+	rss[s] = f["rss_mb"]
+	if (s == "raftfs" && !(w in wl_seen)) {
+		wl_seen[w] = 1
+		wl_order[++n_wl] = w
+	}
+	if (!(c in cl_seen)) {
+		cl_seen[c] = 1
+		cl_order[++n_cl] = c
+	}
+}
+
+END {
+	# clients in increasing order
+	for (i = 2; i <= n_cl; i++) {
+		t = cl_order[i]
+		for (j = i - 1; j >= 1 && cl_order[j] > t; j--)
+			cl_order[j + 1] = cl_order[j]
+		cl_order[j + 1] = t
+	}
+	fsync_us = median(floor["fdatasync_us"])
+	append_us = median(floor["append_fdatasync_us"])
+	rtt_us = median(floor["rtt_us"])
+	floor_put_us = median(floor["floor_put_us"])
+	printf "Floors (medians of the measurements at the start and the end of the run):\n"
+	printf "  fdatasync of a 512-byte overwrite %s us, of a 256-byte append %s us; loopback TCP round trip %s us\n",
+		fmt(fsync_us, "%.1f"), fmt(append_us, "%.1f"), fmt(rtt_us, "%.1f")
+	printf "  put floor (one fdatasync + two round trips) %s us\n\n", fmt(floor_put_us, "%.1f")
+
+	printf "Medians over the rounds (runs per cell in the runs column); ratio = raftfs qps / etcd qps.\n"
+	printf "%-9s %7s %4s | %9s %9s %7s | %15s | %17s | %13s | %s\n", "workload", "clients",
+		"runs", "raftfs/s", "etcd/s", "ratio", "p50 ms rf/etcd", "p99 ms rf/etcd",
+		"cpu us/op r/e", "errors r/e"
+	for (i = 1; i <= n_wl; i++) {
+		w = wl_order[i]
+		e = counterpart(w)
+		for (j = 1; j <= n_cl; j++) {
+			c = cl_order[j]
+			if (!runs["raftfs", w, c])
+				continue
+			rq = med("qps", "raftfs", w, c)
+			eq = e == "" ? "" : med("qps", "etcd", e, c)
+			printf "%-9s %7d %4d | %9s %9s %7s | %7s/%-7s | %8s/%-8s | %6s/%-6s | %d/%s\n", w, c,
+				runs["raftfs", w, c], fmt(rq, "%.0f"), fmt(eq, "%.0f"), fmt_ratio(ratio(rq, eq)),
+				fmt(med("p50_ms", "raftfs", w, c), "%.2f"),
+				fmt(e == "" ? "" : med("p50_ms", "etcd", e, c), "%.2f"),
+				fmt(med("p99_ms", "raftfs", w, c), "%.2f"),
+				fmt(e == "" ? "" : med("p99_ms", "etcd", e, c), "%.2f"),
+				fmt(med("cpu_us_per_op", "raftfs", w, c), "%.0f"),
+				fmt(e == "" ? "" : med("cpu_us_per_op", "etcd", e, c), "%.0f"),
+				errors["raftfs", w, c], e == "" ? "-" : errors["etcd", e, c] + 0
+		}
+	}
+	printf "(etcd columns of append and fs-put/fs-append are etcd's put, of fs-get-l etcd's get-l;\n"
+	printf " mix has no etcd counterpart.) Peak RSS at the end, MB: raftfs %s, etcd %s\n",
+		rss["raftfs"] == "" ? "-" : rss["raftfs"], rss["etcd"] == "" ? "-" : rss["etcd"]
+
+	if (n_loop > 0) {
+		printf "\nShell loops: echo v > MNT/k$i %s ops/s, etcdctl put k$i v %s ops/s, raftfsctl put %s ops/s\n",
+			fmt(loop["echo-mount"], "%.0f"), fmt(loop["etcdctl-put"], "%.0f"),
+			fmt(loop["raftfsctl-put"], "%.0f")
+	}
+
+	printf "\nTargets of issue 7:\n"
+	for (i = 1; i <= 2; i++) {
+		w = i == 1 ? "put" : "append"
+		split("16 64 1000", cs, " ")
+		for (j = 1; j <= 3; j++) {
+			c = cs[j]
+			if (!runs["raftfs", w, c] || !runs["etcd", "put", c])
+				continue
+			r = ratio(med("qps", "raftfs", w, c), med("qps", "etcd", "put", c))
+			p = med("p99_ms", "raftfs", w, c)
+			q = med("p99_ms", "etcd", "put", c)
+			printf "  %-6s >= 3x etcd put at %4d clients, p99 <= etcd's: %s, p99 %.2f vs %.2f ms: %s\n",
+				w, c, fmt_ratio(r), p, q, verdict(r >= 3 && p <= q)
+		}
+	}
+	split("1000 1", cs, " ")
+	for (j = 1; j <= 2; j++) {
+		c = cs[j]
+		want = c == 1 ? 3 : 5
+		if (!runs["raftfs", "get-l", c] || !runs["etcd", "get-l", c])
+			continue
+		r = ratio(med("qps", "raftfs", "get-l", c), med("qps", "etcd", "get-l", c))
+		printf "  get-l  >= %dx etcd get-l at %4d clients: %s: %s\n", want, c, fmt_ratio(r),
+			verdict(r >= want)
+	}
+	if (runs["raftfs", "put", 1] && floor_put_us != "") {
+		p = med("p50_ms", "raftfs", "put", 1) * 1000
+		printf "  put p50 at 1 client <= 1.5x the floor (%.0f us): %.0f us = %.2fx the floor: %s\n",
+			floor_put_us, p, p / floor_put_us, verdict(p <= 1.5 * floor_put_us)
+	}
+	if (runs["raftfs", "fs-put", 16] && runs["etcd", "put", 16]) {
+		r = ratio(med("qps", "raftfs", "fs-put", 16), med("qps", "etcd", "put", 16))
+		printf "  fs-put (O_TRUNC) at 16 writers >= etcd put at 16 clients: %s: %s\n",
+			fmt_ratio(r), verdict(r >= 1)
+	}
+	if (loop["echo-mount"] != "" && loop["etcdctl-put"] != "") {
+		r = ratio(loop["echo-mount"], loop["etcdctl-put"])
+		printf "  shell loop echo v > f >= 20x etcdctl put: %s: %s\n", fmt_ratio(r),
+			verdict(r >= 20)
+	}
+}

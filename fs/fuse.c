@@ -73,6 +73,8 @@ struct fs_handle {
 	uint64_t ino;
 	bool append; /* O_APPEND: every write is an Append */
 	bool trunc_pending; /* O_TRUNC open of an existing file, not written yet */
+	bool write_failed; /* a write or flush of it failed, and its caller was told: no later
+	                      truncation is made on its behalf (fs_flush, fs_release) */
 	uint64_t size; /* the size this handle last learned */
 	void *data; /* raft_buf or NULL: the pinned value */
 	size_t len;
@@ -951,20 +953,31 @@ static void read_serve(struct fs_op *op)
 static void read_done(struct fs_op *op, int err)
 {
 	struct fs_handle *h = op->h;
+	size_t len = op->req.result.exists ? op->req.result.value_len : 0;
+	bool replaced;
 
 	if (err) {
 		op_reply_err(op, err);
 		return;
 	}
+	/* a read past the end of the version the handle holds goes on with the new version only
+	 * if that one extends it (growth: tail -f); a value replaced meanwhile ends this version
+	 * with EOF, so a reader never joins the head of one version to the tail of another and
+	 * cat sees one version (DESIGN.md 6) */
+	replaced = h->have_data && op->off > 0 && h->len > 0 &&
+	        (len < h->len || memcmp(op->req.result.value, h->data, h->len) != 0);
 	/* pin the whole value to the handle: later reads of this version need no round trip */
 	raft_buf_unref(h->data);
 	h->data = op->req.result.value;
-	h->len = op->req.result.exists ? op->req.result.value_len : 0;
+	h->len = len;
 	op->req.result.value = NULL;
 	op->req.result.value_len = 0;
 	h->have_data = true;
 	h->size = h->len;
-	read_serve(op);
+	if (replaced)
+		fuse_reply_buf(op->freq, NULL, 0);
+	else
+		read_serve(op);
 	op_free(op);
 }
 
@@ -992,6 +1005,7 @@ static void write_done(struct fs_op *op, int err)
 	struct fs_handle *h = op->h;
 
 	if (err) {
+		h->write_failed = true;
 		op_reply_err(op, err);
 		return;
 	}
@@ -1054,7 +1068,31 @@ static void flush_done(struct fs_op *op, int err)
 {
 	if (!err)
 		op->h->trunc_pending = false;
+	else
+		op->h->write_failed = true;
 	op_reply_err(op, err);
+}
+
+/* Whether descriptor fd of process pid was opened for writing (/proc/PID/fdinfo/FD "flags:").
+ * A read-only one is another open of the file, never a duplicate of a truncating one. */
+static bool fd_writable(pid_t pid, const char *fd)
+{
+	char path[340], line[128];
+	unsigned long flags;
+	bool w = false;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", (long)pid, fd);
+	fp = fopen(path, "re");
+	if (!fp)
+		return false;
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "flags: %lo", &flags) == 1) {
+			w = (flags & O_ACCMODE) != O_RDONLY;
+			break;
+		}
+	fclose(fp);
+	return w;
 }
 
 /*
@@ -1063,7 +1101,9 @@ static void flush_done(struct fs_op *op, int err)
  * descriptor: the shell's `echo v > f` opens f, dup2()s it onto stdout and closes the original
  * before writing. Only readlink() on /proc (never a stat, which would come back to this mount
  * and wait for this very thread); a path that does not match (another mount namespace, a
- * renamed file) just means "no".
+ * renamed file) just means "no", and so does a read-only descriptor. Paths cannot tell a
+ * duplicate from a second writable open of the same file by the same process (or another
+ * thread's): then the release commits the truncation, just after that close returned.
  */
 static bool still_open_by(struct fs_fuse *f, pid_t pid, uint64_t ino)
 {
@@ -1091,7 +1131,7 @@ static bool still_open_by(struct fs_fuse *f, pid_t pid, uint64_t ino)
 		if (n <= 0)
 			continue;
 		got[n] = '\0';
-		found = strcmp(got, want) == 0;
+		found = strcmp(got, want) == 0 && fd_writable(pid, de->d_name);
 	}
 	closedir(d);
 	return found;
@@ -1110,8 +1150,9 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* an O_TRUNC open closed without writing commits Put("") (DESIGN.md 6), but not at the
 	 * close of a duplicate while the caller still holds the file: the write that follows is
 	 * then the one Put, and no reader sees the file empty in between. If nothing is written
-	 * after all, the release commits Put(""). */
-	if (still_open_by(f, fuse_req_ctx(req)->pid, ino)) {
+	 * after all, the release commits Put(""). After a failed write the truncation is
+	 * committed here or never: this close is the last call whose caller learns its outcome. */
+	if (!h->write_failed && still_open_by(f, fuse_req_ctx(req)->pid, ino)) {
 		fuse_reply_err(req, 0);
 		return;
 	}
@@ -1138,7 +1179,10 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
 	struct fs_op *op;
 
-	if (h->trunc_pending) { /* a flush left the truncation to the last close (fs_flush) */
+	/* a flush left the truncation to the last close (fs_flush); never after a failure, which
+	 * its caller was told of: a Put("") made now, unseen, could land after that caller's
+	 * close() returned and wipe writes acknowledged to others in between */
+	if (h->trunc_pending && !h->write_failed) {
 		op = op_new(fuse_req_userdata(req), req, release_done);
 		if (!op) {
 			handle_free(h);

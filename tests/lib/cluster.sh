@@ -119,6 +119,14 @@ partition_pair() {
 		-m comment --comment "$CLUSTER_TAG" -j DROP
 }
 
+# partition_oneway A B: node A can no longer send to node B (it drops A's connection to B's
+# cluster port, the one A sends on: raft/transport.h), while B still reaches A; tagged.
+partition_oneway() {
+	local a=$1 b=$2
+	iptables -w -I INPUT -p tcp -s "127.0.0.$a" -d "127.0.0.$b" --dport "${NODE_PORT[$b]}" \
+		-m comment --comment "$CLUSTER_TAG" -j DROP
+}
+
 heal_all() {
 	local rules
 	rules=$(iptables -w -S INPUT 2>/dev/null | grep -- "--comment $CLUSTER_TAG" || true)
@@ -139,6 +147,17 @@ cluster_mount_add() {
 fuse_conn_of() {
 	awk -v d="$(realpath -s "$1")" '$5 == d && $0 ~ / - fuse/ { split($3, a, ":"); print a[2] }' \
 		/proc/self/mountinfo | tail -n 1
+}
+
+# mount_abort DIR: aborts the FUSE connection of the mount on DIR (its waiting requests fail
+# with ECONNABORTED), without touching the mount itself.
+mount_abort() {
+	local c
+	c=$(fuse_conn_of "$1")
+	if [ -n "$c" ] && [ -w "/sys/fs/fuse/connections/$c/abort" ]; then
+		echo 1 >"/sys/fs/fuse/connections/$c/abort"
+	fi
+	return 0
 }
 
 # mount_release DIR: fusermount3 -u, then -u -z; a connection still there is aborted.

@@ -1,0 +1,1358 @@
+/* nemesis_client.c - the clients of tests/nemesis.test.sh: histories through mounts and the clerk. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kv/clerk.h"
+#include "tests/lib/lincheck.h"
+
+/*
+ * Three commands, one per phase of the nemesis test, sharing one history file (the format of
+ * tests/lib/lincheck.h, times in CLOCK_MONOTONIC nanoseconds so that the phases, run as separate
+ * processes, share one clock):
+ *
+ *   run    Makes the keys k0..kK-1 exist (a clerk Put of "" each, recorded), then runs for S
+ *          seconds: --mount-clients threads on every --mount directory and --clerk-clients
+ *          threads on the clerk, each a closed loop of random Get, Append and Put on random keys
+ *          with values unique in the run ("p<client>.<n>;" and "a<client>.<n>;"), each operation
+ *          recorded when it ends; --rate caps the operations per second of all threads together
+ *          (the checker's time grows with the history).
+ *   final  Waits until every node of --clerk reports the same applied index, then reads every key
+ *          through every --mount and through a clerk that knows only that node, records the
+ *          reads, and fails when two of them differ or the nodes' applied index or key count
+ *          differ.
+ *   audit  Reads the history back: operations per minute by kind and outcome, and the direct
+ *          checks of the final values: every token in them was written, none twice, a Put's
+ *          token only first; no acknowledged Append or Put that nothing could have overwritten
+ *          is missing. (Linearizability itself is tests/test_lincheck --check.)
+ *   put    One Put of --value to --key through one --mount, made as the run makes it, printing
+ *          what each call returned ("open ok write ETIMEDOUT close ETIMEDOUT"): for the
+ *          regression checks of the test script. No history. With --after=FILE it prints
+ *          "opened" once the file is open and waits for FILE to exist before writing.
+ *
+ * Through a mount, Put is open(O_WRONLY|O_CREAT|O_TRUNC) + write + close (one Put of the bytes:
+ * the keys exist, DESIGN.md 6), Append is open(O_WRONLY|O_APPEND|O_CREAT) + write + close, Get
+ * is open + read to the end + close (ENOENT reads as ""). A write that failed with ETIMEDOUT was
+ * certainly not applied (raftfs(8)): fail, unless --timedout-unknown; any other error after the
+ * write was sent (EIO, ENOTCONN, ECONNABORTED, EINTR...) leaves it unknown; an error before it
+ * (open) is a failure. An O_TRUNC handle whose write failed still truncates at close (a Put of
+ * "" at flush, as POSIX's O_TRUNC does at open): that close is recorded as its own Put of "".
+ * Through the clerk: APPLIED with KV_OK is ok, NOT_APPLIED (or another status) a failure,
+ * UNKNOWN unknown. A Get that did not return a value is a failure (the checker drops it).
+ *
+ * A thread opens its mount's root directory once (O_PATH) and works relative to it, so that a
+ * mount that goes away (the node killed) can never send it to the directory underneath; after
+ * ENOTCONN or ECONNABORTED it opens the root again, and uses it only once fstatfs says it is a
+ * FUSE mount. A node without quorum bounds each request by its mount's timeout option; in case
+ * one hangs anyway, a watchdog aborts the FUSE connection of any request older than
+ * --stuck-seconds (/sys/fs/fuse/connections/N/abort), says so, and the command exits 3.
+ *
+ * Exit status: 0 success, 1 a check failed, 2 usage or setup error, 3 a request hung.
+ */
+
+#define MAX_MOUNTS 9
+#define MAX_KEYS 64
+#define MAX_CLIENTS_PER_SOURCE 64
+#define KEY_BYTES 16
+#define VALUE_BYTES 48
+/* The largest value read back (a run's values stay far smaller). */
+#define MAX_READ_BYTES ((size_t)64 << 20)
+#define DEFAULT_KEYS 8
+#define DEFAULT_TIMEOUT_MS 5000u
+#define DEFAULT_STUCK_SECONDS 30
+#define DEFAULT_WAIT_SECONDS 30
+/* Client ids: mount clients from 1, clerk clients from 500, the key setup 900, final reads of
+ * mount i 1000 + i and of node i's clerk 1100 + i. */
+#define CLIENT_CLERK_BASE 500
+#define CLIENT_SETUP 900
+#define CLIENT_FINAL_BASE 1000
+#define CLIENT_FINAL_CLERK_BASE 1100
+#define SETUP_SECONDS 30
+#define FINAL_READ_ATTEMPTS 10
+#define PROGRESS_EVERY_S 10
+#define REOPEN_PAUSE_MS 100
+#define AFTER_WAIT_SECONDS 60
+#define PACE_SLACK_NS (NS_PER_S / 10) /* --rate: how far behind its schedule a run may fall */
+#define NS_PER_MS ((int64_t)1000000)
+#define NS_PER_S ((int64_t)1000000000)
+#ifndef FUSE_SUPER_MAGIC
+#define FUSE_SUPER_MAGIC 0x65735546
+#endif
+
+enum exit_code { EXIT_OK = 0, EXIT_CHECK = 1, EXIT_USAGE = 2, EXIT_HUNG = 3 };
+
+struct config {
+	const char *history;
+	const char *clerk_list;
+	const char *bind;
+	const char *ready;
+	const char *key; /* put */
+	const char *value; /* put */
+	const char *after; /* put: write once this file exists */
+	const char *mounts[MAX_MOUNTS];
+	int n_mounts;
+	int mount_clients;
+	int clerk_clients;
+	int keys;
+	int seconds;
+	int wait_seconds;
+	int stuck_seconds;
+	int rate; /* operations per second over all clients, 0: as fast as they go */
+	unsigned timeout_ms;
+	uint64_t seed;
+	bool timedout_unknown;
+};
+
+/* The history file, shared by the threads: one line per operation, flushed at once. */
+struct recorder {
+	pthread_mutex_t mu;
+	FILE *f;
+	bool failed;
+	atomic_long ops[3]; /* by enum lin_status */
+};
+
+struct worker {
+	const struct config *cfg;
+	struct recorder *rec;
+	int client;
+	const char *dir; /* a mount, or NULL for a clerk client */
+	int root; /* O_PATH fd of the mount's root, -1 when none */
+	atomic_uint conn; /* FUSE connection of root (0: none) */
+	atomic_llong busy_since_ns; /* start of the current mount request, 0 when none */
+	atomic_bool aborted; /* the watchdog aborted the current request */
+	struct kv_clerk *clerk;
+	uint64_t rng;
+	unsigned long counter;
+	pthread_t tid;
+};
+
+static atomic_bool stop_flag;
+static atomic_int hangs;
+static atomic_llong next_slot_ns; /* --rate: when the next operation may start */
+
+/* --- small helpers ------------------------------------------------------------------------------ */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static void sleep_ns(int64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / NS_PER_S), (long)(ns % NS_PER_S)};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void sleep_ms(long ms)
+{
+	sleep_ns((int64_t)ms * NS_PER_MS);
+}
+
+/* splitmix64: a small seeded generator per thread. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void key_name(char *buf, int k)
+{
+	snprintf(buf, KEY_BYTES, "k%d", k);
+}
+
+static void record(struct recorder *rec, const struct lin_op *op)
+{
+	pthread_mutex_lock(&rec->mu);
+	if (lin_op_write(rec->f, op) != LIN_OK || fflush(rec->f) != 0)
+		rec->failed = true;
+	pthread_mutex_unlock(&rec->mu);
+	atomic_fetch_add(&rec->ops[op->status], 1);
+}
+
+/* Records a Get: ok with output, or failed. */
+static void record_get(struct recorder *rec, int client, const char *key, int64_t call, bool ok,
+                       const char *out, size_t out_len)
+{
+	struct lin_op op = {.client = client, .kind = LIN_GET, .key = key, .call_time = call};
+
+	op.status = ok ? LIN_STATUS_OK : LIN_STATUS_FAILED;
+	op.output = ok ? out : NULL;
+	op.output_len = ok ? out_len : 0;
+	op.return_time = now_ns();
+	record(rec, &op);
+}
+
+static void record_write(struct recorder *rec, int client, enum lin_kind kind, const char *key,
+                         const char *value, int64_t call, int64_t ret, enum lin_status status)
+{
+	struct lin_op op = {.client = client,
+	                    .kind = kind,
+	                    .status = status,
+	                    .key = key,
+	                    .value = value,
+	                    .value_len = strlen(value),
+	                    .call_time = call,
+	                    .return_time = ret};
+
+	record(rec, &op);
+}
+
+/* --- mounts --------------------------------------------------------------------------------------- */
+
+/* The outcome of a write whose request reached the filesystem and failed with err. */
+static enum lin_status write_status(const struct worker *wk, int err)
+{
+	if (err == ETIMEDOUT && !wk->cfg->timedout_unknown)
+		return LIN_STATUS_FAILED; /* "certainly not applied" (raftfs(8)) */
+	return LIN_STATUS_UNKNOWN;
+}
+
+static bool is_connection_lost(int err)
+{
+	return err == ENOTCONN || err == ECONNABORTED || err == ENODEV || err == ESTALE;
+}
+
+/* A request on the mount starts (the watchdog watches it) or ends. */
+static void busy_begin(struct worker *wk)
+{
+	atomic_store(&wk->aborted, false);
+	atomic_store(&wk->busy_since_ns, (long long)now_ns());
+}
+
+static void busy_end(struct worker *wk)
+{
+	atomic_store(&wk->busy_since_ns, 0);
+}
+
+static void root_close(struct worker *wk)
+{
+	if (wk->root >= 0)
+		close(wk->root);
+	wk->root = -1;
+	atomic_store(&wk->conn, 0);
+}
+
+/*
+ * Makes wk->root the root of a live FUSE mount on wk->dir: 0, or -1 while there is none (the
+ * node is down or its mount not back yet: then the directory underneath must not be used).
+ */
+static int root_open(struct worker *wk)
+{
+	struct statx stx;
+	struct statfs sfs;
+	int fd, rc;
+
+	if (wk->root >= 0)
+		return 0;
+	fd = open(wk->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/* the device number names the FUSE connection; DONT_SYNC: no request to the daemon */
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0) {
+		close(fd);
+		return -1;
+	}
+	atomic_store(&wk->conn, stx.stx_dev_major == 0 ? stx.stx_dev_minor : 0);
+	busy_begin(wk);
+	rc = fstatfs(fd, &sfs); /* answered locally by raftfs: never waits for the cluster */
+	busy_end(wk);
+	if (rc != 0 || sfs.f_type != FUSE_SUPER_MAGIC) {
+		close(fd);
+		atomic_store(&wk->conn, 0);
+		return -1;
+	}
+	wk->root = fd;
+	return 0;
+}
+
+/* After an error err from the mount: forget a root whose connection is gone. */
+static void root_check(struct worker *wk, int err)
+{
+	if (is_connection_lost(err))
+		root_close(wk);
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Put or Append through the mount. */
+static void mount_write(struct worker *wk, enum lin_kind kind, const char *key, const char *value)
+{
+	int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (kind == LIN_PUT ? O_TRUNC : O_APPEND);
+	int64_t call = now_ns(), close_call;
+	int fd, err, rc;
+
+	busy_begin(wk);
+	fd = openat(wk->root, key, flags, 0644);
+	if (fd < 0) {
+		err = errno;
+		busy_end(wk);
+		/* nothing was written: the key exists, so the open only looked it up */
+		record_write(wk->rec, wk->client, kind, key, value, call, now_ns(),
+		             LIN_STATUS_FAILED);
+		root_check(wk, err);
+		return;
+	}
+	if (write_all(fd, value, strlen(value)) == 0) {
+		close(fd); /* nothing left to flush: the write was committed */
+		busy_end(wk);
+		record_write(wk->rec, wk->client, kind, key, value, call, now_ns(), LIN_STATUS_OK);
+		return;
+	}
+	err = errno;
+	close_call = now_ns();
+	record_write(wk->rec, wk->client, kind, key, value, call, close_call,
+	             write_status(wk, err));
+	busy_end(wk);
+	busy_begin(wk);
+	rc = close(fd);
+	busy_end(wk);
+	if (kind == LIN_PUT) {
+		/* the O_TRUNC handle was not written: its flush at close is a Put of "" */
+		int cerr = rc == 0 ? 0 : errno;
+		enum lin_status st = rc == 0 ? LIN_STATUS_OK : write_status(wk, cerr);
+
+		record_write(wk->rec, wk->client, LIN_PUT, key, "", close_call, now_ns(), st);
+		root_check(wk, cerr);
+	}
+	root_check(wk, err);
+}
+
+/* Reads fd to its end into *buf (grown as needed). 0, or -1 with errno. */
+static int read_all(int fd, char **buf, size_t *cap, size_t *len)
+{
+	*len = 0;
+	for (;;) {
+		ssize_t n;
+
+		if (*len == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 4096;
+			char *p;
+
+			if (ncap > MAX_READ_BYTES) {
+				errno = EFBIG;
+				return -1;
+			}
+			p = realloc(*buf, ncap);
+			if (!p) {
+				errno = ENOMEM;
+				return -1;
+			}
+			*buf = p;
+			*cap = ncap;
+		}
+		n = read(fd, *buf + *len, *cap - *len);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		*len += (size_t)n;
+	}
+}
+
+/* Get through a mount root: true with the value in *buf (len bytes). */
+static bool root_get(struct worker *wk, const char *key, char **buf, size_t *cap, size_t *len,
+                     int *err)
+{
+	int fd, rc;
+
+	busy_begin(wk);
+	fd = openat(wk->root, key, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*err = errno;
+		busy_end(wk);
+		*len = 0;
+		return *err == ENOENT; /* a missing key reads as "" */
+	}
+	rc = read_all(fd, buf, cap, len);
+	*err = rc == 0 ? 0 : errno;
+	close(fd);
+	busy_end(wk);
+	return rc == 0;
+}
+
+static void mount_get(struct worker *wk, const char *key, char **buf, size_t *cap)
+{
+	int64_t call = now_ns();
+	size_t len;
+	int err;
+	bool ok = root_get(wk, key, buf, cap, &len, &err);
+
+	record_get(wk->rec, wk->client, key, call, ok, *buf, len);
+	if (!ok)
+		root_check(wk, err);
+}
+
+/* --- the clerk ------------------------------------------------------------------------------------ */
+
+static struct kv_clerk *clerk_new(const char *list, const char *bind)
+{
+	char err[KV_CLERK_ERRMSG_BYTES];
+	struct kv_clerk *c = kv_clerk_open(list, err, sizeof err);
+
+	if (!c) {
+		fprintf(stderr, "nemesis_client: clerk on %s: %s\n", list, err);
+		return NULL;
+	}
+	if (bind && bind[0] && kv_clerk_set_bind(c, bind) != 0) {
+		fprintf(stderr, "nemesis_client: clerk bind %s: %s\n", bind, kv_clerk_errmsg(c));
+		kv_clerk_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+static enum lin_status clerk_status(int outcome, const struct kv_result *r)
+{
+	if (outcome == KV_CLERK_APPLIED)
+		return r->status == KV_OK ? LIN_STATUS_OK : LIN_STATUS_FAILED;
+	return outcome == KV_CLERK_UNKNOWN ? LIN_STATUS_UNKNOWN : LIN_STATUS_FAILED;
+}
+
+static enum lin_status clerk_write(struct kv_clerk *c, struct recorder *rec, int client,
+                                   enum lin_kind kind, const char *key, const char *value,
+                                   unsigned timeout_ms)
+{
+	struct kv_result r;
+	int64_t call = now_ns();
+	size_t len = strlen(value);
+	int o = kind == LIN_PUT ? kv_clerk_put(c, key, value, len, timeout_ms, &r)
+	                        : kv_clerk_append(c, key, value, len, timeout_ms, &r);
+	enum lin_status st = clerk_status(o, &r);
+
+	if (o == KV_CLERK_APPLIED && r.status != KV_OK)
+		fprintf(stderr, "nemesis_client: client %d: %s %s refused: %s\n", client,
+		        kind == LIN_PUT ? "put" : "append", key, kv_strerror(r.status));
+	record_write(rec, client, kind, key, value, call, now_ns(), st);
+	kv_result_release(&r);
+	return st;
+}
+
+/* Get through a clerk; records it. true when it returned a value. */
+static bool clerk_get(struct kv_clerk *c, struct recorder *rec, int client, const char *key,
+                      unsigned timeout_ms, char **val, size_t *len)
+{
+	struct kv_result r;
+	int64_t call = now_ns();
+	int o = kv_clerk_get(c, key, timeout_ms, &r);
+	bool ok = o == KV_CLERK_APPLIED && r.status == KV_OK;
+	size_t n = ok && r.exists ? r.value_len : 0;
+
+	record_get(rec, client, key, call, ok, (const char *)r.value, n);
+	if (ok && val) {
+		*val = malloc(n + 1);
+		if (*val) {
+			if (n)
+				memcpy(*val, r.value, n);
+			(*val)[n] = '\0';
+		}
+		*len = n;
+		ok = *val != NULL;
+	}
+	kv_result_release(&r);
+	return ok;
+}
+
+/* --- run ------------------------------------------------------------------------------------------ */
+
+static void worker_op(struct worker *wk, char **buf, size_t *cap)
+{
+	char key[KEY_BYTES], value[VALUE_BYTES];
+	uint64_t r = rng_next(&wk->rng);
+	int pick = (int)(r % 100);
+	enum lin_kind kind = pick < 40 ? LIN_GET : pick < 75 ? LIN_APPEND : LIN_PUT;
+
+	key_name(key, (int)((r >> 8) % (uint64_t)wk->cfg->keys));
+	snprintf(value, sizeof value, "%c%d.%lu;", kind == LIN_PUT ? 'p' : 'a', wk->client,
+	         ++wk->counter);
+	if (wk->dir) {
+		if (kind == LIN_GET)
+			mount_get(wk, key, buf, cap);
+		else
+			mount_write(wk, kind, key, value);
+	} else if (kind == LIN_GET) {
+		clerk_get(wk->clerk, wk->rec, wk->client, key, wk->cfg->timeout_ms, NULL, NULL);
+	} else {
+		clerk_write(wk->clerk, wk->rec, wk->client, kind, key, value, wk->cfg->timeout_ms);
+	}
+}
+
+/*
+ * --rate: every operation takes the next start slot of a schedule shared by the threads, and
+ * waits for it. A schedule fallen behind (threads stuck in a fault) starts again from now
+ * rather than bursting to catch up.
+ */
+static void pace(int rate)
+{
+	int64_t interval = rate > 0 ? NS_PER_S / rate : 0, now, slot;
+
+	if (!interval)
+		return;
+	now = now_ns();
+	slot = atomic_fetch_add(&next_slot_ns, interval);
+	if (slot < now - PACE_SLACK_NS) {
+		atomic_store(&next_slot_ns, now + interval);
+		slot = now;
+	}
+	if (slot > now)
+		sleep_ns(slot - now);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *wk = arg;
+	char *buf = NULL;
+	size_t cap = 0;
+
+	while (!atomic_load(&stop_flag)) {
+		if (wk->dir && root_open(wk) != 0) {
+			sleep_ms(REOPEN_PAUSE_MS); /* no live mount there now */
+			continue;
+		}
+		pace(wk->cfg->rate);
+		worker_op(wk, &buf, &cap);
+	}
+	free(buf);
+	return NULL;
+}
+
+static void abort_connection(unsigned conn)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof path, "/sys/fs/fuse/connections/%u/abort", conn);
+	f = fopen(path, "we");
+	if (!f) {
+		fprintf(stderr, "nemesis_client: %s: %s\n", path, strerror(errno));
+		return;
+	}
+	fputs("1\n", f);
+	fclose(f);
+}
+
+/* Aborts the FUSE connection of any mount request older than the stuck limit. */
+static void watchdog_pass(struct worker *wks, int n, int64_t stuck_ns)
+{
+	int64_t now = now_ns();
+
+	for (int i = 0; i < n; i++) {
+		struct worker *wk = &wks[i];
+		long long since = atomic_load(&wk->busy_since_ns);
+		unsigned conn = atomic_load(&wk->conn);
+
+		if (!wk->dir || !since || now - since < stuck_ns || atomic_load(&wk->aborted))
+			continue;
+		atomic_store(&wk->aborted, true);
+		atomic_fetch_add(&hangs, 1);
+		fprintf(stderr,
+		        "nemesis_client: HANG: client %d: a request on %s has waited %.1f s "
+		        "(over %d s): aborting FUSE connection %u\n",
+		        wk->client, wk->dir, (double)(now - since) / NS_PER_S,
+		        wk->cfg->stuck_seconds, conn);
+		if (conn)
+			abort_connection(conn);
+	}
+}
+
+/* Puts "" in every key until each Put is acknowledged (the mounts' O_TRUNC opens then find an
+ * existing file: one Put, DESIGN.md 6). */
+static int setup_keys(const struct config *cfg, struct recorder *rec)
+{
+	struct kv_clerk *c = clerk_new(cfg->clerk_list, cfg->bind);
+	int64_t deadline = now_ns() + SETUP_SECONDS * NS_PER_S;
+	char key[KEY_BYTES];
+	int k = 0;
+
+	if (!c)
+		return -1;
+	while (k < cfg->keys && now_ns() < deadline) {
+		key_name(key, k);
+		if (clerk_write(c, rec, CLIENT_SETUP, LIN_PUT, key, "", cfg->timeout_ms) ==
+		    LIN_STATUS_OK)
+			k++;
+		else
+			sleep_ms(REOPEN_PAUSE_MS);
+	}
+	if (k < cfg->keys)
+		fprintf(stderr, "nemesis_client: setup: put %s: %s\n", key, kv_clerk_errmsg(c));
+	kv_clerk_close(c);
+	return k < cfg->keys ? -1 : 0;
+}
+
+static void write_ready(const char *path)
+{
+	FILE *f;
+
+	if (!path)
+		return;
+	f = fopen(path, "we");
+	if (f) {
+		fprintf(f, "%" PRId64 "\n", now_ns());
+		fclose(f);
+	}
+}
+
+static void progress(struct recorder *rec, int64_t start)
+{
+	long ok = atomic_load(&rec->ops[LIN_STATUS_OK]);
+	long failed = atomic_load(&rec->ops[LIN_STATUS_FAILED]);
+	long unknown = atomic_load(&rec->ops[LIN_STATUS_UNKNOWN]);
+
+	printf("nemesis_client: +%3" PRId64 "s: %ld ops (ok %ld, fail %ld, unknown %ld)\n",
+	       (now_ns() - start) / NS_PER_S, ok + failed + unknown, ok, failed, unknown);
+	fflush(stdout);
+}
+
+static int workers_start(const struct config *cfg, struct recorder *rec, struct worker *wks)
+{
+	int n = 0;
+
+	for (int m = 0; m < cfg->n_mounts; m++)
+		for (int j = 0; j < cfg->mount_clients; j++, n++) {
+			wks[n].dir = cfg->mounts[m];
+			wks[n].client = 1 + m * cfg->mount_clients + j;
+		}
+	for (int j = 0; j < cfg->clerk_clients; j++, n++) {
+		wks[n].client = CLIENT_CLERK_BASE + j;
+		wks[n].clerk = clerk_new(cfg->clerk_list, cfg->bind);
+		if (!wks[n].clerk)
+			return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		wks[i].cfg = cfg;
+		wks[i].rec = rec;
+		wks[i].root = -1;
+		wks[i].rng = cfg->seed * 1000003u + (uint64_t)wks[i].client;
+		if (pthread_create(&wks[i].tid, NULL, worker_main, &wks[i]) != 0) {
+			fprintf(stderr, "nemesis_client: pthread_create failed\n");
+			atomic_store(&stop_flag, true);
+			for (int j = 0; j < i; j++)
+				pthread_join(wks[j].tid, NULL);
+			return -1;
+		}
+	}
+	return n;
+}
+
+static int cmd_run(const struct config *cfg, struct recorder *rec)
+{
+	struct worker *wks;
+	int64_t start, deadline, next_progress;
+	int n, total = cfg->n_mounts * cfg->mount_clients + cfg->clerk_clients;
+
+	if (setup_keys(cfg, rec) != 0)
+		return EXIT_USAGE;
+	wks = calloc((size_t)total, sizeof *wks);
+	if (!wks)
+		return EXIT_USAGE;
+	start = now_ns();
+	atomic_store(&next_slot_ns, start);
+	deadline = start + cfg->seconds * NS_PER_S;
+	next_progress = start + PROGRESS_EVERY_S * NS_PER_S;
+	n = workers_start(cfg, rec, wks);
+	if (n < 0) {
+		for (int i = 0; i < total; i++)
+			kv_clerk_close(wks[i].clerk);
+		free(wks);
+		return EXIT_USAGE;
+	}
+	write_ready(cfg->ready);
+	while (now_ns() < deadline) {
+		sleep_ms(200);
+		watchdog_pass(wks, n, cfg->stuck_seconds * NS_PER_S);
+		if (now_ns() >= next_progress) {
+			progress(rec, start);
+			next_progress += PROGRESS_EVERY_S * NS_PER_S;
+		}
+	}
+	atomic_store(&stop_flag, true);
+	for (int i = 0; i < n; i++) {
+		/* the last requests end within their timeouts; the watchdog still watches them */
+		while (pthread_tryjoin_np(wks[i].tid, NULL) != 0) {
+			sleep_ms(100);
+			watchdog_pass(wks, n, cfg->stuck_seconds * NS_PER_S);
+		}
+	}
+	progress(rec, start);
+	for (int i = 0; i < n; i++) {
+		root_close(&wks[i]);
+		kv_clerk_close(wks[i].clerk);
+	}
+	free(wks);
+	if (atomic_load(&hangs)) {
+		fprintf(stderr, "nemesis_client: %d request(s) hung on a mount\n",
+		        atomic_load(&hangs));
+		return EXIT_HUNG;
+	}
+	return EXIT_OK;
+}
+
+/* --- final ---------------------------------------------------------------------------------------- */
+
+/* One value read per (reader, key); readers are the mounts, then the nodes' clerks. */
+struct final_reads {
+	int readers;
+	char *name[MAX_MOUNTS + RAFT_MAX_NODES];
+	char *val[MAX_MOUNTS + RAFT_MAX_NODES][MAX_KEYS]; /* NULL: never read */
+	size_t len[MAX_MOUNTS + RAFT_MAX_NODES][MAX_KEYS];
+};
+
+/* Polls every node's status until all report the same commit and applied index twice in a row,
+ * with one leader they agree on. Prints the last poll. 0, or -1 when they never did. */
+static int wait_converged(struct kv_clerk *c, int wait_seconds, struct kv_proto_node_status *st,
+                          unsigned n)
+{
+	int64_t deadline = now_ns() + wait_seconds * NS_PER_S;
+	uint64_t last_applied = UINT64_MAX;
+	bool same = false;
+
+	while (now_ns() < deadline) {
+		bool all = true;
+
+		for (unsigned i = 0; i < n && all; i++)
+			all = kv_clerk_status(c, kv_clerk_node(c, i)->id, &st[i], 1000) == 0;
+		same = all;
+		for (unsigned i = 1; i < n && same; i++)
+			same = st[i].applied == st[0].applied && st[i].commit == st[0].commit &&
+			        st[i].leader == st[0].leader && st[i].keys == st[0].keys;
+		same = same && st[0].leader != 0 && st[0].applied == st[0].commit;
+		if (same && st[0].applied == last_applied)
+			break;
+		last_applied = same ? st[0].applied : UINT64_MAX;
+		same = false;
+		sleep_ms(200);
+	}
+	for (unsigned i = 0; i < n; i++)
+		printf("nemesis_client: node %u: role %u term %" PRIu64 " leader %u commit %" PRIu64
+		       " applied %" PRIu64 " keys %" PRIu64 " snapshot %" PRIu64 "\n",
+		       st[i].id, st[i].role, st[i].term, st[i].leader, st[i].commit, st[i].applied,
+		       st[i].keys, st[i].snapshot_index);
+	if (!same)
+		fprintf(stderr,
+		        "nemesis_client: the nodes did not converge to one applied index "
+		        "within %d s\n",
+		        wait_seconds);
+	return same ? 0 : -1;
+}
+
+static char *dup_bytes(const char *p, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d) {
+		if (n)
+			memcpy(d, p, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+static void final_mount_reads(const struct config *cfg, struct recorder *rec, int m,
+                              struct final_reads *fr)
+{
+	struct worker wk = {.cfg = cfg, .rec = rec, .dir = cfg->mounts[m], .root = -1};
+	char key[KEY_BYTES], *buf = NULL;
+	size_t cap = 0, len;
+	int r = fr->readers++, err;
+
+	wk.client = CLIENT_FINAL_BASE + m;
+	fr->name[r] = strdup(cfg->mounts[m]);
+	for (int k = 0; k < cfg->keys; k++) {
+		key_name(key, k);
+		for (int a = 0; a < FINAL_READ_ATTEMPTS && !fr->val[r][k]; a++) {
+			int64_t call = now_ns();
+			bool ok;
+
+			if (root_open(&wk) != 0) {
+				sleep_ms(500);
+				continue;
+			}
+			ok = root_get(&wk, key, &buf, &cap, &len, &err);
+			record_get(rec, wk.client, key, call, ok, buf, ok ? len : 0);
+			if (ok) {
+				fr->val[r][k] = dup_bytes(buf, len);
+				fr->len[r][k] = len;
+			} else {
+				fprintf(stderr, "nemesis_client: final read of %s on %s: %s\n", key,
+				        wk.dir, strerror(err));
+				root_check(&wk, err);
+				sleep_ms(500);
+			}
+		}
+	}
+	root_close(&wk);
+	free(buf);
+}
+
+static void final_clerk_reads(const struct config *cfg, struct recorder *rec,
+                              const struct raft_transport_peer *p, struct final_reads *fr)
+{
+	char list[RAFT_TRANSPORT_HOST_BYTES + 32], key[KEY_BYTES];
+	struct kv_clerk *c;
+	int r = fr->readers++;
+	int client = CLIENT_FINAL_CLERK_BASE + (int)p->id;
+
+	snprintf(list, sizeof list, "%u=%s:%u", p->id, p->host, p->port);
+	fr->name[r] = strdup(list);
+	c = clerk_new(list, cfg->bind); /* only that node: it serves the read from its state */
+	if (!c)
+		return;
+	for (int k = 0; k < cfg->keys; k++) {
+		key_name(key, k);
+		for (int a = 0; a < FINAL_READ_ATTEMPTS && !fr->val[r][k]; a++) {
+			if (!clerk_get(c, rec, client, key, cfg->timeout_ms, &fr->val[r][k],
+			               &fr->len[r][k])) {
+				fprintf(stderr, "nemesis_client: final read of %s on node %s: %s\n",
+				        key, list, kv_clerk_errmsg(c));
+				sleep_ms(500);
+			}
+		}
+	}
+	kv_clerk_close(c);
+}
+
+/* The values a final value is made of: every written value ends with ';'. */
+static size_t count_tokens(const char *v, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		n += v[i] == ';';
+	return n;
+}
+
+/* Every reader read every key, and all read the same values. */
+static int final_compare(const struct config *cfg, const struct final_reads *fr)
+{
+	char key[KEY_BYTES];
+	int bad = 0;
+
+	for (int k = 0; k < cfg->keys; k++) {
+		key_name(key, k);
+		for (int r = 0; r < fr->readers; r++) {
+			const char *v = fr->val[r][k], *v0 = fr->val[0][k];
+
+			if (!v) {
+				fprintf(stderr, "nemesis_client: %s could not be read on %s\n", key,
+				        fr->name[r]);
+				bad++;
+			} else if (v0 &&
+			           (fr->len[r][k] != fr->len[0][k] ||
+			            memcmp(v, v0, fr->len[0][k]) != 0)) {
+				fprintf(stderr,
+				        "nemesis_client: DIVERGENCE: %s reads \"%.200s\" on %s but "
+				        "\"%.200s\" on %s\n",
+				        key, v, fr->name[r], v0, fr->name[0]);
+				bad++;
+			}
+		}
+		if (fr->val[0][k])
+			printf("nemesis_client: %s: %zu bytes, %zu values, read on %d readers\n",
+			       key, fr->len[0][k], count_tokens(fr->val[0][k], fr->len[0][k]),
+			       fr->readers);
+	}
+	return bad;
+}
+
+static int cmd_final(const struct config *cfg, struct recorder *rec)
+{
+	struct kv_proto_node_status before[RAFT_MAX_NODES], after[RAFT_MAX_NODES];
+	struct final_reads *fr = calloc(1, sizeof *fr);
+	struct kv_clerk *c = clerk_new(cfg->clerk_list, cfg->bind);
+	unsigned n;
+	int bad = 0;
+
+	if (!c || !fr) {
+		kv_clerk_close(c);
+		free(fr);
+		return EXIT_USAGE;
+	}
+	n = kv_clerk_node_count(c);
+	if (wait_converged(c, cfg->wait_seconds, before, n) != 0)
+		bad++;
+	for (int m = 0; m < cfg->n_mounts; m++)
+		final_mount_reads(cfg, rec, m, fr);
+	for (unsigned i = 0; i < n; i++)
+		final_clerk_reads(cfg, rec, kv_clerk_node(c, i), fr);
+	bad += final_compare(cfg, fr);
+	/* reads change nothing: the nodes must still agree, at the same index */
+	if (wait_converged(c, cfg->wait_seconds, after, n) != 0)
+		bad++;
+	else if (after[0].applied != before[0].applied)
+		printf("nemesis_client: applied index moved from %" PRIu64 " to %" PRIu64
+		       " during the final reads\n",
+		       before[0].applied, after[0].applied);
+	kv_clerk_close(c);
+	for (int r = 0; r < fr->readers; r++) {
+		free(fr->name[r]);
+		for (int k = 0; k < MAX_KEYS; k++)
+			free(fr->val[r][k]);
+	}
+	free(fr);
+	return bad ? EXIT_CHECK : EXIT_OK;
+}
+
+/* --- audit ---------------------------------------------------------------------------------------- */
+
+/* A written value of the history, for finding the operation a token of a final value came from. */
+struct written {
+	const char *key;
+	const char *value;
+	size_t op;
+};
+
+static int written_cmp(const void *a, const void *b)
+{
+	const struct written *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c ? c : strcmp(x->value, y->value);
+}
+
+static bool is_final(const struct lin_op *op)
+{
+	return op->client >= CLIENT_FINAL_BASE;
+}
+
+/* Operations per minute of call time, by kind and outcome; figures for the whole run. */
+static void audit_minutes(const struct lin_history *h)
+{
+	size_t n = lin_history_count(h), minutes = 0;
+	long(*cnt)[3][3] = NULL, all[3][3] = {{0}}, mounts = 0, clerks = 0;
+	int64_t origin = INT64_MAX, last = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct lin_op *op = lin_history_op(h, i);
+
+		if (op->client > 0 && op->client < CLIENT_SETUP) {
+			origin = op->call_time < origin ? op->call_time : origin;
+			last = op->call_time > last ? op->call_time : last;
+		}
+	}
+	if (origin == INT64_MAX)
+		return;
+	minutes = (size_t)((last - origin) / (60 * NS_PER_S)) + 1;
+	cnt = calloc(minutes, sizeof *cnt);
+	if (!cnt)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct lin_op *op = lin_history_op(h, i);
+		size_t m;
+
+		if (op->client <= 0 || op->client >= CLIENT_SETUP || op->kind > LIN_GET)
+			continue;
+		m = (size_t)((op->call_time - origin) / (60 * NS_PER_S));
+		cnt[m][op->kind][op->status]++;
+		all[op->kind][op->status]++;
+		*(op->client < CLIENT_CLERK_BASE ? &mounts : &clerks) += 1;
+	}
+	printf("operations per minute of the run (by call time), ok/fail/unknown:\n");
+	printf("  %-6s %-18s %-18s %-12s %s\n", "minute", "put", "append", "get", "total");
+	for (size_t m = 0; m <= minutes; m++) {
+		long(*c)[3] = m < minutes ? cnt[m] : all;
+		long total = 0;
+		char label[16];
+
+		for (int k = 0; k < 3; k++)
+			for (int s = 0; s < 3; s++)
+				total += c[k][s];
+		snprintf(label, sizeof label, m < minutes ? "%zu" : "all", m);
+		printf("  %-6s %5ld/%5ld/%5ld  %5ld/%5ld/%5ld  %5ld/%5ld  %6ld\n", label,
+		       c[LIN_PUT][0], c[LIN_PUT][1], c[LIN_PUT][2], c[LIN_APPEND][0],
+		       c[LIN_APPEND][1], c[LIN_APPEND][2], c[LIN_GET][0], c[LIN_GET][1], total);
+	}
+	printf("  through the mounts %ld, through the clerk %ld, over %.1f minutes\n", mounts,
+	       clerks, (double)(last - origin) / (60.0 * NS_PER_S));
+	free(cnt);
+}
+
+/* The value the final reads of key agree on (NULL when none, or when they differ). */
+static const struct lin_op *final_read(const struct lin_history *h, const char *key, int *bad)
+{
+	const struct lin_op *first = NULL;
+	size_t n = lin_history_count(h);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct lin_op *op = lin_history_op(h, i);
+
+		if (!is_final(op) || op->kind != LIN_GET || op->status != LIN_STATUS_OK ||
+		    strcmp(op->key, key) != 0)
+			continue;
+		if (!first) {
+			first = op;
+		} else if (op->output_len != first->output_len ||
+		           memcmp(op->output, first->output, first->output_len) != 0) {
+			printf("DIVERGENCE: final reads of %s differ (history lines %lu and %lu)\n",
+			       key, first->line, op->line);
+			(*bad)++;
+			return NULL;
+		}
+	}
+	return first;
+}
+
+/* Whether write l may have taken effect after operation x did. */
+static bool may_follow(const struct lin_op *l, const struct lin_op *x)
+{
+	return l != x && (l->status == LIN_STATUS_UNKNOWN || l->return_time >= x->call_time);
+}
+
+/*
+ * The Puts that may have been the last applied to key: every Put of "" (its value leaves no
+ * token) and the Put whose value the final value starts with (first, NULL if none). A write
+ * missing from the final value was legitimately replaced only if one of them may have taken
+ * effect after it. Returns how many were stored in *out (caller frees), or -1.
+ */
+static long last_put_candidates(const struct lin_history *h, const char *key, const char *first,
+                                const struct lin_op ***out)
+{
+	size_t n = lin_history_count(h);
+	long c = 0;
+
+	*out = calloc(n ? n : 1, sizeof **out);
+	if (!*out)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct lin_op *l = lin_history_op(h, i);
+
+		if (l->kind == LIN_PUT && l->status != LIN_STATUS_FAILED &&
+		    strcmp(l->key, key) == 0 &&
+		    (l->value_len == 0 || (first && strcmp(l->value, first) == 0)))
+			(*out)[c++] = l;
+	}
+	return c;
+}
+
+/* The tokens of a final value: written to this key, each once, a Put's only first, none of a
+ * write that failed. The first token goes to *first (caller frees). Number of problems. */
+static int audit_tokens(const struct lin_history *h, const struct written *w, size_t nw,
+                        const char *key, const struct lin_op *fin, char **first, bool *present)
+{
+	const char *p = fin->output, *end = fin->output + fin->output_len;
+	int bad = 0;
+
+	while (p < end) {
+		const char *semi = memchr(p, ';', (size_t)(end - p));
+		size_t len = semi ? (size_t)(semi - p) + 1 : (size_t)(end - p);
+		char *tok = dup_bytes(p, len);
+		struct written probe = {.key = key, .value = tok}, *hit;
+		const struct lin_op *op;
+
+		if (!tok)
+			return bad + 1;
+		hit = bsearch(&probe, w, nw, sizeof *w, written_cmp);
+		op = hit ? lin_history_op(h, hit->op) : NULL;
+		if (!op) {
+			printf("BAD VALUE: %s holds \"%s\", never written to it\n", key, tok);
+			bad++;
+		} else if (present[hit->op]) {
+			printf("DUPLICATE: %s holds \"%s\" twice (history line %lu)\n", key, tok,
+			       op->line);
+			bad++;
+		} else if (op->status == LIN_STATUS_FAILED) {
+			printf("FAILED WRITE APPLIED: %s holds \"%s\" of a %s that failed (history "
+			       "line %lu)\n",
+			       key, tok, op->kind == LIN_PUT ? "put" : "append", op->line);
+			bad++;
+		} else if (op->kind == LIN_PUT && p != fin->output) {
+			printf("BAD VALUE: %s holds the put \"%s\" after other values\n", key, tok);
+			bad++;
+		}
+		if (hit)
+			present[hit->op] = true;
+		if (p == fin->output)
+			*first = strdup(tok);
+		free(tok);
+		p += len;
+	}
+	return bad;
+}
+
+/* Acknowledged writes to key that nothing applied later could have overwritten are present. */
+static int audit_lost(const struct lin_history *h, const char *key, const char *first,
+                      const bool *present)
+{
+	size_t n = lin_history_count(h);
+	const struct lin_op **last;
+	long nlast = last_put_candidates(h, key, first, &last);
+	int bad = 0;
+
+	if (nlast < 0)
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		const struct lin_op *op = lin_history_op(h, i);
+		bool put = op->kind == LIN_PUT, replaced = false;
+
+		if (is_final(op) || op->kind == LIN_GET || op->status != LIN_STATUS_OK ||
+		    op->value_len == 0 || strcmp(op->key, key) != 0)
+			continue;
+		if (put ? first && strcmp(first, op->value) == 0 : present[i])
+			continue;
+		for (long j = 0; j < nlast && !replaced; j++)
+			replaced = may_follow(last[j], op);
+		if (replaced)
+			continue;
+		printf("LOST WRITE: the acknowledged %s \"%s\" to %s (history line %lu) is not in "
+		       "the final value, and no later Put can have replaced it\n",
+		       put ? "put" : "append", op->value, key, op->line);
+		bad++;
+	}
+	free(last);
+	return bad;
+}
+
+static int cmd_audit(const struct config *cfg)
+{
+	struct lin_history *h = NULL;
+	struct written *w;
+	bool *present;
+	char err[512];
+	size_t n, nw = 0;
+	int bad = 0, keys = 0;
+
+	if (lin_history_load(cfg->history, &h, err, sizeof err) != LIN_OK) {
+		fprintf(stderr, "nemesis_client: %s\n", err);
+		return EXIT_USAGE;
+	}
+	n = lin_history_count(h);
+	w = calloc(n ? n : 1, sizeof *w);
+	present = calloc(n ? n : 1, sizeof *present);
+	if (!w || !present) {
+		free(w);
+		free(present);
+		lin_history_free(h);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct lin_op *op = lin_history_op(h, i);
+
+		if (op->kind != LIN_GET && op->value_len)
+			w[nw++] = (struct written){op->key, op->value, i};
+	}
+	qsort(w, nw, sizeof *w, written_cmp);
+	audit_minutes(h);
+	for (int k = 0; k < cfg->keys; k++) {
+		char key[KEY_BYTES], *first = NULL;
+		const struct lin_op *fin;
+
+		key_name(key, k);
+		fin = final_read(h, key, &bad);
+		if (!fin) {
+			printf("NO FINAL VALUE: %s was not read at the end\n", key);
+			bad++;
+			continue;
+		}
+		bad += audit_tokens(h, w, nw, key, fin, &first, present);
+		bad += audit_lost(h, key, first, present);
+		free(first);
+		keys++;
+	}
+	printf("audit: %zu operations, %d keys: %s\n", n, keys,
+	       bad ? "PROBLEMS FOUND"
+	           : "every final value is made of written values, each once, "
+	             "and no acknowledged write is missing");
+	free(w);
+	free(present);
+	lin_history_free(h);
+	return bad ? EXIT_CHECK : EXIT_OK;
+}
+
+/* --- put ------------------------------------------------------------------------------------------ */
+
+static const char *errno_name(int err)
+{
+	const char *name = err ? strerrorname_np(err) : "ok";
+
+	return name ? name : "unknown-errno";
+}
+
+static int cmd_put(const struct config *cfg)
+{
+	int root = open(cfg->mounts[0], O_PATH | O_DIRECTORY | O_CLOEXEC), fd, werr = 0, cerr = 0;
+
+	if (root < 0) {
+		fprintf(stderr, "nemesis_client: %s: %s\n", cfg->mounts[0], strerror(errno));
+		return EXIT_USAGE;
+	}
+	fd = openat(root, cfg->key, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		printf("open %s\n", errno_name(errno));
+		close(root);
+		return EXIT_OK;
+	}
+	if (cfg->after) {
+		int64_t deadline = now_ns() + AFTER_WAIT_SECONDS * NS_PER_S;
+
+		printf("opened\n");
+		fflush(stdout);
+		while (access(cfg->after, F_OK) != 0 && now_ns() < deadline)
+			sleep_ms(REOPEN_PAUSE_MS / 2);
+	}
+	if (write_all(fd, cfg->value, strlen(cfg->value)) != 0)
+		werr = errno;
+	if (close(fd) != 0)
+		cerr = errno;
+	printf("open ok write %s close %s\n", errno_name(werr), errno_name(cerr));
+	close(root);
+	return EXIT_OK;
+}
+
+/* --- command line --------------------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: nemesis_client run --history=FILE --clerk=LIST [--mount=DIR]... [--seconds=S]\n"
+	        "           [--mount-clients=N] [--clerk-clients=N] [--keys=K] [--seed=N]\n"
+	        "           [--timeout-ms=MS] [--stuck-seconds=S] [--ready=FILE] [--timedout-unknown]\n"
+	        "           [--rate=OPS_PER_S]\n"
+	        "       nemesis_client final --history=FILE --clerk=LIST [--mount=DIR]... [--keys=K]\n"
+	        "           [--wait-seconds=S] [--timeout-ms=MS]\n"
+	        "       nemesis_client audit --history=FILE [--keys=K]\n"
+	        "       nemesis_client put --mount=DIR --key=KEY --value=VALUE [--after=FILE]\n"
+	        "run: N threads per mount and N clerk threads of random Get/Append/Put on keys\n"
+	        "k0..kK-1 for S seconds, recorded in FILE (tests/lib/lincheck.h format); final: waits\n"
+	        "for the nodes to agree, reads every key on every mount and node, records the reads,\n"
+	        "fails if they differ; audit: operations per minute and the lost-write checks; put:\n"
+	        "one O_TRUNC open + write + close, printing each call's outcome.\n"
+	        "The clerk connects from $RAFTFS_BIND when set. Exit 0 ok, 1 check failed, 2 usage\n"
+	        "or setup error, 3 a request hung on a mount.\n");
+}
+
+static bool int_arg(const char *a, const char *name, int lo, int hi, int *out)
+{
+	size_t len = strlen(name);
+	char *end;
+	long v;
+
+	if (strncmp(a, name, len) != 0)
+		return false;
+	errno = 0;
+	v = strtol(a + len, &end, 10);
+	if (errno || end == a + len || *end || v < lo || v > hi) {
+		fprintf(stderr, "nemesis_client: bad %s\n", a);
+		exit(EXIT_USAGE);
+	}
+	*out = (int)v;
+	return true;
+}
+
+static int parse_args(int argc, char **argv, struct config *cfg)
+{
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		int v;
+
+		if (strncmp(a, "--history=", 10) == 0)
+			cfg->history = a + 10;
+		else if (strncmp(a, "--clerk=", 8) == 0)
+			cfg->clerk_list = a + 8;
+		else if (strncmp(a, "--ready=", 8) == 0)
+			cfg->ready = a + 8;
+		else if (strncmp(a, "--key=", 6) == 0)
+			cfg->key = a + 6;
+		else if (strncmp(a, "--value=", 8) == 0)
+			cfg->value = a + 8;
+		else if (strncmp(a, "--after=", 8) == 0)
+			cfg->after = a + 8;
+		else if (strncmp(a, "--mount=", 8) == 0 && cfg->n_mounts < MAX_MOUNTS)
+			cfg->mounts[cfg->n_mounts++] = a + 8;
+		else if (strncmp(a, "--seed=", 7) == 0)
+			cfg->seed = strtoull(a + 7, NULL, 10);
+		else if (strcmp(a, "--timedout-unknown") == 0)
+			cfg->timedout_unknown = true;
+		else if (int_arg(a, "--seconds=", 1, 1000000, &cfg->seconds) ||
+		         int_arg(a, "--mount-clients=", 0, MAX_CLIENTS_PER_SOURCE,
+		                 &cfg->mount_clients) ||
+		         int_arg(a, "--clerk-clients=", 0, MAX_CLIENTS_PER_SOURCE,
+		                 &cfg->clerk_clients) ||
+		         int_arg(a, "--keys=", 1, MAX_KEYS, &cfg->keys) ||
+		         int_arg(a, "--rate=", 0, 1000000, &cfg->rate) ||
+		         int_arg(a, "--stuck-seconds=", 1, 3600, &cfg->stuck_seconds) ||
+		         int_arg(a, "--wait-seconds=", 1, 3600, &cfg->wait_seconds))
+			continue;
+		else if (int_arg(a, "--timeout-ms=", 1, 3600000, &v))
+			cfg->timeout_ms = (unsigned)v;
+		else
+			return -1;
+	}
+	if (strcmp(argv[1], "put") == 0)
+		return cfg->n_mounts == 1 && cfg->key && cfg->value ? 0 : -1;
+	return cfg->history ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg = {.mount_clients = 2,
+	                     .clerk_clients = 2,
+	                     .keys = DEFAULT_KEYS,
+	                     .seconds = 60,
+	                     .wait_seconds = DEFAULT_WAIT_SECONDS,
+	                     .stuck_seconds = DEFAULT_STUCK_SECONDS,
+	                     .timeout_ms = DEFAULT_TIMEOUT_MS,
+	                     .seed = 1};
+	struct recorder rec = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	const char *cmd = argc > 1 ? argv[1] : "";
+	int rc;
+
+	if (argc == 1 || strcmp(cmd, "--help") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (parse_args(argc, argv, &cfg) != 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(cmd, "audit") == 0)
+		return cmd_audit(&cfg);
+	if (strcmp(cmd, "put") == 0)
+		return cmd_put(&cfg);
+	if ((strcmp(cmd, "run") != 0 && strcmp(cmd, "final") != 0) || !cfg.clerk_list) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cfg.bind = getenv("RAFTFS_BIND");
+	rec.f = fopen(cfg.history, "ae");
+	if (!rec.f) {
+		fprintf(stderr, "nemesis_client: %s: %s\n", cfg.history, strerror(errno));
+		return EXIT_USAGE;
+	}
+	fprintf(rec.f, "# nemesis_client %s: seed %" PRIu64 ", %d keys, start %" PRId64 " ns\n",
+	        cmd, cfg.seed, cfg.keys, now_ns());
+	rc = strcmp(cmd, "run") == 0 ? cmd_run(&cfg, &rec) : cmd_final(&cfg, &rec);
+	if (fclose(rec.f) != 0 || rec.failed) {
+		fprintf(stderr, "nemesis_client: writing %s failed\n", cfg.history);
+		rc = rc ? rc : EXIT_USAGE;
+	}
+	return rc;
+}

@@ -348,6 +348,11 @@ loop_run echo-mount bash -c \
 	"for k in \$(seq 1 $LOOP); do echo v > '${M[1]}/loop-echo-'\$k || exit 1; done"
 loop_run etcdctl-put bash -c \
 	"for k in \$(seq 1 $LOOP); do ETCDCTL_API=3 etcdctl --endpoints='$EPS' put loop-ctl-\$k v >/dev/null || exit 1; done"
+# the same key every time: `echo v > f` rewriting one file, beside `etcdctl put f v`
+loop_run echo-mount-same bash -c \
+	"for k in \$(seq 1 $LOOP); do echo v > '${M[1]}/loop-same' || exit 1; done"
+loop_run etcdctl-put-same bash -c \
+	"for k in \$(seq 1 $LOOP); do ETCDCTL_API=3 etcdctl --endpoints='$EPS' put loop-same v >/dev/null || exit 1; done"
 loop_run raftfsctl-put bash -c \
 	"for k in \$(seq 1 $LOOP); do '$RAFTFSCTL' --cluster='$CLUSTER_LIST' put loop-ctl-\$k v >/dev/null || exit 1; done"
 [ "$(timeout 30 cat "${M[3]}/loop-echo-$LOOP")" = v ] || fail "the last echo is not seen on mount 3"

@@ -145,7 +145,7 @@ cluster_mount_add() {
 # The FUSE connection number (/sys/fs/fuse/connections/N) of the mount on DIR, without touching
 # the mount itself (a stat of a hung mount would hang).
 fuse_conn_of() {
-	awk -v d="$(realpath -s "$1")" '$5 == d && $0 ~ / - fuse/ { split($3, a, ":"); print a[2] }' \
+	awk -v d="$(realpath -s -m "$1")" '$5 == d && $0 ~ / - fuse/ { split($3, a, ":"); print a[2] }' \
 		/proc/self/mountinfo | tail -n 1
 }
 
@@ -163,7 +163,7 @@ mount_abort() {
 # mount_release DIR: fusermount3 -u, then -u -z; a connection still there is aborted.
 mount_release() {
 	local d=$1 c
-	grep -qs " $(realpath -s "$d") " /proc/self/mounts || return 0
+	grep -qs " $(realpath -s -m "$d") " /proc/self/mounts || return 0
 	timeout 10 fusermount3 -u "$d" 2>/dev/null || timeout 10 fusermount3 -u -z "$d" 2>/dev/null
 	c=$(fuse_conn_of "$d")
 	if [ -n "$c" ] && [ -w "/sys/fs/fuse/connections/$c/abort" ]; then

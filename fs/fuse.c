@@ -802,11 +802,23 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 /* --- open, read, write, flush, release ----------------------------------------------------------- */
 
+/* Answers an open with handle h, set up from the open flags (DESIGN.md 6: no page cache, every
+ * read asks; an O_TRUNC open for writing is one Put at its first write or its last close). */
+static void reply_open(fuse_req_t req, struct fuse_file_info *fi, struct fs_handle *h)
+{
+	h->append = (fi->flags & O_APPEND) != 0;
+	h->trunc_pending = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	if (fuse_reply_open(req, fi) != 0)
+		handle_free(h); /* interrupted: no release will come */
+}
+
 static void open_done(struct fs_op *op, int err)
 {
 	const struct kv_attr *a = &op->req.result.attr;
 	struct fs_handle *h;
-	int acc = op->fi.flags & O_ACCMODE;
 
 	if (!err && !op->req.result.has_attr)
 		err = EIO;
@@ -819,13 +831,7 @@ static void open_done(struct fs_op *op, int err)
 		return;
 	}
 	h->size = a->size;
-	h->append = (op->fi.flags & O_APPEND) != 0;
-	h->trunc_pending = (op->fi.flags & O_TRUNC) && acc != O_RDONLY;
-	op->fi.fh = (uint64_t)(uintptr_t)h;
-	op->fi.direct_io = 1; /* DESIGN.md 6: no page cache, every read asks */
-	op->fi.keep_cache = 0;
-	if (fuse_reply_open(op->freq, &op->fi) != 0)
-		handle_free(h); /* interrupted: no release will come */
+	reply_open(op->freq, &op->fi, h);
 	op_free(op);
 }
 
@@ -841,17 +847,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * and `echo v >> f`. Other opens read the attributes, to pin a size for reads. */
 	if ((fi->flags & O_ACCMODE) == O_WRONLY && (fi->flags & (O_TRUNC | O_APPEND))) {
 		h = handle_new(f, ino);
-		if (!h) {
+		if (h)
+			reply_open(req, fi, h);
+		else
 			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		h->append = (fi->flags & O_APPEND) != 0;
-		h->trunc_pending = (fi->flags & O_TRUNC) != 0;
-		fi->fh = (uint64_t)(uintptr_t)h;
-		fi->direct_io = 1;
-		fi->keep_cache = 0;
-		if (fuse_reply_open(req, fi) != 0)
-			handle_free(h); /* interrupted: no release will come */
 		return;
 	}
 	op = op_new(f, req, open_done);

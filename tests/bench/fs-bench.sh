@@ -68,16 +68,7 @@ for i in 1 2 3; do
 	node_start "$i" -o auto_unmount --timeout=10 "${M[$i]}"
 done
 for i in 1 2 3; do
-	ok=0
-	for _ in $(seq 1 100); do
-		if grep -qs " ${M[$i]} fuse" /proc/self/mounts &&
-			timeout 5 stat "${M[$i]}/." >/dev/null 2>&1; then
-			ok=1
-			break
-		fi
-		sleep 0.2
-	done
-	[ "$ok" -eq 1 ] || fail "node $i did not mount ${M[$i]}"
+	wait_mount "${M[$i]}" || fail "node $i did not mount ${M[$i]}"
 done
 wait_leader >/dev/null
 # Leave the first elections and connections behind before measuring.

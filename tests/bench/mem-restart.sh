@@ -82,12 +82,7 @@ serves_get() {
 	[ "${#v}" -eq "$VAL" ]
 }
 
-cluster_init 3
-CLUSTER_LIST=""
-for i in 1 2 3; do
-	NODE_PORT[$i]=$((PORT_BASE + i))
-	CLUSTER_LIST="${CLUSTER_LIST:+$CLUSTER_LIST,}$i=${NODE_ADDR[$i]}:${NODE_PORT[$i]}"
-done
+cluster_init 3 "$PORT_BASE"
 FIRST_KEY=$(printf "%0${KEY_BYTES}d" 0)
 for i in 1 2 3; do
 	mr_start "$i"

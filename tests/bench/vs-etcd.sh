@@ -135,12 +135,7 @@ ETCDCTL_API=3 timeout 30 etcdctl --endpoints="$EPS" endpoint health >/dev/null 2
 	fail "etcd is not healthy: $(tail -n 3 "$ETCD_DIR/m1.log")"
 
 # raftfs: tests/lib/cluster.sh's layout, on fixed ports away from etcd's, the default tick
-cluster_init 3
-CLUSTER_LIST=""
-for i in 1 2 3; do
-	NODE_PORT[$i]=$((PORT_BASE + i))
-	CLUSTER_LIST="${CLUSTER_LIST:+$CLUSTER_LIST,}$i=${NODE_ADDR[$i]}:${NODE_PORT[$i]}"
-done
+cluster_init 3 "$PORT_BASE"
 M=()
 for i in 1 2 3; do
 	M[$i]="$CLUSTER_DIR/mnt$i"
@@ -151,16 +146,7 @@ for i in 1 2 3; do
 	NODE_PID[$i]=$!
 done
 for i in 1 2 3; do
-	ok=0
-	for _ in $(seq 1 100); do
-		if grep -qs " ${M[$i]} fuse" /proc/self/mounts &&
-			timeout 5 stat "${M[$i]}/." >/dev/null 2>&1; then
-			ok=1
-			break
-		fi
-		sleep 0.2
-	done
-	[ "$ok" -eq 1 ] || fail "node $i did not mount ${M[$i]}"
+	wait_mount "${M[$i]}" || fail "node $i did not mount ${M[$i]}"
 done
 wait_leader >/dev/null
 RF_PIDS="${NODE_PID[1]},${NODE_PID[2]},${NODE_PID[3]}"

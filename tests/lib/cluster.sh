@@ -31,10 +31,10 @@ fail() {
 }
 
 # cluster_init N: N nodes on 127.0.0.1..N with a random base port (parallel runs do not clash).
-cluster_init() {
+cluster_init() { # cluster_init N [BASE]: node i listens on BASE+i (default: a random base)
 	CLUSTER_N=$1
 	CLUSTER_DIR=$(mktemp -d /tmp/raftfs-test.XXXXXX)
-	local base=$((20000 + RANDOM % 20000))
+	local base=${2:-$((20000 + RANDOM % 20000))}
 	CLUSTER_LIST=""
 	for i in $(seq 1 "$CLUSTER_N"); do
 		NODE_ADDR[$i]="$CLUSTER_NET.$i"
@@ -147,6 +147,15 @@ cluster_mount_add() {
 fuse_conn_of() {
 	awk -v d="$(realpath -s -m "$1")" '$5 == d && $0 ~ / - fuse/ { split($3, a, ":"); print a[2] }' \
 		/proc/self/mountinfo | tail -n 1
+}
+
+# wait_mount DIR: until a FUSE mount on DIR answers (at most 20 s); 1 if it never does.
+wait_mount() {
+	for _ in $(seq 1 100); do
+		grep -qs " $1 fuse" /proc/self/mounts && timeout 5 stat "$1/." >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
 }
 
 # mount_abort DIR: aborts the FUSE connection of the mount on DIR (its waiting requests fail

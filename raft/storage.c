@@ -69,6 +69,9 @@ struct raft_storage {
 	size_t cap_segs;
 	struct raft_vfs_file *tail;
 	uint64_t tail_written; /* bytes of the tail on disk; segs[n-1].size - tail_written queued */
+	uint64_t tail_alloc; /* size of the tail file: zeros past tail_written (preallocated) */
+	uint64_t prealloc_bytes; /* 0: no preallocation */
+	bool prealloc_paused; /* allocate failed: not again in this segment */
 	bool tail_dirty; /* written or truncated since its last fdatasync */
 	struct raft_codec_buf wbuf; /* queued records of the tail */
 	uint64_t last_index;
@@ -420,6 +423,9 @@ int raft_storage_new(const struct raft_storage_options *opts, struct raft_storag
 	}
 	st->segment_max_bytes =
 	        opts->segment_max_bytes ? opts->segment_max_bytes : RAFT_STORAGE_SEGMENT_BYTES;
+	st->prealloc_bytes = opts->prealloc_bytes == RAFT_STORAGE_PREALLOC_OFF ? 0
+	        : opts->prealloc_bytes ? opts->prealloc_bytes
+	                               : RAFT_STORAGE_PREALLOC_BYTES;
 	st->log = opts->log;
 	st->log_ctx = opts->log_ctx;
 	st->meta_newest = -1;
@@ -659,6 +665,39 @@ static int meta_load(struct raft_storage *st, const bool present[2])
 
 /* --- log: appends, truncation, sync ----------------------------------------------------------- */
 
+/*
+ * Reserves the tail's space up to at least need bytes, one prealloc step ahead but not past the
+ * segment bound. Not being able to is no failure: the log is whole, its appends just grow the
+ * file as they would without preallocation (until the next segment tries again).
+ */
+static void tail_reserve(struct raft_storage *st, uint64_t need)
+{
+	char name[NAME_BYTES];
+	uint64_t bound = need > st->segment_max_bytes ? need : st->segment_max_bytes;
+	uint64_t want = need + st->prealloc_bytes < bound ? need + st->prealloc_bytes : bound;
+	int err;
+
+	if (st->prealloc_bytes == 0 || st->prealloc_paused || need <= st->tail_alloc)
+		return;
+	err = st->vfs->allocate(st->vfs, st->tail, want);
+	if (err) {
+		seg_name(name, st->segs[st->n_segs - 1].first_index);
+		st_log(st, err == EOPNOTSUPP ? 0 : 2, "segment %s: cannot reserve space (%s)", name,
+		       errno_name(err));
+		st->prealloc_paused = true;
+		return;
+	}
+	st->tail_alloc = want;
+}
+
+/* Learns the tail file's size (preallocated space included) after opening it. */
+static int tail_size(struct raft_storage *st, const char *name)
+{
+	int err = st->vfs->size(st->vfs, st->tail, &st->tail_alloc);
+
+	return err ? fail_io(st, err, "size of segment %s", name) : RAFT_OK;
+}
+
 /* Writes the queued records of the tail (no sync). */
 static int tail_flush(struct raft_storage *st)
 {
@@ -667,6 +706,7 @@ static int tail_flush(struct raft_storage *st)
 
 	if (st->wbuf.len == 0)
 		return RAFT_OK;
+	tail_reserve(st, st->tail_written + st->wbuf.len);
 	err = st->vfs->pwrite(st->vfs, st->tail, st->wbuf.data, st->wbuf.len, st->tail_written);
 	if (err) {
 		seg_name(name, st->segs[st->n_segs - 1].first_index);
@@ -715,19 +755,33 @@ static int seg_create(struct raft_storage *st, uint64_t first_index)
 		return fail_io(st, err, "create segment %s", name);
 	}
 	st->tail_written = 0;
+	st->tail_alloc = 0;
+	st->prealloc_paused = false;
 	st->tail_dirty = false;
 	/* The new name must survive a crash before any entry in it is acknowledged. */
 	return sync_dir(st);
 }
 
-/* Closes the full tail: its records are written and synced before any later segment gets a
- * byte, so that only the last segment can ever end in a torn record. */
+/* Closes the full tail: its records are written and synced, and its unused space cut off,
+ * before any later segment gets a byte, so that only the last segment can ever end in a torn
+ * record or in zeros. */
 static int seg_close_tail(struct raft_storage *st)
 {
-	int rc = raft_storage_sync(st);
+	char name[NAME_BYTES];
+	int err, rc = raft_storage_sync(st);
 
 	if (rc != RAFT_OK)
 		return rc;
+	if (st->tail_alloc > st->tail_written) {
+		err = st->vfs->truncate(st->vfs, st->tail, st->tail_written);
+		if (!err)
+			err = st->vfs->fdatasync(st->vfs, st->tail);
+		if (err) {
+			seg_name(name, st->segs[st->n_segs - 1].first_index);
+			return fail_io(st, err, "cut segment %s", name);
+		}
+		st->tail_alloc = st->tail_written;
+	}
 	st->vfs->close(st->vfs, st->tail);
 	st->tail = NULL;
 	return RAFT_OK;
@@ -849,14 +903,19 @@ int raft_storage_truncate(struct raft_storage *st, uint64_t index)
 			return fail_io(st, err, "open segment %s", name);
 		}
 		st->tail_written = s->size;
+		st->prealloc_paused = false;
+		if ((rc = tail_size(st, name)) != RAFT_OK)
+			return rc;
 	}
 	if (index <= seg_last_index(s)) {
+		/* Cut, not overwritten in place: records past the new end must not survive in the
+		 * space that later appends reuse (zeros are the end of the log, old records are not). */
 		uint64_t cut = s->offsets[index - s->first_index];
 		err = st->vfs->truncate(st->vfs, st->tail, cut);
 		if (err)
 			return fail_io(st, err, "truncate segment %s", name);
 		s->n_entries = index - s->first_index;
-		s->size = st->tail_written = cut;
+		s->size = st->tail_written = st->tail_alloc = cut;
 		st->tail_dirty = true;
 	}
 	return RAFT_OK;
@@ -1440,22 +1499,37 @@ static bool all_zero(const unsigned char *p, size_t n)
 	return true;
 }
 
+/* Where the run of zeros that ends buf[0, size) starts (size when the last byte is not zero). */
+static size_t zeros_from(const unsigned char *buf, size_t size)
+{
+	while (size > 0 && buf[size - 1] == 0)
+		size--;
+	return size;
+}
+
 /*
  * Whether the bad record at buf[off, size) of the last segment is a torn write rather than
- * damage: a header cut short; bytes never written (zeros); or a frame whose length runs past
- * the end of the file while the tpl preamble that follows agrees with that length (the record
- * was being written). A record that lies wholly inside the file and fails its CRC is damage.
+ * damage. A record is written at the end of the records, into new file space or into zeros
+ * reserved ahead (tail_reserve); a crash in mid-write leaves a prefix of it followed by zeros
+ * or by the end of the file. So it is torn when: its header is cut short; it is all zeros;
+ * it ends in zeros that run to the end of the file (the part never written: a wholly written
+ * record cannot fail its check for being torn); or it runs past the end of the file while the tpl preamble that follows agrees with
+ * its length. A bad record followed by other bytes is damage, as is one in any other segment.
+ * (A last record damaged after it was synced, with only reserved zeros behind it, cannot be
+ * told from a torn one: it is cut too, as etcd and canonical/raft do.)
  */
 static bool is_torn(const unsigned char *buf, size_t size, size_t off)
 {
-	size_t remain = size - off, need;
+	size_t remain = size - off, need, zeros = zeros_from(buf, size);
 	const unsigned char *img = buf + off + RAFT_CODEC_HEADER_BYTES;
 	uint32_t intl;
 
-	if (remain < RAFT_CODEC_HEADER_BYTES || all_zero(buf + off, remain))
+	if (remain < RAFT_CODEC_HEADER_BYTES || zeros < off + RAFT_CODEC_HEADER_BYTES)
 		return true;
-	if (raft_codec_frame_length(buf + off, remain, &need) != RAFT_OK || need <= remain)
+	if (raft_codec_frame_length(buf + off, remain, &need) != RAFT_OK)
 		return false;
+	if (need <= remain) /* whole, yet bad: torn only if its end was never written */
+		return zeros < off + need;
 	if (remain < RAFT_CODEC_HEADER_BYTES + TPL_PREAMBLE_BYTES)
 		return true;
 	intl = (uint32_t)img[4] | (uint32_t)img[5] << 8 | (uint32_t)img[6] << 16 |
@@ -1507,6 +1581,12 @@ static int seg_load(struct raft_storage *st, uint64_t first, bool is_last, struc
 	while (off < size) {
 		struct raft_entry e;
 		uint64_t want = first + s->n_entries;
+		if (is_last && all_zero(buf + off, size - off)) {
+			/* space reserved ahead of the records (tail_reserve): the log ends here */
+			st_log(st, 0, "segment %s: records end at byte %zu of %zu", name, off,
+			       size);
+			break;
+		}
 		rc = raft_codec_frame_length(buf + off, size - off, &need);
 		if (rc == RAFT_OK && need <= size - off)
 			rc = raft_codec_decode_entry(buf + off, need, &e);
@@ -1659,7 +1739,7 @@ static int tail_open(struct raft_storage *st)
 		return fail_io(st, err, "open segment %s", name);
 	}
 	st->tail_written = s->size;
-	return RAFT_OK;
+	return tail_size(st, name);
 }
 
 static int dir_prepare(struct raft_storage *st, const char *dir)

@@ -153,6 +153,22 @@ static int posix_truncate(struct raft_vfs *vfs, struct raft_vfs_file *f, uint64_
 	return ftruncate(f->fd, (off_t)size) == 0 ? 0 : errno;
 }
 
+static int posix_allocate(struct raft_vfs *vfs, struct raft_vfs_file *f, uint64_t size)
+{
+	struct stat st;
+
+	(void)vfs;
+	if (fstat(f->fd, &st) != 0)
+		return errno;
+	if ((uint64_t)st.st_size >= size)
+		return 0;
+	/* Not posix_fallocate: where the file system cannot, it writes zeros, which costs more
+	 * than the appends it was meant to speed up. */
+	if (fallocate(f->fd, 0, st.st_size, (off_t)(size - (uint64_t)st.st_size)) != 0)
+		return errno == ENOSYS ? EOPNOTSUPP : errno;
+	return 0;
+}
+
 static int posix_fsync(struct raft_vfs *vfs, struct raft_vfs_file *f)
 {
 	(void)vfs;
@@ -249,6 +265,7 @@ struct raft_vfs *raft_vfs_posix_new(void)
 	vfs->pwrite = posix_pwrite;
 	vfs->size = posix_size;
 	vfs->truncate = posix_truncate;
+	vfs->allocate = posix_allocate;
 	vfs->fsync = posix_fsync;
 	vfs->fdatasync = posix_fdatasync;
 	vfs->rename = posix_rename;
@@ -263,15 +280,19 @@ struct raft_vfs *raft_vfs_posix_new(void)
 /* --- in memory -------------------------------------------------------------------------------- */
 
 /*
- * A file. Its synced content is data[0, synced_len) while only appends happened since the last
- * sync (synced_copy NULL); the first write below synced_len or truncation below it saves the
- * synced bytes in synced_copy first (copy on write). So a sync after appends copies nothing.
+ * A file. Its synced content is data[0, synced_len) while only writes at or past synced_data
+ * happened since the last sync (synced_copy NULL): bytes from synced_data on were zeros then.
+ * The first write below synced_data, or truncation below synced_len, saves the synced bytes in
+ * synced_copy first (copy on write). So a sync after appends, or after writes into allocated
+ * space, copies nothing.
  */
 struct mem_inode {
 	unsigned char *data;
 	size_t len;
 	size_t cap;
+	size_t written; /* end of the bytes written by pwrite (at most len); zeros follow */
 	size_t synced_len;
+	size_t synced_data; /* written as of the last sync */
 	unsigned char *synced_copy; /* NULL, or synced_len bytes of synced content */
 	unsigned refs; /* current entries + durable entries + open handles */
 };
@@ -376,6 +397,8 @@ static int inode_resize(struct mem_inode *ino, size_t len)
 	if (len > ino->len)
 		memset(ino->data + ino->len, 0, len - ino->len);
 	ino->len = len;
+	if (ino->written > len)
+		ino->written = len;
 	return 0;
 }
 
@@ -384,6 +407,7 @@ static void inode_sync(struct mem_inode *ino)
 	free(ino->synced_copy);
 	ino->synced_copy = NULL;
 	ino->synced_len = ino->len;
+	ino->synced_data = ino->written;
 }
 
 static struct mem_dirent *table_find(struct mem_dir_table *t, const char *path)
@@ -559,11 +583,13 @@ static int mem_pwrite(struct raft_vfs *vfs, struct raft_vfs_file *f, const void 
 		len /= 2;
 	if (off > SIZE_MAX - len)
 		return EFBIG;
-	if (off < ino->synced_len && (err = inode_cow(ino)) != 0)
+	if (off < ino->synced_data && (err = inode_cow(ino)) != 0)
 		return err;
 	if (off + len > ino->len && (err = inode_resize(ino, (size_t)off + len)) != 0)
 		return err;
 	memcpy(ino->data + off, buf, len);
+	if (off + len > ino->written)
+		ino->written = (size_t)off + len;
 	return fault;
 }
 
@@ -586,6 +612,22 @@ static int mem_truncate(struct raft_vfs *vfs, struct raft_vfs_file *f, uint64_t 
 		return err;
 	if (size > SIZE_MAX)
 		return EFBIG;
+	return inode_resize(f->ino, (size_t)size);
+}
+
+static int mem_allocate(struct raft_vfs *vfs, struct raft_vfs_file *f, uint64_t size)
+{
+	struct mem_fs *fs = mem_fs(vfs);
+	int err = mem_fault(fs, RAFT_VFS_OP_ALLOCATE, NULL);
+
+	if (err || (err = handle_check(fs, f)) != 0)
+		return err;
+	if (!(f->flags & RAFT_VFS_WRITE))
+		return EBADF;
+	if (size > SIZE_MAX)
+		return EFBIG;
+	if (size <= f->ino->len)
+		return 0;
 	return inode_resize(f->ino, (size_t)size);
 }
 
@@ -766,6 +808,7 @@ struct raft_vfs *raft_vfs_mem_new(void)
 	vfs->pwrite = mem_pwrite;
 	vfs->size = mem_size;
 	vfs->truncate = mem_truncate;
+	vfs->allocate = mem_allocate;
 	vfs->fsync = mem_fsync;
 	vfs->fdatasync = mem_fsync;
 	vfs->rename = mem_rename;
@@ -808,10 +851,11 @@ unsigned long raft_vfs_mem_calls(const struct raft_vfs *vfs, enum raft_vfs_op op
 	return ((const struct mem_fs *)vfs->impl)->faults[op].calls;
 }
 
-/* Reverts one file to its synced bytes plus up to torn_bytes of an unsynced appended tail. */
+/* Reverts one file to its synced bytes plus up to torn_bytes of what was written past its
+ * synced data since (a torn write: a prefix of it reached the disk, the rest did not). */
 static void inode_crash(struct mem_inode *ino, size_t torn_bytes)
 {
-	size_t keep;
+	size_t keep = 0, end;
 
 	if (ino->synced_copy) {
 		/* rewritten in place since the sync: the synced bytes are the saved ones */
@@ -819,13 +863,21 @@ static void inode_crash(struct mem_inode *ino, size_t torn_bytes)
 		ino->data = ino->synced_copy;
 		ino->synced_copy = NULL;
 		ino->len = ino->cap = ino->synced_len;
-	} else if (ino->len > ino->synced_len) {
-		keep = ino->len - ino->synced_len;
-		ino->len = ino->synced_len + (keep < torn_bytes ? keep : torn_bytes);
-	} else {
-		ino->len =
-		        ino->synced_len; /* shrunk above synced_len: the old tail was synced zeros */
+		ino->written = ino->synced_data;
+		inode_sync(ino);
+		return;
 	}
+	if (ino->written > ino->synced_data) {
+		keep = ino->written - ino->synced_data;
+		keep = keep < torn_bytes ? keep : torn_bytes;
+	}
+	end = ino->synced_data + keep;
+	/* what the sync left as zeros past the kept prefix is zeros again; a grow not synced is
+	 * gone (shrinking above synced_len made no copy: that tail was synced zeros) */
+	ino->len = end > ino->synced_len ? end : ino->synced_len;
+	if (ino->len > end)
+		memset(ino->data + end, 0, ino->len - end);
+	ino->written = end;
 	inode_sync(ino);
 }
 

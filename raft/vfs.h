@@ -36,6 +36,10 @@ struct raft_vfs {
 	              uint64_t off);
 	int (*size)(struct raft_vfs *vfs, struct raft_vfs_file *f, uint64_t *size);
 	int (*truncate)(struct raft_vfs *vfs, struct raft_vfs_file *f, uint64_t size);
+	/* Grows f to at least size bytes of zeros with their blocks reserved (fallocate), so that
+	 * a later write there and its fdatasync need not change the file's metadata. Never
+	 * shrinks. EOPNOTSUPP where the file system cannot; the size is durable after a sync. */
+	int (*allocate)(struct raft_vfs *vfs, struct raft_vfs_file *f, uint64_t size);
 	int (*fsync)(struct raft_vfs *vfs, struct raft_vfs_file *f);
 	int (*fdatasync)(struct raft_vfs *vfs, struct raft_vfs_file *f);
 	int (*rename)(struct raft_vfs *vfs, const char *from, const char *to);
@@ -87,6 +91,7 @@ enum raft_vfs_op {
 	RAFT_VFS_OP_MKDIR,
 	RAFT_VFS_OP_READDIR,
 	RAFT_VFS_OP_ALLOC, /* the alloc_fails hook (and the codec's, see raft_vfs_mem_alloc_hook) */
+	RAFT_VFS_OP_ALLOCATE, /* allocate (file space, not memory) */
 	RAFT_VFS_OP_COUNT
 };
 
@@ -106,8 +111,10 @@ unsigned long raft_vfs_mem_calls(const struct raft_vfs *vfs, enum raft_vfs_op op
 
 /*
  * A power loss: every directory reverts to its durable entries and every file to its synced
- * bytes, except that up to torn_bytes of what was appended past the synced length since the
- * last sync survive (a torn write). Files open before the crash fail every call with EIO except
+ * bytes, except that up to torn_bytes of what was written since the last sync past the synced
+ * data survive (a torn write). The synced data ends at the last byte ever written by pwrite as
+ * of the sync: a write into synced zeros past it (space from allocate or a grow) tears the same
+ * way as an append, leaving the rest of the space zero. Files open before the crash fail every call with EIO except
  * close.
  */
 void raft_vfs_mem_crash(struct raft_vfs *vfs, size_t torn_bytes);

@@ -21,6 +21,7 @@ struct fixture {
 	struct raft_storage *st;
 	struct raft_restore r;
 	uint64_t seg_bytes;
+	uint64_t prealloc; /* raft_storage_options.prealloc_bytes */
 	char last_warning[400];
 	unsigned warnings;
 };
@@ -38,8 +39,11 @@ static void fx_log(void *ctx, int level, const char *msg)
 /* Opens a storage on fx->vfs; returns raft_storage_open's result (the storage stays in fx). */
 static int fx_try_open(struct fixture *fx)
 {
-	struct raft_storage_options o = {
-	        .vfs = fx->vfs, .segment_max_bytes = fx->seg_bytes, .log = fx_log, .log_ctx = fx};
+	struct raft_storage_options o = {.vfs = fx->vfs,
+	                                 .segment_max_bytes = fx->seg_bytes,
+	                                 .prealloc_bytes = fx->prealloc,
+	                                 .log = fx_log,
+	                                 .log_ctx = fx};
 	int rc;
 
 	rc = raft_storage_new(&o, &fx->st);
@@ -72,13 +76,21 @@ static void fx_reopen(struct fixture *fx)
 	fx_open(fx);
 }
 
-static void fx_init(struct fixture *fx, uint64_t seg_bytes)
+/* A storage with segments of seg_bytes (0: the default) and preallocation steps of prealloc
+ * (raft_storage_options.prealloc_bytes). */
+static void fx_init_with(struct fixture *fx, uint64_t seg_bytes, uint64_t prealloc)
 {
 	memset(fx, 0, sizeof(*fx));
 	fx->vfs = raft_vfs_mem_new();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(fx->vfs);
 	fx->seg_bytes = seg_bytes;
+	fx->prealloc = prealloc;
 	fx_open(fx);
+}
+
+static void fx_init(struct fixture *fx, uint64_t seg_bytes)
+{
+	fx_init_with(fx, seg_bytes, 0);
 }
 
 static void fx_fini(struct fixture *fx)
@@ -606,40 +618,55 @@ static void test_a_log_conflicting_with_the_snapshot_is_dropped_at_open(void)
 /* --- torn tails and corruption ---------------------------------------------------------------- */
 
 /* The last record is written but its fdatasync fails; a crash keeps k of its bytes, for every
- * k from 0 to all of them. Open cuts the torn record (logging it) and keeps the rest. */
-static void test_a_torn_last_record_is_cut_at_every_byte_offset(void)
+ * k from 0 to all of them. Open cuts the torn record (logging it) and keeps the rest. With
+ * preallocation the record was written into zeros that stay behind the torn prefix. */
+static void torn_last_record_at_every_byte_offset(uint64_t prealloc)
 {
-	uint64_t rec_start, rec_end;
+	uint64_t rec_start, rec_end, all;
+	bool pre = prealloc != RAFT_STORAGE_PREALLOC_OFF;
 	struct fixture fx;
 
-	/* learn where the last record lies */
-	fx_init(&fx, 0);
+	/* learn where the last record lies (records are the same with or without preallocation) */
+	fx_init_with(&fx, 0, RAFT_STORAGE_PREALLOC_OFF);
 	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 1, 5, 1), RAFT_OK);
 	rec_start = file_size(fx.vfs, "wal-0000000000000001");
 	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 6, 1, 1), RAFT_OK);
 	rec_end = file_size(fx.vfs, "wal-0000000000000001");
 	fx_fini(&fx);
 	CU_ASSERT_FATAL(rec_end > rec_start + 20);
+	all = rec_end - rec_start;
 
-	for (uint64_t k = 0; k <= rec_end - rec_start; k++) {
-		fx_init(&fx, 0);
+	for (uint64_t k = 0; k <= all; k++) {
+		fx_init_with(&fx, 0, prealloc);
 		CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 1, 5, 1), RAFT_OK);
 		raft_vfs_mem_fail(fx.vfs, RAFT_VFS_OP_SYNC, 1, EIO, false);
 		CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 6, 1, 1), RAFT_EIO);
 		CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 6, 1, 1), RAFT_ESHUTDOWN);
 		raft_vfs_mem_crash(fx.vfs, (size_t)k);
-		CU_ASSERT_EQUAL(file_size(fx.vfs, "wal-0000000000000001"), rec_start + k);
+		if (pre) { /* the synced space outlives the crash */
+			CU_ASSERT(file_size(fx.vfs, "wal-0000000000000001") >= rec_end);
+		} else {
+			CU_ASSERT_EQUAL(file_size(fx.vfs, "wal-0000000000000001"), rec_start + k);
+		}
 		fx.warnings = 0;
 		fx_reopen(&fx);
-		if (k == rec_end - rec_start) {
+		if (k == all) {
 			CU_ASSERT_EQUAL(fx.r.n_entries, 6); /* all of it made it after all */
 			CU_ASSERT_EQUAL(fx.warnings, 0);
 		} else {
 			CU_ASSERT_EQUAL(fx.r.n_entries, 5);
-			CU_ASSERT_EQUAL(file_size(fx.vfs, "wal-0000000000000001"), rec_start);
 			if (k > 0) {
 				CU_ASSERT_EQUAL(fx.warnings, 1);
 				CU_ASSERT_PTR_NOT_NULL(strstr(fx.last_warning, "torn record"));
+				CU_ASSERT_EQUAL(file_size(fx.vfs, "wal-0000000000000001"),
+				                rec_start);
+			} else {
+				/* nothing of it reached the disk: zeros, or the end of the file */
+				CU_ASSERT_EQUAL(fx.warnings, 0);
+				if (!pre) {
+					CU_ASSERT_EQUAL(file_size(fx.vfs, "wal-0000000000000001"),
+					                rec_start);
+				}
 			}
 		}
 		for (size_t i = 0; i < 5; i++)
@@ -647,9 +674,130 @@ static void test_a_torn_last_record_is_cut_at_every_byte_offset(void)
 		/* the repaired log takes appends and reopens cleanly */
 		CU_ASSERT_EQUAL(persist_entries(fx.st, 0, fx.r.n_entries + 1, 1, 2), RAFT_OK);
 		fx_reopen(&fx);
-		CU_ASSERT_EQUAL(fx.warnings, k > 0 && k < rec_end - rec_start ? 1 : 0);
+		CU_ASSERT_EQUAL(fx.warnings, k > 0 && k < all ? 1 : 0);
+		CU_ASSERT_EQUAL(fx.r.n_entries, k == all ? 7 : 6);
+		CU_ASSERT_TRUE(entry_ok(&fx.r.entries[fx.r.n_entries - 1], fx.r.n_entries, 2));
 		fx_fini(&fx);
 	}
+}
+
+static void test_a_torn_last_record_is_cut_at_every_byte_offset(void)
+{
+	torn_last_record_at_every_byte_offset(RAFT_STORAGE_PREALLOC_OFF);
+}
+
+static void test_a_torn_record_in_preallocated_space_is_cut_at_every_byte_offset(void)
+{
+	torn_last_record_at_every_byte_offset(0);
+}
+
+/* Preallocation: the tail file is longer than its records; the zeros are the end of the log,
+ * not damage, and survive a reopen; closed segments are cut to their records. */
+static void test_preallocated_space_ends_the_log_quietly_and_closed_segments_are_cut(void)
+{
+	struct fixture on, off;
+	char name[64];
+
+	fx_init_with(&on, 0, 4096);
+	fx_init_with(&off, 0, RAFT_STORAGE_PREALLOC_OFF);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(on.st, 0, 1, 5, 1), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(off.st, 0, 1, 5, 1), RAFT_OK);
+	CU_ASSERT_EQUAL(file_size(on.vfs, "wal-0000000000000001"),
+	                file_size(off.vfs, "wal-0000000000000001") + 4096);
+	fx_reopen(&on);
+	CU_ASSERT_EQUAL(on.warnings, 0);
+	CU_ASSERT_EQUAL(on.r.n_entries, 5);
+	CU_ASSERT_EQUAL(file_size(on.vfs, "wal-0000000000000001"),
+	                file_size(off.vfs, "wal-0000000000000001") + 4096);
+	/* appends go on where the records end, not at the end of the file */
+	CU_ASSERT_EQUAL_FATAL(persist_entries(on.st, 0, 6, 3, 1), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(off.st, 0, 6, 3, 1), RAFT_OK);
+	fx_reopen(&on);
+	CU_ASSERT_EQUAL(on.r.n_entries, 8);
+	for (size_t i = 0; i < on.r.n_entries; i++)
+		CU_ASSERT_TRUE(entry_ok(&on.r.entries[i], i + 1, 1));
+	fx_fini(&on);
+	fx_fini(&off);
+
+	/* small segments: every closed one has exactly the bytes it has without preallocation */
+	fx_init_with(&on, 300, 0);
+	fx_init_with(&off, 300, RAFT_STORAGE_PREALLOC_OFF);
+	for (uint64_t i = 1; i <= 40; i += 4) {
+		CU_ASSERT_EQUAL_FATAL(persist_entries(on.st, 0, i, 4, 1), RAFT_OK);
+		CU_ASSERT_EQUAL_FATAL(persist_entries(off.st, 0, i, 4, 1), RAFT_OK);
+	}
+	CU_ASSERT(count_files(on.vfs, "wal-") > 3);
+	CU_ASSERT_EQUAL(count_files(on.vfs, "wal-"), count_files(off.vfs, "wal-"));
+	{
+		char **names;
+		size_t n, tails = 0;
+		uint64_t last = 0;
+		CU_ASSERT_EQUAL_FATAL(on.vfs->readdir(on.vfs, DIR, &names, &n), 0);
+		for (size_t i = 0; i < n; i++) { /* the tail is the name that sorts last */
+			if (strncmp(names[i], "wal-", 4) == 0 &&
+			    strtoull(names[i] + 4, NULL, 16) > last)
+				last = strtoull(names[i] + 4, NULL, 16);
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (strncmp(names[i], "wal-", 4) != 0)
+				continue;
+			snprintf(name, sizeof(name), "%s", names[i]);
+			if (strtoull(names[i] + 4, NULL, 16) == last) {
+				tails++;
+				CU_ASSERT(file_size(on.vfs, name) > file_size(off.vfs, name));
+			} else {
+				CU_ASSERT_EQUAL(file_size(on.vfs, name), file_size(off.vfs, name));
+			}
+		}
+		raft_vfs_names_free(names, n);
+		CU_ASSERT_EQUAL(tails, 1);
+	}
+	fx_reopen(&on);
+	CU_ASSERT_EQUAL(on.warnings, 0);
+	CU_ASSERT_EQUAL(on.r.n_entries, 40);
+	fx_fini(&on);
+	fx_fini(&off);
+}
+
+/* A suffix truncation inside preallocated space cuts the file: the dropped records must not
+ * come back from behind the new, shorter ones after a crash. */
+static void test_truncation_in_preallocated_space_leaves_no_old_records(void)
+{
+	struct fixture fx;
+
+	fx_init_with(&fx, 0, 1u << 16);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 1, 20, 1), RAFT_OK);
+	/* a new leader's entries from 6 on, fewer of them, synced */
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 6, 6, 2, 2), RAFT_OK);
+	raft_vfs_mem_crash(fx.vfs, 1u << 20);
+	fx_reopen(&fx);
+	CU_ASSERT_EQUAL(fx.warnings, 0);
+	CU_ASSERT_EQUAL_FATAL(fx.r.n_entries, 7);
+	for (size_t i = 0; i < 5; i++)
+		CU_ASSERT_TRUE(entry_ok(&fx.r.entries[i], i + 1, 1));
+	CU_ASSERT_TRUE(entry_ok(&fx.r.entries[5], 6, 2));
+	CU_ASSERT_TRUE(entry_ok(&fx.r.entries[6], 7, 2));
+	fx_fini(&fx);
+}
+
+/* A damaged record followed by another record in preallocated space is damage, not a torn
+ * write: open refuses, naming the file and offset. */
+static void test_a_bad_record_before_another_in_preallocated_space_refuses_open(void)
+{
+	struct fixture fx;
+	uint64_t third;
+
+	fx_init_with(&fx, 0, RAFT_STORAGE_PREALLOC_OFF);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 1, 2, 1), RAFT_OK);
+	third = file_size(fx.vfs, "wal-0000000000000001");
+	fx_fini(&fx);
+	fx_init_with(&fx, 0, 0);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 1, 4, 1), RAFT_OK);
+	file_flip(fx.vfs, "wal-0000000000000001", third + RAFT_CODEC_HEADER_BYTES + 12, 0x40);
+	fx_close(&fx);
+	CU_ASSERT_EQUAL(fx_try_open(&fx), RAFT_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(raft_storage_errmsg(fx.st), "wal-0000000000000001"));
+	fx_fini(&fx);
 }
 
 /* A torn record that was the first of a new segment leaves that segment empty: it goes. */
@@ -931,6 +1079,42 @@ static void test_fault_sweep_failed_allocations(void)
 	sweep_one_kind(RAFT_VFS_OP_ALLOC, ENOMEM, false, 0);
 }
 
+/* Reserving file space is an optimization: when it fails (no space, a file system without
+ * fallocate) the storage warns and appends as it would without; nothing stops or is lost. */
+static void test_fault_sweep_failed_preallocation_changes_nothing_but_a_warning(void)
+{
+	static const int errs[] = {ENOSPC, EIO, EOPNOTSUPP};
+	unsigned long fired_count = 0;
+
+	for (size_t e = 0; e < sizeof(errs) / sizeof(errs[0]); e++) {
+		for (unsigned long nth = 1;; nth++) {
+			struct fixture fx;
+			struct model m;
+			bool fired;
+			memset(&m, 0, sizeof(m));
+			fx_init(&fx, 700);
+			raft_vfs_mem_fail(fx.vfs, RAFT_VFS_OP_ALLOCATE, nth, errs[e], false);
+			CU_ASSERT_EQUAL(workload(&fx, &m), RAFT_OK);
+			fired = raft_vfs_mem_fault_fired(fx.vfs);
+			raft_vfs_mem_clear_faults(fx.vfs);
+			if (fired) {
+				fired_count++;
+				if (errs[e] != EOPNOTSUPP)
+					CU_ASSERT_PTR_NOT_NULL(
+					        strstr(fx.last_warning, "cannot reserve space"));
+			}
+			raft_vfs_mem_crash(fx.vfs, 7);
+			fx_close(&fx);
+			CU_ASSERT_EQUAL_FATAL(fx_try_open(&fx), RAFT_OK);
+			check_recovered(&fx, &m);
+			fx_fini(&fx);
+			if (!fired)
+				break;
+		}
+	}
+	CU_ASSERT(fired_count > 3);
+}
+
 /* --- the in-memory file system itself --------------------------------------------------------- */
 
 static void test_mem_vfs_keeps_only_what_was_synced_across_a_crash(void)
@@ -981,6 +1165,28 @@ static void test_mem_vfs_keeps_only_what_was_synced_across_a_crash(void)
 	CU_ASSERT_EQUAL(vfs->pread(vfs, g, buf, sizeof(buf), 0, &got), 0);
 	CU_ASSERT_EQUAL(got, 8);
 	CU_ASSERT_EQUAL(memcmp(buf, "hello wo", 8), 0);
+	vfs->close(vfs, g);
+	/* allocated space: an unsynced allocate is undone; a synced one stays, and a write into
+	 * it tears like an append, leaving zeros behind the kept prefix */
+	CU_ASSERT_EQUAL_FATAL(vfs->open(vfs, "/d/a", RAFT_VFS_READ | RAFT_VFS_WRITE, &f), 0);
+	CU_ASSERT_EQUAL(vfs->allocate(vfs, f, 12), 0);
+	CU_ASSERT_EQUAL(vfs->allocate(vfs, f, 4), 0); /* never shrinks */
+	CU_ASSERT_EQUAL(vfs->size(vfs, f, &size), 0);
+	CU_ASSERT_EQUAL(size, 12);
+	raft_vfs_mem_crash(vfs, 100);
+	vfs->close(vfs, f);
+	CU_ASSERT_EQUAL_FATAL(vfs->open(vfs, "/d/a", RAFT_VFS_READ | RAFT_VFS_WRITE, &f), 0);
+	CU_ASSERT_EQUAL(vfs->size(vfs, f, &size), 0);
+	CU_ASSERT_EQUAL(size, 8);
+	CU_ASSERT_EQUAL(vfs->allocate(vfs, f, 14), 0);
+	CU_ASSERT_EQUAL(vfs->fdatasync(vfs, f), 0);
+	CU_ASSERT_EQUAL(vfs->pwrite(vfs, f, "rld!", 4, 8), 0);
+	raft_vfs_mem_crash(vfs, 2);
+	vfs->close(vfs, f);
+	CU_ASSERT_EQUAL_FATAL(vfs->open(vfs, "/d/a", RAFT_VFS_READ, &g), 0);
+	CU_ASSERT_EQUAL(vfs->pread(vfs, g, buf, sizeof(buf), 0, &got), 0);
+	CU_ASSERT_EQUAL(got, 14);
+	CU_ASSERT_EQUAL(memcmp(buf, "hello worl\0\0\0\0", 14), 0);
 	vfs->close(vfs, g);
 	raft_vfs_free(vfs);
 }
@@ -1083,6 +1289,14 @@ static CU_TestInfo snapshot_tests[] = {
 };
 
 static CU_TestInfo damage_tests[] = {
+        {"test_a_torn_record_in_preallocated_space_is_cut_at_every_byte_offset",
+         test_a_torn_record_in_preallocated_space_is_cut_at_every_byte_offset},
+        {"test_preallocated_space_ends_the_log_quietly_and_closed_segments_are_cut",
+         test_preallocated_space_ends_the_log_quietly_and_closed_segments_are_cut},
+        {"test_truncation_in_preallocated_space_leaves_no_old_records",
+         test_truncation_in_preallocated_space_leaves_no_old_records},
+        {"test_a_bad_record_before_another_in_preallocated_space_refuses_open",
+         test_a_bad_record_before_another_in_preallocated_space_refuses_open},
         {"test_a_torn_last_record_is_cut_at_every_byte_offset",
          test_a_torn_last_record_is_cut_at_every_byte_offset},
         {"test_a_torn_first_record_of_a_segment_removes_the_segment",
@@ -1103,6 +1317,8 @@ static CU_TestInfo sweep_tests[] = {
         {"test_fault_sweep_failed_fsyncs", test_fault_sweep_failed_fsyncs},
         {"test_fault_sweep_failed_file_operations", test_fault_sweep_failed_file_operations},
         {"test_fault_sweep_failed_allocations", test_fault_sweep_failed_allocations},
+        {"test_fault_sweep_failed_preallocation_changes_nothing_but_a_warning",
+         test_fault_sweep_failed_preallocation_changes_nothing_but_a_warning},
         CU_TEST_INFO_NULL,
 };
 

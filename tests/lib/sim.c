@@ -404,7 +404,10 @@ static void shadow_snapshot(struct node *nd, const struct raft_snapshot_meta *me
 static int node_recover(struct sim *s, struct node *nd, bool exact, uint64_t keep_to,
                         bool may_install)
 {
-	struct raft_storage_options o = {nd->vfs, nd->segment_max_bytes, storage_log, nd};
+	struct raft_storage_options o = {.vfs = nd->vfs,
+	                                 .segment_max_bytes = nd->segment_max_bytes,
+	                                 .log = storage_log,
+	                                 .log_ctx = nd};
 	const struct raft_restore *rs = &nd->rs;
 	uint64_t li, lt;
 	int rv;

@@ -682,8 +682,7 @@ static void tail_reserve(struct raft_storage *st, uint64_t need)
 	err = st->vfs->allocate(st->vfs, st->tail, want);
 	if (err) {
 		seg_name(name, st->segs[st->n_segs - 1].first_index);
-		st_log(st, err == EOPNOTSUPP ? 0 : 2, "segment %s: cannot reserve space (%s)", name,
-		       errno_name(err));
+		st_log(st, 2, "segment %s: cannot reserve space (%s)", name, errno_name(err));
 		st->prealloc_paused = true;
 		return;
 	}

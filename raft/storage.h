@@ -31,7 +31,7 @@
 #define RAFT_STORAGE_SEGMENT_BYTES (8u << 20) /* default segment size bound */
 #define RAFT_STORAGE_MIN_SEGMENT_BYTES 256u
 #define RAFT_STORAGE_MAX_SEGMENT_BYTES (1u << 30)
-#define RAFT_STORAGE_PREALLOC_BYTES (1u << 20) /* default step of space reserved ahead */
+#define RAFT_STORAGE_PREALLOC_BYTES (64u << 10) /* default step of space reserved ahead */
 #define RAFT_STORAGE_PREALLOC_OFF UINT64_MAX
 #define RAFT_STORAGE_MAX_META_BYTES 4096u /* a metadata or snapshot-meta file, at most */
 #define RAFT_STORAGE_ERRMSG_BYTES 256u
@@ -43,9 +43,9 @@ struct raft_storage_options {
 	/* A segment is closed and a new one started when the next record would take it past this
 	 * (a single larger record gets a segment of its own). 0: RAFT_STORAGE_SEGMENT_BYTES. */
 	uint64_t segment_max_bytes;
-	/* The tail segment's space is reserved (raft_vfs allocate) this many bytes ahead of its
-	 * records, so that the fdatasync after an append need not change the file's size: on ext4
-	 * that saves a journal commit per sync. The unused rest reads as zeros, which recovery takes
+	/* The tail segment's space is reserved (raft_vfs allocate: zeros written) this many bytes
+	 * ahead of its records, so that the fdatasync after an append need not change the file's
+	 * size or block map: on ext4 that saves a metadata write per sync. The unused rest reads as zeros, which recovery takes
 	 * for the end of the log; a closed segment is cut to its records. 0:
 	 * RAFT_STORAGE_PREALLOC_BYTES; RAFT_STORAGE_PREALLOC_OFF: never. */
 	uint64_t prealloc_bytes;

@@ -36,9 +36,10 @@ struct raft_vfs {
 	              uint64_t off);
 	int (*size)(struct raft_vfs *vfs, struct raft_vfs_file *f, uint64_t *size);
 	int (*truncate)(struct raft_vfs *vfs, struct raft_vfs_file *f, uint64_t size);
-	/* Grows f to at least size bytes of zeros with their blocks reserved (fallocate), so that
-	 * a later write there and its fdatasync need not change the file's metadata. Never
-	 * shrinks. EOPNOTSUPP where the file system cannot; the size is durable after a sync. */
+	/* Grows f to at least size bytes of zeros with their blocks allocated and written, so
+	 * that a later write there and its fdatasync need not change the file's metadata. Never
+	 * shrinks; after a failure part of the zeros may be there. The size is durable after a
+	 * sync. */
 	int (*allocate)(struct raft_vfs *vfs, struct raft_vfs_file *f, uint64_t size);
 	int (*fsync)(struct raft_vfs *vfs, struct raft_vfs_file *f);
 	int (*fdatasync)(struct raft_vfs *vfs, struct raft_vfs_file *f);

@@ -330,18 +330,33 @@ loop_run() { # loop_run NAME COMMAND...: runs COMMAND (a bash loop), records ops
 	echo "sys=loop name=$name $line" >>"$RAW"
 	echo "  $name: $line"
 }
-loop_run echo-mount bash -c \
-	"for k in \$(seq 1 $LOOP); do echo v > '${M[1]}/loop-echo-'\$k || exit 1; done"
+# The mount of a follower (its requests go through the leader: the common case) and the
+# leader's own; etcdctl is given every endpoint, as a user would.
+LOOP_LEADER=$(cluster_leader)
+[ -n "$LOOP_LEADER" ] || fail "no leader for the shell loops"
+LOOP_FOLLOWER=$((LOOP_LEADER % 3 + 1))
+echo "  (node $LOOP_LEADER leads; follower mount: node $LOOP_FOLLOWER)"
+for who in follower leader; do
+	mnt=${M[$LOOP_FOLLOWER]} sfx=""
+	if [ "$who" = leader ]; then
+		mnt=${M[$LOOP_LEADER]} sfx=-leader
+	fi
+	loop_run "echo-mount$sfx" bash -c \
+		"for k in \$(seq 1 $LOOP); do echo v > '$mnt/loop-echo$sfx-'\$k || exit 1; done"
+	# the same key every time: `echo v > f` rewriting one file
+	loop_run "echo-mount-same$sfx" bash -c \
+		"for k in \$(seq 1 $LOOP); do echo v > '$mnt/loop-same$sfx' || exit 1; done"
+done
 loop_run etcdctl-put bash -c \
 	"for k in \$(seq 1 $LOOP); do ETCDCTL_API=3 etcdctl --endpoints='$EPS' put loop-ctl-\$k v >/dev/null || exit 1; done"
-# the same key every time: `echo v > f` rewriting one file, beside `etcdctl put f v`
-loop_run echo-mount-same bash -c \
-	"for k in \$(seq 1 $LOOP); do echo v > '${M[1]}/loop-same' || exit 1; done"
 loop_run etcdctl-put-same bash -c \
 	"for k in \$(seq 1 $LOOP); do ETCDCTL_API=3 etcdctl --endpoints='$EPS' put loop-same v >/dev/null || exit 1; done"
 loop_run raftfsctl-put bash -c \
 	"for k in \$(seq 1 $LOOP); do '$RAFTFSCTL' --cluster='$CLUSTER_LIST' put loop-ctl-\$k v >/dev/null || exit 1; done"
-[ "$(timeout 30 cat "${M[3]}/loop-echo-$LOOP")" = v ] || fail "the last echo is not seen on mount 3"
+for i in 1 2 3; do
+	[ "$(timeout 30 cat "${M[$i]}/loop-echo-$LOOP")" = v ] ||
+		fail "the last echo is not seen on mount $i"
+done
 
 # --- the table ----------------------------------------------------------------------------------
 

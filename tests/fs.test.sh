@@ -33,12 +33,7 @@ mount_node() { # mount_node I [options...]: node I with its mount on $CLUSTER_DI
 	node_start "$i" -o auto_unmount,allow_other,default_permissions "$@" "${M[$i]}"
 }
 wait_mounted() { # until the mount of node I answers
-	for _ in $(seq 1 100); do
-		grep -qs " ${M[$1]} fuse" /proc/self/mounts && t stat "${M[$1]}/." >/dev/null 2>&1 &&
-			return 0
-		sleep 0.2
-	done
-	fail "node $1 did not mount ${M[$1]}"
+	wait_mount "${M[$1]}" || fail "node $1 did not mount ${M[$1]}"
 }
 for i in 1 2 3; do mount_node "$i" --timeout=10; done
 for i in 1 2 3; do wait_mounted "$i"; done

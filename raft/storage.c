@@ -462,6 +462,11 @@ void raft_storage_free(struct raft_storage *st)
 	free(st);
 }
 
+bool raft_storage_stopped(const struct raft_storage *st)
+{
+	return st->stopped;
+}
+
 const char *raft_storage_errmsg(const struct raft_storage *st)
 {
 	return st->errmsg;

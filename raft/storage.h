@@ -2,6 +2,7 @@
 #ifndef RAFT_STORAGE_H
 #define RAFT_STORAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +70,9 @@ void raft_storage_restore_free(struct raft_restore *restore);
 /* Closes files and frees st (NULL is ignored). Appends not yet synced are discarded (they were
  * never durable, so never acknowledged); a snapshot being written is abandoned. */
 void raft_storage_free(struct raft_storage *st);
+
+/* True once a failure stopped the storage (every call then fails with RAFT_ESHUTDOWN). */
+bool raft_storage_stopped(const struct raft_storage *st);
 
 /* What the last failure was about; "" when none. Valid until the next call on st. */
 const char *raft_storage_errmsg(const struct raft_storage *st);

@@ -1113,10 +1113,10 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
 		snprintf(err, err_len, "raft: %s", raft_strerror(rv));
 		goto err_store;
 	}
-	raft_storage_restore_free(&restore);
 	nlog(n, 1, "node %u open: snapshot %llu, log up to %llu", cfg->id,
 	     (unsigned long long)restore.snap.index,
 	     (unsigned long long)raft_storage_last_index(n->storage));
+	raft_storage_restore_free(&restore); /* zeroes restore: after the log line */
 	*out = n;
 	return RAFT_OK;
 

@@ -7,6 +7,12 @@
  * that depends on it leaves (STYLE.md 2). No other thread exists; a future helper thread (an
  * fsync thread) must hand its results back to the loop through a queue and a wake-up event,
  * never touch the node itself.
+ *
+ * Snapshots are written by a forked child (Redis BGSAVE): the child sees the store as it was at
+ * the fork, writes and fsyncs the image, reports its size and CRC through a pipe and _exits; the
+ * loop learns of its end from the pipe's EOF and reaps it without blocking. fork() is safe here
+ * because the process has one thread (checked before each fork: with more, malloc in the child
+ * could deadlock, and the snapshot is written in the loop instead).
  */
 
 #include <errno.h>
@@ -19,8 +25,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +46,29 @@
 #define CLIENT_MAX_OUTPUT_BYTES (64u << 20) /* replies queued per client before backpressure */
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000u
 #define SHUTDOWN_MAX_MS 3000u /* a leader waits this long for a transfer */
+#define SNAPSHOT_CHILD_NICE 10 /* the child yields the CPU to the loop (2 cores, 3 nodes) */
+#define SNAPSHOT_CHILD_IOPRIO 7 /* best-effort class, lowest level: the WAL's fsyncs go first */
+#define SNAPSHOT_REAP_RETRY_MS 2 /* EOF came before the child became reapable: look again */
+
+/* What a snapshot child writes to its pipe before it exits (one write, below PIPE_BUF). */
+struct snap_report {
+	uint64_t size;
+	uint32_t crc;
+	int32_t err; /* errno value; 0: the image is written and fsynced */
+};
+
+/* The background snapshot: a child process, or (pid -1) a job run in the loop. */
+struct snap_child {
+	pid_t pid; /* 0: none */
+	int fd; /* read end of the child's pipe, -1: closed */
+	struct event *ev; /* fd readable */
+	struct event *reap; /* timer: waitpid again, or hand an in-loop result to the node */
+	struct kv_snapshot_job *job;
+	struct snap_report rep;
+	size_t got; /* bytes of rep read so far */
+	bool inline_ok; /* pid -1: what the job's run returned */
+	uint64_t started_ms;
+};
 
 struct daemon {
 	struct fs_options opt;
@@ -51,6 +85,7 @@ struct daemon {
 	bool trace_msgs; /* RAFTFS_TRACE_MSGS: log every Raft message sent and received */
 	uint64_t stop_deadline_ms;
 	int exit_code;
+	struct snap_child snap;
 };
 
 static struct daemon *the_daemon; /* for the logger */
@@ -172,6 +207,215 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	kv_node_flush(d->node);
 	check_failed(d);
+}
+
+/* --- background snapshots ----------------------------------------------------------------------- */
+
+/* Threads of this process; 0 when /proc cannot tell. */
+static unsigned thread_count(void)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!dir)
+		return 0;
+	while ((de = readdir(dir)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
+}
+
+/* The child: no libevent, no FUSE, no stdio; runs the job, reports, _exits. */
+static void snapshot_child(struct kv_snapshot_job *job, int fd, pid_t parent)
+{
+	struct snap_report rep;
+
+	/* libevent's handlers would wake the parent's loop through its signal pipe */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	/* a parent that dies (kill -9) takes the child with it: no orphan holding its ports */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		_exit(1);
+	(void)setpriority(PRIO_PROCESS, 0, SNAPSHOT_CHILD_NICE);
+	(void)syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0,
+	              (2 << 13) /* IOPRIO_CLASS_BE */ | SNAPSHOT_CHILD_IOPRIO);
+	memset(&rep, 0, sizeof(rep));
+	if (job->run(job) != 0)
+		rep.err = job->err ? job->err : EIO;
+	rep.size = job->size;
+	rep.crc = job->crc;
+	if (write(fd, &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
+		_exit(1);
+	_exit(rep.err ? 1 : 0);
+}
+
+static void snap_close_pipe(struct snap_child *c)
+{
+	if (c->ev) {
+		event_free(c->ev);
+		c->ev = NULL;
+	}
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+}
+
+/* The child's end (or an in-loop job's): reaped without blocking, then handed to the node. */
+static void snap_finish(struct daemon *d)
+{
+	struct snap_child *c = &d->snap;
+	struct kv_snapshot_job *job = c->job;
+	struct timeval tv = {0, SNAPSHOT_REAP_RETRY_MS * 1000};
+	bool ok;
+	int status = 0;
+
+	if (c->pid > 0) {
+		pid_t r = waitpid(c->pid, &status, WNOHANG);
+		if (r == 0) {
+			evtimer_add(c->reap, &tv);
+			return;
+		}
+		ok = r == c->pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+		        c->got == sizeof(c->rep) && c->rep.err == 0;
+		if (ok) {
+			job->size = c->rep.size;
+			job->crc = c->rep.crc;
+			job->err = 0;
+		} else {
+			job->err = c->got == sizeof(c->rep) && c->rep.err ? c->rep.err : EIO;
+		}
+		if (r == c->pid && WIFSIGNALED(status))
+			dlog(FS_LOG_WARN, "snapshot child %d killed by signal %d", (int)c->pid,
+			     WTERMSIG(status));
+		dlog(FS_LOG_INFO, "snapshot child %d: %s after %llu ms (%llu bytes)", (int)c->pid,
+		     ok ? "image written" : "failed",
+		     (unsigned long long)(mono_ms() - c->started_ms),
+		     (unsigned long long)c->rep.size);
+	} else {
+		ok = c->inline_ok;
+	}
+	c->pid = 0;
+	c->job = NULL;
+	c->got = 0;
+	kv_node_snapshot_done(d->node, job, ok);
+	check_failed(d);
+}
+
+static void snap_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	snap_finish(arg);
+}
+
+static void snap_readable_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct snap_child *c = &d->snap;
+	char sink[64];
+
+	(void)what;
+	for (;;) {
+		size_t room = sizeof(c->rep) - c->got;
+		ssize_t n = room ? read(fd, (char *)&c->rep + c->got, room)
+		                 : read(fd, sink, sizeof(sink));
+		if (n > 0) {
+			if (room)
+				c->got += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		break; /* EOF (or an error): the child has closed its end, it is exiting */
+	}
+	snap_close_pipe(c);
+	snap_finish(d);
+}
+
+/* env.snapshot_start: forks the child that writes the image. */
+static int env_snapshot_start(void *ctx, struct kv_snapshot_job *job)
+{
+	struct daemon *d = ctx;
+	struct snap_child *c = &d->snap;
+	pid_t parent = getpid(), pid;
+	unsigned threads = thread_count();
+	int fds[2];
+
+	if (c->pid != 0)
+		return -1;
+	c->job = job;
+	c->got = 0;
+	c->started_ms = mono_ms();
+	if (threads > 1) {
+		dlog(FS_LOG_WARN, "%u threads: no fork, the snapshot is written in the loop",
+		     threads);
+		goto in_loop;
+	}
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		dlog(FS_LOG_WARN, "snapshot pipe: %s; written in the loop", strerror(errno));
+		goto in_loop;
+	}
+	pid = fork();
+	if (pid < 0) {
+		dlog(FS_LOG_WARN, "snapshot fork: %s; written in the loop", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		goto in_loop;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		snapshot_child(job, fds[1], parent);
+	}
+	close(fds[1]);
+	c->pid = pid;
+	c->fd = fds[0];
+	if (evutil_make_socket_nonblocking(c->fd) != 0 ||
+	    !(c->ev = event_new(d->base, c->fd, EV_READ | EV_PERSIST, snap_readable_cb, d)) ||
+	    event_add(c->ev, NULL) != 0) {
+		/* cannot watch it: stop it; the node tries again later */
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		snap_close_pipe(c);
+		c->pid = 0;
+		c->job = NULL;
+		return -1;
+	}
+	dlog(FS_LOG_INFO, "snapshot at %llu: child %d writes it", (unsigned long long)job->index,
+	     (int)pid);
+	return 0;
+
+in_loop:
+	/* the old way, still correct: the loop stalls while the job runs */
+	c->pid = -1;
+	c->inline_ok = job->run(job) == 0;
+	event_active(c->reap, EV_TIMEOUT, 0);
+	return 0;
+}
+
+/* Shutdown: a running child is killed and reaped; the node then removes its temporary file. */
+static void snap_stop(struct daemon *d)
+{
+	struct snap_child *c = &d->snap;
+
+	if (c->pid > 0) {
+		kill(c->pid, SIGKILL);
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		dlog(FS_LOG_INFO, "snapshot child %d stopped", (int)c->pid);
+	}
+	c->pid = 0;
+	c->job = NULL;
+	snap_close_pipe(c);
+	if (c->reap) {
+		event_free(c->reap);
+		c->reap = NULL;
+	}
 }
 
 /* --- transport callbacks ------------------------------------------------------------------------ */
@@ -542,6 +786,8 @@ static int run(struct daemon *d)
 	env.log = log_cb;
 	env.schedule = env_schedule;
 	env.flush_sends = env_flush_sends;
+	env.snapshot_start = env_snapshot_start;
+	d->snap.fd = -1;
 	if (getrandom(&d->rng, sizeof(d->rng), 0) != sizeof(d->rng))
 		d->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32);
 
@@ -551,7 +797,8 @@ static int run(struct daemon *d)
 		return 1;
 	}
 	d->flush = event_new(d->base, -1, 0, flush_cb, d);
-	if (!d->flush) {
+	d->snap.reap = evtimer_new(d->base, snap_reap_cb, d);
+	if (!d->flush || !d->snap.reap) {
 		dlog(FS_LOG_ERROR, "cannot create events");
 		goto out_base;
 	}
@@ -609,8 +856,10 @@ out_events:
 		event_free(d->sig_int);
 	raft_transport_free(d->transport);
 out_node:
+	snap_stop(d); /* before the node closes: its temporary file goes with it */
 	kv_node_close(d->node);
 out_base:
+	snap_stop(d);
 	if (d->flush)
 		event_free(d->flush);
 	event_base_free(d->base);

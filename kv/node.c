@@ -1,6 +1,7 @@
 /* node.c - one replicated key/value node: Raft core + storage + state machine + requests. */
 #include "kv/node.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,12 @@ struct kv_node {
 	uint64_t next_key;
 	uint32_t reads_waiting; /* requests in RS_READ_APPLY */
 	uint64_t log_bytes; /* written to the log since the last snapshot */
+	/* the background snapshot (env.snapshot_start), at most one */
+	struct kv_snapshot_job job;
+	bool snap_in_flight; /* job started, kv_node_snapshot_done not called yet */
+	bool snap_stale; /* a leader's snapshot was installed while the job was in flight */
+	uint64_t snap_log_bytes; /* log_bytes when the job was made: the part it covers */
+	unsigned snap_retry_ticks; /* after a failure: no new job until this many ticks passed */
 	bool in_process;
 	bool again;
 	bool scheduled; /* env.schedule was called and kv_node_flush() has not run since */
@@ -633,15 +640,76 @@ static void abandon_proposals_to(struct kv_node *n, uint64_t index)
 	}
 }
 
+static int image_write(void *ctx, const void *buf, size_t len)
+{
+	return raft_storage_image_write(ctx, buf, len) == RAFT_OK ? 0 : -1;
+}
+
+/* job->run: possibly in a forked child, so it touches only the job, the store and the image
+ * file (no env callback, no log line). */
+static int snapshot_job_run(struct kv_snapshot_job *job)
+{
+	int rv = kv_snapshot_save(job->node->store, image_write, &job->image);
+
+	if (rv == KV_OK && raft_storage_image_sync(&job->image) != RAFT_OK)
+		rv = KV_EIO;
+	job->size = job->image.size;
+	job->crc = job->image.crc;
+	job->err = rv == KV_OK ? 0 : job->image.err ? job->image.err : ENOMEM;
+	return rv == KV_OK ? 0 : -1;
+}
+
+/* The log size that triggers a snapshot. In the background, the nodes of a cluster (which
+ * cross it together) are staggered a little, so that they do not all fork and write at once. */
+static uint64_t snapshot_trigger_bytes(const struct kv_node *n)
+{
+	uint64_t bytes = n->cfg.snapshot_bytes, extra;
+
+	if (!n->env.snapshot_start)
+		return bytes;
+	extra = bytes / 16 * ((n->cfg.id + 3) % 4);
+	return bytes > UINT64_MAX - extra ? UINT64_MAX : bytes + extra;
+}
+
+static void snapshot_start_background(struct kv_node *n, const struct raft_snapshot_meta *meta)
+{
+	struct kv_snapshot_job *job = &n->job;
+
+	if (raft_storage_snapshot_begin(n->storage, meta) != RAFT_OK) {
+		node_fail(n, "begin snapshot");
+		return;
+	}
+	memset(job, 0, sizeof(*job));
+	job->run = snapshot_job_run;
+	job->index = meta->index;
+	job->node = n;
+	raft_storage_snapshot_image(n->storage, &job->image);
+	n->snap_in_flight = true;
+	n->snap_stale = false;
+	n->snap_log_bytes = n->log_bytes;
+	if (n->env.snapshot_start(n->env.ctx, job) != 0) {
+		n->snap_in_flight = false;
+		raft_storage_snapshot_abort(n->storage);
+		n->snap_retry_ticks = KV_NODE_SNAPSHOT_RETRY_TICKS;
+		nlog(n, 2, "background snapshot at %llu cannot start; trying again later",
+		     (unsigned long long)meta->index);
+		return;
+	}
+	nlog(n, 0, "background snapshot at %llu started (%llu log bytes)",
+	     (unsigned long long)meta->index, (unsigned long long)n->log_bytes);
+}
+
 /* Compaction (DESIGN.md 5): once the log written since the last snapshot passes snapshot_bytes,
- * the state at the applied index goes into a new snapshot and the log before it is dropped. */
+ * the state at the applied index goes into a new snapshot and the log before it is dropped:
+ * in the background when the environment can (env.snapshot_start), else here and now. */
 static void maybe_snapshot(struct kv_node *n)
 {
 	struct raft_status st;
 	struct raft_snapshot_meta meta;
 	struct snap_io io = {n, 0, 0};
 
-	if (n->log_bytes < n->cfg.snapshot_bytes)
+	if (n->log_bytes < snapshot_trigger_bytes(n) || n->snap_in_flight ||
+	    n->snap_retry_ticks > 0)
 		return;
 	raft_status(n->raft, &st);
 	if (st.applied <= st.snapshot_index)
@@ -650,6 +718,10 @@ static void maybe_snapshot(struct kv_node *n)
 	meta.index = st.applied;
 	meta.term = raft_term_at(n->raft, st.applied);
 	meta.conf = n->cfg.conf;
+	if (n->env.snapshot_start) {
+		snapshot_start_background(n, &meta);
+		return;
+	}
 	if (raft_storage_snapshot_begin(n->storage, &meta) != RAFT_OK) {
 		node_fail(n, "begin snapshot");
 		return;
@@ -703,6 +775,8 @@ static void handle_update(struct kv_node *n)
 			}
 			abandon_proposals_to(n, u.snap_meta.index);
 			n->log_bytes = 0;
+			n->snap_log_bytes = 0;
+			n->snap_stale = n->snap_in_flight; /* the leader's snapshot wins */
 			nlog(n, 1, "installed snapshot %llu from the leader",
 			     (unsigned long long)u.snap_meta.index);
 		}
@@ -825,10 +899,67 @@ static void sweep(struct kv_node *n)
 	}
 }
 
+void kv_node_snapshot_done(struct kv_node *n, struct kv_snapshot_job *job, bool ok)
+{
+	uint64_t index = job->index;
+	int rc;
+
+	if (job != &n->job || !n->snap_in_flight) {
+		nlog(n, 2, "snapshot done for a job not in flight: ignored");
+		return;
+	}
+	n->snap_in_flight = false;
+	if (n->failed) {
+		raft_storage_snapshot_abort(n->storage);
+		return;
+	}
+	if (!ok) {
+		/* the log is all there still: nothing is lost, the next try comes later */
+		raft_storage_snapshot_abort(n->storage);
+		n->snap_retry_ticks = KV_NODE_SNAPSHOT_RETRY_TICKS;
+		nlog(n, 2, "background snapshot at %llu failed: %s; trying again later",
+		     (unsigned long long)index, strerror(job->err ? job->err : EIO));
+		return;
+	}
+	if (n->snap_stale) {
+		raft_storage_snapshot_abort(n->storage);
+		nlog(n, 1, "background snapshot at %llu discarded: the leader's was installed",
+		     (unsigned long long)index);
+		return;
+	}
+	rc = raft_storage_snapshot_install(n->storage, job->size, job->crc);
+	if (rc != RAFT_OK) {
+		if (raft_storage_stopped(n->storage)) {
+			node_fail(n, "install snapshot");
+			return;
+		}
+		if (rc != RAFT_ENOENT)
+			n->snap_retry_ticks = KV_NODE_SNAPSHOT_RETRY_TICKS;
+		nlog(n, rc == RAFT_ENOENT ? 1 : 2, "background snapshot at %llu not installed: %s",
+		     (unsigned long long)index, raft_storage_errmsg(n->storage));
+		return;
+	}
+	if (raft_snapshot_taken(n->raft, index, job->size) != RAFT_OK)
+		nlog(n, 3, "snapshot at index %llu: the core refused it",
+		     (unsigned long long)index);
+	nlog(n, 1, "snapshot at index %llu (%llu bytes), log compacted", (unsigned long long)index,
+	     (unsigned long long)job->size);
+	/* what was written while the job ran is not covered by it */
+	n->log_bytes = n->log_bytes > n->snap_log_bytes ? n->log_bytes - n->snap_log_bytes : 0;
+	n->snap_log_bytes = 0;
+}
+
+bool kv_node_snapshot_in_flight(const struct kv_node *n)
+{
+	return n->snap_in_flight;
+}
+
 void kv_node_tick(struct kv_node *n)
 {
 	if (n->failed)
 		return;
+	if (n->snap_retry_ticks > 0)
+		n->snap_retry_ticks--;
 	raft_tick(n->raft);
 	process(n);
 	sweep(n);
@@ -982,10 +1113,10 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
 		snprintf(err, err_len, "raft: %s", raft_strerror(rv));
 		goto err_store;
 	}
-	raft_storage_restore_free(&restore);
 	nlog(n, 1, "node %u open: snapshot %llu, log up to %llu", cfg->id,
 	     (unsigned long long)restore.snap.index,
 	     (unsigned long long)raft_storage_last_index(n->storage));
+	raft_storage_restore_free(&restore); /* zeroes restore: after the log line */
 	*out = n;
 	return RAFT_OK;
 
@@ -1005,6 +1136,8 @@ void kv_node_close(struct kv_node *n)
 	if (!n)
 		return;
 	fail_all(n, KV_STATUS_SHUTDOWN);
+	if (n->snap_in_flight) /* its process was stopped by the caller: remove its file */
+		raft_storage_snapshot_abort(n->storage);
 	raft_free(n->raft);
 	kv_store_free(n->store);
 	raft_storage_free(n->storage);

@@ -29,6 +29,31 @@
  * before the deadline; KV_STATUS_BAD_REQUEST; KV_STATUS_SHUTDOWN.
  */
 
+/*
+ * A snapshot whose image is written away from the event loop (env.snapshot_start). The node owns
+ * it; it stays valid until kv_node_snapshot_done() for it returns or the node is closed.
+ */
+struct kv_snapshot_job {
+	/*
+	 * Writes the image of the state machine as it was when the job was made, and fsyncs it:
+	 * 0, or -1 (job->err says why). Meant for a child forked right after snapshot_start was
+	 * called: it reads the node's memory (the child's copy) and writes through the storage's
+	 * vfs to a file opened before; it calls no env callback and logs nothing. Run it at most
+	 * once.
+	 */
+	int (*run)(struct kv_snapshot_job *job);
+	uint64_t index; /* the snapshot's index (the applied index when the job was made) */
+	/* out of run: the image's size and CRC32C, and an errno value when it failed. An
+	 * environment that ran the job in another process copies these three back before it
+	 * calls kv_node_snapshot_done. */
+	uint64_t size;
+	uint32_t crc;
+	int err;
+	/* private to the node */
+	struct kv_node *node;
+	struct raft_storage_image image;
+};
+
 struct kv_node_env {
 	void *ctx;
 	uint64_t (*random)(void *ctx);
@@ -51,6 +76,15 @@ struct kv_node_env {
 	/* Optional: what send() and send_app() queued should leave now; called before the node
 	 * blocks in an fdatasync, so that followers write while the leader does (thesis 10.2.1). */
 	void (*flush_sends)(void *ctx);
+	/*
+	 * Optional: takes a snapshot in the background (the daemon: in a forked child, as Redis
+	 * BGSAVE does). Returns 0 when job->run will run (in a child, or here: it may run inside
+	 * this call) and kv_node_snapshot_done(node, job, ok) will be called later, from outside
+	 * any kv_node_* call; -1 when it cannot start (the node retries later). Proposals,
+	 * applies and reads go on meanwhile; at most one job is in flight. NULL: snapshots are
+	 * written synchronously, inside the loop turn that crosses snapshot_bytes.
+	 */
+	int (*snapshot_start)(void *ctx, struct kv_snapshot_job *job);
 };
 
 struct kv_node_config {
@@ -67,6 +101,8 @@ struct kv_node_config {
 };
 
 #define KV_NODE_DEFAULT_SNAPSHOT_BYTES (64u << 20)
+/* After a background snapshot failed (or could not start), the next try waits this many ticks. */
+#define KV_NODE_SNAPSHOT_RETRY_TICKS 20u
 #define KV_NODE_DEFAULT_MAX_PENDING 65536u
 /* A read whose read index has not come back within this is asked again (the message or its
  * answer may have been lost; the leader may have died): a read without a deadline must not
@@ -134,6 +170,19 @@ int kv_node_submit(struct kv_node *n, struct kv_req *req);
 /* Abandons req (a FUSE interrupt): its callback runs now with NOT_APPLIED if it was never
  * proposed or forwarded, else UNKNOWN. */
 void kv_node_cancel(struct kv_node *n, struct kv_req *req);
+
+/*
+ * The end of a background snapshot (env.snapshot_start): ok when job->run returned 0 (with the
+ * job's size and crc as it set them). On success the image becomes the node's snapshot and the
+ * log it covers is dropped, unless a newer snapshot (the leader's) was installed meanwhile: then
+ * it is discarded. On failure a warning is logged and the node tries again later; the node does
+ * not stop for it. The job's process must have ended (its writes are over) before this is
+ * called. The environment must not call it after kv_node_close: kv_node_close abandons a job in
+ * flight (the caller stops the job's process first) and removes its temporary file.
+ */
+void kv_node_snapshot_done(struct kv_node *n, struct kv_snapshot_job *job, bool ok);
+/* True while a background snapshot is in flight. */
+bool kv_node_snapshot_in_flight(const struct kv_node *n);
 
 /* For the transport: fills an outgoing snapshot chunk. 0 or -1. */
 int kv_node_fill_snapshot(struct kv_node *n, uint64_t index, uint64_t offset, void *buf,

@@ -468,6 +468,11 @@ void raft_storage_free(struct raft_storage *st)
 	free(st);
 }
 
+bool raft_storage_stopped(const struct raft_storage *st)
+{
+	return st->stopped;
+}
+
 const char *raft_storage_errmsg(const struct raft_storage *st)
 {
 	return st->errmsg;
@@ -962,6 +967,22 @@ static int writer_abandon(struct raft_storage *st, struct snap_writer *w)
 	return remove_file(st, w->tmp_name);
 }
 
+/* Closes and removes a local image that will not be installed. A failed removal stops
+ * nothing: the file is a temporary one, removed at the next open (scan_dir) or replaced by
+ * the next snapshot's. */
+static void writer_discard(struct raft_storage *st, struct snap_writer *w)
+{
+	int err;
+
+	if (!w->active)
+		return;
+	writer_close(st, w);
+	err = st->vfs->unlink(st->vfs, path_in(st, st->path_a, w->tmp_name));
+	if (err && err != ENOENT)
+		st_log(st, 2, "remove %s: %s (removed at the next open)", w->tmp_name,
+		       errno_name(err));
+}
+
 /* Removes the segments holding only entries <= index (all of them when drop_all). */
 static int segs_drop_covered(struct raft_storage *st, uint64_t index, bool drop_all)
 {
@@ -981,11 +1002,13 @@ static int segs_drop_covered(struct raft_storage *st, uint64_t index, bool drop_
 }
 
 /*
- * Makes the written image of w the current snapshot: image fsynced, metadata written to a
- * temporary file and fsynced, both renamed, directory fsynced. Only then is the previous
- * snapshot removed, with the log it covers (all of it when drop_log).
+ * Makes the written image of w the current snapshot: image fsynced (unless the caller's image
+ * step did it: sync_image false), metadata written to a temporary file and fsynced, both
+ * renamed, directory fsynced. Only then is the previous snapshot removed, with the log it
+ * covers (all of it when drop_log).
  */
-static int snapshot_install(struct raft_storage *st, struct snap_writer *w, bool drop_log)
+static int snapshot_install(struct raft_storage *st, struct snap_writer *w, bool drop_log,
+                            bool sync_image)
 {
 	struct raft_codec_buf frame;
 	struct raft_snapshot_meta meta = w->meta, old = st->snap;
@@ -997,7 +1020,7 @@ static int snapshot_install(struct raft_storage *st, struct snap_writer *w, bool
 	snap_name(data_name, SNAP_PREFIX, meta.index, meta.term, ".data");
 	snap_name(meta_name, SNAP_PREFIX, meta.index, meta.term, ".meta");
 	snap_name(meta_tmp, SNAP_PREFIX, meta.index, meta.term, ".meta" TMP_SUFFIX);
-	err = st->vfs->fsync(st->vfs, w->f);
+	err = sync_image ? st->vfs->fsync(st->vfs, w->f) : 0;
 	if (err)
 		return fail_io(st, err, "fsync %s", w->tmp_name);
 	writer_close(st, w);
@@ -1085,15 +1108,94 @@ int raft_storage_snapshot_commit(struct raft_storage *st)
 	rc = raft_storage_sync(st);
 	if (rc != RAFT_OK)
 		return rc;
-	return snapshot_install(st, &st->local, false);
+	return snapshot_install(st, &st->local, false, true);
 }
 
 void raft_storage_snapshot_abort(struct raft_storage *st)
 {
 	if (st->local.active && !st->stopped)
-		writer_abandon(st, &st->local);
+		writer_discard(st, &st->local);
 	else
 		writer_close(st, &st->local);
+}
+
+void raft_storage_snapshot_image(struct raft_storage *st, struct raft_storage_image *img)
+{
+	memset(img, 0, sizeof(*img));
+	img->vfs = st->vfs;
+	img->f = st->local.active ? st->local.f : NULL;
+	if (!img->f)
+		img->err = EBADF;
+}
+
+int raft_storage_image_write(struct raft_storage_image *img, const void *buf, size_t len)
+{
+	int err;
+
+	if (img->err)
+		return errno_to_raft(img->err);
+	err = img->vfs->pwrite(img->vfs, img->f, buf, len, img->size);
+	if (err) {
+		img->err = err;
+		return errno_to_raft(err);
+	}
+	img->crc = raft_crc32c(img->crc, buf, len);
+	img->size += len;
+	return RAFT_OK;
+}
+
+int raft_storage_image_sync(struct raft_storage_image *img)
+{
+	int err;
+
+	if (img->err)
+		return errno_to_raft(img->err);
+	err = img->vfs->fsync(img->vfs, img->f);
+	if (err) {
+		img->err = err;
+		return errno_to_raft(err);
+	}
+	return RAFT_OK;
+}
+
+int raft_storage_snapshot_install(struct raft_storage *st, uint64_t size, uint32_t crc)
+{
+	struct snap_writer *w = &st->local;
+	uint64_t on_disk;
+	int err, rc = usable(st);
+
+	if (rc != RAFT_OK)
+		return rc;
+	if (!w->active)
+		return invalid(st, "snapshot install: no snapshot begun");
+	if (st->has_snap && w->meta.index <= st->snap.index) {
+		/* an InstallSnapshot from the leader (or another newer snapshot) won meanwhile */
+		snprintf(st->errmsg, sizeof(st->errmsg),
+		         "snapshot %" PRIu64 " discarded: snapshot %" PRIu64 " installed meanwhile",
+		         w->meta.index, st->snap.index);
+		writer_discard(st, w);
+		return RAFT_ENOENT;
+	}
+	/* The image was written elsewhere: what it reports must be what the file holds. */
+	err = st->vfs->size(st->vfs, w->f, &on_disk);
+	if (err || on_disk != size) {
+		if (err)
+			snprintf(st->errmsg, sizeof(st->errmsg), "stat %s: %s", w->tmp_name,
+			         errno_name(err));
+		else
+			snprintf(st->errmsg, sizeof(st->errmsg),
+			         "%s: %" PRIu64 " bytes, the image step reported %" PRIu64,
+			         w->tmp_name, on_disk, size);
+		writer_discard(st, w);
+		return err ? RAFT_EIO : RAFT_ECORRUPT;
+	}
+	w->written = size;
+	w->crc = crc;
+	/* as in commit: the tail's queue goes with the tail, if the tail is covered */
+	rc = raft_storage_sync(st);
+	if (rc != RAFT_OK)
+		return rc;
+	return snapshot_install(st, w, false, false);
 }
 
 int raft_storage_snapshot_meta(const struct raft_storage *st, struct raft_snapshot_meta *meta)
@@ -1224,7 +1326,7 @@ static int persist_chunk(struct raft_storage *st, const struct raft_update *u)
 	if (rc != RAFT_OK)
 		return rc;
 	if (u->snap_last)
-		return snapshot_install(st, w, true);
+		return snapshot_install(st, w, true, true);
 	err = st->vfs->fdatasync(st->vfs, w->f);
 	if (err)
 		return fail_io(st, err, "fdatasync %s", w->tmp_name);

@@ -2,6 +2,7 @@
 #ifndef RAFT_STORAGE_H
 #define RAFT_STORAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,6 +79,9 @@ void raft_storage_restore_free(struct raft_restore *restore);
  * never durable, so never acknowledged); a snapshot being written is abandoned. */
 void raft_storage_free(struct raft_storage *st);
 
+/* True once a failure stopped the storage (every call then fails with RAFT_ESHUTDOWN). */
+bool raft_storage_stopped(const struct raft_storage *st);
+
 /* What the last failure was about; "" when none. Valid until the next call on st. */
 const char *raft_storage_errmsg(const struct raft_storage *st);
 
@@ -113,12 +117,46 @@ uint64_t raft_storage_last_index(const struct raft_storage *st);
  * new snapshot durable (temporary files fsynced, renamed, directory fsynced) before it removes
  * the previous snapshot and the log segments wholly covered by it. One snapshot is written at a
  * time; abort abandons it. meta->index must be above the current snapshot's and at most the
- * last index.
+ * last index. abort removes the temporary image (a failed removal stops nothing: the file is
+ * removed at the next open).
  */
 int raft_storage_snapshot_begin(struct raft_storage *st, const struct raft_snapshot_meta *meta);
 int raft_storage_snapshot_write(struct raft_storage *st, const void *buf, size_t len);
 int raft_storage_snapshot_commit(struct raft_storage *st);
 void raft_storage_snapshot_abort(struct raft_storage *st);
+
+/*
+ * The same in three steps, so that the image is written away from the event loop (in a forked
+ * child, as Redis BGSAVE does) while the log goes on:
+ *   1. raft_storage_snapshot_begin (the loop): metadata, temporary image file created;
+ *   2. raft_storage_snapshot_image fills *img, then raft_storage_image_write (in order) and
+ *      raft_storage_image_sync (fsync) fill and harden the image. These use only img: the vfs
+ *      and positional writes to the open file, no allocation, no logging, nothing in st, so
+ *      they may run in a child forked after step 1. A failure is returned (and kept in
+ *      img->err, an errno value) and stops nothing;
+ *   3. raft_storage_snapshot_install (the loop) with the size and CRC32C the image step
+ *      reported (carried back from the child): checks the file's size, then everything commit
+ *      does after its fsync (metadata, renames, directory fsync, old snapshot and covered
+ *      segments removed). Or raft_storage_snapshot_abort when step 2 failed.
+ * Between 1 and 3, entries may be appended, synced and truncated, and a snapshot from the
+ * leader may be installed through raft_storage_persist. The newer snapshot wins: install
+ * returns RAFT_ENOENT and removes the image when a snapshot at or above its index became
+ * current meanwhile; RAFT_ECORRUPT or RAFT_EIO (image removed, storage not stopped) when the
+ * file does not hold what the image step reported. A temporary image left by a crash is
+ * removed at the next open.
+ */
+struct raft_storage_image {
+	struct raft_vfs *vfs;
+	struct raft_vfs_file *f; /* the temporary file: the storage's (install or abort close it) */
+	uint64_t size; /* bytes written so far */
+	uint32_t crc; /* CRC32C of them */
+	int err; /* errno value of the first failure, 0: none (then every call fails with it) */
+};
+
+void raft_storage_snapshot_image(struct raft_storage *st, struct raft_storage_image *img);
+int raft_storage_image_write(struct raft_storage_image *img, const void *buf, size_t len);
+int raft_storage_image_sync(struct raft_storage_image *img);
+int raft_storage_snapshot_install(struct raft_storage *st, uint64_t size, uint32_t crc);
 
 /* The current snapshot's metadata: RAFT_OK, or RAFT_ENOENT when there is none. */
 int raft_storage_snapshot_meta(const struct raft_storage *st, struct raft_snapshot_meta *meta);

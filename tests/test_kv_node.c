@@ -18,6 +18,7 @@
 #define OP_TIMEOUT_MS 1000
 #define RANDOM_SEEDS 50
 #define RANDOM_FAULT_MS 8000
+#define SNAPSHOT_END_MS 301 /* a background snapshot in the fixture ends within this */
 
 /* Environment: KV_NODE_SEED=n replays one seed (every test, and one random run); KV_NODE_SEEDS=k
  * runs k random seeds (a soak); KV_NODE_TRACE=1 prints the nodes' logs. */
@@ -75,7 +76,7 @@ static void report(struct nodesim *s, uint64_t seed, const char *file, int line,
 /* --- helpers ------------------------------------------------------------------------------------ */
 
 static struct nodesim *cluster_with(unsigned n, uint64_t seed, uint64_t snapshot_bytes,
-                                    unsigned jitter_ms, unsigned dup_pm)
+                                    unsigned jitter_ms, unsigned dup_pm, bool sync_snapshots)
 {
 	struct nodesim_options o;
 	struct nodesim *s = NULL;
@@ -85,6 +86,7 @@ static struct nodesim *cluster_with(unsigned n, uint64_t seed, uint64_t snapshot
 	o.snapshot_bytes = snapshot_bytes;
 	o.delay_jitter_ms = jitter_ms;
 	o.dup_pm = dup_pm;
+	o.sync_snapshots = sync_snapshots;
 	if (snapshot_bytes && snapshot_bytes < 8192)
 		o.snapshot_trailing = 16; /* laggards need InstallSnapshot */
 	if (nodesim_new(&o, &s, err, sizeof(err)) != 0) {
@@ -97,7 +99,7 @@ static struct nodesim *cluster_with(unsigned n, uint64_t seed, uint64_t snapshot
 
 static struct nodesim *cluster(unsigned n, uint64_t seed, uint64_t snapshot_bytes)
 {
-	return cluster_with(n, seed, snapshot_bytes, 4, 0);
+	return cluster_with(n, seed, snapshot_bytes, 4, 0, false);
 }
 
 static const char *status_name(int st)
@@ -720,10 +722,12 @@ out:
 
 /* --- snapshots ---------------------------------------------------------------------------------- */
 
-static void test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot(void)
+/* With background snapshots (sync false), each batch waits until the jobs it started ended. */
+static void snapshots_advance_and_a_cut_off_node_catches_up(bool sync)
 {
 	uint64_t seed = test_seed(110);
-	struct nodesim *s = cluster(3, seed, 8192); /* default trailing: 1024 entries */
+	/* default trailing: 1024 entries */
+	struct nodesim *s = cluster_with(3, seed, 8192, 4, 0, sync);
 	struct nodesim_req rs[64];
 	struct nodesim_req r = {0};
 	struct kv_proto_node_status st;
@@ -731,7 +735,6 @@ static void test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snap
 	int l, p;
 
 	memset(rs, 0, sizeof(rs));
-	TEST(test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot);
 	REQUIRE(s != NULL, "%s", "no cluster");
 	l = nodesim_wait_leader(s, LEADER_MS);
 	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
@@ -755,6 +758,8 @@ static void test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snap
 			REQUIRE(rs[k].req.status == KV_STATUS_OK, "batch %d entry %d: %s", batch, k,
 			        status_name(rs[k].req.status));
 		}
+		if (!sync)
+			REQUIRE(nodesim_run_for(s, SNAPSHOT_END_MS), "%s", "run");
 		nodesim_status(s, (unsigned)l, &st);
 		if (batch == 1)
 			first_snap = st.snapshot_index;
@@ -794,6 +799,259 @@ static void test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snap
 out:
 	for (int k = 0; k < 64; k++)
 		nodesim_req_release(&rs[k]);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static void test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot(void)
+{
+	TEST(test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot);
+	snapshots_advance_and_a_cut_off_node_catches_up(false);
+}
+
+static void test_synchronous_snapshots_advance_and_a_cut_off_node_catches_up(void)
+{
+	TEST(test_synchronous_snapshots_advance_and_a_cut_off_node_catches_up);
+	snapshots_advance_and_a_cut_off_node_catches_up(true);
+}
+
+/* --- background snapshots ----------------------------------------------------------------------- */
+
+/* Temporary files (*.tmp) in node i's data directory. */
+static unsigned tmp_files(struct nodesim *s, unsigned i)
+{
+	struct raft_vfs *vfs = nodesim_vfs(s, i);
+	char dir[16], **names;
+	size_t n;
+	unsigned k = 0;
+
+	snprintf(dir, sizeof(dir), "/n%u", i + 1);
+	if (vfs->readdir(vfs, dir, &names, &n) != 0)
+		return 0;
+	for (size_t j = 0; j < n; j++) {
+		size_t len = strlen(names[j]);
+		k += len > 4 && strcmp(names[j] + len - 4, ".tmp") == 0;
+	}
+	raft_vfs_names_free(names, n);
+	return k;
+}
+
+/* Puts through node i until node w holds a finished background snapshot job (at most max).
+ * Returns the puts done, or -1 when one failed or none was held. */
+static int put_until_held(struct nodesim *s, unsigned i, unsigned w, int max, const char *tag)
+{
+	struct nodesim_req r = {0};
+	char key[32], val[96];
+	int k;
+
+	for (k = 0; k < max && !nodesim_snapshot_held(s, w); k++) {
+		snprintf(key, sizeof(key), "%s/%d", tag, k % 8);
+		snprintf(val, sizeof(val), "%s value %d ................................", tag, k);
+		if (op(s, i, KV_OP_PUT, key, val, &r) != KV_STATUS_OK) {
+			nodesim_req_release(&r);
+			return -1;
+		}
+	}
+	nodesim_req_release(&r);
+	return nodesim_snapshot_held(s, w) ? k : -1;
+}
+
+static void test_a_node_keeps_serving_while_its_background_snapshot_is_in_flight(void)
+{
+	uint64_t seed = test_seed(120);
+	struct nodesim *s = cluster(3, seed, 4096);
+	struct nodesim_req r = {0};
+	struct kv_proto_node_status st0, st1, st2;
+	int l, f, st;
+
+	TEST(test_a_node_keeps_serving_while_its_background_snapshot_is_in_flight);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	for (unsigned i = 0; i < 3; i++)
+		nodesim_hold_snapshots(s, i, true);
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	REQUIRE(put_until_held(s, (unsigned)l, (unsigned)l, 400, "a") > 0, "%s",
+	        "no background snapshot on the leader");
+	REQUIRE(kv_node_snapshot_in_flight(nodesim_node(s, (unsigned)l)), "%s", "not in flight");
+	nodesim_status(s, (unsigned)l, &st0);
+	REQUIRE(st0.snapshot_index == 0, "snapshot %llu installed before its end",
+	        (unsigned long long)st0.snapshot_index);
+	/* writes through the leader and a follower, reads on the follower: all served */
+	for (int k = 0; k < 60; k++) {
+		char key[16], val[64];
+		snprintf(key, sizeof(key), "b/%d", k % 5);
+		snprintf(val, sizeof(val), "during %d ..............................", k);
+		st = op(s, (unsigned)(k % 2 ? l : f), KV_OP_PUT, key, val, &r);
+		REQUIRE(st == KV_STATUS_OK, "put %d while in flight: %s", k, status_name(st));
+		st = op(s, (unsigned)f, KV_OP_GET, key, NULL, &r);
+		REQUIRE(st == KV_STATUS_OK && value_is(&r.req.result, val),
+		        "get %d while in flight: %s", k, status_name(st));
+	}
+	nodesim_status(s, (unsigned)l, &st1);
+	REQUIRE(st1.applied >= st0.applied + 60, "applied %llu, was %llu",
+	        (unsigned long long)st1.applied, (unsigned long long)st0.applied);
+	REQUIRE(st1.snapshot_index == 0, "%s", "a snapshot installed while held");
+	REQUIRE(nodesim_snapshots_started(s, (unsigned)l) == 1, "%llu jobs started: one at a time",
+	        (unsigned long long)nodesim_snapshots_started(s, (unsigned)l));
+	REQUIRE(st1.log_bytes > st0.log_bytes, "log bytes %llu, were %llu",
+	        (unsigned long long)st1.log_bytes, (unsigned long long)st0.log_bytes);
+	REQUIRE(nodesim_release_snapshot(s, (unsigned)l, true), "%s", "release");
+	nodesim_status(s, (unsigned)l, &st2);
+	REQUIRE(st2.snapshot_index > 0 && st2.snapshot_index <= st0.applied,
+	        "snapshot index %llu, applied %llu when it started",
+	        (unsigned long long)st2.snapshot_index, (unsigned long long)st0.applied);
+	/* the log written while the job ran is still counted, the part it covers is not */
+	REQUIRE(st2.log_bytes >= st1.log_bytes - st0.log_bytes && st2.log_bytes < st1.log_bytes,
+	        "log bytes %llu after the snapshot: %llu at its start, %llu at its end",
+	        (unsigned long long)st2.log_bytes, (unsigned long long)st0.log_bytes,
+	        (unsigned long long)st1.log_bytes);
+	REQUIRE(tmp_files(s, (unsigned)l) == 0, "%u temporary files left",
+	        tmp_files(s, (unsigned)l));
+	REQUIRE(!kv_node_snapshot_in_flight(nodesim_node(s, (unsigned)l)), "%s", "still in flight");
+	/* every node ends with the same state, and the leader restarts from its snapshot */
+	for (unsigned i = 0; i < 3; i++)
+		nodesim_hold_snapshots(s, i, false);
+	for (unsigned i = 0; i < 3; i++)
+		nodesim_release_snapshot(s, i, true);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	nodesim_crash(s, (unsigned)l, 0);
+	REQUIRE(nodesim_restart(s, (unsigned)l) == 0, "%s", "restart");
+	nodesim_status(s, (unsigned)l, &st1);
+	REQUIRE(st1.snapshot_index >= st2.snapshot_index, "restarted at snapshot %llu",
+	        (unsigned long long)st1.snapshot_index);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence after restart");
+	st = op(s, (unsigned)l, KV_OP_GET, "b/4", NULL, &r);
+	REQUIRE(st == KV_STATUS_OK &&
+	                count_in(r.req.result.value, r.req.result.value_len, "during 59 ") == 1,
+	        "read after restart: %s", status_name(st));
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static void test_a_failed_background_snapshot_stops_nothing_and_is_tried_again_later(void)
+{
+	uint64_t seed = test_seed(121);
+	struct nodesim *s = cluster(3, seed, 4096);
+	struct nodesim_req r = {0};
+	struct kv_proto_node_status st0, st1;
+	int l, st;
+
+	TEST(test_a_failed_background_snapshot_stops_nothing_and_is_tried_again_later);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	nodesim_hold_snapshots(s, (unsigned)l, true);
+	REQUIRE(put_until_held(s, (unsigned)l, (unsigned)l, 400, "a") > 0, "%s",
+	        "no background snapshot on the leader");
+	REQUIRE(tmp_files(s, (unsigned)l) == 1, "%u temporary files while in flight",
+	        tmp_files(s, (unsigned)l));
+	nodesim_status(s, (unsigned)l, &st0);
+	REQUIRE(nodesim_release_snapshot(s, (unsigned)l, false), "%s", "release");
+	/* the node goes on, its log intact and still counted; the image is gone */
+	REQUIRE(!kv_node_failed(nodesim_node(s, (unsigned)l), NULL), "%s", "node stopped");
+	REQUIRE(tmp_files(s, (unsigned)l) == 0, "%u temporary files after the failure",
+	        tmp_files(s, (unsigned)l));
+	st = op(s, (unsigned)l, KV_OP_PUT, "c", "after the failure", &r);
+	REQUIRE(st == KV_STATUS_OK, "put after the failure: %s", status_name(st));
+	nodesim_status(s, (unsigned)l, &st1);
+	REQUIRE(st1.snapshot_index == 0 && st1.log_bytes > st0.log_bytes,
+	        "snapshot %llu, log bytes %llu (were %llu)", (unsigned long long)st1.snapshot_index,
+	        (unsigned long long)st1.log_bytes, (unsigned long long)st0.log_bytes);
+	/* not at once (a failing disk is not hammered), but after the retry delay */
+	REQUIRE(nodesim_snapshots_started(s, (unsigned)l) == 1, "%llu jobs started right away",
+	        (unsigned long long)nodesim_snapshots_started(s, (unsigned)l));
+	REQUIRE(nodesim_run_for(s, KV_NODE_SNAPSHOT_RETRY_TICKS * NODESIM_TICK_MS + 50), "%s",
+	        "run");
+	REQUIRE(put_until_held(s, (unsigned)l, (unsigned)l, 5, "d") >= 0, "%s",
+	        "no new background snapshot after the retry delay");
+	REQUIRE(nodesim_snapshots_started(s, (unsigned)l) == 2, "%llu jobs started",
+	        (unsigned long long)nodesim_snapshots_started(s, (unsigned)l));
+	REQUIRE(nodesim_release_snapshot(s, (unsigned)l, true), "%s", "release");
+	nodesim_status(s, (unsigned)l, &st1);
+	REQUIRE(st1.snapshot_index > st0.applied, "snapshot index %llu",
+	        (unsigned long long)st1.snapshot_index);
+	nodesim_hold_snapshots(s, (unsigned)l, false);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static void test_a_background_snapshot_ending_after_the_leaders_was_installed_is_discarded(void)
+{
+	uint64_t seed = test_seed(122);
+	struct nodesim *s = cluster(3, seed, 4096); /* trailing 16: laggards need InstallSnapshot */
+	struct nodesim_req r = {0};
+	struct kv_proto_node_status ps, ls;
+	int l, p, st;
+
+	TEST(test_a_background_snapshot_ending_after_the_leaders_was_installed_is_discarded);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	for (unsigned i = 0; i < 3; i++)
+		nodesim_hold_snapshots(s, i, true);
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	p = follower_of(s, l);
+	REQUIRE(put_until_held(s, (unsigned)l, (unsigned)p, 400, "a") > 0, "%s",
+	        "no background snapshot on the follower");
+	nodesim_isolate(s, (unsigned)p);
+	nodesim_status(s, (unsigned)p, &ps);
+	REQUIRE(ps.snapshot_index == 0, "follower snapshot %llu",
+	        (unsigned long long)ps.snapshot_index);
+	/* the others go on and snapshot well past what the follower has */
+	for (int round = 0; round < 20; round++) {
+		nodesim_status(s, (unsigned)l, &ls);
+		if (ls.snapshot_index > ps.last_index + 64)
+			break;
+		for (unsigned i = 0; i < 3; i++)
+			if ((int)i != p)
+				nodesim_release_snapshot(s, i, true);
+		for (int k = 0; k < 30; k++) {
+			char key[16], val[64];
+			snprintf(key, sizeof(key), "b/%d", k % 5);
+			snprintf(val, sizeof(val), "round %d put %d .................", round, k);
+			st = op(s, (unsigned)l, KV_OP_PUT, key, val, &r);
+			REQUIRE(st == KV_STATUS_OK, "put: %s", status_name(st));
+		}
+	}
+	nodesim_status(s, (unsigned)l, &ls);
+	REQUIRE(ls.snapshot_index > ps.last_index + 64, "leader snapshot %llu, follower last %llu",
+	        (unsigned long long)ls.snapshot_index, (unsigned long long)ps.last_index);
+	for (unsigned i = 0; i < 3; i++)
+		if ((int)i != p)
+			nodesim_hold_snapshots(s, i, false);
+	for (unsigned i = 0; i < 3; i++)
+		if ((int)i != p)
+			nodesim_release_snapshot(s, i, true);
+	nodesim_heal(s);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence after healing");
+	REQUIRE(nodesim_snapshots_received(s, (unsigned)p) >= 1, "%s",
+	        "the follower caught up without InstallSnapshot");
+	REQUIRE(kv_node_snapshot_in_flight(nodesim_node(s, (unsigned)p)), "%s",
+	        "the follower's own snapshot ended already");
+	nodesim_status(s, (unsigned)p, &ps);
+	REQUIRE(ps.snapshot_index >= ls.snapshot_index, "follower snapshot %llu",
+	        (unsigned long long)ps.snapshot_index);
+	/* its own, older, snapshot ends now: discarded, the leader's stays */
+	REQUIRE(nodesim_release_snapshot(s, (unsigned)p, true), "%s", "release");
+	nodesim_status(s, (unsigned)p, &ls);
+	REQUIRE(ls.snapshot_index == ps.snapshot_index, "follower snapshot %llu, was %llu",
+	        (unsigned long long)ls.snapshot_index, (unsigned long long)ps.snapshot_index);
+	REQUIRE(!kv_node_failed(nodesim_node(s, (unsigned)p), NULL), "%s", "follower stopped");
+	REQUIRE(tmp_files(s, (unsigned)p) == 0, "%u temporary files", tmp_files(s, (unsigned)p));
+	nodesim_hold_snapshots(s, (unsigned)p, false);
+	nodesim_crash(s, (unsigned)p, 0);
+	REQUIRE(nodesim_restart(s, (unsigned)p) == 0, "%s", "restart");
+	nodesim_status(s, (unsigned)p, &ls);
+	REQUIRE(ls.snapshot_index == ps.snapshot_index, "restarted at snapshot %llu, not %llu",
+	        (unsigned long long)ls.snapshot_index, (unsigned long long)ps.snapshot_index);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence after restart");
+	REQUIRE_SAFE();
+out:
 	nodesim_req_release(&r);
 	nodesim_free(s);
 }
@@ -1422,7 +1680,7 @@ static void test_random_operations_with_partitions_and_crashes_converge_exactly_
 		t.scratch_cap = 1u << 20;
 		t.scratch = malloc(t.scratch_cap);
 		t.s = cluster_with(n, seed, seed % 3 == 0 ? 4096 : 0, seed % 4 == 1 ? 20 : 4,
-		                   seed % 4 == 1 ? 20 : 0);
+		                   seed % 4 == 1 ? 20 : 0, seed % 5 == 4);
 		ok = t.ap && t.rd && t.counts && t.scratch && t.s;
 		why = ok ? rnd_run(&t, msg, sizeof(msg)) : "setup failed";
 		ok = why == NULL;
@@ -1503,6 +1761,14 @@ static CU_TestInfo fault_tests[] = {
          test_an_answer_to_a_forward_of_an_earlier_incarnation_completes_nothing},
         {"test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot",
          test_snapshots_advance_and_a_cut_off_node_catches_up_by_install_snapshot},
+        {"test_synchronous_snapshots_advance_and_a_cut_off_node_catches_up",
+         test_synchronous_snapshots_advance_and_a_cut_off_node_catches_up},
+        {"test_a_node_keeps_serving_while_its_background_snapshot_is_in_flight",
+         test_a_node_keeps_serving_while_its_background_snapshot_is_in_flight},
+        {"test_a_failed_background_snapshot_stops_nothing_and_is_tried_again_later",
+         test_a_failed_background_snapshot_stops_nothing_and_is_tried_again_later},
+        {"test_a_background_snapshot_ending_after_the_leaders_was_installed_is_discarded",
+         test_a_background_snapshot_ending_after_the_leaders_was_installed_is_discarded},
         CU_TEST_INFO_NULL,
 };
 

@@ -81,6 +81,7 @@ struct clerk {
 
 struct run_stats {
 	uint64_t ok, unknown, failed, reads_dropped, attempts, crashes, snapshots, events_ms;
+	uint64_t local_snapshots; /* background snapshots the nodes started */
 	uint64_t history_ops;
 };
 
@@ -704,6 +705,8 @@ static void run_free(struct run *t)
 		t->st.crashes = nodesim_crashes(t->s);
 		for (unsigned i = 0; i < t->n; i++)
 			t->st.snapshots += nodesim_snapshots_received(t->s, i);
+		for (unsigned i = 0; i < t->n; i++)
+			t->st.local_snapshots += nodesim_snapshots_started(t->s, i);
 		t->st.events_ms = nodesim_now(t->s);
 	}
 	nodesim_free(t->s); /* ends every pending attempt */
@@ -794,6 +797,7 @@ static unsigned run_mix(enum mix mix, uint64_t first, unsigned count)
 		run_free(t);
 		tot.crashes += t->st.crashes;
 		tot.snapshots += t->st.snapshots;
+		tot.local_snapshots += t->st.local_snapshots;
 		free(t);
 		if (failures >= 5)
 			break;
@@ -801,12 +805,12 @@ static unsigned run_mix(enum mix mix, uint64_t first, unsigned count)
 	dt = now_s() - t0;
 	printf("\n  nodesim %-9s %4u seeds in %6.2fs (%6.1f seeds/s): %llu ops ok, %llu unknown, "
 	       "%llu failed, %llu reads dropped, %llu attempts, %llu history ops, %llu crashes, "
-	       "%llu snapshots installed",
+	       "%llu snapshots installed, %llu taken in the background",
 	       mix_names[mix], count, dt, count / (dt > 0 ? dt : 1e-9), (unsigned long long)tot.ok,
 	       (unsigned long long)tot.unknown, (unsigned long long)tot.failed,
 	       (unsigned long long)tot.reads_dropped, (unsigned long long)tot.attempts,
 	       (unsigned long long)tot.history_ops, (unsigned long long)tot.crashes,
-	       (unsigned long long)tot.snapshots);
+	       (unsigned long long)tot.snapshots, (unsigned long long)tot.local_snapshots);
 	fflush(stdout);
 	return failures;
 }

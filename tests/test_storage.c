@@ -550,6 +550,181 @@ static int persist_chunk(struct raft_storage *st, const struct raft_snapshot_met
 	return rc;
 }
 
+/* --- snapshots written apart (raft_storage_snapshot_image: a forked child) -------------------- */
+
+static int snapshot_begin_at(struct raft_storage *st, uint64_t index, uint64_t term)
+{
+	struct raft_snapshot_meta m;
+
+	memset(&m, 0, sizeof(m));
+	m.index = index;
+	m.term = term;
+	m.conf.n = 3;
+	m.conf.ids[0] = 1;
+	m.conf.ids[1] = 2;
+	m.conf.ids[2] = 3;
+	return raft_storage_snapshot_begin(st, &m);
+}
+
+/* Writes image bytes [from, to) of the snapshot at index through img. */
+static int image_fill(struct raft_storage_image *img, uint64_t index, uint64_t from, uint64_t to)
+{
+	unsigned char buf[61];
+	int rc = RAFT_OK;
+
+	while (rc == RAFT_OK && from < to) {
+		size_t n = to - from < sizeof(buf) ? (size_t)(to - from) : sizeof(buf);
+		for (size_t j = 0; j < n; j++)
+			buf[j] = image_byte(index, from + j);
+		rc = raft_storage_image_write(img, buf, n);
+		from += n;
+	}
+	return rc;
+}
+
+static void test_a_snapshot_image_written_apart_is_installed_after_more_appends(void)
+{
+	struct fixture fx;
+	struct raft_storage_image img;
+	struct raft_snapshot_meta m;
+	size_t wal_before;
+
+	fx_init(&fx, 512);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 1, 40, 1), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(snapshot_begin_at(fx.st, 30, 1), RAFT_OK);
+	raft_storage_snapshot_image(fx.st, &img);
+	CU_ASSERT_EQUAL(image_fill(&img, 30, 0, 300), RAFT_OK);
+	/* the loop goes on meanwhile: the log grows and is synced, a suffix is even replaced */
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 41, 20, 1), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 55, 55, 10, 2), RAFT_OK);
+	CU_ASSERT_EQUAL(image_fill(&img, 30, 300, 700), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_storage_image_sync(&img), RAFT_OK);
+	CU_ASSERT_EQUAL(img.size, 700);
+	CU_ASSERT_EQUAL(raft_storage_snapshot_meta(fx.st, &m), RAFT_ENOENT); /* not yet */
+	wal_before = count_files(fx.vfs, "wal-");
+	CU_ASSERT_EQUAL_FATAL(raft_storage_snapshot_install(fx.st, img.size, img.crc), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_storage_snapshot_meta(fx.st, &m), RAFT_OK);
+	CU_ASSERT_EQUAL(m.index, 30);
+	CU_ASSERT_EQUAL(m.size, 700);
+	CU_ASSERT_TRUE(image_ok(fx.st, 30, 700));
+	CU_ASSERT(count_files(fx.vfs, "wal-") < wal_before);
+	CU_ASSERT_EQUAL(raft_storage_last_index(fx.st), 64);
+	CU_ASSERT_EQUAL(count_files(fx.vfs, "snapshot-"), 2); /* .meta and .data, no .tmp */
+	/* durable: a power loss right after install keeps the snapshot and the log after it */
+	raft_vfs_mem_crash(fx.vfs, 0);
+	fx_reopen(&fx);
+	CU_ASSERT_EQUAL(fx.r.snap.index, 30);
+	CU_ASSERT_EQUAL(fx.r.snap.size, 700);
+	CU_ASSERT_TRUE(image_ok(fx.st, 30, 700));
+	CU_ASSERT_EQUAL_FATAL(fx.r.n_entries, 34);
+	CU_ASSERT_TRUE(entry_ok(&fx.r.entries[0], 31, 1));
+	CU_ASSERT_TRUE(entry_ok(&fx.r.entries[24], 55, 2));
+	CU_ASSERT_TRUE(entry_ok(&fx.r.entries[33], 64, 2));
+	fx_fini(&fx);
+}
+
+static void test_a_snapshot_image_is_discarded_when_a_newer_snapshot_was_installed_meanwhile(void)
+{
+	struct fixture fx;
+	struct raft_storage_image img;
+	struct raft_snapshot_meta m, lm;
+
+	fx_init(&fx, 512);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 1, 40, 1), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(snapshot_begin_at(fx.st, 30, 1), RAFT_OK);
+	raft_storage_snapshot_image(fx.st, &img);
+	CU_ASSERT_EQUAL(image_fill(&img, 30, 0, 700), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_storage_image_sync(&img), RAFT_OK);
+	/* the leader's snapshot lands before the local one is installed: it wins */
+	memset(&lm, 0, sizeof(lm));
+	lm.index = 50;
+	lm.term = 2;
+	lm.size = 300;
+	lm.conf.n = 3;
+	lm.conf.ids[0] = 1;
+	lm.conf.ids[1] = 2;
+	lm.conf.ids[2] = 3;
+	CU_ASSERT_EQUAL_FATAL(persist_chunk(fx.st, &lm, 0, 300, true), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_storage_snapshot_install(fx.st, img.size, img.crc), RAFT_ENOENT);
+	CU_ASSERT_EQUAL(raft_storage_snapshot_meta(fx.st, &m), RAFT_OK);
+	CU_ASSERT_EQUAL(m.index, 50);
+	CU_ASSERT_TRUE(image_ok(fx.st, 50, 300));
+	CU_ASSERT_EQUAL(count_files(fx.vfs, "snapshot-"), 2); /* the local image is gone */
+	/* the storage goes on: appends after the leader's snapshot, and a next local one */
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 51, 10, 2), RAFT_OK);
+	CU_ASSERT_EQUAL(take_snapshot(fx.st, 55, 2, 100), RAFT_OK);
+	/* an image whose file does not hold what was reported is refused, and removed */
+	CU_ASSERT_EQUAL_FATAL(snapshot_begin_at(fx.st, 58, 2), RAFT_OK);
+	raft_storage_snapshot_image(fx.st, &img);
+	CU_ASSERT_EQUAL(image_fill(&img, 58, 0, 100), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_storage_snapshot_install(fx.st, img.size + 1, img.crc), RAFT_ECORRUPT);
+	CU_ASSERT_EQUAL(count_files(fx.vfs, "snapshot-"), 2);
+	CU_ASSERT_EQUAL(raft_storage_snapshot_meta(fx.st, &m), RAFT_OK);
+	CU_ASSERT_EQUAL(m.index, 55);
+	fx_reopen(&fx);
+	CU_ASSERT_EQUAL(fx.r.snap.index, 55);
+	CU_ASSERT_TRUE(image_ok(fx.st, 55, 100));
+	CU_ASSERT_EQUAL_FATAL(fx.r.n_entries, 5);
+	CU_ASSERT_TRUE(entry_ok(&fx.r.entries[4], 60, 2));
+	fx_fini(&fx);
+}
+
+static void test_a_failed_image_write_stops_nothing_and_abort_removes_the_image(void)
+{
+	struct fixture fx;
+	struct raft_storage_image img;
+	struct raft_snapshot_meta m;
+
+	fx_init(&fx, 512);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 1, 40, 1), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(snapshot_begin_at(fx.st, 30, 1), RAFT_OK);
+	raft_storage_snapshot_image(fx.st, &img);
+	raft_vfs_mem_fail(fx.vfs, RAFT_VFS_OP_SYNC, 1, EIO, false);
+	CU_ASSERT_EQUAL(image_fill(&img, 30, 0, 500), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_storage_image_sync(&img), RAFT_EIO);
+	CU_ASSERT_EQUAL(img.err, EIO);
+	CU_ASSERT_EQUAL(raft_storage_image_write(&img, "x", 1), RAFT_EIO); /* sticky */
+	raft_vfs_mem_clear_faults(fx.vfs);
+	CU_ASSERT_EQUAL(count_files(fx.vfs, "snapshot-"), 1);
+	raft_storage_snapshot_abort(fx.st);
+	CU_ASSERT_EQUAL(count_files(fx.vfs, "snapshot-"), 0);
+	/* the log was never in danger: appends and a later snapshot work */
+	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 41, 5, 1), RAFT_OK);
+	CU_ASSERT_EQUAL(take_snapshot(fx.st, 42, 1, 64), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_storage_snapshot_meta(fx.st, &m), RAFT_OK);
+	CU_ASSERT_EQUAL(m.index, 42);
+	fx_fini(&fx);
+}
+
+static void test_a_snapshot_image_left_by_a_crash_is_removed_at_open(void)
+{
+	struct fixture fx;
+	struct raft_storage_image img;
+
+	fx_init(&fx, 512);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 1, 40, 1), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(take_snapshot(fx.st, 10, 1, 200), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(snapshot_begin_at(fx.st, 30, 1), RAFT_OK);
+	raft_storage_snapshot_image(fx.st, &img);
+	CU_ASSERT_EQUAL(image_fill(&img, 30, 0, 700), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_storage_image_sync(&img), RAFT_OK);
+	/* the process dies with the image written, before install; its name is durable */
+	CU_ASSERT_EQUAL_FATAL(fx.vfs->sync_dir(fx.vfs, DIR), 0);
+	raft_vfs_mem_crash(fx.vfs, 0);
+	CU_ASSERT_EQUAL(count_files(fx.vfs, "snapshot-"), 3);
+	fx_reopen(&fx);
+	CU_ASSERT_EQUAL(count_files(fx.vfs, "snapshot-"), 2);
+	CU_ASSERT_EQUAL(file_size(fx.vfs, "snapshot-000000000000001e-0000000000000001.data.tmp"),
+	                UINT64_MAX);
+	CU_ASSERT_EQUAL(fx.r.snap.index, 10);
+	CU_ASSERT_TRUE(image_ok(fx.st, 10, 200));
+	CU_ASSERT_EQUAL(fx.r.n_entries, 30);
+	/* and the same snapshot can be taken again */
+	CU_ASSERT_EQUAL(take_snapshot(fx.st, 30, 1, 700), RAFT_OK);
+	CU_ASSERT_TRUE(image_ok(fx.st, 30, 700));
+	fx_fini(&fx);
+}
+
 static void test_incoming_snapshot_chunks_replace_the_snapshot_and_the_whole_log(void)
 {
 	struct fixture fx;
@@ -1282,6 +1457,14 @@ static CU_TestInfo snapshot_tests[] = {
          test_snapshot_replacement_keeps_the_old_one_until_the_new_is_durable},
         {"test_incoming_snapshot_chunks_replace_the_snapshot_and_the_whole_log",
          test_incoming_snapshot_chunks_replace_the_snapshot_and_the_whole_log},
+        {"test_a_snapshot_image_written_apart_is_installed_after_more_appends",
+         test_a_snapshot_image_written_apart_is_installed_after_more_appends},
+        {"test_a_snapshot_image_is_discarded_when_a_newer_snapshot_was_installed_meanwhile",
+         test_a_snapshot_image_is_discarded_when_a_newer_snapshot_was_installed_meanwhile},
+        {"test_a_failed_image_write_stops_nothing_and_abort_removes_the_image",
+         test_a_failed_image_write_stops_nothing_and_abort_removes_the_image},
+        {"test_a_snapshot_image_left_by_a_crash_is_removed_at_open",
+         test_a_snapshot_image_left_by_a_crash_is_removed_at_open},
         {"test_a_log_conflicting_with_the_snapshot_is_dropped_at_open",
          test_a_log_conflicting_with_the_snapshot_is_dropped_at_open},
         CU_TEST_INFO_NULL,

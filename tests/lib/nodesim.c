@@ -16,6 +16,7 @@
 #define NODESIM_LOG_LINES 64
 #define NODESIM_LOG_LINE_BYTES 200
 #define NODESIM_MAX_EVENTS_PER_RUN 20000000ull /* a run that never ends is a bug too */
+#define NODESIM_SNAPSHOT_MAX_MS 300 /* a background snapshot ends 1..this ms after it starts */
 
 /* --- deterministic randomness (splitmix64) ------------------------------------------------------ */
 
@@ -29,14 +30,15 @@ static uint64_t rng_next(uint64_t *s)
 
 /* --- events ------------------------------------------------------------------------------------- */
 
-enum ev_kind { EV_TICK, EV_RAFT, EV_APP, EV_FLUSH };
+enum ev_kind { EV_TICK, EV_RAFT, EV_APP, EV_FLUSH, EV_SNAPSHOT_DONE };
 
 struct event {
 	uint64_t at;
 	uint64_t seq;
 	enum ev_kind kind;
 	unsigned to, from;
-	uint64_t epoch; /* EV_TICK, EV_FLUSH: the incarnation it belongs to */
+	uint64_t epoch; /* EV_TICK, EV_FLUSH, EV_SNAPSHOT_DONE: the incarnation it belongs to */
+	bool ok; /* EV_SNAPSHOT_DONE: what the job's run returned */
 	struct raft_msg *msg; /* EV_RAFT: owned by the event */
 	void *bytes; /* EV_APP: malloc'd frame; EV_RAFT snapshot chunk: raft_buf */
 	size_t len;
@@ -64,6 +66,13 @@ struct snode {
 	uint64_t checked_applied; /* applied index whose hash was last checked */
 	uint64_t snap_chunks, snaps;
 	uint64_t stall_until_ms; /* nodesim_stall: events for it wait until then */
+	/* the background snapshot of this incarnation: its job ran at start, its end is an
+	 * EV_SNAPSHOT_DONE event (or held, see nodesim_hold_snapshots) */
+	struct kv_snapshot_job *job;
+	bool job_ok;
+	bool hold_snapshots;
+	bool job_held;
+	uint64_t snapshots_started;
 };
 
 struct nodesim {
@@ -299,6 +308,29 @@ static void storage_log(void *ctx, int level, const char *msg)
 	env_log(ctx, level, msg);
 }
 
+/*
+ * env.snapshot_start: the job runs here and now (the "child" sees the state at this instant and
+ * writes through the fault-injecting vfs); its end reaches the node later, after a delay drawn
+ * from the seed, so the node goes on meanwhile (the daemon's forked child, deterministic).
+ */
+static int env_snapshot_start(void *ctx, struct kv_snapshot_job *job)
+{
+	struct snode *nd = ctx;
+	struct event e = {.kind = EV_SNAPSHOT_DONE, .to = nd->idx, .epoch = nd->epoch};
+	uint64_t delay = 1 + below(nd->s, NODESIM_SNAPSHOT_MAX_MS);
+
+	nd->job = job;
+	nd->snapshots_started++;
+	e.ok = job->run(job) == 0;
+	nd->job_ok = e.ok;
+	if (nd->hold_snapshots) {
+		nd->job_held = true;
+		return 0;
+	}
+	schedule(nd->s, delay, &e);
+	return 0;
+}
+
 /* --- nodes -------------------------------------------------------------------------------------- */
 
 static int node_open(struct nodesim *s, unsigned i, char *err, size_t err_len)
@@ -313,6 +345,7 @@ static int node_open(struct nodesim *s, unsigned i, char *err, size_t err_len)
 	        .send_app = env_send_app,
 	        .log = env_log,
 	        .schedule = env_schedule,
+	        .snapshot_start = s->o.sync_snapshots ? NULL : env_snapshot_start,
 	};
 	struct event tick = {.kind = EV_TICK, .to = i};
 	int rv;
@@ -335,6 +368,8 @@ static int node_open(struct nodesim *s, unsigned i, char *err, size_t err_len)
 	}
 	nd->epoch++;
 	nd->checked_applied = UINT64_MAX;
+	nd->job = NULL;
+	nd->job_held = false;
 	tick.epoch = nd->epoch;
 	schedule(s, 1 + below(s, NODESIM_TICK_MS), &tick);
 	return 0;
@@ -589,6 +624,14 @@ static void dispatch(struct nodesim *s, struct event *e)
 		if (nd->kv && e->epoch == nd->epoch)
 			kv_node_flush(nd->kv);
 		break;
+	case EV_SNAPSHOT_DONE:
+		/* an earlier incarnation's job ended with it: the node it belonged to is gone */
+		if (nd->kv && e->epoch == nd->epoch && nd->job) {
+			struct kv_snapshot_job *job = nd->job;
+			nd->job = NULL;
+			kv_node_snapshot_done(nd->kv, job, e->ok);
+		}
+		break;
 	}
 	event_free(e);
 }
@@ -768,7 +811,8 @@ void nodesim_drop_in_flight(struct nodesim *s)
 	while (heap_len(&s->q)) {
 		struct event e;
 		heap_pop(&s->q, &e);
-		if (e.kind == EV_TICK || e.kind == EV_FLUSH) { /* not messages: a node's own work */
+		if (e.kind == EV_TICK || e.kind == EV_FLUSH || e.kind == EV_SNAPSHOT_DONE) {
+			/* not messages: a node's own work */
 			if (heap_push(&keep, &e) != 0)
 				violation(s, "out of memory");
 		} else {
@@ -786,8 +830,10 @@ void nodesim_crash(struct nodesim *s, unsigned i, size_t torn_bytes)
 	if (i >= s->o.n || !s->nodes[i].kv)
 		return;
 	nd = &s->nodes[i];
-	kv_node_close(nd->kv);
+	kv_node_close(nd->kv); /* a snapshot in flight is abandoned (its child dies too) */
 	nd->kv = NULL;
+	nd->job = NULL;
+	nd->job_held = false;
 	nd->epoch++;
 	nd->stall_until_ms = 0;
 	s->crashes++;
@@ -844,6 +890,33 @@ int nodesim_restart(struct nodesim *s, unsigned i)
 	return 0;
 }
 
+void nodesim_hold_snapshots(struct nodesim *s, unsigned i, bool hold)
+{
+	if (i < s->o.n)
+		s->nodes[i].hold_snapshots = hold;
+}
+
+bool nodesim_snapshot_held(const struct nodesim *s, unsigned i)
+{
+	return i < s->o.n && s->nodes[i].job_held;
+}
+
+bool nodesim_release_snapshot(struct nodesim *s, unsigned i, bool ok)
+{
+	struct snode *nd;
+	struct kv_snapshot_job *job;
+
+	if (i >= s->o.n || !s->nodes[i].kv || !s->nodes[i].job_held)
+		return false;
+	nd = &s->nodes[i];
+	job = nd->job;
+	nd->job = NULL;
+	nd->job_held = false;
+	kv_node_snapshot_done(nd->kv, job, ok && nd->job_ok);
+	check_all(s);
+	return true;
+}
+
 /* --- inspection --------------------------------------------------------------------------------- */
 
 void nodesim_status(struct nodesim *s, unsigned i, struct kv_proto_node_status *st)
@@ -863,6 +936,16 @@ uint64_t nodesim_hash(struct nodesim *s, unsigned i)
 uint64_t nodesim_snapshot_chunks_received(const struct nodesim *s, unsigned i)
 {
 	return i < s->o.n ? s->nodes[i].snap_chunks : 0;
+}
+
+uint64_t nodesim_snapshots_started(const struct nodesim *s, unsigned i)
+{
+	return i < s->o.n ? s->nodes[i].snapshots_started : 0;
+}
+
+struct raft_vfs *nodesim_vfs(struct nodesim *s, unsigned i)
+{
+	return i < s->o.n ? s->nodes[i].vfs : NULL;
 }
 
 uint64_t nodesim_crashes(const struct nodesim *s)

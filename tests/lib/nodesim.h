@@ -27,6 +27,12 @@
  *     injected fault is crashed at once (it must exit).
  * The first violation is kept (nodesim_error()) and stops the run functions.
  *
+ * Snapshots are taken in the background (env.snapshot_start) unless sync_snapshots: the job runs at
+ * once, through the node's vfs (the state it sees is the state at that instant, as in the daemon's
+ * forked child), and kv_node_snapshot_done reaches the node 1..NODESIM_SNAPSHOT_MAX_MS later, so
+ * that the log grows, InstallSnapshot arrives and crashes happen while a snapshot is in flight.
+ * A crash drops the job with the node (its pending end is ignored).
+ *
  * A crash is kv_node_close (pending requests end with SHUTDOWN or UNKNOWN) followed by
  * raft_vfs_mem_crash(vfs, torn_bytes): everything not synced is lost. A restart is kv_node_open
  * on the same vfs.
@@ -47,6 +53,7 @@ struct nodesim_options {
 	unsigned delay_jitter_ms; /* extra delay, uniform in [0, jitter] */
 	unsigned drop_pm; /* per mille of messages dropped */
 	unsigned dup_pm; /* per mille of Raft messages delivered twice */
+	bool sync_snapshots; /* no env.snapshot_start: snapshots inside the loop turn */
 };
 
 void nodesim_options_default(struct nodesim_options *o, unsigned n, uint64_t seed);
@@ -120,6 +127,15 @@ void nodesim_unstall(struct nodesim *s);
 /* Reopens a down node i from its vfs. 0, or -1 (recorded as a violation too). */
 int nodesim_restart(struct nodesim *s, unsigned i);
 
+/* While held, a background snapshot of node i that ends (its job has run) waits for
+ * nodesim_release_snapshot instead of reaching the node after a random delay. */
+void nodesim_hold_snapshots(struct nodesim *s, unsigned i, bool hold);
+/* Node i has a held snapshot job waiting. */
+bool nodesim_snapshot_held(const struct nodesim *s, unsigned i);
+/* Ends node i's held job now: kv_node_snapshot_done with ok (false also when the job failed).
+ * false when nothing was held. */
+bool nodesim_release_snapshot(struct nodesim *s, unsigned i, bool ok);
+
 /* --- inspection --------------------------------------------------------------------------------- */
 
 void nodesim_status(struct nodesim *s, unsigned i, struct kv_proto_node_status *st);
@@ -127,6 +143,10 @@ uint64_t nodesim_hash(struct nodesim *s, unsigned i);
 /* Snapshot chunks delivered to node i, and the ones carrying the last chunk. */
 uint64_t nodesim_snapshot_chunks_received(const struct nodesim *s, unsigned i);
 uint64_t nodesim_snapshots_received(const struct nodesim *s, unsigned i);
+/* Background snapshots node i started (all its incarnations). */
+uint64_t nodesim_snapshots_started(const struct nodesim *s, unsigned i);
+/* Node i's file system (for tests that look at its files). */
+struct raft_vfs *nodesim_vfs(struct nodesim *s, unsigned i);
 /* Crashes so far (nodesim_crash calls and nodes stopped by an injected disk fault). */
 uint64_t nodesim_crashes(const struct nodesim *s);
 /* Prints every node's status, the pending events and the last log lines to stdout. */

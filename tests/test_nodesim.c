@@ -13,6 +13,7 @@
 #include "tests/lib/cu.h"
 #include "tests/lib/lincheck.h"
 #include "tests/lib/nodesim.h"
+#include "tests/lib/simcli.h"
 
 /*
  * One run (issue 6): 3 or 5 kv_nodes (tests/lib/nodesim.h) and 3-8 simulated clerks, all stepped
@@ -973,38 +974,19 @@ static int usage(void)
 int main(int argc, char **argv)
 {
 	struct run_params p = {.mix = MIX_ALL, .nodes = 0};
-	bool replay = false, soak = false, trace_on = false;
-	unsigned long long seeds = 10000, start = 1;
+	struct simcli cli = {.seeds = 10000};
+	bool trace_on;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strncmp(a, "--seed=", 7) == 0) {
-			p.seed = strtoull(a + 7, NULL, 10);
-			replay = true;
-		} else if (strncmp(a, "--mix=", 6) == 0) {
-			int m = atoi(a + 6);
-			if (m < 0 || m >= MIX_COUNT)
-				return usage();
-			p.mix = (enum mix)m;
-		} else if (strncmp(a, "--nodes=", 8) == 0) {
-			p.nodes = (unsigned)atoi(a + 8);
-		} else if (strcmp(a, "--trace") == 0) {
-			trace_on = true;
-		} else if (strcmp(a, "--soak") == 0) {
-			soak = true;
-		} else if (strncmp(a, "--seeds=", 8) == 0) {
-			seeds = strtoull(a + 8, NULL, 10);
-		} else if (strncmp(a, "--start=", 8) == 0) {
-			start = strtoull(a + 8, NULL, 10);
-		} else if (a[0] == '-') {
-			return usage();
-		} else if (i == argc - 1 && !replay && !soak) {
-			return cu_main(argc, argv, suites);
-		} else {
-			return usage();
-		}
-	}
-	if (replay) {
+	if (simcli_parse(argc, argv, &cli, MIX_COUNT, false) != 0)
+		return usage();
+	if (cli.suites)
+		return cu_main(argc, argv, suites);
+	p.seed = cli.seed;
+	if (cli.mix >= 0)
+		p.mix = (enum mix)cli.mix;
+	p.nodes = cli.nodes;
+	trace_on = cli.trace != 0;
+	if (cli.replay) {
 		struct run *t = calloc(1, sizeof(*t));
 		bool ok;
 		if (!t)
@@ -1029,14 +1011,14 @@ int main(int argc, char **argv)
 		free(t);
 		return ok ? 0 : 1;
 	}
-	if (soak) {
+	if (cli.soak) {
 		unsigned failures = 0;
-		unsigned long long per = (seeds + MIX_COUNT - 1) / MIX_COUNT;
+		unsigned long long per = (cli.seeds + MIX_COUNT - 1) / MIX_COUNT;
 		double t0 = now_s();
 		for (int m = 0; m < MIX_COUNT; m++)
-			failures +=
-			        run_mix((enum mix)m, start + (unsigned long long)m * 100000000ULL,
-			                (unsigned)per);
+			failures += run_mix((enum mix)m,
+			                    cli.start + (unsigned long long)m * 100000000ULL,
+			                    (unsigned)per);
 		printf("\nsoak: %llu seeds in %.1fs, %u failed\n", per * MIX_COUNT, now_s() - t0,
 		       failures);
 		return failures ? 1 : 0;

@@ -7,6 +7,7 @@
 
 #include "tests/lib/cu.h"
 #include "tests/lib/sim.h"
+#include "tests/lib/simcli.h"
 
 /* make check runs SIM_SEEDS_PER_MIX seeds of each of the 7 mixes (3 and 5 nodes alternating):
  * 7,000 seeds in all. SIM_SEEDS_SCALE (environment) multiplies it. */
@@ -128,37 +129,17 @@ static int usage(void)
 int main(int argc, char **argv)
 {
 	struct sim_options opt = {.mix = -1};
-	bool replay = false, soak = false;
-	unsigned long long seeds = 20000, start = 1;
+	struct simcli cli = {.seeds = 20000};
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strncmp(a, "--seed=", 7) == 0) {
-			opt.seed = strtoull(a + 7, NULL, 10);
-			replay = true;
-		} else if (strncmp(a, "--mix=", 6) == 0) {
-			opt.mix = atoi(a + 6);
-		} else if (strncmp(a, "--nodes=", 8) == 0) {
-			opt.nodes = (unsigned)atoi(a + 8);
-		} else if (strcmp(a, "--trace") == 0) {
-			opt.trace = 1;
-		} else if (strcmp(a, "--trace-msgs") == 0) {
-			opt.trace = 2;
-		} else if (strcmp(a, "--soak") == 0) {
-			soak = true;
-		} else if (strncmp(a, "--seeds=", 8) == 0) {
-			seeds = strtoull(a + 8, NULL, 10);
-		} else if (strncmp(a, "--start=", 8) == 0) {
-			start = strtoull(a + 8, NULL, 10);
-		} else if (a[0] == '-') {
-			return usage();
-		} else if (i == argc - 1 && !replay && !soak) {
-			return cu_main(argc, argv, suites);
-		} else {
-			return usage();
-		}
-	}
-	if (replay) {
+	if (simcli_parse(argc, argv, &cli, SIM_MIX_COUNT, true) != 0)
+		return usage();
+	if (cli.suites)
+		return cu_main(argc, argv, suites);
+	opt.seed = cli.seed;
+	opt.mix = cli.mix;
+	opt.nodes = cli.nodes;
+	opt.trace = cli.trace;
+	if (cli.replay) {
 		struct sim_result res;
 		bool ok = sim_run(&opt, &res);
 		printf("seed %llu (%s, %u nodes): %s%s\n  %llu events, committed %llu, %llu writes "
@@ -172,12 +153,12 @@ int main(int argc, char **argv)
 		       (unsigned long long)res.disk_faults);
 		return ok ? 0 : 1;
 	}
-	if (soak) {
+	if (cli.soak) {
 		unsigned failures = 0;
-		unsigned long long per = seeds / SIM_MIX_COUNT + 1;
+		unsigned long long per = cli.seeds / SIM_MIX_COUNT + 1;
 		for (int m = 0; m < SIM_MIX_COUNT; m++)
-			failures +=
-			        run_mix((enum sim_mix)m, start + m * 100000000ULL, (unsigned)per);
+			failures += run_mix((enum sim_mix)m, cli.start + m * 100000000ULL,
+			                    (unsigned)per);
 		printf("\nsoak: %llu seeds, %u failed\n", per * SIM_MIX_COUNT, failures);
 		return failures ? 1 : 0;
 	}

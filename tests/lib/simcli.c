@@ -50,8 +50,7 @@ int simcli_parse(int argc, char **argv, struct simcli *c, int mixes, bool trace_
 	}
 	c->suites = !c->replay && !c->soak;
 	/* a suite selector goes alone (cu_main reads argv[1]); options go without one */
-	if (c->suites ? argc > 2 || (argc == 2 && argv[1][0] == '-')
-	              : argv[argc - 1][0] != '-')
+	if (c->suites ? argc > 2 || (argc == 2 && argv[1][0] == '-') : argv[argc - 1][0] != '-')
 		return -1;
 	return 0;
 }

@@ -28,7 +28,6 @@
 #include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -46,7 +45,6 @@
 #define CLIENT_MAX_OUTPUT_BYTES (64u << 20) /* replies queued per client before backpressure */
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000u
 #define SHUTDOWN_MAX_MS 3000u /* a leader waits this long for a transfer */
-#define SNAPSHOT_CHILD_NICE 10 /* the child yields the CPU to the loop (2 cores, 3 nodes) */
 #define SNAPSHOT_CHILD_IOPRIO 7 /* best-effort class, lowest level: the WAL's fsyncs go first */
 #define SNAPSHOT_REAP_RETRY_MS 2 /* EOF came before the child became reapable: look again */
 
@@ -238,7 +236,9 @@ static void snapshot_child(struct kv_snapshot_job *job, int fd, pid_t parent)
 	/* a parent that dies (kill -9) takes the child with it: no orphan holding its ports */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
 		_exit(1);
-	(void)setpriority(PRIO_PROCESS, 0, SNAPSHOT_CHILD_NICE);
+	/* The CPU is shared as usual, not yielded (nice): the log cannot be compacted before the
+	 * child is done and grows meanwhile. At nice 10 under a 40k put/s load the children took
+	 * up to 7 s and the node's peak RSS reached 2.15x the data; at nice 0, 4 s and 1.87x. */
 	(void)syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0,
 	              (2 << 13) /* IOPRIO_CLASS_BE */ | SNAPSHOT_CHILD_IOPRIO);
 	memset(&rep, 0, sizeof(rep));

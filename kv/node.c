@@ -587,16 +587,6 @@ struct snap_io {
 	uint64_t offset;
 };
 
-static int snap_write(void *ctx, const void *buf, size_t len)
-{
-	struct snap_io *io = ctx;
-
-	if (raft_storage_snapshot_write(io->n->storage, buf, len) != RAFT_OK)
-		return -1;
-	io->offset += len;
-	return 0;
-}
-
 static int snap_read(void *ctx, void *buf, size_t len)
 {
 	struct snap_io *io = ctx;
@@ -672,7 +662,10 @@ static uint64_t snapshot_trigger_bytes(const struct kv_node *n)
 	return bytes - bytes / 16 * ((n->cfg.id + 3) % 4);
 }
 
-static void snapshot_start_background(struct kv_node *n, const struct raft_snapshot_meta *meta)
+/* Starts a snapshot at meta: its image is written by job->run, in the background when the
+ * environment can (env.snapshot_start), else here and now; kv_node_snapshot_done() installs it.
+ * Either way a failed image is a warning and a retry later: the log is all there still. */
+static void snapshot_start(struct kv_node *n, const struct raft_snapshot_meta *meta)
 {
 	struct kv_snapshot_job *job = &n->job;
 
@@ -688,6 +681,10 @@ static void snapshot_start_background(struct kv_node *n, const struct raft_snaps
 	n->snap_in_flight = true;
 	n->snap_stale = false;
 	n->snap_log_bytes = n->log_bytes;
+	if (!n->env.snapshot_start) {
+		kv_node_snapshot_done(n, job, job->run(job) == 0);
+		return;
+	}
 	if (n->env.snapshot_start(n->env.ctx, job) != 0) {
 		n->snap_in_flight = false;
 		raft_storage_snapshot_abort(n->storage);
@@ -701,13 +698,11 @@ static void snapshot_start_background(struct kv_node *n, const struct raft_snaps
 }
 
 /* Compaction (DESIGN.md 5): once the log written since the last snapshot passes snapshot_bytes,
- * the state at the applied index goes into a new snapshot and the log before it is dropped:
- * in the background when the environment can (env.snapshot_start), else here and now. */
+ * the state at the applied index goes into a new snapshot and the log before it is dropped. */
 static void maybe_snapshot(struct kv_node *n)
 {
 	struct raft_status st;
 	struct raft_snapshot_meta meta;
-	struct snap_io io = {n, 0, 0};
 
 	if (n->log_bytes < snapshot_trigger_bytes(n) || n->snap_in_flight ||
 	    n->snap_retry_ticks > 0)
@@ -719,27 +714,7 @@ static void maybe_snapshot(struct kv_node *n)
 	meta.index = st.applied;
 	meta.term = raft_term_at(n->raft, st.applied);
 	meta.conf = n->cfg.conf;
-	if (n->env.snapshot_start) {
-		snapshot_start_background(n, &meta);
-		return;
-	}
-	if (raft_storage_snapshot_begin(n->storage, &meta) != RAFT_OK) {
-		node_fail(n, "begin snapshot");
-		return;
-	}
-	if (kv_snapshot_save(n->store, snap_write, &io) != KV_OK) {
-		raft_storage_snapshot_abort(n->storage);
-		node_fail(n, "write snapshot");
-		return;
-	}
-	if (raft_storage_snapshot_commit(n->storage) != RAFT_OK) {
-		node_fail(n, "commit snapshot");
-		return;
-	}
-	raft_snapshot_taken(n->raft, meta.index, io.offset);
-	nlog(n, 1, "snapshot at index %llu (%llu bytes), log compacted",
-	     (unsigned long long)meta.index, (unsigned long long)io.offset);
-	n->log_bytes = 0;
+	snapshot_start(n, &meta);
 }
 
 /* --- the update loop ---------------------------------------------------------------------------- */
@@ -918,13 +893,13 @@ void kv_node_snapshot_done(struct kv_node *n, struct kv_snapshot_job *job, bool 
 		/* the log is all there still: nothing is lost, the next try comes later */
 		raft_storage_snapshot_abort(n->storage);
 		n->snap_retry_ticks = KV_NODE_SNAPSHOT_RETRY_TICKS;
-		nlog(n, 2, "background snapshot at %llu failed: %s; trying again later",
+		nlog(n, 2, "snapshot at %llu failed: %s; trying again later",
 		     (unsigned long long)index, strerror(job->err ? job->err : EIO));
 		return;
 	}
 	if (n->snap_stale) {
 		raft_storage_snapshot_abort(n->storage);
-		nlog(n, 1, "background snapshot at %llu discarded: the leader's was installed",
+		nlog(n, 1, "snapshot at %llu discarded: the leader's was installed",
 		     (unsigned long long)index);
 		return;
 	}
@@ -936,7 +911,7 @@ void kv_node_snapshot_done(struct kv_node *n, struct kv_snapshot_job *job, bool 
 		}
 		if (rc != RAFT_ENOENT)
 			n->snap_retry_ticks = KV_NODE_SNAPSHOT_RETRY_TICKS;
-		nlog(n, rc == RAFT_ENOENT ? 1 : 2, "background snapshot at %llu not installed: %s",
+		nlog(n, rc == RAFT_ENOENT ? 1 : 2, "snapshot at %llu not installed: %s",
 		     (unsigned long long)index, raft_storage_errmsg(n->storage));
 		return;
 	}

@@ -958,29 +958,25 @@ static int writer_write(struct raft_storage *st, struct snap_writer *w, uint64_t
 	return RAFT_OK;
 }
 
-/* Closes and removes an abandoned writer's file. */
-static int writer_abandon(struct raft_storage *st, struct snap_writer *w)
-{
-	if (!w->active)
-		return RAFT_OK;
-	writer_close(st, w);
-	return remove_file(st, w->tmp_name);
-}
-
-/* Closes and removes a local image that will not be installed. A failed removal stops
- * nothing: the file is a temporary one, removed at the next open (scan_dir) or replaced by
- * the next snapshot's. */
-static void writer_discard(struct raft_storage *st, struct snap_writer *w)
+/*
+ * Closes w and removes its temporary file. When must_remove, a failed removal stops the storage
+ * like any failed write; else it is only logged: the file is a temporary one, removed at the next
+ * open (scan_dir), and nothing depends on its going now.
+ */
+static int writer_remove(struct raft_storage *st, struct snap_writer *w, bool must_remove)
 {
 	int err;
 
 	if (!w->active)
-		return;
+		return RAFT_OK;
 	writer_close(st, w);
+	if (must_remove)
+		return remove_file(st, w->tmp_name);
 	err = st->vfs->unlink(st->vfs, path_in(st, st->path_a, w->tmp_name));
 	if (err && err != ENOENT)
 		st_log(st, 2, "remove %s: %s (removed at the next open)", w->tmp_name,
 		       errno_name(err));
+	return RAFT_OK;
 }
 
 /* Removes the segments holding only entries <= index (all of them when drop_all). */
@@ -1078,43 +1074,10 @@ int raft_storage_snapshot_begin(struct raft_storage *st, const struct raft_snaps
 	return writer_start(st, &st->local, SNAP_PREFIX, meta);
 }
 
-int raft_storage_snapshot_write(struct raft_storage *st, const void *buf, size_t len)
-{
-	int rc = usable(st);
-
-	if (rc != RAFT_OK)
-		return rc;
-	if (!st->local.active)
-		return invalid(st, "snapshot write: no snapshot begun");
-	return writer_write(st, &st->local, st->local.written, buf, len);
-}
-
-int raft_storage_snapshot_commit(struct raft_storage *st)
-{
-	int rc = usable(st);
-
-	if (rc != RAFT_OK)
-		return rc;
-	if (!st->local.active)
-		return invalid(st, "snapshot commit: no snapshot begun");
-	if (st->has_snap && st->local.meta.index <= st->snap.index) {
-		rc = writer_abandon(st, &st->local);
-		return rc != RAFT_OK
-		        ? rc
-		        : invalid(st, "snapshot commit: a newer snapshot was installed");
-	}
-	/* Entries it covers must be on disk before segments go; nothing queued is covered,
-	 * but the queue belongs to the tail that may be removed. */
-	rc = raft_storage_sync(st);
-	if (rc != RAFT_OK)
-		return rc;
-	return snapshot_install(st, &st->local, false, true);
-}
-
 void raft_storage_snapshot_abort(struct raft_storage *st)
 {
 	if (st->local.active && !st->stopped)
-		writer_discard(st, &st->local);
+		(void)writer_remove(st, &st->local, false);
 	else
 		writer_close(st, &st->local);
 }
@@ -1173,7 +1136,7 @@ int raft_storage_snapshot_install(struct raft_storage *st, uint64_t size, uint32
 		snprintf(st->errmsg, sizeof(st->errmsg),
 		         "snapshot %" PRIu64 " discarded: snapshot %" PRIu64 " installed meanwhile",
 		         w->meta.index, st->snap.index);
-		writer_discard(st, w);
+		(void)writer_remove(st, w, false);
 		return RAFT_ENOENT;
 	}
 	/* The image was written elsewhere: what it reports must be what the file holds. */
@@ -1186,12 +1149,13 @@ int raft_storage_snapshot_install(struct raft_storage *st, uint64_t size, uint32
 			snprintf(st->errmsg, sizeof(st->errmsg),
 			         "%s: %" PRIu64 " bytes, the image step reported %" PRIu64,
 			         w->tmp_name, on_disk, size);
-		writer_discard(st, w);
+		(void)writer_remove(st, w, false);
 		return err ? RAFT_EIO : RAFT_ECORRUPT;
 	}
 	w->written = size;
 	w->crc = crc;
-	/* as in commit: the tail's queue goes with the tail, if the tail is covered */
+	/* Entries the snapshot covers must be on disk before segments go; nothing queued is
+	 * covered, but the queue belongs to the tail that may be removed. */
 	rc = raft_storage_sync(st);
 	if (rc != RAFT_OK)
 		return rc;
@@ -1316,7 +1280,7 @@ static int persist_chunk(struct raft_storage *st, const struct raft_update *u)
 	int err, rc;
 
 	if (u->snap_offset == 0) {
-		rc = writer_abandon(st, w);
+		rc = writer_remove(st, w, true);
 		if (rc == RAFT_OK)
 			rc = writer_start(st, w, INCOMING_PREFIX, &u->snap_meta);
 		if (rc != RAFT_OK)

@@ -112,32 +112,22 @@ int raft_storage_sync(struct raft_storage *st);
 uint64_t raft_storage_last_index(const struct raft_storage *st);
 
 /*
- * Snapshots taken by the local application: begin with the metadata (meta->size is ignored:
- * the size is what was written), write the image bytes in order, then commit. commit makes the
- * new snapshot durable (temporary files fsynced, renamed, directory fsynced) before it removes
- * the previous snapshot and the log segments wholly covered by it. One snapshot is written at a
- * time; abort abandons it. meta->index must be above the current snapshot's and at most the
- * last index. abort removes the temporary image (a failed removal stops nothing: the file is
- * removed at the next open).
- */
-int raft_storage_snapshot_begin(struct raft_storage *st, const struct raft_snapshot_meta *meta);
-int raft_storage_snapshot_write(struct raft_storage *st, const void *buf, size_t len);
-int raft_storage_snapshot_commit(struct raft_storage *st);
-void raft_storage_snapshot_abort(struct raft_storage *st);
-
-/*
- * The same in three steps, so that the image is written away from the event loop (in a forked
- * child, as Redis BGSAVE does) while the log goes on:
- *   1. raft_storage_snapshot_begin (the loop): metadata, temporary image file created;
+ * Snapshots taken by the local application, in three steps, so that the image may be written
+ * away from the event loop (in a forked child, as Redis BGSAVE does) while the log goes on:
+ *   1. raft_storage_snapshot_begin (the loop): metadata (meta->size is ignored: the size is
+ *      what the image step wrote), temporary image file created. meta->index must be above the
+ *      current snapshot's and at most the last index; one snapshot is written at a time;
  *   2. raft_storage_snapshot_image fills *img, then raft_storage_image_write (in order) and
  *      raft_storage_image_sync (fsync) fill and harden the image. These use only img: the vfs
  *      and positional writes to the open file, no allocation, no logging, nothing in st, so
- *      they may run in a child forked after step 1. A failure is returned (and kept in
- *      img->err, an errno value) and stops nothing;
+ *      they may run in a child forked after step 1, or inline. A failure is returned (and kept
+ *      in img->err, an errno value) and stops nothing;
  *   3. raft_storage_snapshot_install (the loop) with the size and CRC32C the image step
- *      reported (carried back from the child): checks the file's size, then everything commit
- *      does after its fsync (metadata, renames, directory fsync, old snapshot and covered
- *      segments removed). Or raft_storage_snapshot_abort when step 2 failed.
+ *      reported (carried back from a child): checks the file's size, then makes the new
+ *      snapshot durable (metadata written to a temporary file and fsynced, both renamed,
+ *      directory fsynced) before it removes the previous snapshot and the log segments wholly
+ *      covered by the new one. Or raft_storage_snapshot_abort when step 2 failed: it removes the
+ *      temporary image (a failed removal stops nothing: the file is removed at the next open).
  * Between 1 and 3, entries may be appended, synced and truncated, and a snapshot from the
  * leader may be installed through raft_storage_persist. The newer snapshot wins: install
  * returns RAFT_ENOENT and removes the image when a snapshot at or above its index became
@@ -145,6 +135,9 @@ void raft_storage_snapshot_abort(struct raft_storage *st);
  * file does not hold what the image step reported. A temporary image left by a crash is
  * removed at the next open.
  */
+int raft_storage_snapshot_begin(struct raft_storage *st, const struct raft_snapshot_meta *meta);
+void raft_storage_snapshot_abort(struct raft_storage *st);
+
 struct raft_storage_image {
 	struct raft_vfs *vfs;
 	struct raft_vfs_file *f; /* the temporary file: the storage's (install or abort close it) */

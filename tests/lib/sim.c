@@ -1043,10 +1043,18 @@ static void maybe_snapshot(struct sim *s, struct node *nd)
 	meta.size = size;
 	/* durable before the core hears of it (it may send it to a follower at once) */
 	rv = raft_storage_snapshot_begin(nd->st, &meta);
-	if (rv == RAFT_OK)
-		rv = raft_storage_snapshot_write(nd->st, data, size);
-	if (rv == RAFT_OK)
-		rv = raft_storage_snapshot_commit(nd->st);
+	if (rv == RAFT_OK) {
+		struct raft_storage_image img;
+
+		raft_storage_snapshot_image(nd->st, &img);
+		rv = raft_storage_image_write(&img, data, size);
+		if (rv == RAFT_OK)
+			rv = raft_storage_image_sync(&img);
+		if (rv == RAFT_OK)
+			rv = raft_storage_snapshot_install(nd->st, img.size, img.crc);
+		else
+			raft_storage_snapshot_abort(nd->st);
+	}
 	free(data);
 	if (rv != RAFT_OK) {
 		storage_failed(s, nd, "snapshot", rv);

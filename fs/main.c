@@ -73,6 +73,8 @@ struct daemon {
 	struct event_base *base;
 	struct event *tick;
 	struct event *flush; /* kv_node_flush() at the end of a loop turn (env.schedule) */
+	struct event *client_write; /* active: dirty clients are written at the end of this turn */
+	struct client *dirty; /* clients with replies to write (client.next_dirty) */
 	struct event *sig_term, *sig_int;
 	struct raft_transport *transport;
 	struct kv_node *node;
@@ -197,6 +199,8 @@ static void env_schedule(void *ctx)
 	event_active(d->flush, EV_TIMEOUT, 0);
 }
 
+static void clients_write(struct daemon *d);
+
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -205,6 +209,10 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	kv_node_flush(d->node);
 	check_failed(d);
+	/* what the flush made leaves now: answers first (their clients are waiting), then what
+	 * the peers are sent (commit indexes, next batches) */
+	clients_write(d);
+	raft_transport_flush(d->transport);
 }
 
 /* --- background snapshots ----------------------------------------------------------------------- */
@@ -454,6 +462,9 @@ struct client {
 	char remote[64];
 	unsigned pending;
 	bool closed; /* the connection is gone; pending requests free themselves */
+	bool dirty; /* on d->dirty: replies queued since the last write */
+	bool writing; /* inside clients_write: not freed before it is done with it */
+	struct client *next_dirty;
 };
 
 struct client_req {
@@ -464,8 +475,22 @@ struct client_req {
 
 static void client_free_if_done(struct client *c)
 {
-	if (c->closed && c->pending == 0)
+	if (c->closed && c->pending == 0 && !c->dirty && !c->writing)
 		free(c);
+}
+
+/* Replies are written at the end of the loop turn that made them, one write per client for all
+ * of them (raft/transport.h, writing): queued here. */
+static void client_mark_dirty(struct client *c)
+{
+	struct daemon *d = c->d;
+
+	if (c->closed || c->dirty)
+		return;
+	c->dirty = true;
+	c->next_dirty = d->dirty;
+	d->dirty = c;
+	event_active(d->client_write, EV_TIMEOUT, 0); /* a no-op when it is active already */
 }
 
 static void client_close(struct client *c)
@@ -492,6 +517,7 @@ static void client_reply(struct client *c, const struct kv_proto_frame *f)
 	}
 	bufferevent_write(c->bev, buf, len);
 	free(buf);
+	client_mark_dirty(c);
 }
 
 static void update_backpressure(struct client *c)
@@ -519,6 +545,7 @@ static void client_req_done(struct kv_req *req)
 		                         &len) == 0) {
 			bufferevent_write(c->bev, buf, len);
 			free(buf);
+			client_mark_dirty(c);
 		} else {
 			dlog(FS_LOG_WARN, "client %s: cannot encode a reply: closing", c->remote);
 			client_close(c);
@@ -630,14 +657,47 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		client_close(c);
 }
 
+/* The output drained (written here or by the bufferevent): read again if backpressure had
+ * stopped it; frames may wait in the input buffer. */
+static void client_drained(struct client *c)
+{
+	update_backpressure(c);
+	if (!c->closed && c->pending < CLIENT_MAX_PENDING &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		client_read_cb(c->bev, c);
+}
+
 static void client_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
-	(void)bev;
-	update_backpressure(c);
-	if (!c->closed && c->pending < CLIENT_MAX_PENDING)
-		client_read_cb(c->bev, c); /* frames may wait in the input buffer */
+	bufferevent_disable(bev, EV_WRITE); /* the backlog is gone: writes are ours again */
+	client_drained(c);
+}
+
+/* Writes every dirty client's replies (as far as its socket takes them). */
+static void clients_write(struct daemon *d)
+{
+	struct client *c;
+
+	while ((c = d->dirty) != NULL) {
+		d->dirty = c->next_dirty;
+		c->dirty = false;
+		/* client_drained may read more frames, answer some (c is dirty again and back on
+		 * the list) or close c */
+		c->writing = true;
+		if (!c->closed && raft_transport_write_now(c->bev) == 0)
+			client_drained(c);
+		c->writing = false;
+		client_free_if_done(c);
+	}
+}
+
+static void client_write_cb_soon(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	clients_write(arg);
 }
 
 static void on_client(void *ctx, struct bufferevent *bev, const char *remote)
@@ -653,7 +713,8 @@ static void on_client(void *ctx, struct bufferevent *bev, const char *remote)
 	c->bev = bev;
 	snprintf(c->remote, sizeof(c->remote), "%s", remote);
 	bufferevent_setcb(bev, client_read_cb, client_write_cb, client_event_cb, c);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	bufferevent_enable(bev, EV_READ);
+	bufferevent_disable(bev, EV_WRITE); /* replies: clients_write */
 	if (evbuffer_get_length(bufferevent_get_input(bev)))
 		client_read_cb(bev, c);
 }
@@ -797,8 +858,9 @@ static int run(struct daemon *d)
 		return 1;
 	}
 	d->flush = event_new(d->base, -1, 0, flush_cb, d);
+	d->client_write = event_new(d->base, -1, 0, client_write_cb_soon, d);
 	d->snap.reap = evtimer_new(d->base, snap_reap_cb, d);
-	if (!d->flush || !d->snap.reap) {
+	if (!d->flush || !d->client_write || !d->snap.reap) {
 		dlog(FS_LOG_ERROR, "cannot create events");
 		goto out_base;
 	}
@@ -862,6 +924,8 @@ out_base:
 	snap_stop(d);
 	if (d->flush)
 		event_free(d->flush);
+	if (d->client_write)
+		event_free(d->client_write);
 	event_base_free(d->base);
 	return rv;
 }

@@ -104,6 +104,8 @@ struct raft_transport {
 	struct tr_link links[RAFT_MAX_NODES]; /* every node but self */
 	unsigned n_links;
 	struct tr_conn *conns; /* all accepted connections */
+	struct event *write_ev; /* active: queued frames are written at the end of this turn */
+	bool write_soon; /* write_ev is active */
 	unsigned n_pending; /* of which still without hello, <= RAFT_TRANSPORT_MAX_PENDING_CONNS */
 	struct raft_transport_stats st; /* the global counters; peers[] live in links */
 	char errmsg[RAFT_TRANSPORT_ERRMSG_BYTES];
@@ -839,6 +841,14 @@ static void link_event_cb(struct bufferevent *bev, short what, void *arg)
 		link_down(l, "closed by the peer");
 }
 
+/* The bufferevent's own write event emptied the queue: from now on frames are written at the
+ * end of the loop turn that queued them (raft_transport_write_now), without it. */
+static void link_write_cb(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	bufferevent_disable(bev, EV_WRITE);
+}
+
 static void link_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct tr_link *l = arg;
@@ -891,7 +901,7 @@ static void link_dial(struct tr_link *l)
 		evutil_closesocket(fd);
 		goto fail;
 	}
-	bufferevent_setcb(l->bev, link_read_cb, NULL, link_event_cb, l);
+	bufferevent_setcb(l->bev, link_read_cb, link_write_cb, link_event_cb, l);
 	bufferevent_set_timeouts(l->bev, NULL, &tv);
 	raft_transport_hello_encode(hello, RAFT_TRANSPORT_KIND_PEER, t->cfg.self_id,
 	                            t->cfg.cluster_id);
@@ -975,6 +985,10 @@ static int link_enqueue(struct tr_link *l, unsigned char *frame, uint32_t len, u
 	if (rc != 0)
 		return fail(l->t, RAFT_ENOMEM, "out of memory queueing to peer %u",
 		            (unsigned)l->id);
+	if (!l->t->write_soon) {
+		l->t->write_soon = true;
+		event_active(l->t->write_ev, EV_TIMEOUT, 0);
+	}
 	return RAFT_OK;
 }
 
@@ -1094,22 +1108,46 @@ int raft_transport_send_app(struct raft_transport *t, uint32_t to, const void *b
 	return rc;
 }
 
+int raft_transport_write_now(struct bufferevent *bev)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+	int n;
+
+	if (evbuffer_get_length(out) == 0)
+		return 0;
+	/* a socket bufferevent keeps the front of its output frozen but for its own writes */
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, bufferevent_getfd(bev));
+	evbuffer_freeze(out, 1);
+	if (n < 0 || evbuffer_get_length(out) > 0) {
+		/* the rest (or the error) is the bufferevent's: its write timeout applies */
+		bufferevent_enable(bev, EV_WRITE);
+		return 1;
+	}
+	bufferevent_disable(bev, EV_WRITE); /* a no-op unless a backlog had it on */
+	return 0;
+}
+
 void raft_transport_flush(struct raft_transport *t)
 {
 	for (unsigned i = 0; i < t->n_links; i++) {
 		struct tr_link *l = &t->links[i];
-		struct evbuffer *out;
 
-		if (!l->connected)
-			continue;
-		out = bufferevent_get_output(l->bev);
-		if (evbuffer_get_length(out) == 0)
-			continue;
-		/* a socket bufferevent keeps the front of its output frozen but for its own writes */
-		evbuffer_unfreeze(out, 1);
-		(void)evbuffer_write(out, bufferevent_getfd(l->bev));
-		evbuffer_freeze(out, 1);
+		if (l->connected)
+			(void)raft_transport_write_now(l->bev);
 	}
+}
+
+/* The end of a loop turn that queued frames (write_ev was made active then, so it runs after
+ * the callbacks already active): what they queued leaves now, in one write per peer. */
+static void write_soon_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct raft_transport *t = arg;
+
+	(void)fd;
+	(void)what;
+	t->write_soon = false;
+	raft_transport_flush(t);
 }
 
 const char *raft_transport_errmsg(const struct raft_transport *t)
@@ -1225,7 +1263,8 @@ int raft_transport_new(struct event_base *base, const struct raft_transport_conf
 			goto fail_timers;
 	}
 	t->relisten = evtimer_new(base, relisten_cb, t);
-	if (!t->relisten)
+	t->write_ev = event_new(base, -1, 0, write_soon_cb, t);
+	if (!t->relisten || !t->write_ev)
 		goto fail_timers;
 	rc = listen_socket(t, &fd, err, err_len);
 	if (rc != RAFT_OK)
@@ -1252,6 +1291,8 @@ fail_timers:
 		errf(err, err_len, "transport: out of memory");
 	if (t->relisten)
 		event_free(t->relisten);
+	if (t->write_ev)
+		event_free(t->write_ev);
 	for (unsigned i = 0; i < t->n_links; i++)
 		if (t->links[i].redial)
 			event_free(t->links[i].redial);
@@ -1274,5 +1315,6 @@ void raft_transport_free(struct raft_transport *t)
 	}
 	evconnlistener_free(t->listener);
 	event_free(t->relisten);
+	event_free(t->write_ev);
 	free(t);
 }

@@ -133,11 +133,26 @@ int raft_transport_send(struct raft_transport *t, const struct raft_msg *m);
 int raft_transport_send_app(struct raft_transport *t, uint32_t to, const void *buf, size_t len);
 
 /*
- * Writes what is queued for connected peers now, as far as their sockets take it without
- * blocking, instead of at the loop's next turn: a caller about to block (an fdatasync) lets its
- * AppendEntries travel meanwhile. Errors are left to the connection's own handling.
+ * Writing. A frame is queued by raft_transport_send / send_app and written at the end of the
+ * loop turn that queued it (an event made active then runs after the callbacks already active),
+ * with one write per peer for all the frames of that turn, not through the bufferevent's write
+ * event: that would cost two epoll_ctl and one more loop turn per message. Only what the socket
+ * does not take at once waits for the write event (and its RAFT_TRANSPORT_WRITE_TIMEOUT_MS).
+ *
+ * raft_transport_flush writes what is queued for connected peers now, as far as their sockets
+ * take it: a caller about to block (an fdatasync) lets its AppendEntries travel meanwhile, and
+ * a caller that answers clients can choose what leaves first.
  */
 void raft_transport_flush(struct raft_transport *t);
+
+/*
+ * The same for any socket bufferevent whose write event is kept off while its output is empty
+ * (the daemon's client connections): writes the output now as far as the socket takes it. If
+ * bytes remain, or the write failed, EV_WRITE is enabled and the bufferevent carries on (its
+ * write callback should disable EV_WRITE again once the output is empty); else EV_WRITE is
+ * disabled. Returns 1 when bytes remain (or failed), 0 when the output is empty.
+ */
+int raft_transport_write_now(struct bufferevent *bev);
 
 /* Why the last failing call on t failed; "" when none. Valid until the next call on t. */
 const char *raft_transport_errmsg(const struct raft_transport *t);

@@ -710,6 +710,117 @@ static void test_peer_connections_come_from_the_nodes_own_address_with_a_hello(v
 	node_stop(&nodes[1]);
 }
 
+/* node 2 dials a plain listening socket standing for node 1: returns the accepted socket
+ * (nonblocking), the hello already read from it. */
+static int raw_peer_of_node2(struct node nodes[2], int *lfd_out)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	unsigned char hello[RAFT_TRANSPORT_HELLO_BYTES];
+	int lfd, fd;
+
+	cluster_config(nodes, 2);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(lfd >= 0);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CU_ASSERT_FATAL(listen(lfd, 4) == 0);
+	CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&sa, &len) == 0);
+	nodes[0].cfg.peers[0].port = ntohs(sa.sin_port);
+	nodes[1].cfg.peers[0].port = ntohs(sa.sin_port);
+	CU_ASSERT_FATAL(node_start(&nodes[1]) == RAFT_OK);
+	fd = lfd;
+	CU_ASSERT_FATAL(run_until(accepted_one, &fd, WAIT_MS));
+	CU_ASSERT_FATAL(run_until(raw_has_bytes, &fd, WAIT_MS));
+	CU_ASSERT_FATAL(recv(fd, hello, sizeof(hello), 0) == (ssize_t)sizeof(hello));
+	*lfd_out = lfd;
+	return fd;
+}
+
+struct send_later {
+	struct raft_transport *t;
+	size_t len;
+	int rc;
+};
+
+static void send_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct send_later *sl = arg;
+	static unsigned char payload[256];
+
+	(void)fd;
+	(void)what;
+	memset(payload, 0x5a, sizeof(payload));
+	sl->rc = raft_transport_send_app(sl->t, 1, payload, sl->len);
+}
+
+/* Queues an application frame of len bytes from a callback and runs one loop turn: true when
+ * the whole frame is on the peer's socket when that turn ends. */
+static bool frame_leaves_in_the_same_turn(struct raft_transport *t, int fd, size_t len)
+{
+	struct send_later sl = {t, len, -1};
+	unsigned char got[RAFT_TRANSPORT_FRAME_HEADER_BYTES + 256];
+	size_t want = RAFT_TRANSPORT_FRAME_HEADER_BYTES + len;
+	ssize_t n;
+
+	CU_ASSERT_FATAL(event_base_once(base, -1, EV_TIMEOUT, send_later_cb, &sl, NULL) == 0);
+	event_base_loop(base, EVLOOP_ONCE);
+	CU_ASSERT_EQUAL(sl.rc, RAFT_OK);
+	n = recv(fd, got, want, MSG_DONTWAIT);
+	if (n != (ssize_t)want)
+		return false;
+	CU_ASSERT_EQUAL(raft_le_get32(got), len);
+	CU_ASSERT_EQUAL(got[RAFT_TRANSPORT_FRAME_HEADER_BYTES], 0x5a);
+	return true;
+}
+
+struct drain {
+	int fd;
+	size_t left; /* bytes still to read */
+};
+
+static bool drained(void *arg)
+{
+	struct drain *d = arg;
+	static unsigned char sink[1 << 16];
+	ssize_t n;
+
+	while (d->left > 0 && (n = recv(d->fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0)
+		d->left -= (size_t)n < d->left ? (size_t)n : d->left;
+	return d->left == 0;
+}
+
+/*
+ * A frame queued during a loop turn is written at the end of that turn (raft/transport.h,
+ * writing): not one turn later through the bufferevent's write event. A backlog the socket does
+ * not take at once still goes out whole, through the write event, and afterwards frames leave
+ * at the end of their turn again.
+ */
+static void test_frames_leave_at_the_end_of_the_turn_that_queued_them(void)
+{
+	struct node nodes[2] = {0};
+	static unsigned char big[1u << 20];
+	struct drain drain;
+	int lfd, fd;
+
+	fd = raw_peer_of_node2(nodes, &lfd);
+	CU_ASSERT(frame_leaves_in_the_same_turn(nodes[1].t, fd, 10));
+	CU_ASSERT(frame_leaves_in_the_same_turn(nodes[1].t, fd, 200));
+	/* 16 MiB nobody reads yet: far more than the socket buffers take */
+	for (int i = 0; i < 16; i++)
+		CU_ASSERT_EQUAL(raft_transport_send_app(nodes[1].t, 1, big, sizeof(big)), RAFT_OK);
+	run_for(20);
+	drain.fd = fd;
+	drain.left = 16 * (RAFT_TRANSPORT_FRAME_HEADER_BYTES + sizeof(big));
+	CU_ASSERT(run_until(drained, &drain, 10 * WAIT_MS));
+	CU_ASSERT_EQUAL(drain.left, 0);
+	run_for(5); /* the write event sees the queue empty */
+	CU_ASSERT(frame_leaves_in_the_same_turn(nodes[1].t, fd, 10));
+	close(fd);
+	close(lfd);
+	node_stop(&nodes[1]);
+}
+
 /* --- tests: reconnection and limits ----------------------------------------------------------- */
 
 static bool link_down_seen(void *arg)
@@ -1477,6 +1588,8 @@ static CU_TestInfo exchange_tests[] = {
          test_three_nodes_exchange_messages_and_app_frames_between_every_pair},
         {"test_peer_connections_come_from_the_nodes_own_address_with_a_hello",
          test_peer_connections_come_from_the_nodes_own_address_with_a_hello},
+        {"test_frames_leave_at_the_end_of_the_turn_that_queued_them",
+         test_frames_leave_at_the_end_of_the_turn_that_queued_them},
         {"test_client_hello_hands_the_connection_over_with_its_bytes",
          test_client_hello_hands_the_connection_over_with_its_bytes},
         CU_TEST_INFO_NULL,

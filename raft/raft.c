@@ -37,7 +37,6 @@ struct progress {
 	bool vote_responded;
 	bool vote_granted;
 	uint64_t read_seq_acked;
-	uint64_t commit_sent; /* commit index last told to this member */
 	/* PR_REPLICATE in-flight window: last index and payload bytes of each outstanding append */
 	uint64_t *infl_index;
 	uint64_t *infl_bytes;
@@ -86,6 +85,9 @@ struct raft {
 	uint64_t commit; /* invariant: applied <= commit <= last index */
 	uint64_t applied; /* last index the application applied */
 	uint64_t stable; /* last index durable here; invariant: stable <= last index */
+	/* follower: entries up to here are known to match the leader's log (its last successful
+	 * AppendEntries or snapshot in this term); a read index answer may commit up to it */
+	uint64_t leader_match;
 
 	/* latest local snapshot (what the leader sends to laggards) */
 	struct raft_snapshot_meta snap;
@@ -125,7 +127,6 @@ struct raft {
 
 	/* leader */
 	bool need_bcast; /* new entries to send */
-	bool need_commit_bcast; /* commit advanced: tell followers */
 	uint64_t uncommitted_bytes;
 	uint64_t read_seq;
 	uint32_t transfer_target;
@@ -299,6 +300,8 @@ static void reset_randomized_timeout(struct raft *r)
 
 static void set_term_vote(struct raft *r, uint64_t term, uint32_t vote)
 {
+	if (r->term != term)
+		r->leader_match = 0; /* it spoke of the previous term's leader */
 	if (r->term != term || r->vote != vote) {
 		r->term = term;
 		r->vote = vote;
@@ -421,7 +424,6 @@ static void pr_reset(struct raft *r, struct progress *pr)
 	pr->vote_responded = false;
 	pr->vote_granted = false;
 	pr->read_seq_acked = 0;
-	pr->commit_sent = 0;
 	pr->infl_start = 0;
 	pr->infl_count = 0;
 	pr->infl_total_bytes = 0;
@@ -447,7 +449,6 @@ static void become_follower(struct raft *r, uint64_t term, uint32_t leader)
 	r->heartbeat_elapsed = 0;
 	r->transfer_target = 0;
 	r->need_bcast = false;
-	r->need_commit_bcast = false;
 	reset_randomized_timeout(r);
 }
 
@@ -682,7 +683,6 @@ static bool send_append(struct raft *r, struct progress *pr, bool allow_empty)
 	m.u.append.prev_index = prev;
 	m.u.append.prev_term = prev_term;
 	m.u.append.commit = r->commit;
-	pr->commit_sent = r->commit;
 	if (pr->state == PR_REPLICATE) {
 		if (n > 0) {
 			uint64_t sent_last = pr->next + n - 1;
@@ -718,8 +718,6 @@ static void send_heartbeat(struct raft *r, struct progress *pr)
 	/* a follower may not hold the leader's whole committed prefix: only tell it what it is
 	 * known to match (etcd's rule) */
 	m.u.heartbeat.commit = pr->match < r->commit ? pr->match : r->commit;
-	if (m.u.heartbeat.commit > pr->commit_sent)
-		pr->commit_sent = m.u.heartbeat.commit;
 	m.u.heartbeat.read_seq = r->read_seq;
 	queue_msg(r, &m);
 }
@@ -759,8 +757,10 @@ static void maybe_commit(struct raft *r)
 			r->uncommitted_bytes -=
 			        e->len < r->uncommitted_bytes ? e->len : r->uncommitted_bytes;
 	}
+	/* Followers learn the new commit index from the next AppendEntries or heartbeat; nothing
+	 * is sent only to carry it (at one client that doubled the messages and wake-ups of each
+	 * write). A follower's read gets it sooner: handle_read_index_resp. */
 	r->commit = q;
-	r->need_commit_bcast = true;
 }
 
 static void maybe_send_timeout_now(struct raft *r, struct progress *pr)
@@ -943,6 +943,8 @@ static void handle_append(struct raft *r, const struct raft_msg *m)
 			return; /* out of memory: no acknowledgement, the leader retries */
 	}
 	last_new = a->prev_index + a->n_entries;
+	if (last_new > r->leader_match)
+		r->leader_match = last_new;
 	/* 5. commitIndex = min(leaderCommit, index of last new entry) */
 	follower_commit_to(r, a->commit < last_new ? a->commit : last_new);
 	reply_append(r, m->from, true, last_new, 0, 0);
@@ -1001,10 +1003,6 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
 		;
 	if (pr->state == PR_PROBE)
 		send_append(r, pr, false);
-	/* commit moved on while this follower's probe was outstanding (the commit broadcast
-	 * skipped it): tell it now rather than at the next heartbeat */
-	if (pr->commit_sent < r->commit && pr->match > pr->commit_sent)
-		send_append(r, pr, true);
 }
 
 static void handle_heartbeat(struct raft *r, const struct raft_msg *m)
@@ -1062,6 +1060,8 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
 		 * the snapshot covers, and may hold acknowledged entries after it, which an
 		 * install would lose. Commit up to it instead (log matching makes it safe). */
 		follower_commit_to(r, s->meta.index);
+		if (s->meta.index > r->leader_match)
+			r->leader_match = s->meta.index;
 		reply_snapshot(r, m->from, s->meta.index, s->meta.size, true, false);
 		return;
 	}
@@ -1115,6 +1115,7 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
 		r->unstable_from = s->meta.index + 1;
 		r->pending_truncate = 0; /* the install drops the whole log on disk */
 		r->commit = s->meta.index;
+		r->leader_match = s->meta.index;
 		r->restore_pending = true;
 		r->in_snap_active = false;
 		r->conf = s->meta.conf;
@@ -1161,6 +1162,10 @@ static void handle_read_index_resp(struct raft *r, const struct raft_msg *m)
 	rs.ctx = m->u.read_index_resp.ctx;
 	rs.index = m->u.read_index_resp.index;
 	rs.status = m->u.read_index_resp.ok ? RAFT_OK : RAFT_ENOTLEADER;
+	/* The index is the leader's commit index, so what this log holds of it in common with the
+	 * leader's is committed: the read need not wait for the next heartbeat to learn it. */
+	if (rs.status == RAFT_OK && r->role == RAFT_FOLLOWER && m->from == r->leader)
+		follower_commit_to(r, rs.index < r->leader_match ? rs.index : r->leader_match);
 	vec_push(&r->read_states, &rs, sizeof(rs));
 }
 
@@ -1476,9 +1481,9 @@ bool raft_has_update(const struct raft *r)
 {
 	if (r->update_out)
 		return false;
-	return (r->role == RAFT_LEADER && (r->need_bcast || r->need_commit_bcast)) ||
-	        (r->dirty && !r->persist_inflight) || releasable(r) ||
-	        apply_limit(r) > r->applied || r->read_states.n > 0 || unassigned_reads(r);
+	return (r->role == RAFT_LEADER && r->need_bcast) || (r->dirty && !r->persist_inflight) ||
+	        releasable(r) || apply_limit(r) > r->applied || r->read_states.n > 0 ||
+	        unassigned_reads(r);
 }
 
 static void hand_out_persistence(struct raft *r, struct raft_update *u)
@@ -1567,10 +1572,9 @@ int raft_update_get(struct raft *r, struct raft_update *u)
 		return RAFT_EBUSY;
 	r->update_out = true;
 	if (r->role == RAFT_LEADER) {
-		if (r->need_bcast || r->need_commit_bcast)
-			bcast_append(r, r->need_commit_bcast);
+		if (r->need_bcast)
+			bcast_append(r, false);
 		r->need_bcast = false;
-		r->need_commit_bcast = false;
 		start_read_round(r);
 	}
 	if (r->dirty && !r->persist_inflight)

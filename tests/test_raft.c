@@ -583,6 +583,14 @@ static int fx_propose(uint32_t id, uint64_t tag, uint32_t len, uint64_t *index)
 	return rv;
 }
 
+/* One heartbeat from leader id, delivered with everything it leads to: followers learn the
+ * leader's commit index (nothing is sent only to carry it: raft.c maybe_commit). */
+static void fx_heartbeat(uint32_t id)
+{
+	fx_tick(id, F.cfg.heartbeat_ticks);
+	fx_deliver_all();
+}
+
 static struct raft_msg mk(int type, uint32_t from, uint32_t to, uint64_t term)
 {
 	struct raft_msg m;
@@ -841,6 +849,7 @@ static void test_5_3_leader_backs_off_quickly_with_conflict_hint(void)
 	CU_ASSERT_EQUAL(appends_to_2, 2);
 
 	fx_deliver_all();
+	fx_heartbeat(1);
 	CU_ASSERT_EQUAL(st(2).last_index, 11);
 	CU_ASSERT_EQUAL(raft_term_at(N(2)->r, 4), 4);
 	CU_ASSERT_EQUAL(raft_term_at(N(2)->r, 11), 5);
@@ -851,25 +860,39 @@ static void test_5_3_leader_backs_off_quickly_with_conflict_hint(void)
 }
 
 /*
- * Paper 5.3: followers learn the commit index from "future AppendEntries RPCs". When the leader's
- * commit advances while a follower's probe is outstanding, that follower is skipped by the commit
- * broadcast; its acknowledgement then arrives and nothing carries the commit to it until the next
- * heartbeat. The leader should answer such an acknowledgement with the commit it holds (etcd:
- * handleAppendResponse sends an append when the follower was paused), or follower reads and
- * applies lag by a heartbeat period.
+ * Paper 5.3: followers learn the commit index from "future AppendEntries RPCs". Nothing is sent
+ * only to carry it: the next AppendEntries does (a write after a write), or the next heartbeat
+ * (at most heartbeat_ticks later). At one client, a message per follower and its answer only
+ * for the commit doubled the messages of each write. A follower's read does not wait for it:
+ * test_6_4_follower_read_learns_commit_from_the_read_index.
  */
-static void test_5_3_follower_learns_new_commit_without_waiting_for_heartbeat(void)
+static void test_5_3_commit_index_travels_with_the_next_append_or_heartbeat(void)
 {
-	fx_init(3);
-	fx_start_all();
-	fx_tick(1, FX_ELECTION_TICKS);
-	fx_deliver_all(); /* election, no-op, acknowledgements: the network is quiet */
-	CU_ASSERT_EQUAL_FATAL(st(1).role, RAFT_LEADER);
-	CU_ASSERT_EQUAL(F.n_mail, 0);
-	CU_ASSERT_EQUAL(st(1).commit, 1);
+	const struct raft_msg *m;
+
+	fx_cluster3_with_leader();
+	CU_ASSERT_EQUAL(fx_propose(1, 2, FX_ENTRY_BYTES, NULL), RAFT_OK);
+	fx_deliver_all();
+	CU_ASSERT_EQUAL(st(1).commit, 2);
+	CU_ASSERT_EQUAL(N(1)->n_applied, 2);
+	CU_ASSERT_EQUAL(F.n_mail, 0); /* the commit made no message */
+	CU_ASSERT_EQUAL(st(2).last_index, 2);
 	CU_ASSERT_EQUAL(st(2).commit, 1);
-	CU_ASSERT_EQUAL(st(3).last_index, 1); /* node 3 holds and acknowledged the no-op... */
-	CU_ASSERT_EQUAL(st(3).commit, 1); /* ...and should know it is committed */
+	CU_ASSERT_EQUAL(st(3).commit, 1);
+	/* the next write carries it */
+	CU_ASSERT_EQUAL(fx_propose(1, 3, FX_ENTRY_BYTES, NULL), RAFT_OK);
+	m = mail_at(fx_find(RAFT_MSG_APPEND, 1, 2));
+	CU_ASSERT_EQUAL(m->u.append.commit, 2);
+	fx_deliver_all();
+	CU_ASSERT_EQUAL(st(1).commit, 3);
+	CU_ASSERT_EQUAL(st(2).commit, 2);
+	CU_ASSERT_EQUAL(st(3).commit, 2);
+	CU_ASSERT_EQUAL(N(2)->n_applied, 2);
+	/* and, when no write follows, the next heartbeat */
+	fx_heartbeat(1);
+	CU_ASSERT_EQUAL(st(2).commit, 3);
+	CU_ASSERT_EQUAL(st(3).commit, 3);
+	CU_ASSERT_EQUAL(N(3)->n_applied, 3);
 	fx_free();
 }
 
@@ -938,6 +961,7 @@ static void test_5_4_2_noop_of_new_term_commits_earlier_entries(void)
 	fig8_elect_s1();
 	CU_ASSERT_EQUAL(st(1).commit, 0);
 	fx_deliver_all();
+	fx_heartbeat(1);
 	/* the term-4 no-op reached a majority: it commits, and index 2 with it */
 	CU_ASSERT_EQUAL(st(1).commit, 3);
 	CU_ASSERT_EQUAL_FATAL(N(1)->n_applied, 3);
@@ -1016,7 +1040,7 @@ static void test_7_lagging_follower_receives_snapshot_in_chunks(void)
 	CU_ASSERT_EQUAL(st(3).last_index, 6);
 
 	/* replication resumes after the snapshot (the heartbeat carries the commit: see
-	 * test_5_3_follower_learns_new_commit_without_waiting_for_heartbeat) */
+	 * test_5_3_commit_index_travels_with_the_next_append_or_heartbeat) */
 	CU_ASSERT_EQUAL(fx_propose(1, 7, FX_ENTRY_BYTES, NULL), RAFT_OK);
 	fx_deliver_all();
 	fx_tick(1, 1);
@@ -1298,6 +1322,92 @@ static void test_read_index_forwarded_from_follower(void)
 	fx_free();
 }
 
+/*
+ * Thesis 6.4, a read on a follower: the leader's answer is its commit index, so the entries the
+ * follower holds in common with the leader up to it are committed: the follower commits them at
+ * once instead of waiting for the next heartbeat (test_5_3_commit_index_travels_with_the_next_
+ * append_or_heartbeat) before it can serve the read.
+ */
+static void test_6_4_follower_read_learns_commit_from_the_read_index(void)
+{
+	const struct raft_msg *m;
+
+	fx_cluster3_with_leader();
+	CU_ASSERT_EQUAL(fx_propose(1, 2, FX_ENTRY_BYTES, NULL), RAFT_OK);
+	fx_deliver_all();
+	CU_ASSERT_EQUAL(st(1).commit, 2);
+	CU_ASSERT_EQUAL(st(2).commit, 1);
+	CU_ASSERT_EQUAL(raft_read_index(N(2)->r, 7), RAFT_OK);
+	fx_process(2);
+	fx_deliver((size_t)fx_find(RAFT_MSG_READ_INDEX, 2, 1));
+	/* the round's heartbeat to node 2 is lost: node 3 confirms the leader alone */
+	CU_ASSERT_EQUAL(fx_drop_matching(RAFT_MSG_HEARTBEAT, 1, 2), 1);
+	fx_deliver((size_t)fx_find(RAFT_MSG_HEARTBEAT, 1, 3));
+	fx_deliver((size_t)fx_find(RAFT_MSG_HEARTBEAT_RESP, 3, 1));
+	m = mail_at(fx_find(RAFT_MSG_READ_INDEX_RESP, 1, 2));
+	CU_ASSERT_EQUAL(m->u.read_index_resp.index, 2);
+	fx_deliver((size_t)fx_find(RAFT_MSG_READ_INDEX_RESP, 1, 2));
+	CU_ASSERT_EQUAL_FATAL(N(2)->n_reads, 1);
+	CU_ASSERT_EQUAL(N(2)->reads[0].index, 2);
+	CU_ASSERT_EQUAL(N(2)->reads[0].status, RAFT_OK);
+	CU_ASSERT_EQUAL(st(2).commit, 2);
+	CU_ASSERT_EQUAL(st(2).applied, 2);
+	fx_free();
+}
+
+/*
+ * The same answer must not commit what the follower holds but the leader does not: node 3 keeps
+ * index 2 of term 2 (from a leader that failed), node 1 wins term 3 without it and puts its
+ * no-op at index 2. Node 3, which knows the leader but has received none of its entries, reads:
+ * the answer (index 2) commits nothing on it, else it would apply the term-2 entry.
+ */
+static void test_6_4_read_index_answer_commits_only_what_matches_the_leader(void)
+{
+	static const uint64_t s12[] = {1}, s3[] = {1, 2};
+
+	fx_init(3);
+	fx_disk(1, 2, 0, s12, 1);
+	fx_disk(2, 2, 0, s12, 1);
+	fx_disk(3, 2, 0, s3, 2);
+	fx_start_all();
+	for (int t = 0; t < 3 * FX_ELECTION_TICKS && st(1).role == RAFT_FOLLOWER; t++)
+		fx_tick(1, 1);
+	CU_ASSERT_EQUAL_FATAL(st(1).role, RAFT_CANDIDATE);
+	fx_deliver_matching(RAFT_MSG_VOTE, 1, 0);
+	fx_deliver_matching(RAFT_MSG_VOTE_RESP, 0, 1); /* node 3 refuses: its log is newer */
+	CU_ASSERT_EQUAL_FATAL(st(1).role, RAFT_LEADER);
+	CU_ASSERT_EQUAL(st(1).term, 3);
+	CU_ASSERT_EQUAL(raft_term_at(N(1)->r, 2), 3); /* the no-op */
+	/* node 2 takes the no-op and it commits; node 3 receives nothing of it */
+	fx_deliver_matching(RAFT_MSG_APPEND, 1, 2);
+	fx_deliver_matching(RAFT_MSG_APPEND_RESP, 2, 1);
+	CU_ASSERT_EQUAL(st(1).commit, 2);
+	fx_drop_matching(RAFT_MSG_APPEND, 1, 3);
+	/* a heartbeat tells node 3 who leads (and commit 0: the leader knows no match of it) */
+	fx_tick(1, F.cfg.heartbeat_ticks);
+	fx_deliver((size_t)fx_find(RAFT_MSG_HEARTBEAT, 1, 3));
+	CU_ASSERT_EQUAL(st(3).leader, 1);
+	fx_drop_matching(0, 0, 0);
+	CU_ASSERT_EQUAL(raft_read_index(N(3)->r, 5), RAFT_OK);
+	fx_process(3);
+	fx_deliver((size_t)fx_find(RAFT_MSG_READ_INDEX, 3, 1));
+	fx_deliver((size_t)fx_find(RAFT_MSG_HEARTBEAT, 1, 2));
+	fx_deliver((size_t)fx_find(RAFT_MSG_HEARTBEAT_RESP, 2, 1));
+	fx_deliver((size_t)fx_find(RAFT_MSG_READ_INDEX_RESP, 1, 3));
+	CU_ASSERT_EQUAL_FATAL(N(3)->n_reads, 1);
+	CU_ASSERT_EQUAL(N(3)->reads[0].index, 2);
+	CU_ASSERT_EQUAL(N(3)->reads[0].status, RAFT_OK);
+	CU_ASSERT_EQUAL(st(3).commit, 0);
+	CU_ASSERT_EQUAL(N(3)->n_applied, 0);
+	/* once the leader's entries arrive, the read can be served, from the leader's log */
+	fx_deliver_all();
+	fx_heartbeat(1);
+	CU_ASSERT_EQUAL(st(3).commit, 2);
+	CU_ASSERT_EQUAL_FATAL(N(3)->n_applied, 2);
+	CU_ASSERT_EQUAL(N(3)->applied[1].term, 3);
+	fx_free();
+}
+
 static void test_read_index_fails_when_leader_steps_down(void)
 {
 	const struct raft_msg *m;
@@ -1489,6 +1599,7 @@ static void test_restart_from_persisted_state_continues(void)
 	CU_ASSERT_EQUAL(fx_propose(1, 11, FX_ENTRY_BYTES, NULL), RAFT_OK);
 	CU_ASSERT_EQUAL(fx_propose(1, 12, FX_ENTRY_BYTES, NULL), RAFT_OK);
 	fx_deliver_all();
+	fx_heartbeat(1);
 	CU_ASSERT_EQUAL_FATAL(st(2).commit, 3);
 
 	fx_restart(2);
@@ -1517,6 +1628,7 @@ static void test_restart_from_persisted_state_continues(void)
 	CU_ASSERT_EQUAL(N(2)->applied[2].tag, 12);
 	CU_ASSERT_EQUAL(fx_propose(1, 13, FX_ENTRY_BYTES, NULL), RAFT_OK);
 	fx_deliver_all();
+	fx_heartbeat(1);
 	CU_ASSERT_EQUAL(st(2).commit, 4);
 	CU_ASSERT_EQUAL(N(2)->n_log, 4);
 	fx_free();
@@ -1563,6 +1675,7 @@ static void test_pipelined_appends_bounded_by_inflight_window(void)
 			k = (int)i;
 	CU_ASSERT_EQUAL(mail_at(k)->u.append.prev_index, 4);
 	fx_deliver_all();
+	fx_heartbeat(1);
 	CU_ASSERT_EQUAL(st(1).commit, 11);
 	CU_ASSERT_EQUAL(st(2).commit, 11);
 	CU_ASSERT_EQUAL(st(3).last_index, 11);
@@ -1592,6 +1705,7 @@ static void test_proposals_batched_into_one_append(void)
 	}
 	fx_deliver_all();
 	CU_ASSERT_EQUAL(st(1).commit, 6);
+	fx_heartbeat(1);
 	CU_ASSERT_EQUAL(N(2)->n_applied, 6);
 	fx_free();
 }
@@ -1716,8 +1830,8 @@ static CU_TestInfo raft_tests[] = {
          test_5_3_conflicting_suffix_is_truncated_and_replaced},
         {"test_5_3_leader_backs_off_quickly_with_conflict_hint",
          test_5_3_leader_backs_off_quickly_with_conflict_hint},
-        {"test_5_3_follower_learns_new_commit_without_waiting_for_heartbeat",
-         test_5_3_follower_learns_new_commit_without_waiting_for_heartbeat},
+        {"test_5_3_commit_index_travels_with_the_next_append_or_heartbeat",
+         test_5_3_commit_index_travels_with_the_next_append_or_heartbeat},
         {"test_5_4_2_entry_of_earlier_term_is_not_committed_by_counting_replicas",
          test_5_4_2_entry_of_earlier_term_is_not_committed_by_counting_replicas},
         {"test_5_4_2_noop_of_new_term_commits_earlier_entries",
@@ -1737,6 +1851,10 @@ static CU_TestInfo raft_tests[] = {
         {"test_read_index_waits_for_heartbeat_round", test_read_index_waits_for_heartbeat_round},
         {"test_read_index_batches_reads_in_one_round", test_read_index_batches_reads_in_one_round},
         {"test_read_index_forwarded_from_follower", test_read_index_forwarded_from_follower},
+        {"test_6_4_follower_read_learns_commit_from_the_read_index",
+         test_6_4_follower_read_learns_commit_from_the_read_index},
+        {"test_6_4_read_index_answer_commits_only_what_matches_the_leader",
+         test_6_4_read_index_answer_commits_only_what_matches_the_leader},
         {"test_read_index_fails_when_leader_steps_down",
          test_read_index_fails_when_leader_steps_down},
         {"test_transfer_brings_target_up_to_date_then_times_out_now",

@@ -479,8 +479,11 @@ static void conn_hand_to_client(struct tr_conn *c)
 	struct raft_transport *t = c->t;
 	struct bufferevent *bev = c->bev;
 	char remote[ADDR_TEXT_BYTES];
+	int one = 1;
 
 	memcpy(remote, c->remote, sizeof(remote));
+	/* replies are small and answer requests: none may wait for the client's delayed ACK */
+	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	bufferevent_setwatermark(bev, EV_READ, 0, 0);

@@ -58,7 +58,9 @@
  * Floors (--floor=DIR): the medians of a 512-byte overwrite + fdatasync and of an append +
  * fdatasync in a file in DIR, and of a one-byte TCP round trip over loopback, so that latencies
  * can be set beside what the disk and the kernel cost (a put needs at least one fdatasync and
- * two round trips: client to leader, leader to follower).
+ * two round trips: client to leader, leader to follower); and the median of a write replicated
+ * with nothing but its I/O by threads standing for three nodes on this machine (floor_repl_us),
+ * which also pays for three fdatasyncs sharing one disk and for the wake-ups of four processes.
  *
  * Exit 0 when the run was measured (errors are in the line),
  * 1 when setup failed, 2 for bad arguments. Without arguments prints the usage and exits 0
@@ -1451,31 +1453,48 @@ static void *echo_main(void *arg)
 	return NULL;
 }
 
+/* Two ends of a loopback TCP connection, TCP_NODELAY both: 0, or -1 (with a message). */
+static int loopback_pair(int *a, int *b)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int ls, cs = -1, as = -1, one = 1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 1) < 0 ||
+	    getsockname(ls, (struct sockaddr *)&sa, &sl) < 0 ||
+	    (cs = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(cs, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    (as = accept(ls, NULL, NULL)) < 0) {
+		fprintf(stderr, "bench_kv: loopback connection: %s\n", strerror(errno));
+		if (cs >= 0)
+			close(cs);
+		if (ls >= 0)
+			close(ls);
+		return -1;
+	}
+	close(ls);
+	setsockopt(cs, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(as, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	*a = cs;
+	*b = as;
+	return 0;
+}
+
 /* Median round trip of one byte over a loopback TCP connection to a thread that echoes it
  * (TCP_NODELAY, blocking calls: a wake-up on each side, as a request between nodes). -1 on
  * error. */
 static double floor_rtt_us(long n)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t sl = sizeof(sa);
 	uint64_t *lat = calloc((size_t)n, sizeof(*lat));
-	int ls = -1, cs = -1, as = -1, one = 1;
+	int cs = -1, as = -1;
 	double rc = -1;
 	pthread_t tid;
 	char c = 'p';
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cs = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (!lat || ls < 0 || cs < 0 || bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(ls, 1) < 0 || getsockname(ls, (struct sockaddr *)&sa, &sl) < 0 ||
-	    connect(cs, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    (as = accept(ls, NULL, NULL)) < 0) {
-		fprintf(stderr, "bench_kv: loopback connection: %s\n", strerror(errno));
+	if (!lat || loopback_pair(&cs, &as) != 0)
 		goto out;
-	}
-	setsockopt(cs, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(as, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (pthread_create(&tid, NULL, echo_main, &as) != 0)
 		goto out;
 	for (long i = -n / 10; i < n; i++) { /* the first tenth warms up */
@@ -1495,8 +1514,218 @@ out:
 		close(as);
 	if (cs >= 0)
 		close(cs);
-	if (ls >= 0)
-		close(ls);
+	free(lat);
+	return rc;
+}
+
+/*
+ * The replicated floor: a write replicated with nothing but its I/O, on this machine. Threads
+ * stand for a client, a leader and two followers, joined by loopback TCP (TCP_NODELAY, blocking
+ * calls); each node has its own log file in the directory, preallocated (writes overwrite
+ * zeros, as the WAL's do). The client sends a request; the leader sends it on to both
+ * followers, then writes and fdatasyncs its own record; each follower writes and fdatasyncs
+ * its record and answers; the leader answers the client once its own sync and one follower's
+ * answer are in. Message and record sizes are raftfs's for a put of val bytes. Unlike
+ * floor_put_us (one fdatasync alone and two round trips), this counts three nodes' fdatasyncs
+ * sharing one disk and four processes' wake-ups sharing the CPUs.
+ */
+#define REPL_NODES 3
+#define REPL_ACK_BYTES 84
+#define REPL_REPLY_BYTES 91
+#define REPL_BUF_BYTES 4096
+
+struct repl_node {
+	int wal;
+	off_t off, cap;
+	size_t rec;
+	unsigned char buf[REPL_BUF_BYTES];
+};
+
+struct repl;
+
+struct repl_follower {
+	struct repl *r;
+	int i; /* 1 or 2 */
+};
+
+struct repl {
+	struct repl_node node[REPL_NODES]; /* 0: the leader */
+	struct repl_follower follower[REPL_NODES];
+	int client, leader_in; /* client <-> leader */
+	int to_f[REPL_NODES], at_f[REPL_NODES]; /* leader's end, follower's end (1, 2) */
+	size_t req, ae;
+};
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(fd, (char *)buf + got, len - got);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	return write(fd, buf, len) == (ssize_t)len ? 0 : -1;
+}
+
+static int repl_persist(struct repl_node *nd)
+{
+	if (nd->off + (off_t)nd->rec > nd->cap)
+		nd->off = 0;
+	if (pwrite(nd->wal, nd->buf, nd->rec, nd->off) != (ssize_t)nd->rec || fdatasync(nd->wal))
+		return -1;
+	nd->off += (off_t)nd->rec;
+	return 0;
+}
+
+static void *repl_follower(void *arg)
+{
+	struct repl *r = ((struct repl_follower *)arg)->r;
+	int i = ((struct repl_follower *)arg)->i;
+	struct repl_node *nd = &r->node[i];
+
+	while (read_full(r->at_f[i], nd->buf, r->ae) == 0)
+		if (repl_persist(nd) != 0 || write_full(r->at_f[i], nd->buf, REPL_ACK_BYTES) != 0)
+			break;
+	shutdown(r->at_f[i], SHUT_RDWR);
+	return NULL;
+}
+
+static void *repl_leader(void *arg)
+{
+	struct repl *r = arg;
+	struct repl_node *nd = &r->node[0];
+	long acked[REPL_NODES] = {0}, k = 0;
+
+	while (read_full(r->leader_in, nd->buf, r->req) == 0) {
+		int ok = 0;
+
+		k++;
+		if (write_full(r->to_f[1], nd->buf, r->ae) ||
+		    write_full(r->to_f[2], nd->buf, r->ae) || repl_persist(nd))
+			break;
+		while (ok == 0) {
+			struct pollfd pf[2] = {{r->to_f[1], POLLIN, 0}, {r->to_f[2], POLLIN, 0}};
+
+			if (poll(pf, 2, -1) < 0)
+				goto out;
+			for (int i = 1; i < REPL_NODES; i++)
+				if (pf[i - 1].revents &&
+				    read_full(r->to_f[i], nd->buf, REPL_ACK_BYTES) == 0)
+					acked[i]++;
+				else if (pf[i - 1].revents)
+					goto out;
+			ok = acked[1] >= k || acked[2] >= k;
+		}
+		if (write_full(r->leader_in, nd->buf, REPL_REPLY_BYTES))
+			break;
+	}
+out:
+	shutdown(r->leader_in, SHUT_RDWR);
+	shutdown(r->to_f[1], SHUT_RDWR);
+	shutdown(r->to_f[2], SHUT_RDWR);
+	return NULL;
+}
+
+/* Median latency of n replicated writes (after n/10 to warm up) in dir; -1 on error. */
+static double floor_repl_us(const char *dir, long n, size_t val)
+{
+	struct repl *r = calloc(1, sizeof(*r));
+	uint64_t *lat = calloc((size_t)n, sizeof(*lat));
+	pthread_t tid[REPL_NODES];
+	int started = 0, n_files = 0;
+	char path[REPL_NODES][4096];
+	double rc = -1;
+
+	if (!r || !lat)
+		goto out;
+	r->client = r->leader_in = -1;
+	for (int i = 0; i < REPL_NODES; i++)
+		r->to_f[i] = r->at_f[i] = r->node[i].wal = -1;
+	r->req = val + 74;
+	r->ae = val + 169;
+	if (r->ae > REPL_BUF_BYTES || loopback_pair(&r->client, &r->leader_in) != 0 ||
+	    loopback_pair(&r->to_f[1], &r->at_f[1]) != 0 ||
+	    loopback_pair(&r->to_f[2], &r->at_f[2]) != 0)
+		goto out;
+	for (int i = 0; i < REPL_NODES; i++) {
+		struct repl_node *nd = &r->node[i];
+
+		snprintf(path[i], sizeof(path[i]), "%s/bench_kv-repl.%ld.%d", dir, (long)getpid(),
+		         i);
+		nd->wal = open(path[i], O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (nd->wal < 0) {
+			fprintf(stderr, "bench_kv: %s: %s\n", path[i], strerror(errno));
+			goto out;
+		}
+		n_files++;
+		nd->rec = val + 100;
+		nd->cap = (off_t)(nd->rec * 1024);
+		memset(nd->buf, 0, sizeof(nd->buf));
+		for (off_t o = 0; o < nd->cap; o += REPL_BUF_BYTES)
+			if (pwrite(nd->wal, nd->buf, REPL_BUF_BYTES, o) != REPL_BUF_BYTES)
+				goto fail;
+		if (fsync(nd->wal) != 0)
+			goto fail;
+		memset(nd->buf, 'r', sizeof(nd->buf));
+	}
+	for (int i = 1; i < REPL_NODES; i++) {
+		r->follower[i].r = r;
+		r->follower[i].i = i;
+		if (pthread_create(&tid[i], NULL, repl_follower, &r->follower[i]) != 0)
+			goto stop;
+		started = i;
+	}
+	if (pthread_create(&tid[0], NULL, repl_leader, r) != 0)
+		goto stop;
+	for (long i = -n / 10; i < n; i++) {
+		unsigned char b[REPL_BUF_BYTES];
+		uint64_t t0 = now_ns();
+
+		memset(b, 'q', r->req);
+		if (write_full(r->client, b, r->req) || read_full(r->client, b, REPL_REPLY_BYTES))
+			break;
+		if (i >= 0)
+			lat[i] = now_ns() - t0;
+		if (i == n - 1)
+			rc = median_us(lat, n);
+	}
+	if (rc < 0)
+		fprintf(stderr, "bench_kv: the replicated floor's nodes failed\n");
+	shutdown(r->client, SHUT_RDWR);
+	pthread_join(tid[0], NULL);
+stop:
+	shutdown(r->to_f[1], SHUT_RDWR);
+	shutdown(r->to_f[2], SHUT_RDWR);
+	for (int i = 1; i <= started; i++)
+		pthread_join(tid[i], NULL);
+	goto out;
+fail:
+	fprintf(stderr, "bench_kv: preparing the replicated floor's logs: %s\n", strerror(errno));
+out:
+	if (r) {
+		for (int i = 0; i < REPL_NODES; i++) {
+			if (r->to_f[i] >= 0)
+				close(r->to_f[i]);
+			if (r->at_f[i] >= 0)
+				close(r->at_f[i]);
+			if (r->node[i].wal >= 0)
+				close(r->node[i].wal);
+		}
+		if (r->client >= 0)
+			close(r->client);
+		if (r->leader_in >= 0)
+			close(r->leader_in);
+	}
+	for (int i = 0; i < n_files; i++)
+		unlink(path[i]);
+	free(r);
 	free(lat);
 	return rc;
 }
@@ -1507,11 +1736,13 @@ static int floor_run(const char *dir, long n, size_t val)
 	double sync_us = floor_fdatasync_us(dir, n, false, val);
 	double append_us = floor_fdatasync_us(dir, n, true, val);
 	double rtt_us = floor_rtt_us(4 * n);
+	double repl_us = floor_repl_us(dir, n, val);
 
-	if (sync_us < 0 || append_us < 0 || rtt_us < 0)
+	if (sync_us < 0 || append_us < 0 || rtt_us < 0 || repl_us < 0)
 		return 1;
-	printf("fdatasync_us=%.1f append_fdatasync_us=%.1f rtt_us=%.1f floor_put_us=%.1f\n",
-	       sync_us, append_us, rtt_us, sync_us + 2 * rtt_us);
+	printf("fdatasync_us=%.1f append_fdatasync_us=%.1f rtt_us=%.1f floor_put_us=%.1f "
+	       "repl_floor_us=%.1f\n",
+	       sync_us, append_us, rtt_us, sync_us + 2 * rtt_us, repl_us);
 	fflush(stdout);
 	return 0;
 }
@@ -1536,7 +1767,9 @@ static void usage(FILE *f)
 	        "bench_kv --floor=DIR [--total=N] [--val-size=B]: medians of N (default %ld) rounds of\n"
 	        "512-byte overwrite + fdatasync and B-byte append + fdatasync in DIR, and of 4N\n"
 	        "loopback TCP round trips: fdatasync_us= append_fdatasync_us= rtt_us= floor_put_us=\n"
-	        "(fdatasync + 2 round trips).\n",
+	        "(fdatasync + 2 round trips); and of N writes replicated by threads standing for a\n"
+	        "leader and two followers with a log each in DIR (each fdatasyncs; the leader\n"
+	        "answers after its own and one follower's): repl_floor_us=.\n",
 	        BENCH_DEFAULT_TOTAL, BENCH_DEFAULT_VAL_BYTES, BENCH_FLOOR_ROUNDS);
 }
 

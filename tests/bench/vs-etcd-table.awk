@@ -6,7 +6,7 @@
 # Raw lines are key=value fields: sys=raftfs|etcd wl=WORKLOAD round=R then a generator's line
 # (op= conns= clients= total= ... qps= avg_ms= p50_ms= p90_ms= p99_ms= max_ms= errors= ...
 # cpu_us_per_op= rss_mb=); sys=floor when=start|end fdatasync_us= append_fdatasync_us= rtt_us=
-# floor_put_us=; sys=loop name=NAME ops_s= ms_op=.
+# floor_put_us= repl_floor_us=; sys=loop name=NAME ops_s= ms_op=.
 
 # Median of the numbers in a space-separated list ("" when empty).
 function median(list, a, n, i, j, t)
@@ -110,10 +110,13 @@ END {
 	append_us = median(floor["append_fdatasync_us"])
 	rtt_us = median(floor["rtt_us"])
 	floor_put_us = median(floor["floor_put_us"])
+	repl_floor_us = median(floor["repl_floor_us"])
 	printf "Floors (medians of the measurements at the start and the end of the run):\n"
 	printf "  fdatasync of a 512-byte overwrite %s us, of a 256-byte append %s us; loopback TCP round trip %s us\n",
 		fmt(fsync_us, "%.1f"), fmt(append_us, "%.1f"), fmt(rtt_us, "%.1f")
-	printf "  put floor (one fdatasync + two round trips) %s us\n\n", fmt(floor_put_us, "%.1f")
+	printf "  put floor (one fdatasync + two round trips) %s us\n", fmt(floor_put_us, "%.1f")
+	printf "  replicated floor (three threads' logs, each fdatasynced, on this disk; bench_kv --floor) %s us\n\n",
+		fmt(repl_floor_us, "%.1f")
 
 	printf "Medians over the rounds (runs per cell in the runs column); ratio = raftfs qps / etcd qps.\n"
 	printf "%-9s %7s %4s | %9s %9s %7s | %15s | %17s | %13s | %s\n", "workload", "clients",
@@ -182,6 +185,9 @@ END {
 		p = med("p50_ms", "raftfs", "put", 1) * 1000
 		printf "  put p50 at 1 client <= 1.5x the floor (%.0f us): %.0f us = %.2fx the floor: %s\n",
 			floor_put_us, p, p / floor_put_us, verdict(p <= 1.5 * floor_put_us)
+		if (repl_floor_us != "")
+			printf "    (the replicated floor is %.0f us = %.2fx the floor; the put is %.2fx it)\n",
+				repl_floor_us, repl_floor_us / floor_put_us, p / repl_floor_us
 	}
 	if (runs["raftfs", "fs-put", 16] && runs["etcd", "put", 16]) {
 		r = ratio(med("qps", "raftfs", "fs-put", 16), med("qps", "etcd", "put", 16))

@@ -21,7 +21,8 @@
 # The fs workloads run fewer operations (they are slower); the ratio compares throughputs. It
 # then prints a table of the medians over the rounds with the ratios raftfs/etcd, beside the
 # floors measured in the same run (bench_kv --floor in the filesystem of the data directories:
-# fdatasync, loopback TCP round trip), the servers' CPU time per operation (/proc/PID/stat over
+# fdatasync, loopback TCP round trip, and a write replicated by three threads with a log each,
+# the least a 3-node put costs on this machine), the servers' CPU time per operation (/proc/PID/stat over
 # the run; for etcd over its generator's whole process) and peak resident memory, then a shell
 # loop of `echo v > MNT/k$i` beside the same loop of `etcdctl put k$i v`, and the issue's
 # targets, each marked met or MISSED. It asserts nothing (exit 0 when everything ran).

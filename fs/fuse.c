@@ -1076,22 +1076,24 @@ static void flush_done(struct fs_op *op, int err)
  * A read-only one is another open of the file, never a duplicate of a truncating one. */
 static bool fd_writable(pid_t pid, const char *fd)
 {
-	char path[340], line[128];
-	unsigned long flags;
-	bool w = false;
-	FILE *fp;
+	char path[340], text[256], *flags;
+	unsigned long v;
+	ssize_t n;
+	int fdi;
 
 	snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", (long)pid, fd);
-	fp = fopen(path, "re");
-	if (!fp)
+	fdi = open(path, O_RDONLY | O_CLOEXEC);
+	if (fdi < 0)
 		return false;
-	while (fgets(line, sizeof(line), fp))
-		if (sscanf(line, "flags: %lo", &flags) == 1) {
-			w = (flags & O_ACCMODE) != O_RDONLY;
-			break;
-		}
-	fclose(fp);
-	return w;
+	n = read(fdi, text, sizeof(text) - 1); /* "pos:\t0\nflags:\t0100001\n..." */
+	close(fdi);
+	if (n <= 0)
+		return false;
+	text[n] = '\0';
+	flags = strstr(text, "flags:");
+	if (!flags || sscanf(flags, "flags: %lo", &v) != 1)
+		return false;
+	return (v & O_ACCMODE) != O_RDONLY;
 }
 
 /*
@@ -1104,10 +1106,23 @@ static bool fd_writable(pid_t pid, const char *fd)
  * duplicate from a second writable open of the same file by the same process (or another
  * thread's): then the release commits the truncation, just after that close returned.
  */
+/* Whether /proc/PID/fd/FD is a writable descriptor on the file whose path is want. */
+static bool fd_is(pid_t pid, const char *fd, const char *want)
+{
+	char link[340], got[PATH_MAX + FS_KEY_CAP + 2];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%ld/fd/%s", (long)pid, fd);
+	n = readlink(link, got, sizeof(got) - 1);
+	if (n <= 0)
+		return false;
+	got[n] = '\0';
+	return strcmp(got, want) == 0 && fd_writable(pid, fd);
+}
+
 static bool still_open_by(struct fs_fuse *f, pid_t pid, uint64_t ino)
 {
-	char key[FS_KEY_CAP], want[PATH_MAX + FS_KEY_CAP + 2], dir[64], link[340],
-	        got[sizeof(want)];
+	char key[FS_KEY_CAP], want[PATH_MAX + FS_KEY_CAP + 2], dir[64];
 	struct dirent *de;
 	bool found = false;
 	size_t len;
@@ -1117,21 +1132,16 @@ static bool still_open_by(struct fs_fuse *f, pid_t pid, uint64_t ino)
 	    fs_inode_key(f->inodes, ino, NULL, key, sizeof(key), &len) != 0)
 		return false;
 	snprintf(want, sizeof(want), "%s/%s", f->mnt_abs, key);
+	/* a shell redirection puts it on stdout: one readlink instead of reading the table */
+	if (fd_is(pid, "1", want))
+		return true;
 	snprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)pid);
 	d = opendir(dir);
 	if (!d)
 		return false;
-	while (!found && (de = readdir(d))) {
-		ssize_t n;
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
-		n = readlink(link, got, sizeof(got) - 1);
-		if (n <= 0)
-			continue;
-		got[n] = '\0';
-		found = strcmp(got, want) == 0 && fd_writable(pid, de->d_name);
-	}
+	while (!found && (de = readdir(d)))
+		found = de->d_name[0] != '.' && strcmp(de->d_name, "1") != 0 &&
+		        fd_is(pid, de->d_name, want);
 	closedir(d);
 	return found;
 }

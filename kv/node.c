@@ -53,6 +53,7 @@ struct kv_node {
 	bool snap_in_flight; /* job started, kv_node_snapshot_done not called yet */
 	bool snap_stale; /* a leader's snapshot was installed while the job was in flight */
 	uint64_t snap_log_bytes; /* log_bytes when the job was made: the part it covers */
+	uint64_t snap_grew_bytes; /* log written while the last successful job ran */
 	unsigned snap_retry_ticks; /* after a failure: no new job until this many ticks passed */
 	bool in_process;
 	bool again;
@@ -649,17 +650,24 @@ static int snapshot_job_run(struct kv_snapshot_job *job)
 	return rv == KV_OK ? 0 : -1;
 }
 
-/* The log size that triggers a snapshot. In the background, the nodes of a cluster (which
- * cross it together) are staggered a little, so that they do not all fork and write at once:
- * downwards (0 to 3/16 less by node id), so that no node's log passes snapshot_bytes before its
- * snapshot starts (DESIGN.md 5), and the memory the log holds meanwhile is no larger. */
+/*
+ * The log size that triggers a snapshot. In the background the log keeps growing while the
+ * job runs, and none of it can be dropped before the job is done: the trigger is lowered by
+ * what the last job saw written meanwhile (at most half of snapshot_bytes), so that at a steady
+ * load the log (on disk and in memory) peaks near snapshot_bytes rather than snapshot_bytes plus
+ * a job's worth (DESIGN.md 5). The nodes of a cluster, which cross it together, are also
+ * staggered a little so that they do not all fork and write at once: downwards, 0 to 3/16 less
+ * by node id.
+ */
 static uint64_t snapshot_trigger_bytes(const struct kv_node *n)
 {
-	uint64_t bytes = n->cfg.snapshot_bytes;
+	uint64_t bytes = n->cfg.snapshot_bytes, ahead = n->snap_grew_bytes;
 
 	if (!n->env.snapshot_start)
 		return bytes;
-	return bytes - bytes / 16 * ((n->cfg.id + 3) % 4);
+	if (ahead > bytes / 2)
+		ahead = bytes / 2;
+	return bytes - ahead - bytes / 16 * ((n->cfg.id + 3) % 4);
 }
 
 /* Starts a snapshot at meta: its image is written by job->run, in the background when the
@@ -923,6 +931,7 @@ void kv_node_snapshot_done(struct kv_node *n, struct kv_snapshot_job *job, bool 
 	/* what was written while the job ran is not covered by it */
 	n->log_bytes = n->log_bytes > n->snap_log_bytes ? n->log_bytes - n->snap_log_bytes : 0;
 	n->snap_log_bytes = 0;
+	n->snap_grew_bytes = n->log_bytes;
 }
 
 bool kv_node_snapshot_in_flight(const struct kv_node *n)

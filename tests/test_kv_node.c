@@ -931,6 +931,68 @@ out:
 	nodesim_free(s);
 }
 
+/*
+ * The log cannot be dropped before a background job is done, and it grows meanwhile: the next
+ * job starts earlier by what the last one saw written (at most half of snapshot_bytes), so that
+ * at a steady load the log peaks near snapshot_bytes instead of snapshot_bytes plus a job's
+ * worth (mem-restart.sh: the node's peak memory).
+ */
+static void test_the_next_snapshot_starts_earlier_by_what_the_last_job_saw_written(void)
+{
+	uint64_t seed = test_seed(121), bytes = 4096, stagger, grown, plain, early;
+	struct nodesim *s = cluster(3, seed, bytes);
+	struct nodesim_req r = {0};
+	struct kv_proto_node_status st0, st1, st2, st3;
+	int l, st;
+
+	TEST(test_the_next_snapshot_starts_earlier_by_what_the_last_job_saw_written);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	for (unsigned i = 0; i < 3; i++)
+		nodesim_hold_snapshots(s, i, true);
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	stagger = bytes / 16 * (((unsigned)l + 1 + 3) % 4); /* node id l + 1 */
+	plain = bytes - stagger;
+	REQUIRE(put_until_held(s, (unsigned)l, (unsigned)l, 400, "a") > 0, "%s",
+	        "no first snapshot");
+	nodesim_status(s, (unsigned)l, &st0);
+	REQUIRE(st0.log_bytes >= plain, "the first job started at %llu log bytes, below %llu",
+	        (unsigned long long)st0.log_bytes, (unsigned long long)plain);
+	/* about 1 KiB written while it runs */
+	for (int k = 0; k < 8; k++) {
+		st = op(s, (unsigned)l, KV_OP_PUT, "b", "..................................", &r);
+		REQUIRE(st == KV_STATUS_OK, "put %d while in flight: %s", k, status_name(st));
+	}
+	nodesim_status(s, (unsigned)l, &st1);
+	grown = st1.log_bytes - st0.log_bytes;
+	REQUIRE(grown > 0 && grown < bytes / 2, "%llu bytes written while the job ran",
+	        (unsigned long long)grown);
+	REQUIRE(nodesim_release_snapshot(s, (unsigned)l, true), "%s", "release");
+	nodesim_status(s, (unsigned)l, &st2);
+	REQUIRE(st2.snapshot_index > 0 && st2.log_bytes == grown,
+	        "after the install: snapshot %llu, log bytes %llu (grown %llu)",
+	        (unsigned long long)st2.snapshot_index, (unsigned long long)st2.log_bytes,
+	        (unsigned long long)grown);
+	/* the next job: at the trigger less what the last one saw written */
+	early = plain - grown;
+	REQUIRE(put_until_held(s, (unsigned)l, (unsigned)l, 400, "c") > 0, "%s",
+	        "no second snapshot");
+	nodesim_status(s, (unsigned)l, &st3);
+	REQUIRE(st3.log_bytes >= early && st3.log_bytes < plain,
+	        "the second job started at %llu log bytes: want [%llu, %llu)",
+	        (unsigned long long)st3.log_bytes, (unsigned long long)early,
+	        (unsigned long long)plain);
+	for (unsigned i = 0; i < 3; i++)
+		nodesim_hold_snapshots(s, i, false);
+	for (unsigned i = 0; i < 3; i++)
+		nodesim_release_snapshot(s, i, true);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
 static void test_a_failed_background_snapshot_stops_nothing_and_is_tried_again_later(void)
 {
 	uint64_t seed = test_seed(121);
@@ -1765,6 +1827,8 @@ static CU_TestInfo fault_tests[] = {
          test_synchronous_snapshots_advance_and_a_cut_off_node_catches_up},
         {"test_a_node_keeps_serving_while_its_background_snapshot_is_in_flight",
          test_a_node_keeps_serving_while_its_background_snapshot_is_in_flight},
+        {"test_the_next_snapshot_starts_earlier_by_what_the_last_job_saw_written",
+         test_the_next_snapshot_starts_earlier_by_what_the_last_job_saw_written},
         {"test_a_failed_background_snapshot_stops_nothing_and_is_tried_again_later",
          test_a_failed_background_snapshot_stops_nothing_and_is_tried_again_later},
         {"test_a_background_snapshot_ending_after_the_leaders_was_installed_is_discarded",

@@ -836,6 +836,16 @@ static unsigned tmp_files(struct nodesim *s, unsigned i)
 	return k;
 }
 
+/* Holds every node's background snapshots when they start (hold), or lets them all go: held
+ * ones end with success, later ones after their usual delay. */
+static void hold_snapshots(struct nodesim *s, unsigned n, bool hold)
+{
+	for (unsigned i = 0; i < n; i++)
+		nodesim_hold_snapshots(s, i, hold);
+	for (unsigned i = 0; !hold && i < n; i++)
+		nodesim_release_snapshot(s, i, true);
+}
+
 /* Puts through node i until node w holds a finished background snapshot job (at most max).
  * Returns the puts done, or -1 when one failed or none was held. */
 static int put_until_held(struct nodesim *s, unsigned i, unsigned w, int max, const char *tag)
@@ -866,8 +876,7 @@ static void test_a_node_keeps_serving_while_its_background_snapshot_is_in_flight
 
 	TEST(test_a_node_keeps_serving_while_its_background_snapshot_is_in_flight);
 	REQUIRE(s != NULL, "%s", "no cluster");
-	for (unsigned i = 0; i < 3; i++)
-		nodesim_hold_snapshots(s, i, true);
+	hold_snapshots(s, 3, true);
 	l = nodesim_wait_leader(s, LEADER_MS);
 	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
 	f = follower_of(s, l);
@@ -910,10 +919,7 @@ static void test_a_node_keeps_serving_while_its_background_snapshot_is_in_flight
 	        tmp_files(s, (unsigned)l));
 	REQUIRE(!kv_node_snapshot_in_flight(nodesim_node(s, (unsigned)l)), "%s", "still in flight");
 	/* every node ends with the same state, and the leader restarts from its snapshot */
-	for (unsigned i = 0; i < 3; i++)
-		nodesim_hold_snapshots(s, i, false);
-	for (unsigned i = 0; i < 3; i++)
-		nodesim_release_snapshot(s, i, true);
+	hold_snapshots(s, 3, false);
 	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
 	nodesim_crash(s, (unsigned)l, 0);
 	REQUIRE(nodesim_restart(s, (unsigned)l) == 0, "%s", "restart");
@@ -947,8 +953,7 @@ static void test_the_next_snapshot_starts_earlier_by_what_the_last_job_saw_writt
 
 	TEST(test_the_next_snapshot_starts_earlier_by_what_the_last_job_saw_written);
 	REQUIRE(s != NULL, "%s", "no cluster");
-	for (unsigned i = 0; i < 3; i++)
-		nodesim_hold_snapshots(s, i, true);
+	hold_snapshots(s, 3, true);
 	l = nodesim_wait_leader(s, LEADER_MS);
 	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
 	stagger = bytes / 16 * (((unsigned)l + 1 + 3) % 4); /* node id l + 1 */
@@ -982,10 +987,7 @@ static void test_the_next_snapshot_starts_earlier_by_what_the_last_job_saw_writt
 	        "the second job started at %llu log bytes: want [%llu, %llu)",
 	        (unsigned long long)st3.log_bytes, (unsigned long long)early,
 	        (unsigned long long)plain);
-	for (unsigned i = 0; i < 3; i++)
-		nodesim_hold_snapshots(s, i, false);
-	for (unsigned i = 0; i < 3; i++)
-		nodesim_release_snapshot(s, i, true);
+	hold_snapshots(s, 3, false);
 	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
 	REQUIRE_SAFE();
 out:
@@ -1053,8 +1055,7 @@ static void test_a_background_snapshot_ending_after_the_leaders_was_installed_is
 
 	TEST(test_a_background_snapshot_ending_after_the_leaders_was_installed_is_discarded);
 	REQUIRE(s != NULL, "%s", "no cluster");
-	for (unsigned i = 0; i < 3; i++)
-		nodesim_hold_snapshots(s, i, true);
+	hold_snapshots(s, 3, true);
 	l = nodesim_wait_leader(s, LEADER_MS);
 	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
 	p = follower_of(s, l);

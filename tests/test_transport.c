@@ -675,15 +675,15 @@ static bool raw_has_bytes(void *arg)
 	return recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT) == (ssize_t)sizeof(b);
 }
 
-static void test_peer_connections_come_from_the_nodes_own_address_with_a_hello(void)
+/* Node 2 (127.0.0.2, a transport) dials a plain listening socket standing for node 1
+ * (127.0.0.1): returns the accepted socket (nonblocking), whose hello is read into hello. */
+static int raw_peer_of_node2(struct node nodes[2], int *lfd_out,
+                             unsigned char hello[RAFT_TRANSPORT_HELLO_BYTES])
 {
-	struct node nodes[2];
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
-	unsigned char hello[RAFT_TRANSPORT_HELLO_BYTES], want[RAFT_TRANSPORT_HELLO_BYTES];
 	int lfd, fd;
 
-	/* node 1 (127.0.0.1) is a plain listening socket; node 2 (127.0.0.2) a transport */
 	cluster_config(nodes, 2);
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	CU_ASSERT_FATAL(lfd >= 0);
@@ -694,47 +694,32 @@ static void test_peer_connections_come_from_the_nodes_own_address_with_a_hello(v
 	nodes[0].cfg.peers[0].port = ntohs(sa.sin_port);
 	nodes[1].cfg.peers[0].port = ntohs(sa.sin_port);
 	CU_ASSERT_FATAL(node_start(&nodes[1]) == RAFT_OK);
-
 	fd = lfd;
 	CU_ASSERT_FATAL(run_until(accepted_one, &fd, WAIT_MS));
-	len = sizeof(sa);
+	CU_ASSERT_FATAL(run_until(raw_has_bytes, &fd, WAIT_MS));
+	CU_ASSERT_FATAL(recv(fd, hello, RAFT_TRANSPORT_HELLO_BYTES, 0) ==
+	                (ssize_t)RAFT_TRANSPORT_HELLO_BYTES);
+	*lfd_out = lfd;
+	return fd;
+}
+
+static void test_peer_connections_come_from_the_nodes_own_address_with_a_hello(void)
+{
+	struct node nodes[2];
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	unsigned char hello[RAFT_TRANSPORT_HELLO_BYTES], want[RAFT_TRANSPORT_HELLO_BYTES];
+	int lfd, fd;
+
+	fd = raw_peer_of_node2(nodes, &lfd, hello);
 	CU_ASSERT_FATAL(getpeername(fd, (struct sockaddr *)&sa, &len) == 0);
 	CU_ASSERT_EQUAL(ntohl(sa.sin_addr.s_addr), 0x7f000002u); /* 127.0.0.2 */
-	CU_ASSERT_FATAL(run_until(raw_has_bytes, &fd, WAIT_MS));
-	CU_ASSERT_FATAL(recv(fd, hello, sizeof(hello), 0) == (ssize_t)sizeof(hello));
 	raft_transport_hello_encode(want, RAFT_TRANSPORT_KIND_PEER, 2, nodes[1].cfg.cluster_id);
 	CU_ASSERT(memcmp(hello, want, sizeof(want)) == 0);
 	CU_ASSERT(memcmp(hello, "RFTP", 4) == 0);
 	close(fd);
 	close(lfd);
 	node_stop(&nodes[1]);
-}
-
-/* node 2 dials a plain listening socket standing for node 1: returns the accepted socket
- * (nonblocking), the hello already read from it. */
-static int raw_peer_of_node2(struct node nodes[2], int *lfd_out)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	unsigned char hello[RAFT_TRANSPORT_HELLO_BYTES];
-	int lfd, fd;
-
-	cluster_config(nodes, 2);
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	CU_ASSERT_FATAL(lfd >= 0);
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-	CU_ASSERT_FATAL(listen(lfd, 4) == 0);
-	CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&sa, &len) == 0);
-	nodes[0].cfg.peers[0].port = ntohs(sa.sin_port);
-	nodes[1].cfg.peers[0].port = ntohs(sa.sin_port);
-	CU_ASSERT_FATAL(node_start(&nodes[1]) == RAFT_OK);
-	fd = lfd;
-	CU_ASSERT_FATAL(run_until(accepted_one, &fd, WAIT_MS));
-	CU_ASSERT_FATAL(run_until(raw_has_bytes, &fd, WAIT_MS));
-	CU_ASSERT_FATAL(recv(fd, hello, sizeof(hello), 0) == (ssize_t)sizeof(hello));
-	*lfd_out = lfd;
-	return fd;
 }
 
 struct send_later {
@@ -800,10 +785,11 @@ static void test_frames_leave_at_the_end_of_the_turn_that_queued_them(void)
 {
 	struct node nodes[2] = {0};
 	static unsigned char big[1u << 20];
+	unsigned char hello[RAFT_TRANSPORT_HELLO_BYTES];
 	struct drain drain;
 	int lfd, fd;
 
-	fd = raw_peer_of_node2(nodes, &lfd);
+	fd = raw_peer_of_node2(nodes, &lfd, hello);
 	CU_ASSERT(frame_leaves_in_the_same_turn(nodes[1].t, fd, 10));
 	CU_ASSERT(frame_leaves_in_the_same_turn(nodes[1].t, fd, 200));
 	/* 16 MiB nobody reads yet: far more than the socket buffers take */

@@ -5,7 +5,7 @@
 #
 # Raw lines are key=value fields: sys=raftfs|etcd wl=WORKLOAD round=R then a generator's line
 # (op= conns= clients= total= ... qps= avg_ms= p50_ms= p90_ms= p99_ms= max_ms= errors= ...
-# cpu_us_per_op= rss_mb=); sys=floor when=start|end fdatasync_us= append_fdatasync_us= rtt_us=
+# cpu_us_per_op= rss_mb=); sys=floor when=start|roundN|end fdatasync_us= append_fdatasync_us= rtt_us=
 # floor_put_us= repl_floor_us=; sys=loop name=NAME ops_s= ms_op=.
 
 # Median of the numbers in a space-separated list ("" when empty).
@@ -111,7 +111,7 @@ END {
 	rtt_us = median(floor["rtt_us"])
 	floor_put_us = median(floor["floor_put_us"])
 	repl_floor_us = median(floor["repl_floor_us"])
-	printf "Floors (medians of the measurements at the start and the end of the run):\n"
+	printf "Floors (medians of the measurements at the start, between the rounds and at the end):\n"
 	printf "  fdatasync of a 512-byte overwrite %s us, of a 256-byte append %s us; loopback TCP round trip %s us\n",
 		fmt(fsync_us, "%.1f"), fmt(append_us, "%.1f"), fmt(rtt_us, "%.1f")
 	printf "  put floor (one fdatasync + two round trips) %s us\n", fmt(floor_put_us, "%.1f")

@@ -811,6 +811,7 @@ static void reply_open(fuse_req_t req, struct fuse_file_info *fi, struct fs_hand
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
+	fi->noflush = !h->trunc_pending; /* fs_flush has nothing to do for it */
 	if (fuse_reply_open(req, fi) != 0)
 		handle_free(h); /* interrupted: no release will come */
 }
@@ -898,6 +899,7 @@ static void create_done(struct fs_op *op, int err)
 	op->fi.fh = (uint64_t)(uintptr_t)h;
 	op->fi.direct_io = 1;
 	op->fi.keep_cache = 0;
+	op->fi.noflush = !h->trunc_pending;
 	entry_of(a, &e);
 	if (fuse_reply_create(op->freq, &e, &op->fi) != 0) {
 		handle_free(h);
@@ -1153,7 +1155,9 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_op *op;
 
 	if (!h->trunc_pending) {
-		fuse_reply_err(req, 0); /* write-through: nothing is buffered */
+		/* write-through: nothing is buffered (such handles are opened with noflush, so the
+		 * kernel sends this only after the truncation happened) */
+		fuse_reply_err(req, 0);
 		return;
 	}
 	/* an O_TRUNC open closed without writing commits Put("") (DESIGN.md 6), but not at the

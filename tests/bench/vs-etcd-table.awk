@@ -73,7 +73,7 @@ function verdict(ok)
 		next
 	}
 	if (f["sys"] == "loop") {
-		loop[f["name"]] = f["ops_s"]
+		loops[f["name"]] = loops[f["name"]] " " f["ops_s"]
 		n_loop++
 		next
 	}
@@ -146,8 +146,10 @@ END {
 	printf " mix has no etcd counterpart.) Peak RSS at the end, MB: raftfs %s, etcd %s\n",
 		rss["raftfs"] == "" ? "-" : rss["raftfs"], rss["etcd"] == "" ? "-" : rss["etcd"]
 
+	for (k in loops)
+		loop[k] = median(loops[k])
 	if (n_loop > 0) {
-		printf "\nShell loops: echo v > MNT/k$i %s ops/s (on the leader's mount %s), etcdctl put k$i v %s ops/s, raftfsctl put %s ops/s\n",
+		printf "\nShell loops (medians over the loop rounds): echo v > MNT/k$i %s ops/s (on the leader's mount %s), etcdctl put k$i v %s ops/s, raftfsctl put %s ops/s\n",
 			fmt(loop["echo-mount"], "%.0f"), fmt(loop["echo-mount-leader"], "%.0f"),
 			fmt(loop["etcdctl-put"], "%.0f"), fmt(loop["raftfsctl-put"], "%.0f")
 		if (loop["echo-mount-same"] != "")

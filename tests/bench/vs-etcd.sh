@@ -20,12 +20,13 @@
 # Clients 1, 16, 64 and 1000 over 1, 10, 10 and 100 connections (as bench-etcd's README does).
 # The fs workloads run fewer operations (they are slower); the ratio compares throughputs. It
 # then prints a table of the medians over the rounds with the ratios raftfs/etcd, beside the
-# floors measured in the same run (bench_kv --floor in the filesystem of the data directories:
-# fdatasync, loopback TCP round trip, and a write replicated by three threads with a log each,
-# the least a 3-node put costs on this machine), the servers' CPU time per operation (/proc/PID/stat over
-# the run; for etcd over its generator's whole process) and peak resident memory, then a shell
-# loop of `echo v > MNT/k$i` beside the same loop of `etcdctl put k$i v`, and the issue's
-# targets, each marked met or MISSED. It asserts nothing (exit 0 when everything ran).
+# floors measured in the same run (bench_kv --floor in the filesystem of the data directories,
+# at the start, between the rounds and at the end: fdatasync, loopback TCP round trip, and a
+# write replicated by three threads with a log each, the least a 3-node put costs on this
+# machine), the servers' CPU time per operation (/proc/PID/stat over the run; for etcd over its
+# generator's whole process) and peak resident memory, then shell loops of `echo v > MNT/k$i`
+# and `echo v > MNT/f` beside the same loops of `etcdctl put` (in rounds, alternating), and the
+# issue's targets, each marked met or MISSED. It asserts nothing (exit 0 when everything ran).
 #
 # Usage: tests/bench/vs-etcd.sh        (as root, from a built tree: make -j2 check-build)
 # Environment:
@@ -35,6 +36,7 @@
 #   VS_ETCD_CLIENTS     client counts ("1 16 64 1000")
 #   VS_ETCD_WORKLOADS   raftfs workloads ("put append get-l mix fs-put fs-append fs-get-l")
 #   VS_ETCD_LOOP        shell loop iterations (200; quick 50)
+#   VS_ETCD_LOOP_ROUNDS rounds of the shell loops, raftfs's and etcdctl's alternating (3; quick 1)
 #   VS_ETCD_PORT_BASE   raftfs ports BASE+1..3 (45100: clear of 7001-7003 and etcd's 3237x/3238x)
 #   VS_ETCD_GEN         an etcd generator already built by build.sh (skips the ~30 s build)
 # Raw lines, logs and the table stay in a directory under /tmp whose name is printed.
@@ -61,10 +63,12 @@ if [ "${VS_ETCD_QUICK:-0}" = 1 ]; then
 	ROUNDS=${VS_ETCD_ROUNDS:-1}
 	SCALE=${VS_ETCD_SCALE:-10}
 	LOOP=${VS_ETCD_LOOP:-50}
+	LOOP_ROUNDS=${VS_ETCD_LOOP_ROUNDS:-1}
 else
 	ROUNDS=${VS_ETCD_ROUNDS:-3}
 	SCALE=${VS_ETCD_SCALE:-100}
 	LOOP=${VS_ETCD_LOOP:-200}
+	LOOP_ROUNDS=${VS_ETCD_LOOP_ROUNDS:-3}
 fi
 CLIENT_COUNTS=${VS_ETCD_CLIENTS:-1 16 64 1000}
 WORKLOADS=${VS_ETCD_WORKLOADS:-put append get-l mix fs-put fs-append fs-get-l}
@@ -317,7 +321,7 @@ floor_run end
 # --- shell loops --------------------------------------------------------------------------------
 
 echo
-echo "== shell loops, $LOOP iterations each"
+echo "== shell loops, $LOOP iterations each, $LOOP_ROUNDS rounds (raftfs's and etcdctl's alternate)"
 loop_run() { # loop_run NAME COMMAND...: runs COMMAND (a bash loop), records ops/s
 	local name=$1 t0 t1 line
 	shift
@@ -333,30 +337,44 @@ loop_run() { # loop_run NAME COMMAND...: runs COMMAND (a bash loop), records ops
 	echo "  $name: $line"
 }
 # The mount of a follower (its requests go through the leader: the common case) and the
-# leader's own; etcdctl is given every endpoint, as a user would.
+# leader's own; etcdctl is given every endpoint, as a user would. Keys are new in each round.
 LOOP_LEADER=$(cluster_leader)
 [ -n "$LOOP_LEADER" ] || fail "no leader for the shell loops"
 LOOP_FOLLOWER=$((LOOP_LEADER % 3 + 1))
 echo "  (node $LOOP_LEADER leads; follower mount: node $LOOP_FOLLOWER)"
-for who in follower leader; do
-	mnt=${M[$LOOP_FOLLOWER]} sfx=""
-	if [ "$who" = leader ]; then
-		mnt=${M[$LOOP_LEADER]} sfx=-leader
+raftfs_loops() { # raftfs_loops ROUND
+	local who mnt sfx
+	for who in follower leader; do
+		mnt=${M[$LOOP_FOLLOWER]} sfx=""
+		if [ "$who" = leader ]; then
+			mnt=${M[$LOOP_LEADER]} sfx=-leader
+		fi
+		loop_run "echo-mount$sfx" bash -c \
+			"for k in \$(seq 1 $LOOP); do echo v > '$mnt/loop-echo$sfx-r$1-'\$k || exit 1; done"
+		# the same key every time: `echo v > f` rewriting one file
+		loop_run "echo-mount-same$sfx" bash -c \
+			"for k in \$(seq 1 $LOOP); do echo v > '$mnt/loop-same$sfx' || exit 1; done"
+	done
+	loop_run raftfsctl-put bash -c \
+		"for k in \$(seq 1 $LOOP); do '$RAFTFSCTL' --cluster='$CLUSTER_LIST' put loop-ctl-r$1-\$k v >/dev/null || exit 1; done"
+}
+etcdctl_loops() { # etcdctl_loops ROUND
+	loop_run etcdctl-put bash -c \
+		"for k in \$(seq 1 $LOOP); do ETCDCTL_API=3 etcdctl --endpoints='$EPS' put loop-ctl-r$1-\$k v >/dev/null || exit 1; done"
+	loop_run etcdctl-put-same bash -c \
+		"for k in \$(seq 1 $LOOP); do ETCDCTL_API=3 etcdctl --endpoints='$EPS' put loop-same v >/dev/null || exit 1; done"
+}
+for r in $(seq 1 "$LOOP_ROUNDS"); do
+	if [ $((r % 2)) -eq 1 ]; then
+		raftfs_loops "$r"
+		etcdctl_loops "$r"
+	else
+		etcdctl_loops "$r"
+		raftfs_loops "$r"
 	fi
-	loop_run "echo-mount$sfx" bash -c \
-		"for k in \$(seq 1 $LOOP); do echo v > '$mnt/loop-echo$sfx-'\$k || exit 1; done"
-	# the same key every time: `echo v > f` rewriting one file
-	loop_run "echo-mount-same$sfx" bash -c \
-		"for k in \$(seq 1 $LOOP); do echo v > '$mnt/loop-same$sfx' || exit 1; done"
 done
-loop_run etcdctl-put bash -c \
-	"for k in \$(seq 1 $LOOP); do ETCDCTL_API=3 etcdctl --endpoints='$EPS' put loop-ctl-\$k v >/dev/null || exit 1; done"
-loop_run etcdctl-put-same bash -c \
-	"for k in \$(seq 1 $LOOP); do ETCDCTL_API=3 etcdctl --endpoints='$EPS' put loop-same v >/dev/null || exit 1; done"
-loop_run raftfsctl-put bash -c \
-	"for k in \$(seq 1 $LOOP); do '$RAFTFSCTL' --cluster='$CLUSTER_LIST' put loop-ctl-\$k v >/dev/null || exit 1; done"
 for i in 1 2 3; do
-	[ "$(timeout 30 cat "${M[$i]}/loop-echo-$LOOP")" = v ] ||
+	[ "$(timeout 30 cat "${M[$i]}/loop-echo-r$LOOP_ROUNDS-$LOOP")" = v ] ||
 		fail "the last echo is not seen on mount $i"
 done
 

@@ -38,6 +38,7 @@ struct snap_writer {
 	struct raft_vfs_file *f;
 	char tmp_name[NAME_BYTES];
 	uint64_t written;
+	uint64_t synced; /* written bytes last made durable (RAFT_STORAGE_IMAGE_SYNC_BYTES) */
 	uint32_t crc; /* of the written bytes */
 };
 
@@ -942,6 +943,7 @@ static int writer_start(struct raft_storage *st, struct snap_writer *w, const ch
 	w->active = true;
 	w->meta = *meta;
 	w->written = 0;
+	w->synced = 0;
 	w->crc = 0;
 	return RAFT_OK;
 }
@@ -955,6 +957,12 @@ static int writer_write(struct raft_storage *st, struct snap_writer *w, uint64_t
 		return fail_io(st, err, "write %s", w->tmp_name);
 	w->crc = raft_crc32c(w->crc, buf, len);
 	w->written = offset + len;
+	if (w->written - w->synced >= RAFT_STORAGE_IMAGE_SYNC_BYTES) {
+		err = st->vfs->fdatasync(st->vfs, w->f);
+		if (err)
+			return fail_io(st, err, "fdatasync %s", w->tmp_name);
+		w->synced = w->written;
+	}
 	return RAFT_OK;
 }
 
@@ -1098,12 +1106,18 @@ int raft_storage_image_write(struct raft_storage_image *img, const void *buf, si
 	if (img->err)
 		return errno_to_raft(img->err);
 	err = img->vfs->pwrite(img->vfs, img->f, buf, len, img->size);
+	if (!err) {
+		img->crc = raft_crc32c(img->crc, buf, len);
+		img->size += len;
+		if (img->size - img->synced >= RAFT_STORAGE_IMAGE_SYNC_BYTES) {
+			err = img->vfs->fdatasync(img->vfs, img->f);
+			img->synced = img->size;
+		}
+	}
 	if (err) {
 		img->err = err;
 		return errno_to_raft(err);
 	}
-	img->crc = raft_crc32c(img->crc, buf, len);
-	img->size += len;
 	return RAFT_OK;
 }
 
@@ -1277,7 +1291,7 @@ static int persist_check(struct raft_storage *st, const struct raft_update *u)
 static int persist_chunk(struct raft_storage *st, const struct raft_update *u)
 {
 	struct snap_writer *w = &st->incoming;
-	int err, rc;
+	int rc;
 
 	if (u->snap_offset == 0) {
 		rc = writer_remove(st, w, true);
@@ -1289,11 +1303,12 @@ static int persist_chunk(struct raft_storage *st, const struct raft_update *u)
 	rc = writer_write(st, w, u->snap_offset, u->snap_data, u->snap_len);
 	if (rc != RAFT_OK)
 		return rc;
+	/* The image is fsynced once, whole, when it is installed. A chunk before the last needs
+	 * no sync of its own: its acknowledgement promises nothing durable (the leader counts the
+	 * snapshot only when the last chunk is installed), and after a crash the temporary file is
+	 * removed at open and the transfer starts again from offset 0. */
 	if (u->snap_last)
 		return snapshot_install(st, w, true, true);
-	err = st->vfs->fdatasync(st->vfs, w->f);
-	if (err)
-		return fail_io(st, err, "fdatasync %s", w->tmp_name);
 	return RAFT_OK;
 }
 

@@ -138,10 +138,20 @@ uint64_t raft_storage_last_index(const struct raft_storage *st);
 int raft_storage_snapshot_begin(struct raft_storage *st, const struct raft_snapshot_meta *meta);
 void raft_storage_snapshot_abort(struct raft_storage *st);
 
+/*
+ * A snapshot image being written (a local one, or one arriving from the leader in chunks) is
+ * fdatasynced every this many bytes, not only once at its end: hundreds of megabytes of dirty
+ * pages flushed at once fill the disk's queue for seconds, and the log's fdatasyncs (of this
+ * node, and of the others sharing the disk) wait behind them; a leader stalled that long loses
+ * its leadership. Synced in steps, the image never has more than this much ahead of the log.
+ */
+#define RAFT_STORAGE_IMAGE_SYNC_BYTES (8u << 20)
+
 struct raft_storage_image {
 	struct raft_vfs *vfs;
 	struct raft_vfs_file *f; /* the temporary file: the storage's (install or abort close it) */
 	uint64_t size; /* bytes written so far */
+	uint64_t synced; /* bytes fdatasynced so far (every RAFT_STORAGE_IMAGE_SYNC_BYTES) */
 	uint32_t crc; /* CRC32C of them */
 	int err; /* errno value of the first failure, 0: none (then every call fails with it) */
 };

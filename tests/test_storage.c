@@ -753,6 +753,89 @@ static void test_incoming_snapshot_chunks_replace_the_snapshot_and_the_whole_log
 	fx_fini(&fx);
 }
 
+/* Chunks before the last are written without a sync of their own: a crash in the middle of a
+ * transfer (keeping none, some or all of the unsynced bytes) leaves the old snapshot and log,
+ * no temporary file, and a transfer that starts again from offset 0 installs cleanly. */
+static void test_a_crash_in_the_middle_of_an_incoming_snapshot_leaves_the_old_state(void)
+{
+	for (int keep = 0; keep <= 2; keep++) {
+		struct fixture fx;
+		struct raft_snapshot_meta m;
+		unsigned syncs;
+
+		fx_init(&fx, 512);
+		CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 1, 60, 1), RAFT_OK);
+		CU_ASSERT_EQUAL(take_snapshot(fx.st, 20, 1, 100), RAFT_OK);
+		memset(&m, 0, sizeof(m));
+		m.index = 500;
+		m.term = 9;
+		m.size = 2500;
+		m.conf.n = 1;
+		m.conf.ids[0] = 4;
+		syncs = raft_vfs_mem_calls(fx.vfs, RAFT_VFS_OP_SYNC);
+		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 0, 1000, false), RAFT_OK);
+		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 1000, 1000, false), RAFT_OK);
+		/* the chunks cost no sync of the image */
+		CU_ASSERT_EQUAL(raft_vfs_mem_calls(fx.vfs, RAFT_VFS_OP_SYNC), syncs);
+		raft_vfs_mem_crash(fx.vfs, keep == 0 ? 0 : keep == 1 ? 700 : 100000);
+		fx_reopen(&fx);
+		CU_ASSERT_EQUAL(fx.r.snap.index, 20);
+		CU_ASSERT_EQUAL(fx.r.n_entries, 40); /* 21..60 */
+		CU_ASSERT_TRUE(image_ok(fx.st, 20, 100));
+		CU_ASSERT_EQUAL(count_files(fx.vfs, "incoming-"), 0);
+		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 0, 1000, false), RAFT_OK);
+		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 1000, 1000, false), RAFT_OK);
+		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 2000, 500, true), RAFT_OK);
+		raft_vfs_mem_crash(fx.vfs, 0); /* the install is durable */
+		fx_reopen(&fx);
+		CU_ASSERT_EQUAL(fx.r.snap.index, 500);
+		CU_ASSERT_EQUAL(fx.r.n_entries, 0);
+		CU_ASSERT_TRUE(image_ok(fx.st, 500, 2500));
+		fx_fini(&fx);
+	}
+}
+
+/* A large image, incoming or local, is fdatasynced every RAFT_STORAGE_IMAGE_SYNC_BYTES, so
+ * that it never has much more than that ahead of the log's own syncs in the disk's queue. */
+static void test_a_large_snapshot_image_is_synced_in_steps(void)
+{
+	const uint32_t chunk = 1u << 20, n = 2 * (RAFT_STORAGE_IMAGE_SYNC_BYTES / (1u << 20)) + 3;
+	struct raft_storage_image img;
+	struct raft_snapshot_meta m;
+	struct fixture fx;
+	unsigned long syncs;
+
+	fx_init(&fx, 512);
+	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 1, 60, 1), RAFT_OK);
+	memset(&m, 0, sizeof(m));
+	m.index = 500;
+	m.term = 9;
+	m.size = (uint64_t)n * chunk;
+	m.conf.n = 1;
+	m.conf.ids[0] = 4;
+	syncs = raft_vfs_mem_calls(fx.vfs, RAFT_VFS_OP_SYNC);
+	for (uint32_t i = 0; i + 1 < n; i++)
+		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, (uint64_t)i * chunk, chunk, false),
+		                RAFT_OK);
+	CU_ASSERT_EQUAL(raft_vfs_mem_calls(fx.vfs, RAFT_VFS_OP_SYNC) - syncs, 2);
+	CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, (uint64_t)(n - 1) * chunk, chunk, true), RAFT_OK);
+	CU_ASSERT_TRUE(image_ok(fx.st, 500, m.size));
+	/* a local image written apart: the same steps */
+	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 501, 10, 9), RAFT_OK);
+	CU_ASSERT_EQUAL(snapshot_begin_at(fx.st, 505, 9), RAFT_OK);
+	raft_storage_snapshot_image(fx.st, &img);
+	syncs = raft_vfs_mem_calls(fx.vfs, RAFT_VFS_OP_SYNC);
+	CU_ASSERT_EQUAL(image_fill(&img, 505, 0, (uint64_t)n * chunk), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_vfs_mem_calls(fx.vfs, RAFT_VFS_OP_SYNC) - syncs, 2);
+	/* image_fill writes 61 bytes at a time: each step ends within 61 bytes past its mark */
+	CU_ASSERT(img.synced >= 2ull * RAFT_STORAGE_IMAGE_SYNC_BYTES);
+	CU_ASSERT(img.synced < 2ull * RAFT_STORAGE_IMAGE_SYNC_BYTES + 2 * 61);
+	CU_ASSERT_EQUAL(raft_storage_image_sync(&img), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_storage_snapshot_install(fx.st, img.size, img.crc), RAFT_OK);
+	CU_ASSERT_TRUE(image_ok(fx.st, 505, (uint64_t)n * chunk));
+	fx_fini(&fx);
+}
+
 /* A crash after an incoming snapshot became durable but before the old log was removed: the
  * conflicting log must not come back after the snapshot. */
 static void test_a_log_conflicting_with_the_snapshot_is_dropped_at_open(void)
@@ -1452,6 +1535,10 @@ static CU_TestInfo snapshot_tests[] = {
          test_snapshot_replacement_keeps_the_old_one_until_the_new_is_durable},
         {"test_incoming_snapshot_chunks_replace_the_snapshot_and_the_whole_log",
          test_incoming_snapshot_chunks_replace_the_snapshot_and_the_whole_log},
+        {"test_a_crash_in_the_middle_of_an_incoming_snapshot_leaves_the_old_state",
+         test_a_crash_in_the_middle_of_an_incoming_snapshot_leaves_the_old_state},
+        {"test_a_large_snapshot_image_is_synced_in_steps",
+         test_a_large_snapshot_image_is_synced_in_steps},
         {"test_a_snapshot_image_written_apart_is_installed_after_more_appends",
          test_a_snapshot_image_written_apart_is_installed_after_more_appends},
         {"test_a_snapshot_image_is_discarded_when_a_newer_snapshot_was_installed_meanwhile",

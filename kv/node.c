@@ -1114,9 +1114,11 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
 	if (cfg->heartbeat_ticks)
 		rc.heartbeat_ticks = cfg->heartbeat_ticks;
 	rc.snapshot_trailing = cfg->snapshot_trailing;
+	/* An entry larger than max_msg_bytes travels alone in its AppendEntries (raft.c
+	 * send_append), so max_msg_bytes stays small: a follower catching up gets its entries in
+	 * messages the leader encodes in a few milliseconds each, not in 4 MiB ones whose encoding
+	 * held the loop long enough to cost it its leadership. */
 	rc.max_entry_bytes = (uint32_t)(cfg->store.max_value_bytes + 2 * KV_MAX_KEY_BYTES + 256);
-	if (rc.max_msg_bytes < rc.max_entry_bytes)
-		rc.max_msg_bytes = rc.max_entry_bytes;
 	renv.ctx = n;
 	renv.random = raft_random_cb;
 	renv.log = raft_log_cb;

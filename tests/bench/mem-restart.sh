@@ -1,7 +1,8 @@
 #!/bin/bash
 # mem-restart.sh - issue 7's memory and restart targets on a 3-node cluster loaded with
 # 1,000,000 keys of 256-byte values through tests/bench/bench_kv:
-#   - resident memory per node (VmRSS now, VmHWM peak) beside the raw bytes (keys + values);
+#   - resident memory per node (VmRSS now, VmHWM peak) beside the raw bytes (keys + values):
+#     nodes 1 and 2 over the load, node 3 over its catch-up;
 #   - a follower that missed everything (down during the whole load) catching up: the time from
 #     its start until it has applied the leader's commit index (it needs the snapshot: the log
 #     it missed was compacted);
@@ -133,7 +134,8 @@ for _ in $(seq 1 600); do
 done
 [ -n "$caught" ] || fail "node 3 did not reach index $target within 60 s"
 echo "node 3 applied index $target in $caught s (snapshot index now $(status_field 3 9))"
-echo "node 3: VmRSS $(rss_mb "${NODE_PID[3]}" VmRSS) MiB, VmHWM $(rss_mb "${NODE_PID[3]}" VmHWM) MiB"
+HWM[3]=$(rss_mb "${NODE_PID[3]}" VmHWM)
+echo "node 3: VmRSS $(rss_mb "${NODE_PID[3]}" VmRSS) MiB, VmHWM ${HWM[3]} MiB"
 echo
 
 echo "== restart to serving"
@@ -176,10 +178,12 @@ echo "after the restart: $(for i in 1 2 3; do printf 'node %s VmRSS %s MiB  ' "$
 echo
 
 echo "== targets of issue 7"
-for i in 1 2; do
-	awk -v i="$i" -v r="${HWM[$i]}" -v raw="$RAW_MB" 'BEGIN {
-		printf "  node %s peak RSS during the load %.1f MiB = %.2fx the raw %.1f MiB (<= 2x): %s\n",
-			i, r, r / raw, raw, r <= 2 * raw ? "met" : "MISSED" }'
+for i in 1 2 3; do
+	what="during the load"
+	[ "$i" = 3 ] && what="catching up by snapshot"
+	awk -v i="$i" -v w="$what" -v r="${HWM[$i]}" -v raw="$RAW_MB" 'BEGIN {
+		printf "  node %s peak RSS %s %.1f MiB = %.2fx the raw %.1f MiB (<= 2x): %s\n",
+			i, w, r, r / raw, raw, r <= 2 * raw ? "met" : "MISSED" }'
 done
 awk -v a="$one" -v b="$all" 'BEGIN {
 	printf "  restart to serving <= 5 s: one node %.2f s: %s; whole cluster %.2f s: %s\n", a,

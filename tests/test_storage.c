@@ -714,6 +714,20 @@ static void test_a_snapshot_image_left_by_a_crash_is_removed_at_open(void)
 	fx_fini(&fx);
 }
 
+/* The metadata of a snapshot arriving from a leader: index 500, term 9, size bytes, config {4}. */
+static struct raft_snapshot_meta leader_snapshot_meta(uint64_t size)
+{
+	struct raft_snapshot_meta m;
+
+	memset(&m, 0, sizeof(m));
+	m.index = 500;
+	m.term = 9;
+	m.size = size;
+	m.conf.n = 1;
+	m.conf.ids[0] = 4;
+	return m;
+}
+
 static void test_incoming_snapshot_chunks_replace_the_snapshot_and_the_whole_log(void)
 {
 	struct fixture fx;
@@ -722,12 +736,7 @@ static void test_incoming_snapshot_chunks_replace_the_snapshot_and_the_whole_log
 	fx_init(&fx, 512);
 	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 1, 60, 1), RAFT_OK);
 	CU_ASSERT_EQUAL(take_snapshot(fx.st, 20, 1, 100), RAFT_OK);
-	memset(&m, 0, sizeof(m));
-	m.index = 500;
-	m.term = 9;
-	m.size = 2500;
-	m.conf.n = 1;
-	m.conf.ids[0] = 4;
+	m = leader_snapshot_meta(2500);
 	CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 0, 1000, false), RAFT_OK);
 	/* a chunk that does not follow is refused, and the storage goes on */
 	CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 1500, 1000, false), RAFT_EINVAL);
@@ -766,12 +775,7 @@ static void test_a_crash_in_the_middle_of_an_incoming_snapshot_leaves_the_old_st
 		fx_init(&fx, 512);
 		CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 1, 60, 1), RAFT_OK);
 		CU_ASSERT_EQUAL(take_snapshot(fx.st, 20, 1, 100), RAFT_OK);
-		memset(&m, 0, sizeof(m));
-		m.index = 500;
-		m.term = 9;
-		m.size = 2500;
-		m.conf.n = 1;
-		m.conf.ids[0] = 4;
+		m = leader_snapshot_meta(2500);
 		syncs = raft_vfs_mem_calls(fx.vfs, RAFT_VFS_OP_SYNC);
 		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 0, 1000, false), RAFT_OK);
 		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 1000, 1000, false), RAFT_OK);
@@ -807,12 +811,7 @@ static void test_a_large_snapshot_image_is_synced_in_steps(void)
 
 	fx_init(&fx, 512);
 	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 1, 60, 1), RAFT_OK);
-	memset(&m, 0, sizeof(m));
-	m.index = 500;
-	m.term = 9;
-	m.size = (uint64_t)n * chunk;
-	m.conf.n = 1;
-	m.conf.ids[0] = 4;
+	m = leader_snapshot_meta((uint64_t)n * chunk);
 	syncs = raft_vfs_mem_calls(fx.vfs, RAFT_VFS_OP_SYNC);
 	for (uint32_t i = 0; i + 1 < n; i++)
 		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, (uint64_t)i * chunk, chunk, false),

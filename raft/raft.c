@@ -788,8 +788,39 @@ static void answer_read(struct raft *r, const struct pending_read *rd)
 	}
 }
 
-/* Thesis 6.4: a read may be served at the commit index recorded when it arrived, once a
- * heartbeat round started after that shows this node was still leader. */
+/*
+ * Whether a majority of ids has shown, since read rd began, that it was still in this term,
+ * counting this node, rd's requester and every node that answered rd's heartbeat round.
+ *
+ * The requester counts without a heartbeat: its ReadIndex request left after the read began,
+ * in this term (raft_step drops requests of older terms). Why that is enough: the index of rd
+ * is the commit index when the round started, after this term's first entry committed, so it
+ * covers every write committed in this term or before it (leader completeness). A write of a
+ * later term that completed before the read began needs a leader elected before that, by a
+ * majority; a majority that has shown it was in this term after the read began contains a node
+ * that was in this term then, so it had not voted in a later term before (terms only grow).
+ * In a 3-node cluster this node and the requester are a majority: a follower's read is
+ * answered at once, without a round of heartbeats to the third node.
+ */
+static bool ids_confirm_read(struct raft *r, const uint32_t *ids, unsigned n,
+                             const struct pending_read *rd)
+{
+	unsigned yes = 0;
+
+	if (n == 0)
+		return true;
+	for (unsigned i = 0; i < n; i++) {
+		struct progress *pr = pr_find(r, ids[i]);
+
+		if (ids[i] == r->id || ids[i] == rd->from || (pr && pr->read_seq_acked >= rd->seq))
+			yes++;
+	}
+	return yes >= n / 2 + 1;
+}
+
+/* Thesis 6.4: a read may be served at the commit index recorded when its round started, once
+ * a majority has shown that this node was still leader after the read began: the answers to a
+ * heartbeat round started then, and the requester's own message (ids_confirm_read). */
 static void release_confirmed_reads(struct raft *r)
 {
 	uint64_t confirmed = quorum_value(r, pr_read_seq);
@@ -797,7 +828,10 @@ static void release_confirmed_reads(struct raft *r)
 	size_t j = 0;
 
 	for (size_t i = 0; i < r->reads.n; i++) {
-		if (rd[i].seq != 0 && rd[i].seq <= confirmed)
+		if (rd[i].seq != 0 &&
+		    (rd[i].seq <= confirmed ||
+		     (rd[i].from != 0 && ids_confirm_read(r, r->conf.ids, r->conf.n, &rd[i]) &&
+		      ids_confirm_read(r, r->conf.old_ids, r->conf.n_old, &rd[i]))))
 			answer_read(r, &rd[i]);
 		else
 			rd[j++] = rd[i];
@@ -824,8 +858,14 @@ static void start_read_round(struct raft *r)
 	}
 	if (!any)
 		return;
-	bcast_heartbeat(r);
-	release_confirmed_reads(r); /* a single-node cluster confirms at once */
+	/* a single-node cluster, and a follower's read in a 3-node one, are confirmed at once */
+	release_confirmed_reads(r);
+	for (size_t i = 0; i < r->reads.n; i++) {
+		if (rd[i].seq == r->read_seq) {
+			bcast_heartbeat(r); /* some read of this round still needs the answers */
+			break;
+		}
+	}
 }
 
 static int add_read(struct raft *r, uint64_t ctx, uint32_t from)

@@ -8,7 +8,6 @@ cd "$(dirname "$0")/.." || exit 1
 . tests/lib/cluster.sh
 trap cluster_cleanup EXIT
 
-step() { echo "--- $*"; }
 N=${NODES:-3}
 ACKED=() # "key value" of every acknowledged write, checked on every node at the end
 

@@ -16,10 +16,6 @@ CLUSTER_NET=${CLUSTER_NET:-127.0.$((100 + $$ % 100))}
 trap cluster_cleanup EXIT
 trap 'exit 1' INT TERM # the EXIT trap then cleans up
 
-T=20 # seconds any one step on a mount may take
-step() { echo "--- $*"; }
-t() { timeout -k 5 "$T" "$@"; }
-
 cluster_init 3
 M=()
 mount_node() { # mount_node I [options...]: node I with its mount on $CLUSTER_DIR/mntI

@@ -87,8 +87,6 @@ trap nemesis_cleanup EXIT
 # (a closed output pipe, a hangup)
 trap 'exit 1' INT TERM HUP PIPE
 
-step() { echo "--- $*"; }
-t() { timeout -k 5 "$T" "$@"; }
 now() { echo "${EPOCHREALTIME/./}"; } # microseconds
 T0=$(now)
 elapsed_ms() { echo $((($(now) - T0) / 1000)); }

@@ -18,6 +18,11 @@ CLUSTER_NET=${CLUSTER_NET:-127.0.0}
 declare -a NODE_PID NODE_ADDR NODE_PORT
 # Mountpoints of FUSE mounts made by this test: cluster_cleanup unmounts them.
 declare -a CLUSTER_MOUNTS=()
+# Steps of a test script: step prints the heading of one; t runs a command that may touch a
+# mount under timeout (T seconds: a stuck mount must fail the step, not hang the test).
+T=${T:-20}
+step() { echo "--- $*"; }
+t() { timeout -k 5 "$T" "$@"; }
 
 fail() {
 	echo "FAIL: $*" >&2

@@ -842,11 +842,16 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_handle *h;
 	struct fs_op *op;
 
-	/* A write-only open that truncates or appends needs nothing from the cluster: the kernel
-	 * has just looked the file up (a directory never gets here for writing: EISDIR), and its
-	 * first write is the one Put, or an Append. This saves a ReadIndex round per `echo v > f`
-	 * and `echo v >> f`. Other opens read the attributes, to pin a size for reads. */
-	if ((fi->flags & O_ACCMODE) == O_WRONLY && (fi->flags & (O_TRUNC | O_APPEND))) {
+	/* An open needs nothing from the cluster when its handle has no use for the file's size:
+	 * the kernel has just looked the file up (a directory goes to opendir instead), and
+	 *  - a read-only handle's first read is a linearizable Get of the whole value, which it
+	 *    pins (read_done): `cat f` is a lookup and two Gets, no longer four reads;
+	 *  - a write-only open that truncates or appends has its first write as the one Put, or an
+	 *    Append (`echo v > f`, `echo v >> f`).
+	 * An open for reading and writing reads the attributes: a write at the end of the file is
+	 * an Append, so its handle needs the size (fs_write). */
+	if ((fi->flags & O_ACCMODE) == O_RDONLY ||
+	    ((fi->flags & O_ACCMODE) == O_WRONLY && (fi->flags & (O_TRUNC | O_APPEND)))) {
 		h = handle_new(f, ino);
 		if (h)
 			reply_open(req, fi, h);

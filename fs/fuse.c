@@ -802,16 +802,24 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 /* --- open, read, write, flush, release ----------------------------------------------------------- */
 
-/* Answers an open with handle h, set up from the open flags (DESIGN.md 6: no page cache, every
- * read asks; an O_TRUNC open for writing is one Put at its first write or its last close). */
-static void reply_open(fuse_req_t req, struct fuse_file_info *fi, struct fs_handle *h)
+/* Sets up handle h from the open flags in fi, and fi's answer from h (DESIGN.md 6: no page
+ * cache, every read asks; an O_TRUNC open for writing is one Put at its first write or its last
+ * close). may_truncate is false for a file this very open created: it is empty already. */
+static void handle_attach(struct fs_handle *h, struct fuse_file_info *fi, bool may_truncate)
 {
 	h->append = (fi->flags & O_APPEND) != 0;
-	h->trunc_pending = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+	h->trunc_pending =
+	        may_truncate && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->noflush = !h->trunc_pending; /* fs_flush has nothing to do for it */
+}
+
+/* Answers an open with handle h. */
+static void reply_open(fuse_req_t req, struct fuse_file_info *fi, struct fs_handle *h)
+{
+	handle_attach(h, fi, true);
 	if (fuse_reply_open(req, fi) != 0)
 		handle_free(h); /* interrupted: no release will come */
 }
@@ -872,7 +880,6 @@ static void create_done(struct fs_op *op, int err)
 	struct fuse_entry_param e;
 	const struct kv_attr *a = &op->req.result.attr;
 	struct fs_handle *h;
-	int acc = op->fi.flags & O_ACCMODE;
 
 	if (err == EEXIST && op->stage == 0 && !(op->fi.flags & O_EXCL)) {
 		/* create-if-absent: it exists, so open it as it is (never truncated here) */
@@ -899,12 +906,7 @@ static void create_done(struct fs_op *op, int err)
 		return;
 	}
 	h->size = a->size;
-	h->append = (op->fi.flags & O_APPEND) != 0;
-	h->trunc_pending = op->existed && (op->fi.flags & O_TRUNC) && acc != O_RDONLY;
-	op->fi.fh = (uint64_t)(uintptr_t)h;
-	op->fi.direct_io = 1;
-	op->fi.keep_cache = 0;
-	op->fi.noflush = !h->trunc_pending;
+	handle_attach(h, &op->fi, op->existed);
 	entry_of(a, &e);
 	if (fuse_reply_create(op->freq, &e, &op->fi) != 0) {
 		handle_free(h);

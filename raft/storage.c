@@ -948,6 +948,21 @@ static int writer_start(struct raft_storage *st, struct snap_writer *w, const ch
 	return RAFT_OK;
 }
 
+/* The step sync of an image being written (RAFT_STORAGE_IMAGE_SYNC_BYTES): fdatasyncs f once
+ * written is that far past *synced. 0 or an errno value. */
+static int image_sync_step(struct raft_vfs *vfs, struct raft_vfs_file *f, uint64_t written,
+                           uint64_t *synced)
+{
+	int err;
+
+	if (written - *synced < RAFT_STORAGE_IMAGE_SYNC_BYTES)
+		return 0;
+	err = vfs->fdatasync(vfs, f);
+	if (!err)
+		*synced = written;
+	return err;
+}
+
 static int writer_write(struct raft_storage *st, struct snap_writer *w, uint64_t offset,
                         const void *buf, size_t len)
 {
@@ -957,12 +972,9 @@ static int writer_write(struct raft_storage *st, struct snap_writer *w, uint64_t
 		return fail_io(st, err, "write %s", w->tmp_name);
 	w->crc = raft_crc32c(w->crc, buf, len);
 	w->written = offset + len;
-	if (w->written - w->synced >= RAFT_STORAGE_IMAGE_SYNC_BYTES) {
-		err = st->vfs->fdatasync(st->vfs, w->f);
-		if (err)
-			return fail_io(st, err, "fdatasync %s", w->tmp_name);
-		w->synced = w->written;
-	}
+	err = image_sync_step(st->vfs, w->f, w->written, &w->synced);
+	if (err)
+		return fail_io(st, err, "fdatasync %s", w->tmp_name);
 	return RAFT_OK;
 }
 
@@ -1109,10 +1121,7 @@ int raft_storage_image_write(struct raft_storage_image *img, const void *buf, si
 	if (!err) {
 		img->crc = raft_crc32c(img->crc, buf, len);
 		img->size += len;
-		if (img->size - img->synced >= RAFT_STORAGE_IMAGE_SYNC_BYTES) {
-			err = img->vfs->fdatasync(img->vfs, img->f);
-			img->synced = img->size;
-		}
+		err = image_sync_step(img->vfs, img->f, img->size, &img->synced);
 	}
 	if (err) {
 		img->err = err;

@@ -221,6 +221,15 @@ static int take_snapshot(struct raft_storage *st, uint64_t index, uint64_t term,
 	return raft_storage_snapshot_install(st, img.size, img.crc);
 }
 
+/* A fixture (512-byte segments) whose log holds entries 1..n of term 1 and whose snapshot is
+ * at index snap (term 1), of snap_bytes bytes. */
+static void fx_init_with_snapshot(struct fixture *fx, uint64_t n, uint64_t snap, size_t snap_bytes)
+{
+	fx_init(fx, 512);
+	CU_ASSERT_EQUAL_FATAL(persist_entries(fx->st, 0, 1, n, 1), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(take_snapshot(fx->st, snap, 1, snap_bytes), RAFT_OK);
+}
+
 static bool image_ok(struct raft_storage *st, uint64_t index, uint64_t size)
 {
 	unsigned char buf[300];
@@ -515,9 +524,7 @@ static void test_snapshot_replacement_keeps_the_old_one_until_the_new_is_durable
 			struct fixture fx;
 			bool fired;
 			int rc;
-			fx_init(&fx, 512);
-			CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 1, 40, 1), RAFT_OK);
-			CU_ASSERT_EQUAL_FATAL(take_snapshot(fx.st, 10, 1, 500), RAFT_OK);
+			fx_init_with_snapshot(&fx, 40, 10, 500);
 			raft_vfs_mem_fail(fx.vfs, ops[k], nth, EIO, false);
 			rc = take_snapshot(fx.st, 30, 1, 700);
 			fired = raft_vfs_mem_fault_fired(fx.vfs);
@@ -690,9 +697,7 @@ static void test_a_snapshot_image_left_by_a_crash_is_removed_at_open(void)
 	struct fixture fx;
 	struct raft_storage_image img;
 
-	fx_init(&fx, 512);
-	CU_ASSERT_EQUAL_FATAL(persist_entries(fx.st, 0, 1, 40, 1), RAFT_OK);
-	CU_ASSERT_EQUAL_FATAL(take_snapshot(fx.st, 10, 1, 200), RAFT_OK);
+	fx_init_with_snapshot(&fx, 40, 10, 200);
 	CU_ASSERT_EQUAL_FATAL(snapshot_begin_at(fx.st, 30, 1), RAFT_OK);
 	raft_storage_snapshot_image(fx.st, &img);
 	CU_ASSERT_EQUAL(image_fill(&img, 30, 0, 700), RAFT_OK);
@@ -733,9 +738,7 @@ static void test_incoming_snapshot_chunks_replace_the_snapshot_and_the_whole_log
 	struct fixture fx;
 	struct raft_snapshot_meta m;
 
-	fx_init(&fx, 512);
-	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 1, 60, 1), RAFT_OK);
-	CU_ASSERT_EQUAL(take_snapshot(fx.st, 20, 1, 100), RAFT_OK);
+	fx_init_with_snapshot(&fx, 60, 20, 100);
 	m = leader_snapshot_meta(2500);
 	CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 0, 1000, false), RAFT_OK);
 	/* a chunk that does not follow is refused, and the storage goes on */
@@ -772,9 +775,7 @@ static void test_a_crash_in_the_middle_of_an_incoming_snapshot_leaves_the_old_st
 		struct raft_snapshot_meta m;
 		unsigned syncs;
 
-		fx_init(&fx, 512);
-		CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 1, 60, 1), RAFT_OK);
-		CU_ASSERT_EQUAL(take_snapshot(fx.st, 20, 1, 100), RAFT_OK);
+		fx_init_with_snapshot(&fx, 60, 20, 100);
 		m = leader_snapshot_meta(2500);
 		syncs = raft_vfs_mem_calls(fx.vfs, RAFT_VFS_OP_SYNC);
 		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 0, 1000, false), RAFT_OK);

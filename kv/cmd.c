@@ -53,6 +53,7 @@ static const struct {
         [KV_OP_GETATTR] = {"getattr", KV_FIELD_KEY, true},
         [KV_OP_OPEN_SESSION] = {"open-session", 0, false},
         [KV_OP_CLOSE_SESSION] = {"close-session", 0, false},
+        [KV_OP_READ] = {"read", KV_FIELD_KEY | KV_FIELD_OFFSET | KV_FIELD_COUNT, true},
 };
 
 static bool op_known(int op)
@@ -156,6 +157,8 @@ static int cmd_check(const struct kv_cmd *cmd)
 		return KV_ENAMETOOLONG;
 	if ((f & KV_FIELD_DATA) && cmd->data_len > KV_VALUE_BYTES_LIMIT)
 		return KV_EFBIG;
+	if ((f & KV_FIELD_COUNT) && cmd->count > KV_VALUE_BYTES_LIMIT)
+		return KV_EFBIG;
 	return KV_OK;
 }
 
@@ -179,6 +182,8 @@ size_t kv_cmd_encoded_size(const struct kv_cmd *cmd)
 		n += 4;
 	if (f & KV_FIELD_ATTR)
 		n += CMD_ATTR_BYTES;
+	if (f & KV_FIELD_COUNT)
+		n += 4;
 	return n;
 }
 
@@ -230,6 +235,8 @@ int kv_cmd_encode(const struct kv_cmd *cmd, void **buf, size_t *len)
 		put_le(&w, cmd->attr.mtime_ns, 8);
 		put_le(&w, cmd->attr.ctime_ns, 8);
 	}
+	if (f & KV_FIELD_COUNT)
+		put_le(&w, cmd->count, 4);
 	*len = n;
 	return KV_OK;
 }
@@ -283,6 +290,10 @@ int kv_cmd_decode(const void *buf, size_t len, struct kv_cmd *cmd)
 		cmd->attr.gid = (uint32_t)get_le(&r, 4);
 		cmd->attr.mtime_ns = get_le(&r, 8);
 		cmd->attr.ctime_ns = get_le(&r, 8);
+	}
+	if (f & KV_FIELD_COUNT) {
+		cmd->count = (uint32_t)get_le(&r, 4);
+		r.bad = r.bad || cmd->count > KV_VALUE_BYTES_LIMIT;
 	}
 	if (r.bad || r.left != 0) {
 		memset(cmd, 0, sizeof(*cmd));

@@ -23,6 +23,7 @@
  *     OFFSET  u64                                                WriteAt offset, Truncate size
  *     FLAGS   u32                                                Rename KV_RENAME_*, SetAttr KV_ATTR_*
  *     ATTR    u32 mode u32 uid u32 gid u64 mtime_ns u64 ctime_ns SetAttr values
+ *     COUNT   u32 (<= KV_VALUE_BYTES_LIMIT)                       Read: most bytes wanted
  *   and nothing after them: trailing bytes make the command malformed.
  *
  * The codec checks structure and the fixed limits only; what a key may contain, the configured
@@ -86,6 +87,8 @@ enum kv_op {
 	KV_OP_GETATTR, /* key: metadata, KV_ENOENT if missing */
 	KV_OP_OPEN_SESSION, /* -: the new session's id is the entry's index (result.session) */
 	KV_OP_CLOSE_SESSION, /* session: forget it */
+	KV_OP_READ, /* key, offset, count: at most count bytes of the value from offset (a read(2) of
+	               a file: the FUSE layer's one linearizable read per call, DESIGN.md 6) */
 	KV_OP_COUNT
 };
 
@@ -99,10 +102,11 @@ const char *kv_op_name(int op);
 #define KV_FIELD_OFFSET 0x08u
 #define KV_FIELD_FLAGS 0x10u
 #define KV_FIELD_ATTR 0x20u
+#define KV_FIELD_COUNT 0x40u
 
 /* KV_FIELD_* bits of op, 0 for an unknown op. */
 unsigned kv_op_fields(int op);
-/* True for ops that never change the namespace (Get, GetAttr, ReadDir). */
+/* True for ops that never change the namespace (Get, Read, GetAttr, ReadDir). */
 bool kv_op_is_read(int op);
 
 /* Rename flags. Without NOREPLACE an existing destination is replaced as rename(2) does. */
@@ -162,6 +166,7 @@ struct kv_cmd {
 	uint64_t offset;
 	uint32_t flags;
 	struct kv_cmd_attr attr;
+	uint32_t count; /* Read: most bytes wanted */
 };
 
 /* Bytes kv_cmd_encode() produces for cmd, or 0 when cmd exceeds a limit or has an unknown op. */

@@ -552,6 +552,11 @@ static void serve_read(struct kv_node *n, struct kv_req *r)
 		                  &out->exists, &out->attr);
 		out->has_attr = rv == KV_OK && out->exists;
 		break;
+	case KV_OP_READ:
+		rv = kv_store_read(n->store, cmd.key, cmd.key_len, cmd.offset, cmd.count,
+		                   &out->value, &out->value_len, &out->exists, &out->attr);
+		out->has_attr = rv == KV_OK && out->exists;
+		break;
 	case KV_OP_GETATTR:
 		rv = kv_store_getattr(n->store, cmd.key, cmd.key_len, &out->attr);
 		out->has_attr = rv == KV_OK;

@@ -821,6 +821,17 @@ static int op_get(struct kv_store *s, uint64_t index, const struct kv_cmd *c, st
 	return rv;
 }
 
+static int op_read(struct kv_store *s, uint64_t index, const struct kv_cmd *c,
+                   struct kv_result *out)
+{
+	int rv = kv_store_read(s, c->key, c->key_len, c->offset, c->count, &out->value,
+	                       &out->value_len, &out->exists, &out->attr);
+
+	(void)index;
+	out->has_attr = rv == KV_OK && out->exists;
+	return rv;
+}
+
 static int op_getattr(struct kv_store *s, uint64_t index, const struct kv_cmd *c,
                       struct kv_result *out)
 {
@@ -979,6 +990,7 @@ static const op_fn op_fns[KV_OP_COUNT] = {
         [KV_OP_GETATTR] = op_getattr,
         [KV_OP_OPEN_SESSION] = op_open_session,
         [KV_OP_CLOSE_SESSION] = op_close_session,
+        [KV_OP_READ] = op_read,
 };
 
 static int execute(struct kv_store *s, uint64_t index, const struct kv_cmd *c,
@@ -1068,11 +1080,13 @@ int kv_store_apply(struct kv_store *s, uint64_t index, const void *buf, size_t l
 
 /* --- reads ---------------------------------------------------------------------------------- */
 
-int kv_store_get(const struct kv_store *s, const char *key, size_t len, void **value,
-                 size_t *value_len, bool *exists, struct kv_attr *attr)
+int kv_store_read(const struct kv_store *s, const char *key, size_t len, uint64_t offset,
+                  uint64_t count, void **value, size_t *value_len, bool *exists,
+                  struct kv_attr *attr)
 {
 	struct walk w;
 	struct kv_node *n;
+	uint64_t size, take;
 	int rv = walk(s, key, len, &w);
 
 	*value = NULL;
@@ -1085,17 +1099,27 @@ int kv_store_get(const struct kv_store *s, const char *key, size_t len, void **v
 		return KV_OK;
 	if (kv_node_is_dir(n))
 		return KV_EISDIR;
-	if (n->u.file.size) {
-		*value = raft_buf_alloc(n->u.file.size);
+	size = n->u.file.size;
+	take = offset < size ? size - offset : 0;
+	if (take > count)
+		take = count;
+	if (take) {
+		*value = raft_buf_alloc((size_t)take);
 		if (!*value)
 			return KV_ENOMEM;
-		memcpy(*value, n->u.file.data, n->u.file.size);
-		*value_len = n->u.file.size;
+		memcpy(*value, (const unsigned char *)n->u.file.data + offset, (size_t)take);
+		*value_len = (size_t)take;
 	}
 	*exists = true;
 	if (attr)
 		node_attr(n, attr);
 	return KV_OK;
+}
+
+int kv_store_get(const struct kv_store *s, const char *key, size_t len, void **value,
+                 size_t *value_len, bool *exists, struct kv_attr *attr)
+{
+	return kv_store_read(s, key, len, 0, UINT64_MAX, value, value_len, exists, attr);
 }
 
 int kv_store_getattr(const struct kv_store *s, const char *key, size_t len, struct kv_attr *attr)

@@ -38,7 +38,7 @@
  *     owner may set the group to its own gid (else KV_EPERM); ctime is set to log time unless the
  *     mask sets it.
  *   Get of a missing key: KV_OK, exists = false, empty value; of a directory KV_EISDIR; of a
- *     symlink, its target. GetAttr of a missing key: KV_ENOENT. ReadDir: entries sorted bytewise.
+ *     symlink, its target. Read is a Get of at most count bytes from offset. GetAttr of a missing key: KV_ENOENT. ReadDir: entries sorted bytewise.
  * Creations and removals set the parent directory's mtime and ctime to log time; writes set the
  * key's mtime and ctime.
  *
@@ -125,6 +125,15 @@ int kv_key_check(const char *key, size_t len);
  */
 int kv_store_get(const struct kv_store *s, const char *key, size_t len, void **value,
                  size_t *value_len, bool *exists, struct kv_attr *attr);
+
+/*
+ * At most count bytes of key's value from offset: kv_store_get() of a slice, the same rules and
+ * errors (an offset at or past the end gives an empty value; *attr holds the whole value's
+ * metadata, its size included).
+ */
+int kv_store_read(const struct kv_store *s, const char *key, size_t len, uint64_t offset,
+                  uint64_t count, void **value, size_t *value_len, bool *exists,
+                  struct kv_attr *attr);
 
 /* Metadata of key. Errors: KV_ENOENT, KV_ENOTDIR, KV_EINVAL, KV_ENAMETOOLONG. */
 int kv_store_getattr(const struct kv_store *s, const char *key, size_t len, struct kv_attr *attr);

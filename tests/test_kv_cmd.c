@@ -38,6 +38,7 @@ static struct kv_cmd full_cmd(int op)
 	c.attr.gid = 8;
 	c.attr.mtime_ns = 123456789;
 	c.attr.ctime_ns = 987654321;
+	c.count = 131072;
 	return c;
 }
 
@@ -72,6 +73,7 @@ static void check_same(const struct kv_cmd *a, const struct kv_cmd *b)
 	CU_ASSERT_EQUAL(b->flags, (f & KV_FIELD_FLAGS) ? a->flags : 0);
 	if (f & KV_FIELD_ATTR)
 		CU_ASSERT(memcmp(&a->attr, &b->attr, sizeof(a->attr)) == 0);
+	CU_ASSERT_EQUAL(b->count, (f & KV_FIELD_COUNT) ? a->count : 0);
 }
 
 static void test_every_op_survives_a_round_trip(void)
@@ -215,6 +217,28 @@ static void test_data_length_over_the_limit_is_refused(void)
 	p[off] = 0xff; /* data_len - 1 + 256: past the input */
 	p[off + 1] = 0x01;
 	p[off + 2] = p[off + 3] = 0;
+	CU_ASSERT_EQUAL(kv_cmd_decode(buf, len, &d), KV_ECORRUPT);
+	raft_buf_unref(buf);
+}
+
+static void test_read_count_over_the_limit_is_refused(void)
+{
+	struct kv_cmd c = full_cmd(KV_OP_READ), d;
+	uint32_t big = KV_VALUE_BYTES_LIMIT + 1;
+	unsigned char *p;
+	size_t len;
+	void *buf = NULL;
+
+	c.count = big; /* the encoder refuses it */
+	CU_ASSERT_EQUAL(kv_cmd_encode(&c, &buf, &len), KV_EFBIG);
+	CU_ASSERT_PTR_NULL(buf);
+	c.count = KV_VALUE_BYTES_LIMIT; /* the limit itself is fine */
+	CU_ASSERT_EQUAL_FATAL(kv_cmd_encode(&c, &buf, &len), KV_OK);
+	CU_ASSERT_EQUAL(kv_cmd_decode(buf, len, &d), KV_OK);
+	CU_ASSERT_EQUAL(d.count, KV_VALUE_BYTES_LIMIT);
+	p = buf; /* the count is the last field: one over the limit does not decode */
+	for (unsigned i = 0; i < 4; i++)
+		p[len - 4 + i] = (unsigned char)(big >> (8 * i));
 	CU_ASSERT_EQUAL(kv_cmd_decode(buf, len, &d), KV_ECORRUPT);
 	raft_buf_unref(buf);
 }
@@ -399,6 +423,7 @@ static CU_TestInfo cmd_tests[] = {
         {"key_length_over_the_limit_is_refused", test_key_length_over_the_limit_is_refused},
         {"data_length_over_the_limit_is_refused", test_data_length_over_the_limit_is_refused},
         {"encoder_refuses_oversized_fields", test_encoder_refuses_oversized_fields},
+        {"read_count_over_the_limit_is_refused", test_read_count_over_the_limit_is_refused},
         {"every_error_has_a_distinct_message", test_every_error_has_a_distinct_message},
         CU_TEST_INFO_NULL,
 };

@@ -209,14 +209,14 @@ out:
 	nodesim_free(s);
 }
 
-static void test_a_put_on_a_follower_is_forwarded_and_a_get_on_a_follower_reads_it(void)
+static void test_a_put_on_a_follower_is_forwarded_and_a_get_or_read_on_a_follower_reads_it(void)
 {
 	uint64_t seed = test_seed(102);
 	struct nodesim *s = cluster(3, seed, 0);
 	struct nodesim_req r = {0};
 	int l, f, f2, st;
 
-	TEST(test_a_put_on_a_follower_is_forwarded_and_a_get_on_a_follower_reads_it);
+	TEST(test_a_put_on_a_follower_is_forwarded_and_a_get_or_read_on_a_follower_reads_it);
 	REQUIRE(s != NULL, "%s", "no cluster");
 	l = nodesim_wait_leader(s, LEADER_MS);
 	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
@@ -230,6 +230,19 @@ static void test_a_put_on_a_follower_is_forwarded_and_a_get_on_a_follower_reads_
 	REQUIRE(st == KV_STATUS_OK, "get on follower %d: %s", f2 + 1, status_name(st));
 	REQUIRE(value_is(&r.req.result, "from-follower"), "follower %d read %.*s", f2 + 1,
 	        (int)r.req.result.value_len, (const char *)r.req.result.value);
+	/* a Read of a slice through a follower: the bytes asked for and the whole size */
+	{
+		struct kv_cmd c;
+		nodesim_cmd(s, &c, KV_OP_READ, "x", NULL);
+		c.offset = 5;
+		c.count = 3;
+		st = nodesim_call(s, (unsigned)f2, &c, OP_TIMEOUT_MS, &r);
+	}
+	REQUIRE(st == KV_STATUS_OK, "read on follower %d: %s", f2 + 1, status_name(st));
+	REQUIRE(value_is(&r.req.result, "fol") && r.req.result.has_attr &&
+	                r.req.result.attr.size == strlen("from-follower"),
+	        "follower %d read %.*s (size %llu)", f2 + 1, (int)r.req.result.value_len,
+	        (const char *)r.req.result.value, (unsigned long long)r.req.result.attr.size);
 	/* a write on one follower then a read on the same one, many times: never stale */
 	for (int k = 0; k < 20; k++) {
 		char v[32];
@@ -1789,8 +1802,8 @@ static void test_random_operations_with_partitions_and_crashes_converge_exactly_
 static CU_TestInfo basic_tests[] = {
         {"test_three_nodes_elect_a_leader_and_a_put_through_it_is_read_on_every_node",
          test_three_nodes_elect_a_leader_and_a_put_through_it_is_read_on_every_node},
-        {"test_a_put_on_a_follower_is_forwarded_and_a_get_on_a_follower_reads_it",
-         test_a_put_on_a_follower_is_forwarded_and_a_get_on_a_follower_reads_it},
+        {"test_a_put_on_a_follower_is_forwarded_and_a_get_or_read_on_a_follower_reads_it",
+         test_a_put_on_a_follower_is_forwarded_and_a_get_or_read_on_a_follower_reads_it},
         {"test_a_follower_read_waits_until_the_follower_has_applied_the_read_index",
          test_a_follower_read_waits_until_the_follower_has_applied_the_read_index},
         {"test_append_to_a_missing_key_acts_as_put_and_get_of_a_missing_key_is_empty",

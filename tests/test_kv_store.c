@@ -171,6 +171,54 @@ static void test_get_through_the_log_returns_value_and_attr(void)
 	CU_ASSERT_EQUAL(run(&c, NULL), KV_EISDIR);
 }
 
+/* A Read of offset, count through the log, as a string ("<missing>", "<error N>"); *size the
+ * whole value's size it reports. */
+static const char *read_at(const char *key, uint64_t off, uint32_t count, uint64_t *size)
+{
+	static char out[256];
+	struct kv_cmd c = mk(KV_OP_READ, key);
+	struct kv_result r;
+	int rv;
+
+	c.offset = off;
+	c.count = count;
+	rv = run(&c, &r);
+	if (rv != KV_OK) {
+		snprintf(out, sizeof(out), "<error %d>", rv);
+	} else if (!r.exists) {
+		snprintf(out, sizeof(out), "<missing>");
+		CU_ASSERT_FALSE(r.has_attr);
+	} else {
+		CU_ASSERT_FATAL(r.value_len < sizeof(out) && r.value_len <= count);
+		memcpy(out, r.value ? r.value : "", r.value_len);
+		out[r.value_len] = '\0';
+		CU_ASSERT(r.has_attr);
+		*size = r.attr.size;
+	}
+	kv_result_release(&r);
+	return out;
+}
+
+static void test_read_returns_a_slice_and_the_whole_size(void)
+{
+	uint64_t size = 0;
+	char eisdir[32];
+
+	snprintf(eisdir, sizeof(eisdir), "<error %d>", KV_EISDIR);
+	CU_ASSERT_EQUAL(put("r", "0123456789"), KV_OK);
+	CU_ASSERT_STRING_EQUAL(read_at("r", 0, 4, &size), "0123");
+	CU_ASSERT_EQUAL(size, 10);
+	CU_ASSERT_STRING_EQUAL(read_at("r", 3, 4, &size), "3456");
+	CU_ASSERT_STRING_EQUAL(read_at("r", 8, 100, &size), "89"); /* clamped at the end */
+	CU_ASSERT_STRING_EQUAL(read_at("r", 10, 100, &size), ""); /* at the end: empty */
+	CU_ASSERT_STRING_EQUAL(read_at("r", UINT64_MAX, 100, &size), ""); /* far past it */
+	CU_ASSERT_STRING_EQUAL(read_at("r", 2, 0, &size), "");
+	CU_ASSERT_EQUAL(size, 10);
+	CU_ASSERT_STRING_EQUAL(read_at("nope", 0, 10, &size), "<missing>");
+	CU_ASSERT_EQUAL(simple(KV_OP_MKDIR, "dir"), KV_OK);
+	CU_ASSERT_STRING_EQUAL(read_at("dir", 0, 10, &size), eisdir);
+}
+
 static void test_put_creates_missing_parent_directories(void)
 {
 	struct kv_attr a;
@@ -1014,6 +1062,7 @@ static CU_TestInfo ns_tests[] = {
          test_get_of_a_missing_key_returns_empty_and_not_exists},
         {"get_through_the_log_returns_value_and_attr",
          test_get_through_the_log_returns_value_and_attr},
+        {"read_returns_a_slice_and_the_whole_size", test_read_returns_a_slice_and_the_whole_size},
         {"put_creates_missing_parent_directories", test_put_creates_missing_parent_directories},
         {"key_under_a_file_is_enotdir", test_key_under_a_file_is_enotdir},
         {"invalid_keys_are_refused", test_invalid_keys_are_refused},

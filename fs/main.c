@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "fs/fuse.h"
+#include "fs/mountpoint.h"
 #include "fs/options.h"
 #include "kv/node.h"
 #include "kv/proto.h"
@@ -831,6 +832,15 @@ static int run(struct daemon *d)
 	}
 	if (make_data_dir(d->opt.data) != 0)
 		return 1;
+	if (d->opt.mountpoint[0]) {
+		/* before anything else: a mountpoint raftfs must not use is refused at once */
+		enum fs_guard guard;
+		if (fs_mountpoint_prepare(d->opt.mountpoint, log_cb, d, &guard, err, sizeof(err)) !=
+		    0) {
+			dlog(FS_LOG_ERROR, "mount %s: %s", d->opt.mountpoint, err);
+			return 1;
+		}
+	}
 	ncfg.dir = d->opt.data;
 	ncfg.storage.log = log_cb;
 	ncfg.store.max_value_bytes = d->opt.max_value_bytes;
@@ -947,6 +957,17 @@ int main(int argc, char **argv)
 	}
 	if (d.opt.version) {
 		printf("raftfs %s\n", RAFTFS_VERSION);
+		return 0;
+	}
+	if (d.opt.unguard) {
+		if (!d.opt.mountpoint[0]) {
+			fprintf(stderr, "raftfs: --unguard needs a MOUNTPOINT\n");
+			return 1;
+		}
+		if (fs_mountpoint_unguard(d.opt.mountpoint, err, sizeof(err)) != 0) {
+			fprintf(stderr, "raftfs: %s\n", err);
+			return 1;
+		}
 		return 0;
 	}
 	if (fs_options_check(&d.opt, err, sizeof(err)) != 0) {

@@ -26,6 +26,7 @@ void fs_options_usage(const char *prog, FILE *out)
 {
 	fprintf(out,
 	        "usage: %s --id=N --cluster=LIST --data=DIR [-f] [-o OPTIONS] [MOUNTPOINT]\n"
+	        "       %s --unguard MOUNTPOINT\n"
 	        "\n"
 	        "Runs node N of a raftfs cluster.\n"
 	        "  --id=N                 this node's id in LIST\n"
@@ -45,8 +46,10 @@ void fs_options_usage(const char *prog, FILE *out)
 	        "  -h, --help             this text\n"
 	        "  -V, --version          the version\n"
 	        "Without MOUNTPOINT the node serves the cluster without mounting.\n"
-	        "SIGTERM or SIGINT: a leader hands over leadership, then the node exits 0.\n",
-	        prog);
+	        "SIGTERM or SIGINT: a leader hands over leadership, then the node exits 0.\n"
+	        "While no node is mounted on it, MOUNTPOINT refuses writes (immutable);\n"
+	        "--unguard MOUNTPOINT makes it a plain directory again.\n",
+	        prog, prog);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -164,6 +167,8 @@ static int set_option(struct fs_options *o, const char *name, const char *value,
 		o->hard = true;
 	} else if (strcmp(name, "foreground") == 0) {
 		o->foreground = true;
+	} else if (strcmp(name, "unguard") == 0) {
+		o->unguard = true;
 	} else if (strcmp(name, "log-level") == 0) {
 		NEED_VALUE;
 		if (strcmp(value, "debug") == 0)
@@ -352,7 +357,8 @@ int fs_options_parse(int argc, char **argv, struct fs_options *o, char *err, siz
 			if (eq) {
 				value = eq + 1;
 			} else if (strcmp(name, "hard") != 0 && strcmp(name, "foreground") != 0 &&
-			           i + 1 < argc && argv[i + 1][0] != '-') {
+			           strcmp(name, "unguard") != 0 && i + 1 < argc &&
+			           argv[i + 1][0] != '-') {
 				value = argv[++i];
 			}
 			if (strcmp(name, "config") == 0) {

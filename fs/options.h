@@ -32,6 +32,7 @@ struct fs_options {
 	char mount_opts[FS_MOUNT_OPTS_BYTES];
 	bool help;
 	bool version;
+	bool unguard; /* raftfs --unguard MOUNTPOINT: take the mountpoint's guard off, exit */
 };
 
 void fs_options_default(struct fs_options *o);

@@ -28,6 +28,9 @@ stop() {
 		if grep -qs " $run/mnt$i " /proc/self/mounts; then
 			fusermount3 -u "$run/mnt$i" 2>/dev/null || fusermount3 -u -z "$run/mnt$i" || true
 		fi
+		# the whole cluster stops on purpose: plain directories again (raftfs keeps a bare
+		# mountpoint immutable, so that writes meant for the cluster fail while it is down)
+		fs/raftfs --unguard "$run/mnt$i" 2>/dev/null || true
 	done
 	echo "stopped; data and logs are in $run"
 	exit 0

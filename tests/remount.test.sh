@@ -31,6 +31,7 @@ cleanup() {
 		timeout 10 fusermount3 -u "$MNT" 2>/dev/null || timeout 10 fusermount3 -u -z "$MNT" 2>/dev/null
 		sleep 0.2
 	done
+	fs/raftfs --unguard "$MNT" 2>/dev/null # bare now: a plain directory again
 	if [ "$rc" -eq 0 ]; then rm -rf "$D"; else echo "logs kept in $D" >&2; fi
 	exit "$rc"
 }

@@ -187,6 +187,15 @@ mount_release() {
 	return 0
 }
 
+# mount_unguard DIR: a mountpoint no node is mounted on any more becomes a plain directory again
+# (raftfs keeps it immutable while it is bare: fs/mountpoint.h), so that it can be removed.
+mount_unguard() {
+	local d=$1
+	grep -qs " $(realpath -s -m "$d") " /proc/self/mounts && return 0
+	[ -d "$d" ] && "$RAFTFS" --unguard "$d" 2>/dev/null
+	return 0
+}
+
 cluster_cleanup() {
 	local rc=$?
 	heal_all
@@ -195,6 +204,7 @@ cluster_cleanup() {
 	done
 	for d in "${CLUSTER_MOUNTS[@]}"; do
 		mount_release "$d"
+		mount_unguard "$d"
 	done
 	if [ "$rc" -eq 0 ] && [ -n "$CLUSTER_DIR" ]; then
 		rm -rf "$CLUSTER_DIR"

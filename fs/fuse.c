@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 #include "fs/errmap.h"
+#include "fs/holders.h"
 #include "fs/inode.h"
+#include "fs/mountpoint.h"
 #include "kv/cmd.h"
 #include "kv/node.h"
 #include "kv/proto.h"
@@ -54,6 +56,8 @@
 /* On a hard mount a read is still asked in attempts of this long (then retried): a read
  * pending in the node across a leader change may otherwise never be answered. */
 #define FS_HARD_READ_ATTEMPT_MS 3000
+/* How often the node is asked whether it knows a leader (fs_fuse.last_contact_ms). */
+#define FS_WATCH_MS 100
 
 enum op_state {
 	OP_IDLE, /* in a handler or a done function */
@@ -61,24 +65,27 @@ enum op_state {
 	OP_WAIT_SESSION, /* on f->waitq until a session is free */
 	OP_IN_FLIGHT, /* req submitted to the node */
 	OP_RETRY, /* on f->retryq: certainly not applied, tried again from f->retry */
+	OP_WAIT_TRUNC, /* on a release's truncation of its file (trunc->waiters), until it ends */
 };
 
 struct fs_op;
+struct op_queue {
+	struct fs_op *head, *tail;
+};
 /* err: 0 (op->req.result holds the result) or an errno. Replies, or chains with op_defer(). */
 typedef void (*op_done_fn)(struct fs_op *op, int err);
 
-/* An open file: the value pinned by the last read that fetched it (DESIGN.md 6). */
+/* An open file description. It holds no bytes: every read asks the cluster (DESIGN.md 6). */
 struct fs_handle {
 	struct fs_handle *prev, *next; /* f->handles */
 	uint64_t ino;
+	pid_t opener_tid; /* the thread that opened it (as FUSE gives it: 0 if not visible) */
+	pid_t opener; /* trunc_pending: the opening process (thread group), 0 if unknown */
+	bool writable; /* opened for writing */
 	bool append; /* O_APPEND: every write is an Append */
 	bool trunc_pending; /* O_TRUNC open of an existing file, not written yet */
 	bool write_failed; /* a write or flush of it failed, and its caller was told: no later
 	                      truncation is made on its behalf (fs_flush, fs_release) */
-	uint64_t size; /* the size this handle last learned */
-	void *data; /* raft_buf or NULL: the pinned value */
-	size_t len;
-	bool have_data;
 	bool is_dir;
 	struct kv_result dir; /* is_dir: the ReadDir of the opendir */
 	uint64_t parent; /* is_dir: for ".." */
@@ -95,6 +102,10 @@ struct fs_op {
 	bool opening; /* req is the OpenSession of op->session */
 	bool retried; /* already retried after KV_ESESSION_EXPIRED */
 	bool interrupted;
+	bool applied_any; /* an earlier step of this op changed the namespace: never EINTR */
+	bool release_trunc; /* the truncation a release commits: on f->truncs, gates its key */
+	struct fs_op *trunc_next; /* release_trunc: f->truncs */
+	struct op_queue waiters; /* release_trunc: ops on the same key, waiting for it */
 	int session; /* index in f->sessions, or -1 */
 	uint64_t deadline_ms; /* monotonic; 0: none (hard) */
 	uint32_t umask;
@@ -123,10 +134,6 @@ struct fs_session {
 	bool busy;
 };
 
-struct op_queue {
-	struct fs_op *head, *tail;
-};
-
 struct fs_fuse {
 	struct event_base *base;
 	struct kv_node *node;
@@ -143,6 +150,12 @@ struct fs_fuse {
 	struct fs_op ops; /* list head */
 	size_t n_ops;
 	struct fs_handle handles; /* list head */
+	struct fs_op *truncs; /* truncations of releases in flight (fs_release) */
+	struct fs_mount_id mount; /* this mount as /proc names it (fs/holders.h) */
+	struct event *watch; /* every FS_WATCH_MS: does the node know a leader? */
+	uint64_t last_contact_ms; /* monotonic: when the node last knew a leader (see op_run) */
+	bool leaderless; /* it knows none now */
+	uint64_t election_ms; /* a follower waits this long for its leader before it gives up */
 	uint64_t timeout_ms; /* per operation; 0: wait forever */
 	bool gone; /* the mount went away */
 	bool stopping;
@@ -262,7 +275,6 @@ static void handle_free(struct fs_handle *h)
 {
 	h->prev->next = h->next;
 	h->next->prev = h->prev;
-	raft_buf_unref(h->data);
 	kv_result_release(&h->dir);
 	free(h);
 }
@@ -376,6 +388,8 @@ static bool session_get(struct fs_op *op)
 	return false;
 }
 
+static uint64_t op_deadline(const struct fs_op *op);
+
 static void op_kv_cb(struct kv_req *req)
 {
 	struct fs_op *op = (struct fs_op *)req;
@@ -386,13 +400,20 @@ static void op_kv_cb(struct kv_req *req)
 	op->state = OP_IDLE;
 	raft_buf_unref(req->cmd);
 	req->cmd = NULL;
-	if (op->interrupted) {
+	if (op->interrupted && status != KV_STATUS_OK) {
+		/* EINTR tells the caller nothing happened, and programs retry on it (Python does
+		 * by itself): only when that is certain. A write proposed or forwarded whose fate
+		 * is unknown is EIO, as after a timeout (DESIGN.md 6). */
+		bool certain =
+		        status == KV_STATUS_NOT_APPLIED || kv_op_is_read(op->cmd.op) || op->opening;
 		op->opening = false;
-		op_end(op, EINTR);
+		op_end(op, certain && !op->applied_any ? EINTR : EIO);
 		return;
 	}
+	if (status == KV_STATUS_OK && kerr == KV_OK && !op->opening && !kv_op_is_read(op->cmd.op))
+		op->applied_any = true;
 	if (status == KV_STATUS_NOT_APPLIED &&
-	    (!op->deadline_ms || mono_ms() + FS_RETRY_MS < op->deadline_ms)) {
+	    (!op->deadline_ms || mono_ms() + FS_RETRY_MS < op_deadline(op))) {
 		/* certainly not applied and time is left: try again shortly (a session keeps
 		 * its id; an unopened one is opened again) */
 		struct timeval tv = {0, FS_RETRY_MS * 1000};
@@ -422,34 +443,74 @@ static void op_kv_cb(struct kv_req *req)
 		op_defer(op);
 		return;
 	}
-	op_end(op, fs_errno(status, kerr));
+	op_end(op, op->applied_any && status != KV_STATUS_OK ? EIO : fs_errno(status, kerr));
+}
+
+/* Notes whether the node knows a leader now; when it stops knowing one, its last contact with
+ * a working cluster was about an election timeout earlier (that is how long it waited). */
+static void contact_update(struct fs_fuse *f)
+{
+	uint64_t now = mono_ms();
+
+	if (kv_node_leader(f->node) != 0) {
+		f->leaderless = false;
+		f->last_contact_ms = now;
+	} else if (!f->leaderless) {
+		f->leaderless = true;
+		f->last_contact_ms = now > f->election_ms ? now - f->election_ms : 0;
+	}
+}
+
+static void watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	contact_update(arg);
+}
+
+/*
+ * The moment op gives up: its timeout counted from its arrival, but never later than the
+ * timeout counted from the node's last contact with a leader. Callers queued in the kernel
+ * (behind a directory lock held by an op waiting here) arrive late; without the second bound
+ * each of them waited a whole timeout after the one before it (30, 60, 90, 120 s seen).
+ */
+static uint64_t op_deadline(const struct fs_op *op)
+{
+	const struct fs_fuse *f = op->f;
+	uint64_t d = op->deadline_ms;
+
+	if (d && f->leaderless && f->last_contact_ms + f->timeout_ms < d)
+		d = f->last_contact_ms + f->timeout_ms;
+	return d;
 }
 
 static void op_run(struct fs_op *op)
 {
 	struct fs_fuse *f = op->f;
 	struct kv_cmd cmd = op->cmd;
-	uint64_t timeout_ms = 0;
+	uint64_t timeout_ms = 0, deadline;
 	void *buf;
 	size_t len;
 	int rv;
 
 	op->state = OP_IDLE;
 	if (op->interrupted) {
-		op_end(op, EINTR);
+		op_end(op, op->applied_any ? EIO : EINTR);
 		return;
 	}
 	if (f->stopping) {
 		op_end(op, fs_errno(KV_STATUS_SHUTDOWN, KV_OK));
 		return;
 	}
-	if (op->deadline_ms) {
+	contact_update(f);
+	deadline = op_deadline(op);
+	if (deadline) {
 		uint64_t now = mono_ms();
-		if (now >= op->deadline_ms) {
-			op_end(op, fs_errno(KV_STATUS_NOT_APPLIED, KV_OK));
+		if (now >= deadline) {
+			op_end(op, op->applied_any ? EIO : fs_errno(KV_STATUS_NOT_APPLIED, KV_OK));
 			return;
 		}
-		timeout_ms = op->deadline_ms - now;
+		timeout_ms = deadline - now;
 	} else if (kv_op_is_read(cmd.op))
 		timeout_ms = FS_HARD_READ_ATTEMPT_MS;
 	cmd.time_ms = real_ns() / 1000000u;
@@ -491,7 +552,17 @@ static void op_run(struct fs_op *op)
 	}
 }
 
-/* An interrupt (the caller got a signal): the wait ends now with EINTR. */
+/* The truncation a release is committing on key, if any. */
+static struct fs_op *trunc_of(struct fs_fuse *f, const char *key)
+{
+	for (struct fs_op *t = f->truncs; t; t = t->trunc_next)
+		if (strcmp(t->key, key) == 0)
+			return t;
+	return NULL;
+}
+
+/* An interrupt (the caller got a signal): the wait ends now with EINTR, or EIO when the op may
+ * have changed something already. */
 static void on_interrupt(fuse_req_t freq, void *data)
 {
 	struct fs_op *op = data;
@@ -505,15 +576,28 @@ static void on_interrupt(fuse_req_t freq, void *data)
 		op_end(op, EINTR);
 	} else if (op->state == OP_RETRY) {
 		queue_remove(&op->f->retryq, op);
+		op_end(op, op->applied_any ? EIO : EINTR);
+	} else if (op->state == OP_WAIT_TRUNC) {
+		struct fs_op *t = trunc_of(op->f, op->key);
+		if (t)
+			queue_remove(&t->waiters, op);
 		op_end(op, EINTR);
 	}
 	/* OP_RUNQ, OP_IDLE (being registered): op_run sees the flag */
 }
 
-/* Starts an op from its handler: the interrupt function first, so no interrupt is lost. */
+/* Starts an op from its handler: the interrupt function first, so no interrupt is lost. An op
+ * on a file whose release is committing its truncation waits for that first (fs_release). */
 static void op_start(struct fs_op *op)
 {
+	struct fs_op *t = op->release_trunc ? NULL : trunc_of(op->f, op->key);
+
 	fuse_req_interrupt_func(op->freq, on_interrupt, op);
+	if (t && !op->interrupted) {
+		op->state = OP_WAIT_TRUNC;
+		queue_push(&t->waiters, op);
+		return;
+	}
 	op_run(op);
 }
 
@@ -708,6 +792,19 @@ static bool setattr_next(struct fs_op *op)
 		op->stage = 1;
 		op->cmd.op = KV_OP_TRUNCATE;
 		op->cmd.offset = (uint64_t)op->set.st_size;
+		if (op->h && op->h->trunc_pending && op->set.st_size > 0 &&
+		    (uint64_t)op->set.st_size <= KV_VALUE_BYTES_LIMIT &&
+		    (op->data = calloc(1, (size_t)op->set.st_size)) != NULL) {
+			/* the handle's O_TRUNC is still pending: what it truncates to is zeros,
+			 * not the head of the old value (one Put of them) */
+			op->cmd.op = KV_OP_PUT;
+			op->cmd.data = op->data;
+			op->cmd.data_len = (size_t)op->set.st_size;
+			op->cmd.mode = 0644 & ~op->umask;
+		} else if (op->h && op->h->trunc_pending && op->set.st_size > 0) {
+			op->stage = 0; /* too large, or no memory: its error is answered */
+			return false;
+		}
 		return true;
 	}
 	if (op->stage < 2) {
@@ -763,10 +860,8 @@ static void setattr_done(struct fs_op *op, int err)
 		op->attr = op->req.result.attr;
 		op->have_attr = true;
 	}
-	if (op->stage == 1 && op->h) {
+	if (op->stage == 1 && op->h)
 		op->h->trunc_pending = false; /* the truncation happened */
-		op->h->size = (uint64_t)op->set.st_size;
-	}
 	if (setattr_next(op)) {
 		op_defer(op);
 		return;
@@ -796,83 +891,51 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		op_reply_err(op, err);
 		return;
 	}
-	setattr_next(op); /* always a command: nothing has answered attributes yet */
+	if (!setattr_next(op)) {
+		/* only a size under a pending truncation can stop it at once */
+		op_reply_err(op, (uint64_t)attr->st_size > KV_VALUE_BYTES_LIMIT ? EFBIG : ENOMEM);
+		return;
+	}
 	op_start(op);
 }
 
 /* --- open, read, write, flush, release ----------------------------------------------------------- */
 
-/* Sets up handle h from the open flags in fi, and fi's answer from h (DESIGN.md 6: no page
- * cache, every read asks; an O_TRUNC open for writing is one Put at its first write or its last
- * close). may_truncate is false for a file this very open created: it is empty already. */
-static void handle_attach(struct fs_handle *h, struct fuse_file_info *fi, bool may_truncate)
+/* Sets up handle h from the open flags in fi and its opener (the caller of req), and fi's answer
+ * from h (DESIGN.md 6: no page cache, every read asks; an O_TRUNC open for writing is one Put at
+ * its first write or its last close). may_truncate is false for a file this very open created:
+ * it is empty already. */
+static void handle_attach(struct fs_handle *h, fuse_req_t req, struct fuse_file_info *fi,
+                          bool may_truncate)
 {
+	h->opener_tid = fuse_req_ctx(req)->pid;
+	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
 	h->append = (fi->flags & O_APPEND) != 0;
-	h->trunc_pending =
-	        may_truncate && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+	h->trunc_pending = may_truncate && (fi->flags & O_TRUNC) && h->writable;
+	if (h->trunc_pending)
+		h->opener = fs_holders_tgid(h->opener_tid); /* fs_flush asks about it */
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->noflush = !h->trunc_pending; /* fs_flush has nothing to do for it */
 }
 
-/* Answers an open with handle h. */
-static void reply_open(fuse_req_t req, struct fuse_file_info *fi, struct fs_handle *h)
-{
-	handle_attach(h, fi, true);
-	if (fuse_reply_open(req, fi) != 0)
-		handle_free(h); /* interrupted: no release will come */
-}
-
-static void open_done(struct fs_op *op, int err)
-{
-	const struct kv_attr *a = &op->req.result.attr;
-	struct fs_handle *h;
-
-	if (!err && !op->req.result.has_attr)
-		err = EIO;
-	if (!err && (a->mode & KV_MODE_TYPE) == KV_MODE_DIR)
-		err = EISDIR;
-	if (!err && !(h = handle_new(op->f, a->ino)))
-		err = ENOMEM;
-	if (err) {
-		op_reply_err(op, err);
-		return;
-	}
-	h->size = a->size;
-	reply_open(op->freq, &op->fi, h);
-	op_free(op);
-}
-
+/*
+ * An open asks the cluster nothing: the kernel has just looked the file up (a directory goes to
+ * opendir instead), and a handle keeps nothing an open could learn. Every read is a Read of its
+ * own, every write says where it goes (fs_write): `cat f` is a lookup, fstat and its reads.
+ */
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs_fuse *f = fuse_req_userdata(req);
-	struct fs_handle *h;
-	struct fs_op *op;
+	struct fs_handle *h = handle_new(fuse_req_userdata(req), ino);
 
-	/* An open needs nothing from the cluster when its handle has no use for the file's size:
-	 * the kernel has just looked the file up (a directory goes to opendir instead), and
-	 *  - a read-only handle's first read is a linearizable Get of the whole value, which it
-	 *    pins (read_done): `cat f` is a lookup and two Gets, no longer four reads;
-	 *  - a write-only open that truncates or appends has its first write as the one Put, or an
-	 *    Append (`echo v > f`, `echo v >> f`).
-	 * An open for reading and writing reads the attributes: a write at the end of the file is
-	 * an Append, so its handle needs the size (fs_write). */
-	if ((fi->flags & O_ACCMODE) == O_RDONLY ||
-	    ((fi->flags & O_ACCMODE) == O_WRONLY && (fi->flags & (O_TRUNC | O_APPEND)))) {
-		h = handle_new(f, ino);
-		if (h)
-			reply_open(req, fi, h);
-		else
-			fuse_reply_err(req, ENOMEM);
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	op = op_new(f, req, open_done);
-	if (!op)
-		return;
-	op->fi = *fi;
-	op->ino = ino;
-	op_start_on(op, KV_OP_GETATTR, ino, NULL);
+	handle_attach(h, req, fi, true);
+	if (fuse_reply_open(req, fi) != 0)
+		handle_free(h); /* interrupted: no release will come */
 }
 
 static void create_done(struct fs_op *op, int err)
@@ -905,8 +968,7 @@ static void create_done(struct fs_op *op, int err)
 		op_reply_err(op, ENOMEM);
 		return;
 	}
-	h->size = a->size;
-	handle_attach(h, &op->fi, op->existed);
+	handle_attach(h, op->freq, &op->fi, op->existed);
 	entry_of(a, &e);
 	if (fuse_reply_create(op->freq, &e, &op->fi) != 0) {
 		handle_free(h);
@@ -945,50 +1007,45 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	op_start(op);
 }
 
-static void read_serve(struct fs_op *op)
+/* Makes op the Read of its handle's call: op->size bytes at op->off. */
+static void read_prepare(struct fs_op *op)
 {
-	struct fs_handle *h = op->h;
-	size_t n = 0;
-
-	if (h->have_data && op->off >= 0 && (uint64_t)op->off < h->len) {
-		n = h->len - (size_t)op->off;
-		if (n > op->size)
-			n = op->size;
-	}
-	fuse_reply_buf(op->freq, n ? (const char *)h->data + op->off : NULL, n);
+	op->stage = 2;
+	op->cmd.op = KV_OP_READ;
+	op->cmd.offset = (uint64_t)op->off;
+	op->cmd.count = (uint32_t)op->size;
 }
 
 static void read_done(struct fs_op *op, int err)
 {
-	struct fs_handle *h = op->h;
-	size_t len = op->req.result.exists ? op->req.result.value_len : 0;
-	bool replaced;
+	const struct kv_result *r = &op->req.result;
 
+	if (op->stage == 1) {
+		/* the handle's own truncation first: a descriptor sees its own truncate */
+		if (err) {
+			op->h->write_failed = true;
+			op_reply_err(op, err);
+			return;
+		}
+		op->h->trunc_pending = false;
+		read_prepare(op);
+		op_defer(op);
+		return;
+	}
 	if (err) {
 		op_reply_err(op, err);
 		return;
 	}
-	/* a read past the end of the version the handle holds goes on with the new version only
-	 * if that one extends it (growth: tail -f); a value replaced meanwhile ends this version
-	 * with EOF, so a reader never joins the head of one version to the tail of another and
-	 * cat sees one version (DESIGN.md 6) */
-	replaced = h->have_data && op->off > 0 && h->len > 0 &&
-	        (len < h->len || memcmp(op->req.result.value, h->data, h->len) != 0);
-	/* pin the whole value to the handle: later reads of this version need no round trip */
-	raft_buf_unref(h->data);
-	h->data = op->req.result.value;
-	h->len = len;
-	op->req.result.value = NULL;
-	op->req.result.value_len = 0;
-	h->have_data = true;
-	h->size = h->len;
-	if (replaced)
-		fuse_reply_buf(op->freq, NULL, 0);
-	else
-		read_serve(op);
+	/* a missing file (removed meanwhile on another node) reads as empty */
+	fuse_reply_buf(op->freq, r->value_len ? r->value : NULL, r->value_len);
 	op_free(op);
 }
 
+/*
+ * Every read(2) is one linearizable Read of the bytes it asks for (DESIGN.md 6): it sees every
+ * write completed before it began, through any descriptor on any node, this one's included, and
+ * a value that fits in one read call is one version. Nothing is kept between reads.
+ */
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
@@ -997,15 +1054,22 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (!op)
 		return;
-	op->h = h;
-	op->size = size;
-	op->off = off;
-	if (off > 0 && h->have_data && (uint64_t)off < h->len) {
-		read_serve(op); /* inside what the handle holds */
-		op_free(op);
+	if (off < 0) {
+		op_reply_err(op, EINVAL);
 		return;
 	}
-	op_start_on(op, KV_OP_GET, ino, NULL);
+	op->h = h;
+	op->size = size < KV_VALUE_BYTES_LIMIT ? size : KV_VALUE_BYTES_LIMIT;
+	op->off = off;
+	if (h->trunc_pending && !h->write_failed) {
+		/* O_TRUNC, read before any write: the truncation takes effect now */
+		op->stage = 1;
+		op->cmd.mode = 0644 & ~op->umask;
+		op_start_on(op, KV_OP_PUT, ino, NULL);
+		return;
+	}
+	read_prepare(op);
+	op_start_on(op, KV_OP_READ, ino, NULL);
 }
 
 static void write_done(struct fs_op *op, int err)
@@ -1018,16 +1082,16 @@ static void write_done(struct fs_op *op, int err)
 		return;
 	}
 	h->trunc_pending = false;
-	if (op->req.result.has_attr)
-		h->size = op->req.result.attr.size;
-	else if (op->cmd.op == KV_OP_APPEND)
-		h->size += op->size;
-	else if ((uint64_t)op->off + op->size > h->size)
-		h->size = (uint64_t)op->off + op->size;
 	fuse_reply_write(op->freq, op->size);
 	op_free(op);
 }
 
+/*
+ * A write goes where the call says (DESIGN.md 6): an O_APPEND handle's to the end (Append: the
+ * kernel's offset is ignored, appends from every node are ordered once), any other's at its
+ * offset (WriteAt, which extends the file when the offset is its size): never an Append guessed
+ * from a size seen earlier, which another node's append would have made stale.
+ */
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
@@ -1045,17 +1109,17 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		return;
 	}
 	if (h->trunc_pending) {
-		/* O_TRUNC + first write: ONE Put of the bytes (zeros before off), so no reader
-		 * anywhere sees the file empty in between (DESIGN.md 6) */
-		if ((uint64_t)off > KV_VALUE_BYTES_LIMIT ||
-		    size > KV_VALUE_BYTES_LIMIT - (uint64_t)off) {
+		/* O_TRUNC + first write: ONE Put of the bytes (zeros before off; on an O_APPEND
+		 * handle they are the whole file), so no reader anywhere sees the file empty in
+		 * between (DESIGN.md 6) */
+		lead = h->append ? 0 : (size_t)off;
+		if ((uint64_t)lead > KV_VALUE_BYTES_LIMIT || size > KV_VALUE_BYTES_LIMIT - lead) {
 			op_reply_err(op, EFBIG);
 			return;
 		}
-		lead = (size_t)off;
 		op->cmd.op = KV_OP_PUT;
-	} else if (h->append || (uint64_t)off == h->size) {
-		op->cmd.op = KV_OP_APPEND; /* O_APPEND: the kernel's offset is ignored */
+	} else if (h->append) {
+		op->cmd.op = KV_OP_APPEND;
 	} else {
 		op->cmd.op = KV_OP_WRITE_AT;
 		op->cmd.offset = (uint64_t)off;
@@ -1072,7 +1136,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	op_start_on(op, op->cmd.op, ino, NULL);
 }
 
-static void flush_done(struct fs_op *op, int err)
+static void trunc_commit_done(struct fs_op *op, int err)
 {
 	if (!err)
 		op->h->trunc_pending = false;
@@ -1081,148 +1145,129 @@ static void flush_done(struct fs_op *op, int err)
 	op_reply_err(op, err);
 }
 
-/* Whether descriptor fd of process pid was opened for writing (/proc/PID/fdinfo/FD "flags:").
- * A read-only one is another open of the file, never a duplicate of a truncating one. */
-static bool fd_writable(pid_t pid, const char *fd)
+/* Commits the pending truncation of h (Put "") and answers req when it is done. */
+static void trunc_commit(fuse_req_t req, fuse_ino_t ino, struct fs_handle *h)
 {
-	char path[340], text[256], *flags;
-	unsigned long v;
-	ssize_t n;
-	int fdi;
+	struct fs_op *op = op_new(fuse_req_userdata(req), req, trunc_commit_done);
 
-	snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", (long)pid, fd);
-	fdi = open(path, O_RDONLY | O_CLOEXEC);
-	if (fdi < 0)
-		return false;
-	n = read(fdi, text, sizeof(text) - 1); /* "pos:\t0\nflags:\t0100001\n..." */
-	close(fdi);
-	if (n <= 0)
-		return false;
-	text[n] = '\0';
-	flags = strstr(text, "flags:");
-	if (!flags || sscanf(flags, "flags: %lo", &v) != 1)
-		return false;
-	return (v & O_ACCMODE) != O_RDONLY;
-}
-
-/*
- * Whether process pid still has a descriptor on the file of handle h (ino). The kernel removes
- * the descriptor being closed from the table before it sends FLUSH, so a match is another
- * descriptor: the shell's `echo v > f` opens f, dup2()s it onto stdout and closes the original
- * before writing. Only readlink() on /proc (never a stat, which would come back to this mount
- * and wait for this very thread); a path that does not match (another mount namespace, a
- * renamed file) just means "no", and so does a read-only descriptor. Paths cannot tell a
- * duplicate from a second writable open of the same file by the same process (or another
- * thread's): then the release commits the truncation, just after that close returned.
- */
-/* Whether /proc/PID/fd/FD is a writable descriptor on the file whose path is want. */
-static bool fd_is(pid_t pid, const char *fd, const char *want)
-{
-	char link[340], got[PATH_MAX + FS_KEY_CAP + 2];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/%ld/fd/%s", (long)pid, fd);
-	n = readlink(link, got, sizeof(got) - 1);
-	if (n <= 0)
-		return false;
-	got[n] = '\0';
-	return strcmp(got, want) == 0 && fd_writable(pid, fd);
-}
-
-static bool still_open_by(struct fs_fuse *f, pid_t pid, uint64_t ino)
-{
-	char key[FS_KEY_CAP], want[PATH_MAX + FS_KEY_CAP + 2], dir[64];
-	struct dirent *de;
-	bool found = false;
-	size_t len;
-	DIR *d;
-
-	if (pid <= 0 || !f->mnt_abs[0] ||
-	    fs_inode_key(f->inodes, ino, NULL, key, sizeof(key), &len) != 0)
-		return false;
-	snprintf(want, sizeof(want), "%s/%s", f->mnt_abs, key);
-	/* a shell redirection puts it on stdout: one readlink instead of reading the table */
-	if (fd_is(pid, "1", want))
-		return true;
-	snprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)pid);
-	d = opendir(dir);
-	if (!d)
-		return false;
-	while (!found && (de = readdir(d)))
-		found = de->d_name[0] != '.' && strcmp(de->d_name, "1") != 0 &&
-		        fd_is(pid, de->d_name, want);
-	closedir(d);
-	return found;
-}
-
-static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct fs_fuse *f = fuse_req_userdata(req);
-	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
-	struct fs_op *op;
-
-	if (!h->trunc_pending) {
-		/* write-through: nothing is buffered (such handles are opened with noflush, so the
-		 * kernel sends this only after the truncation happened) */
-		fuse_reply_err(req, 0);
-		return;
-	}
-	/* an O_TRUNC open closed without writing commits Put("") (DESIGN.md 6), but not at the
-	 * close of a duplicate while the caller still holds the file: the write that follows is
-	 * then the one Put, and no reader sees the file empty in between. If nothing is written
-	 * after all, the release commits Put(""). After a failed write the truncation is
-	 * committed here or never: this close is the last call whose caller learns its outcome. */
-	if (!h->write_failed && still_open_by(f, fuse_req_ctx(req)->pid, ino)) {
-		fuse_reply_err(req, 0);
-		return;
-	}
-	op = op_new(f, req, flush_done);
 	if (!op)
 		return;
 	op->h = h;
-	op->cmd.op = KV_OP_PUT; /* an O_TRUNC open closed without writing: Put("") */
 	op->cmd.mode = 0644 & ~op->umask;
 	op_start_on(op, KV_OP_PUT, ino, NULL);
 }
 
+/*
+ * Whether the process that opened h may still hold h's open file description, so that this close
+ * was not the last. The kernel takes a descriptor out of the table before it sends FLUSH, so a
+ * writable descriptor of the opener on the file is another one: a dup (the shell's `echo v > f`
+ * dup2()s onto stdout and closes the first), or a second open of the same file, which /proc
+ * cannot tell from a dup. Those other opens are handles this node gave the opener: the opener
+ * holds h only if it has more such descriptors than other live handles. What a forked child or
+ * another process holds is not asked: the FLUSH of a child's close is not the opener's, and when
+ * the opener's own last descriptor closes, the truncation is committed even if a child still
+ * holds one (raftfs(7)). When /proc cannot tell, the answer is "held": the release commits it.
+ */
+static bool trunc_held(struct fs_fuse *f, const struct fs_handle *h)
+{
+	int others = 0, held;
+
+	for (const struct fs_handle *g = f->handles.next; g != &f->handles; g = g->next)
+		if (g != h && !g->is_dir && g->ino == h->ino && g->writable &&
+		    (g->opener ? g->opener : fs_holders_tgid(g->opener_tid)) == h->opener)
+			others++;
+	held = fs_holders_writable(h->opener, h->ino, &f->mount, others + 1);
+	return held < 0 || held > others;
+}
+
+/*
+ * An O_TRUNC open closed without writing commits Put("") (DESIGN.md 6), before the last close of
+ * its opener returns (trunc_held), and never at a close of another process's copy (a forked
+ * child's, an exec's O_CLOEXEC close) while the opener holds it: the opener's write that follows
+ * is then the one Put, and no reader sees the file empty in between. When nothing is written
+ * after all, the release commits it. After a failed write the truncation is committed here or
+ * never: this close is the last call whose caller learns its outcome.
+ */
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_fuse *f = fuse_req_userdata(req);
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+
+	if (!h->trunc_pending || (!h->write_failed && trunc_held(f, h))) {
+		/* write-through: nothing is buffered (handles without a pending truncation are
+		 * opened with noflush: the kernel sends this only after the truncation happened) */
+		fuse_reply_err(req, 0);
+		return;
+	}
+	trunc_commit(req, ino, h);
+}
+
 static void release_done(struct fs_op *op, int err)
 {
+	struct fs_fuse *f = op->f;
+	struct fs_op **p = &f->truncs, *w;
+
+	while (*p != op)
+		p = &(*p)->trunc_next;
+	*p = op->trunc_next;
+	while ((w = queue_pop(&op->waiters)) != NULL)
+		op_defer(w); /* what waited for the truncation runs now */
 	if (err)
-		flog(op->f, FS_LOG_WARN, "truncation at release of %s: %s", op->key, strerror(err));
+		flog(f, FS_LOG_WARN, "truncation at release of %s: %s", op->key, strerror(err));
 	handle_free(op->h);
 	op->h = NULL;
 	op_reply_err(op, 0); /* the kernel ignores a release's error */
 }
 
+/*
+ * The last close of a description whose truncation a flush left pending (trunc_held) commits it
+ * now. The close that made it last has returned already, so every later operation on the same
+ * file through this mount waits for it (op_start). Never after a failure, which its caller was
+ * told of: a Put("") made now, unseen, could wipe writes acknowledged to others in between.
+ */
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	struct fs_fuse *f = fuse_req_userdata(req);
 	struct fs_op *op;
 
-	/* a flush left the truncation to the last close (fs_flush); never after a failure, which
-	 * its caller was told of: a Put("") made now, unseen, could land after that caller's
-	 * close() returned and wipe writes acknowledged to others in between */
-	if (h->trunc_pending && !h->write_failed) {
-		op = op_new(fuse_req_userdata(req), req, release_done);
-		if (!op) {
-			handle_free(h);
-			return;
-		}
-		op->h = h;
-		op->cmd.mode = 0644 & ~op->umask;
-		op_start_on(op, KV_OP_PUT, ino, NULL);
+	if (!h->trunc_pending || h->write_failed) {
+		handle_free(h);
+		fuse_reply_err(req, 0);
 		return;
 	}
-	handle_free(h);
-	fuse_reply_err(req, 0);
+	op = op_new(f, req, release_done);
+	if (!op) {
+		handle_free(h);
+		return;
+	}
+	op->h = h;
+	op->cmd.op = KV_OP_PUT;
+	op->cmd.mode = 0644 & ~op->umask;
+	if (op_key(op, ino, NULL) != 0) {
+		handle_free(h);
+		op->h = NULL;
+		op_reply_err(op, 0);
+		return;
+	}
+	op->release_trunc = true;
+	op->trunc_next = f->truncs;
+	f->truncs = op;
+	op_start(op);
 }
 
+/* Returns once every write of the handle is committed: at once (write-through), but for a
+ * pending truncation, which is committed now. */
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct fs_handle *h = fi ? (struct fs_handle *)(uintptr_t)fi->fh : NULL;
+
 	(void)datasync;
-	(void)fi;
-	fuse_reply_err(req, 0); /* every write was committed before it returned */
+	if (h && h->trunc_pending && !h->write_failed) {
+		trunc_commit(req, ino, h);
+		return;
+	}
+	fuse_reply_err(req, 0);
 }
 
 /* --- directories --------------------------------------------------------------------------------- */
@@ -1516,6 +1561,11 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* a writeback cache would hide O_APPEND and delay errors (DESIGN.md 6) */
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* lookups and readdirs in one directory run side by side: without this the kernel sends
+	 * them one at a time, and a caller queued behind one waiting for the cluster sleeps
+	 * uninterruptibly (fuse_lock_inode) */
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 }
 
 static const struct fuse_lowlevel_ops fs_ops = {
@@ -1589,134 +1639,6 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* --- a dead mount left on the mountpoint ------------------------------------------------------ */
-
-/* Whether /proc/self/mountinfo lists a fuse.raftfs mount on the absolute path abs. */
-static bool is_raftfs_mount(const char *abs)
-{
-	char line[4096], mnt[PATH_MAX];
-	bool found = false;
-	FILE *fp = fopen("/proc/self/mountinfo", "re");
-
-	if (!fp)
-		return false;
-	while (!found && fgets(line, sizeof(line), fp)) {
-		const char *sep = strstr(line, " - ");
-		if (sep && sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 &&
-		    strcmp(mnt, abs) == 0 && strncmp(sep + 3, "fuse.raftfs ", 12) == 0)
-			found = true;
-	}
-	fclose(fp);
-	return found;
-}
-
-/*
- * Whether process pid is a fusermount auto_unmount helper watching the absolute mountpoint abs
- * (its command line: fusermount3 ... -o ...auto_unmount... -- ABS).
- */
-static bool is_auto_unmount_helper(const char *pid, const char *abs)
-{
-	char path[320], cmd[PATH_MAX + 1024];
-	const char *arg, *last = NULL, *name;
-	bool auto_unmount = false;
-	size_t n;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
-	fp = fopen(path, "re");
-	if (!fp)
-		return false;
-	n = fread(cmd, 1, sizeof(cmd) - 1, fp);
-	fclose(fp);
-	if (n == 0 || n == sizeof(cmd) - 1)
-		return false;
-	cmd[n] = '\0';
-	name = strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd;
-	if (strncmp(name, "fusermount", 10) != 0)
-		return false;
-	for (arg = cmd; arg < cmd + n; arg += strlen(arg) + 1) {
-		if (strstr(arg, "auto_unmount"))
-			auto_unmount = true;
-		last = arg;
-	}
-	return auto_unmount && last && strcmp(last, abs) == 0;
-}
-
-/* Up to max pids of the auto_unmount helpers watching abs; how many were found. */
-static unsigned find_auto_unmount_helpers(const char *abs, pid_t *pids, unsigned max)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	unsigned n = 0;
-
-	if (!d)
-		return 0;
-	while (n < max && (de = readdir(d))) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
-		    strspn(de->d_name, "0123456789") != strlen(de->d_name))
-			continue;
-		if (is_auto_unmount_helper(de->d_name, abs))
-			pids[n++] = (pid_t)atol(de->d_name);
-	}
-	closedir(d);
-	return n;
-}
-
-/*
- * A previous daemon that ended without unmounting (killed, crashed, its connection aborted)
- * leaves a dead mount that answers ENOTCONN until its auto_unmount helper notices the exit and
- * takes it away, asynchronously. Mounting over it fails (fusermount3 cannot access the
- * mountpoint), so a quick restart on the same path lost the race.
- *
- * The helper checks "is it mounted, does opening it fail with ENOTCONN", then unmounts the path
- * by name: if we mount between its check and its umount2(), it detaches OUR new mount (seen under
- * ASan, reproduced by tests/remount.test.sh delaying the helper's umount2). So first wait for
- * every auto_unmount helper still watching this mountpoint to exit (they do as soon as their
- * daemon is gone), bounded by FS_OLD_HELPER_WAIT_MS in case one is stopped; then give a dead
- * mount a moment more, and lazily unmount it ourselves, but only if it is a raftfs one. A helper
- * that stays stopped past the bound and resumes later checks again: it finds our live mount and
- * leaves it (only a helper stopped inside that window could still hit it).
- */
-#define FS_OLD_HELPER_WAIT_MS 5000
-static void clear_dead_mount(struct fs_fuse *f, const char *path)
-{
-	char abs[PATH_MAX];
-	struct stat st;
-	pid_t pids[8];
-	unsigned n;
-
-	if (path[0] == '/')
-		snprintf(abs, sizeof(abs), "%s", path);
-	else if (!getcwd(abs, sizeof(abs)) || strlen(abs) + 1 + strlen(path) >= sizeof(abs) ||
-	         !strcat(strcat(abs, "/"), path))
-		return;
-	if (is_raftfs_mount(abs) && (n = find_auto_unmount_helpers(abs, pids, 8)) > 0) {
-		flog(f, FS_LOG_WARN,
-		     "%s: waiting for the auto_unmount helper of a previous daemon (pid %ld)", path,
-		     (long)pids[0]);
-		for (int waited = 0; waited < FS_OLD_HELPER_WAIT_MS; waited += 50) {
-			unsigned alive = 0;
-			for (unsigned i = 0; i < n; i++)
-				alive += kill(pids[i], 0) == 0 || errno != ESRCH;
-			if (alive == 0)
-				break;
-			usleep(50 * 1000);
-		}
-	}
-	for (int i = 0; i < 20; i++) {
-		if (stat(path, &st) == 0 || errno != ENOTCONN)
-			return;
-		usleep(100 * 1000);
-	}
-	if (!is_raftfs_mount(abs)) {
-		flog(f, FS_LOG_WARN, "%s is a dead mount, not raftfs's: leaving it", path);
-		return;
-	}
-	flog(f, FS_LOG_WARN, "%s is a dead raftfs mount (its daemon is gone): unmounting it", path);
-	if (umount2(path, MNT_DETACH) != 0)
-		flog(f, FS_LOG_ERROR, "unmount %s: %s", path, strerror(errno));
-}
-
 int fs_fuse_start(struct event_base *base, struct kv_node *node, const struct fs_options *opt,
                   const struct fs_fuse_hooks *hooks, struct fs_fuse **out, char *err,
                   size_t err_len)
@@ -1724,6 +1646,7 @@ int fs_fuse_start(struct event_base *base, struct kv_node *node, const struct fs
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	char mount_opts[FS_MOUNT_OPTS_BYTES + 64];
 	struct fs_fuse *f = calloc(1, sizeof(*f));
+	struct timeval watch_tv = {0, FS_WATCH_MS * 1000};
 	int fd, fl;
 
 	if (!f) {
@@ -1737,6 +1660,8 @@ int fs_fuse_start(struct event_base *base, struct kv_node *node, const struct fs
 	f->ops.next = f->ops.prev = &f->ops;
 	f->handles.next = f->handles.prev = &f->handles;
 	f->timeout_ms = opt->hard ? 0 : (uint64_t)opt->timeout_s * 1000u;
+	f->election_ms = (uint64_t)opt->election_ticks * opt->tick_ms;
+	f->last_contact_ms = mono_ms();
 	if (fs_inode_table_new(&f->inodes) != 0) {
 		snprintf(err, err_len, "out of memory");
 		free(f);
@@ -1744,7 +1669,8 @@ int fs_fuse_start(struct event_base *base, struct kv_node *node, const struct fs
 	}
 	f->kick = event_new(base, -1, 0, kick_cb, f);
 	f->retry = evtimer_new(base, retry_cb, f);
-	if (!f->kick || !f->retry) {
+	f->watch = event_new(base, -1, EV_PERSIST, watch_cb, f);
+	if (!f->kick || !f->retry || !f->watch) {
 		snprintf(err, err_len, "cannot create an event");
 		goto out_events;
 	}
@@ -1761,13 +1687,17 @@ int fs_fuse_start(struct event_base *base, struct kv_node *node, const struct fs
 		         mount_opts);
 		goto out_args;
 	}
-	clear_dead_mount(f, opt->mountpoint);
 	if (!realpath(opt->mountpoint, f->mnt_abs))
 		f->mnt_abs[0] = '\0';
 	if (fuse_session_mount(f->se, opt->mountpoint) != 0) {
-		snprintf(err, err_len, "cannot mount (is /dev/fuse there, the directory empty?)");
+		snprintf(err, err_len, "cannot mount (is /dev/fuse there?)");
 		goto out_session;
 	}
+	if (!f->mnt_abs[0] || fs_mount_id_find(f->mnt_abs, &f->mount) != 0)
+		flog(f, FS_LOG_WARN,
+		     "%s: not found in /proc/self/mountinfo: an O_TRUNC open closed "
+		     "without writing is truncated at its release",
+		     opt->mountpoint);
 	fd = fuse_session_fd(f->se);
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
@@ -1775,7 +1705,7 @@ int fs_fuse_start(struct event_base *base, struct kv_node *node, const struct fs
 		goto out_mount;
 	}
 	f->ev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, f);
-	if (!f->ev || event_add(f->ev, NULL) != 0) {
+	if (!f->ev || event_add(f->ev, NULL) != 0 || event_add(f->watch, &watch_tv) != 0) {
 		snprintf(err, err_len, "cannot add /dev/fuse to the loop");
 		goto out_event;
 	}
@@ -1799,6 +1729,8 @@ out_events:
 		event_free(f->kick);
 	if (f->retry)
 		event_free(f->retry);
+	if (f->watch)
+		event_free(f->watch);
 	fs_inode_table_free(f->inodes);
 	free(f);
 	return -1;
@@ -1828,6 +1760,13 @@ void fs_fuse_stop(struct fs_fuse *f)
 			queue_remove(&f->retryq, op);
 			op_run(op);
 			break;
+		case OP_WAIT_TRUNC: {
+			struct fs_op *t = trunc_of(f, op->key);
+			if (t)
+				queue_remove(&t->waiters, op);
+			op_end(op, fs_errno(KV_STATUS_SHUTDOWN, KV_OK));
+			break;
+		}
 		case OP_IDLE:
 			op_reply_err(op, EIO);
 			break;
@@ -1839,6 +1778,7 @@ void fs_fuse_stop(struct fs_fuse *f)
 		event_free(f->ev);
 	event_free(f->kick);
 	event_free(f->retry);
+	event_free(f->watch);
 	fuse_session_unmount(f->se);
 	fuse_session_destroy(f->se);
 	free(f->buf.mem);

@@ -29,7 +29,8 @@ struct fs_fuse_hooks {
 struct fs_fuse;
 
 /*
- * Creates the FUSE session, mounts it on opt->mountpoint with opt->mount_opts plus
+ * Creates the FUSE session, mounts it on opt->mountpoint (made ready by fs_mountpoint_prepare()
+ * first: fs/mountpoint.h) with opt->mount_opts plus
  * fsname=raftfs,subtype=raftfs, and adds its (non-blocking) device fd to base. base, node, opt and
  * hooks must outlive the returned object. Returns 0, or -1 with a message in err (nothing left
  * mounted or allocated).

@@ -926,10 +926,14 @@ out_events:
 		event_free(d->sig_term);
 	if (d->sig_int)
 		event_free(d->sig_int);
-	raft_transport_free(d->transport);
 out_node:
 	snap_stop(d); /* before the node closes: its temporary file goes with it */
+	/* then the node, before the transport: closing it answers every request it still holds,
+	 * and the answers to requests a peer forwarded here are sent on the transport */
 	kv_node_close(d->node);
+	d->node = NULL;
+	raft_transport_free(d->transport);
+	d->transport = NULL;
 out_base:
 	snap_stop(d);
 	if (d->flush)

@@ -33,7 +33,8 @@
  * client opens its own session (OpenSession, as kv/clerk.c does) before the clock starts and
  * has one request outstanding at a time, so every write carries (session, seq) and is applied
  * exactly once however often it is retried; reads carry no session. Connections go to the
- * leader (found with the status request, then followed through the leader hints of answers);
+ * leader (found with the status request, then followed through the leader hints of answers;
+ * with --via=ID they go to node ID and stay, so that a follower forwards every request);
  * a NOT_APPLIED, SHUTDOWN or UNKNOWN answer, a broken connection or a missing answer makes the
  * client send the same bytes again after a backoff, until the operation's --timeout-ms passes
  * (then it counts as an error). Sessions are closed after the run.
@@ -126,6 +127,8 @@ struct config {
 	const char *bind;
 	const char *floor_dir; /* --floor: measure the floors instead */
 	bool total_given;
+	uint32_t
+	        via; /* --via=ID: every connection to node ID, which forwards what it does not lead */
 };
 
 /* What a run measured. */
@@ -786,6 +789,8 @@ static void follow_hint(struct net *b, unsigned from, uint32_t hint)
 {
 	int h = hint ? node_index(b, hint) : -1;
 
+	if (b->cfg->via)
+		return; /* --via: that node forwards, whoever leads */
 	if (h >= 0 && (unsigned)h != from)
 		b->leader = (unsigned)h;
 	else if (b->leader == from)
@@ -812,7 +817,7 @@ static void conn_dispatch(struct net *b, struct conn *c, const struct kv_proto_f
 			return;
 		}
 		/* A follower answered (it forwards): talk to the leader from now on. */
-		if (f->leader && node_index(b, f->leader) >= 0)
+		if (f->leader && node_index(b, f->leader) >= 0 && !b->cfg->via)
 			b->leader = (unsigned)node_index(b, f->leader);
 		client_answered(b, cl, &r);
 		kv_result_release(&r);
@@ -993,6 +998,14 @@ static int net_setup(struct net *b)
 	if (cfg->bind && kv_clerk_set_bind(k, cfg->bind) < 0) {
 		fprintf(stderr, "bench_kv: %s\n", kv_clerk_errmsg(k));
 		goto out;
+	}
+	if (cfg->via) {
+		found = node_index(b, cfg->via);
+		if (found < 0) {
+			fprintf(stderr, "bench_kv: --via=%u is not in the cluster list\n",
+			        cfg->via);
+			goto out;
+		}
 	}
 	while (found < 0 && now_ms() < deadline) {
 		for (unsigned i = 0; i < b->cl.n_peers && found < 0; i++) {
@@ -1756,6 +1769,7 @@ static void usage(FILE *f)
 	        "                [--op=put|append|get-l|mix] [--conns=K] [--clients=C] [--total=N]\n"
 	        "                [--val-size=BYTES] [--key-size=DIGITS] [--read-key=KEY]\n"
 	        "                [--key-prefix=P] [--timeout-ms=MS] [--pids=P1,P2,...] [--bind=ADDR]\n"
+	        "                [--via=ID]\n"
 	        "Closed loop: C clients (default 1) over K connections (default 1) do N operations\n"
 	        "(default %ld) in all; put/append: sequential keys P%%0*d, --val-size bytes (default\n"
 	        "%d); get-l: linearizable get of the hot key (default benchkey), written first; mix:\n"
@@ -1764,6 +1778,8 @@ static void usage(FILE *f)
 	        "op= conns= clients= total= key= val= qps= avg_ms= p50_ms= p90_ms= p99_ms= max_ms=\n"
 	        "errors= elapsed_s= retries= [cpu_us_per_op= rss_mb=A/B/C] (--pids: the servers).\n"
 	        "--bind (default $RAFTFS_BIND): local address connections leave from.\n"
+	        "--via=ID: every connection goes to node ID and stays there, the leader or not (a\n"
+	        "follower forwards each request to the leader).\n"
 	        "bench_kv --floor=DIR [--total=N] [--val-size=B]: medians of N (default %ld) rounds of\n"
 	        "512-byte overwrite + fdatasync and B-byte append + fdatasync in DIR, and of 4N\n"
 	        "loopback TCP round trips: fdatasync_us= append_fdatasync_us= rtt_us= floor_put_us=\n"
@@ -1869,6 +1885,8 @@ static int parse_option(struct config *cfg, const char *a)
 		return parse_pids(cfg, v);
 	else if (IS("--bind"))
 		cfg->bind = *v ? v : NULL;
+	else if (IS("--via") && parse_long(v, 1, UINT32_MAX, &n) == 0)
+		cfg->via = (uint32_t)n;
 	else
 		return -1;
 #undef IS

@@ -20,6 +20,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -87,6 +88,8 @@ struct daemon {
 	uint64_t stop_deadline_ms;
 	int exit_code;
 	struct snap_child snap;
+	int ready_fd; /* daemon mode: the pipe to the waiting parent until the node serves */
+	bool log_to_file; /* --log-file: stderr is that file */
 };
 
 static struct daemon *the_daemon; /* for the logger */
@@ -234,10 +237,42 @@ static unsigned thread_count(void)
 	return n;
 }
 
+/*
+ * In the child right after fork: closes every descriptor it has no use for, as Redis does after
+ * its BGSAVE fork. It keeps its standard streams, its report pipe and the files and directories
+ * of the data directory (the image it writes was opened before the fork); the listener, peer and
+ * client sockets, /dev/fuse and the loop's epoll and event descriptors go. Otherwise a child
+ * outliving its parent for a moment would hold the node's port and its mount alive.
+ */
+static void snapshot_child_close_fds(int keep)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *de;
+	int fds[256], n = 0, self = dir ? dirfd(dir) : -1;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir)) != NULL && n < (int)(sizeof(fds) / sizeof(fds[0]))) {
+		struct stat st;
+		int fd = atoi(de->d_name);
+		if (de->d_name[0] == '.' || fd <= STDERR_FILENO || fd == keep || fd == self)
+			continue;
+		if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+			continue;
+		fds[n++] = fd; /* closed after the listing: never under readdir's feet */
+	}
+	closedir(dir);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	if (n == (int)(sizeof(fds) / sizeof(fds[0])))
+		snapshot_child_close_fds(keep); /* more than one batch */
+}
+
 /* The child: no libevent, no FUSE, no stdio; runs the job, reports, _exits. */
 static void snapshot_child(struct kv_snapshot_job *job, int fd, pid_t parent)
 {
 	struct snap_report rep;
+	const char *delay = getenv("RAFTFS_TEST_SNAPSHOT_CHILD_DELAY_MS");
 
 	/* libevent's handlers would wake the parent's loop through its signal pipe */
 	signal(SIGTERM, SIG_DFL);
@@ -245,6 +280,9 @@ static void snapshot_child(struct kv_snapshot_job *job, int fd, pid_t parent)
 	/* a parent that dies (kill -9) takes the child with it: no orphan holding its ports */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
 		_exit(1);
+	snapshot_child_close_fds(fd);
+	if (delay)
+		usleep((useconds_t)atoi(delay) * 1000u); /* tests: time to look at the child */
 	/* The CPU is shared as usual, not yielded (nice): the log cannot be compacted before the
 	 * child is done and grows meanwhile. At nice 10 under a 40k put/s load the children took
 	 * up to 7 s and the node's peak RSS reached 2.15x the data; at nice 0, 4 s and 1.87x. */
@@ -773,35 +811,128 @@ static void on_unmounted(void *ctx)
 
 /* --- start -------------------------------------------------------------------------------------- */
 
-static int make_data_dir(const char *path)
+/* Makes path absolute in place (the daemon leaves the current directory behind): 0 or -1. */
+static int make_absolute(char *path, size_t cap, const char *what)
 {
+	char cwd[PATH_MAX], abs[PATH_MAX];
+
+	if (path[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)) ||
+	    (size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd, path) >= sizeof(abs) ||
+	    strlen(abs) >= cap) {
+		dlog(FS_LOG_ERROR, "%s %s: cannot make the path absolute", what, path);
+		return -1;
+	}
+	strcpy(path, abs);
+	return 0;
+}
+
+/*
+ * The data directory exists (made 0700 if not) and takes a write: a probe file is created,
+ * written, fdatasynced and removed before the node reports anything, so that a read-only or
+ * foreign directory is refused at once instead of stopping the node at its first persist.
+ */
+static int make_data_dir(char *path, size_t cap)
+{
+	static const char probe_bytes[512];
+	char probe[PATH_MAX];
+	int fd, err = 0;
+
+	if (make_absolute(path, cap, "data directory") != 0)
+		return -1;
 	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
 		dlog(FS_LOG_ERROR, "create data directory %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((size_t)snprintf(probe, sizeof(probe), "%s/.raftfs-probe.%ld", path, (long)getpid()) >=
+	    sizeof(probe)) {
+		dlog(FS_LOG_ERROR, "data directory %s: path too long", path);
+		return -1;
+	}
+	fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		dlog(FS_LOG_ERROR, "data directory %s is not writable: %s", path, strerror(errno));
+		return -1;
+	}
+	if (write(fd, probe_bytes, sizeof(probe_bytes)) != (ssize_t)sizeof(probe_bytes) ||
+	    fdatasync(fd) != 0)
+		err = errno ? errno : EIO;
+	close(fd);
+	if (unlink(probe) != 0 && !err)
+		err = errno;
+	if (err) {
+		dlog(FS_LOG_ERROR, "data directory %s is not writable: %s", path, strerror(err));
 		return -1;
 	}
 	return 0;
 }
 
-static int daemonize(void)
+/*
+ * Daemon mode, in two halves: daemon_start forks before anything is opened (no event base, no
+ * mount, no sockets in the parent), and the parent waits until the child says it serves
+ * (daemon_ready: mounted, listening) and exits 0, or until the child exits (it logged why) and
+ * exits 1. So a script's `raftfs ... && use-the-mount` sees a working mount, and a start that
+ * fails says so in its exit status. Returns 0 in the child, -1 when it cannot fork.
+ */
+static int daemon_start(struct daemon *d)
 {
-	pid_t pid = fork();
+	int p[2], status;
+	char c;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		dlog(FS_LOG_ERROR, "daemon: pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		dlog(FS_LOG_ERROR, "daemon: fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		do
+			n = read(p[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n == 1)
+			_exit(0);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		_exit(WIFEXITED(status) && WEXITSTATUS(status) ? WEXITSTATUS(status) : 1);
+	}
+	close(p[0]);
+	d->ready_fd = p[1];
+	if (setsid() < 0)
+		dlog(FS_LOG_WARN, "daemon: setsid: %s", strerror(errno));
+	return 0;
+}
+
+/* The node serves: the waiting parent exits 0; the daemon leaves its terminal and directory. */
+static void daemon_ready(struct daemon *d)
+{
 	int fd;
 
-	if (pid < 0) {
-		dlog(FS_LOG_ERROR, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid > 0)
-		_exit(0);
-	if (setsid() < 0)
-		return -1;
-	fd = open("/dev/null", O_RDWR);
+	if (d->ready_fd < 0)
+		return;
+	if (chdir("/") != 0)
+		dlog(FS_LOG_WARN, "daemon: chdir /: %s", strerror(errno));
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (fd >= 0) {
+		/* stdout and stderr too: a caller's pipe (raftfs ... | cat) must not stay open */
 		dup2(fd, STDIN_FILENO);
-		if (fd > STDERR_FILENO)
-			close(fd);
+		dup2(fd, STDOUT_FILENO);
+		if (!d->log_to_file)
+			dup2(fd, STDERR_FILENO);
+		close(fd);
 	}
-	return 0;
+	if (write(d->ready_fd, "R", 1) != 1)
+		dlog(FS_LOG_WARN, "daemon: cannot tell the parent: %s", strerror(errno));
+	close(d->ready_fd);
+	d->ready_fd = -1;
 }
 
 static int run(struct daemon *d)
@@ -830,7 +961,10 @@ static int run(struct daemon *d)
 		dlog(FS_LOG_ERROR, "--id=%u is not in --cluster", d->opt.id);
 		return 1;
 	}
-	if (make_data_dir(d->opt.data) != 0)
+	if (make_data_dir(d->opt.data, sizeof(d->opt.data)) != 0)
+		return 1;
+	if (d->opt.mountpoint[0] &&
+	    make_absolute(d->opt.mountpoint, sizeof(d->opt.mountpoint), "mountpoint") != 0)
 		return 1;
 	if (d->opt.mountpoint[0]) {
 		/* before anything else: a mountpoint raftfs must not use is refused at once */
@@ -862,6 +996,9 @@ static int run(struct daemon *d)
 	if (getrandom(&d->rng, sizeof(d->rng), 0) != sizeof(d->rng))
 		d->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32);
 
+	/* the daemon's child opens everything: nothing is shared across the fork */
+	if (!d->opt.foreground && daemon_start(d) != 0)
+		return 1;
 	d->base = event_base_new();
 	if (!d->base) {
 		dlog(FS_LOG_ERROR, "event_base_new failed");
@@ -910,10 +1047,9 @@ static int run(struct daemon *d)
 			goto out_events;
 		}
 	}
-	if (!d->opt.foreground && daemonize() != 0)
-		goto out_events;
 	dlog(FS_LOG_INFO, "node %u serving cluster %s, data in %s", d->opt.id, d->opt.cluster,
 	     d->opt.data);
+	daemon_ready(d);
 	event_base_dispatch(d->base);
 	rv = d->exit_code;
 	dlog(rv ? FS_LOG_ERROR : FS_LOG_INFO, "node %u stopped", d->opt.id);
@@ -950,6 +1086,7 @@ int main(int argc, char **argv)
 	char err[1024];
 
 	signal(SIGPIPE, SIG_IGN);
+	d.ready_fd = -1;
 	fs_options_default(&d.opt);
 	if (fs_options_parse(argc, argv, &d.opt, err, sizeof(err)) != 0) {
 		fprintf(stderr, "raftfs: %s\n(see raftfs --help)\n", err);
@@ -979,6 +1116,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.trace_msgs = getenv("RAFTFS_TRACE_MSGS") != NULL;
+	if (d.opt.log_file[0]) {
+		int fd = open(d.opt.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+			fprintf(stderr, "raftfs: --log-file=%s: %s\n", d.opt.log_file,
+			        strerror(errno));
+			return 1;
+		}
+		close(fd);
+		d.log_to_file = true;
+	}
 	the_daemon = &d;
 	return run(&d);
 }

@@ -37,6 +37,7 @@ void fs_options_usage(const char *prog, FILE *out)
 	        "  --snapshot-trailing=N  log entries kept behind a snapshot for slow followers (1024)\n"
 	        "  --max-value-bytes=N    largest value (default 4M, at most 64M)\n"
 	        "  --log-level=LEVEL      debug, info, warn or error (default info)\n"
+	        "  --log-file=FILE        log lines go to FILE (appended), not to stderr\n"
 	        "  --tick-ms=N            Raft tick (default 50); election timeout is 10-20 ticks\n"
 	        "  --timeout=SECONDS      mount: how long an operation waits for the cluster (30)\n"
 	        "  --hard                 mount: wait forever\n"
@@ -169,6 +170,10 @@ static int set_option(struct fs_options *o, const char *name, const char *value,
 		o->foreground = true;
 	} else if (strcmp(name, "unguard") == 0) {
 		o->unguard = true;
+	} else if (strcmp(name, "log-file") == 0) {
+		NEED_VALUE;
+		if (copy_str(o->log_file, sizeof(o->log_file), value, name, err, err_len))
+			return -1;
 	} else if (strcmp(name, "log-level") == 0) {
 		NEED_VALUE;
 		if (strcmp(value, "debug") == 0)

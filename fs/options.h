@@ -33,6 +33,7 @@ struct fs_options {
 	bool help;
 	bool version;
 	bool unguard; /* raftfs --unguard MOUNTPOINT: take the mountpoint's guard off, exit */
+	char log_file[FS_PATH_BYTES]; /* --log-file: log lines go there (appended), "" stderr */
 };
 
 void fs_options_default(struct fs_options *o);

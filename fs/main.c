@@ -144,6 +144,15 @@ static uint64_t env_now_ms(void *ctx)
 	return mono_ms();
 }
 
+static uint64_t env_realtime_ms(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static uint64_t env_random(void *ctx)
 {
 	struct daemon *d = ctx;
@@ -167,11 +176,17 @@ static void env_send(void *ctx, const struct raft_msg *m)
 		     m->to, (unsigned long long)m->term, raft_transport_errmsg(d->transport));
 }
 
-static void env_send_app(void *ctx, uint32_t to, const void *buf, size_t len)
+/* A refused frame (peer not connected, queue full) is reported, not dropped silently: the node
+ * then knows that the request it carried was never sent (kv/node.h). */
+static bool env_send_app(void *ctx, uint32_t to, const void *buf, size_t len)
 {
 	struct daemon *d = ctx;
 
-	raft_transport_send_app(d->transport, to, buf, len);
+	if (raft_transport_send_app(d->transport, to, buf, len) == RAFT_OK)
+		return true;
+	dlog(FS_LOG_DEBUG, "application frame to %u refused: %s", to,
+	     raft_transport_errmsg(d->transport));
+	return false;
 }
 
 static void env_flush_sends(void *ctx)
@@ -986,6 +1001,7 @@ static int run(struct daemon *d)
 	env.ctx = d;
 	env.random = env_random;
 	env.now_ms = env_now_ms;
+	env.realtime_ms = env_realtime_ms;
 	env.send = env_send;
 	env.send_app = env_send_app;
 	env.log = log_cb;

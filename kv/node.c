@@ -260,7 +260,7 @@ static void send_frame(struct kv_node *n, uint32_t to, const struct kv_proto_fra
 		nlog(n, 2, "cannot encode a frame for node %u", to);
 		return;
 	}
-	n->env.send_app(n->env.ctx, to, buf, len);
+	(void)n->env.send_app(n->env.ctx, to, buf, len); /* a refusal: as lost (for now) */
 	free(buf);
 }
 
@@ -302,7 +302,7 @@ static void internal_done(struct kv_req *r)
 	size_t len;
 
 	if (kv_proto_encode_resp(r->fwd_id, r->status, r->leader, &r->result, &buf, &len) == 0) {
-		n->env.send_app(n->env.ctx, r->fwd_from, buf, len);
+		(void)n->env.send_app(n->env.ctx, r->fwd_from, buf, len);
 		free(buf);
 	} else {
 		nlog(n, 2, "cannot encode the answer for node %u", r->fwd_from);

@@ -58,10 +58,16 @@ struct kv_node_env {
 	void *ctx;
 	uint64_t (*random)(void *ctx);
 	uint64_t (*now_ms)(void *ctx); /* monotonic milliseconds: request deadlines */
+	/* The wall clock, milliseconds since the epoch (CLOCK_REALTIME): the time a leader
+	 * stamps into the commands it proposes. Required. */
+	uint64_t (*realtime_ms)(void *ctx);
 	/* Sends m to m->to now (encode or copy it: m is valid only during the call). */
 	void (*send)(void *ctx, const struct raft_msg *m);
-	/* Sends an application frame (kv/proto.h) to node `to`. */
-	void (*send_app)(void *ctx, uint32_t to, const void *buf, size_t len);
+	/* Queues an application frame (kv/proto.h) for node `to` (copy it: buf is valid only
+	 * during the call). true when it was queued, though it may still be lost on the way;
+	 * false when it was refused (not connected, the queue is full, too big): then it
+	 * certainly never arrives, and the node treats the request it carried as not sent. */
+	bool (*send_app)(void *ctx, uint32_t to, const void *buf, size_t len);
 	/* Diagnostics: level 0 debug, 1 info, 2 warning, 3 fatal; one event, no newline. */
 	void (*log)(void *ctx, int level, const char *msg);
 	/*

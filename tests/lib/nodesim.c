@@ -66,6 +66,8 @@ struct snode {
 	uint64_t checked_applied; /* applied index whose hash was last checked */
 	uint64_t snap_chunks, snaps;
 	uint64_t stall_until_ms; /* nodesim_stall: events for it wait until then */
+	int64_t clock_skew_ms; /* its wall clock's error, fixed for the run */
+	uint64_t clock_jump_ms; /* nodesim_clock_jump, until it restarts */
 	/* the background snapshot of this incarnation: its job ran at start, its end is an
 	 * EV_SNAPSHOT_DONE event (or held, see nodesim_hold_snapshots) */
 	struct kv_snapshot_job *job;
@@ -82,6 +84,7 @@ struct nodesim {
 	struct snode nodes[NODESIM_MAX_NODES];
 	struct raft_conf conf;
 	bool blocked[NODESIM_MAX_NODES][NODESIM_MAX_NODES];
+	bool down[NODESIM_MAX_NODES][NODESIM_MAX_NODES]; /* nodesim_link_down */
 	char error[NODESIM_ERROR_BYTES];
 	bool failed;
 	bool trace;
@@ -93,6 +96,8 @@ struct nodesim {
 	size_t leader_cap;
 	nodesim_filter_fn filter;
 	void *filter_arg;
+	nodesim_app_filter_fn app_filter;
+	void *app_filter_arg;
 	uint64_t crashes;
 	char logs[NODESIM_LOG_LINES][NODESIM_LOG_LINE_BYTES];
 	unsigned log_next;
@@ -210,7 +215,7 @@ static void env_send(void *ctx, const struct raft_msg *m)
 	}
 	if (s->filter && s->filter(s->filter_arg, from->idx, to, m))
 		return;
-	if (s->blocked[from->idx][to] || chance(s, s->o.drop_pm))
+	if (s->blocked[from->idx][to] || s->down[from->idx][to] || chance(s, s->o.drop_pm))
 		return;
 	if (chance(s, s->o.dup_pm))
 		copies = 2;
@@ -244,30 +249,39 @@ static void env_send(void *ctx, const struct raft_msg *m)
 	}
 }
 
-static void env_send_app(void *ctx, uint32_t to_id, const void *buf, size_t len)
+/* true: queued (then maybe lost on the way); false: refused, as the transport refuses a frame
+ * for a peer that is not connected or whose queue is full. */
+static bool env_send_app(void *ctx, uint32_t to_id, const void *buf, size_t len)
 {
 	struct snode *from = ctx;
 	struct nodesim *s = from->s;
 	unsigned to = to_id - 1;
 	struct event e = {.kind = EV_APP, .from = from->idx};
+	enum nodesim_verdict v = NODESIM_DELIVER;
 
 	if (to_id == 0 || to >= s->o.n) {
 		violation(s, "node %u sent a frame to unknown node %u", from->idx + 1, to_id);
-		return;
+		return false;
 	}
 	if (s->filter && s->filter(s->filter_arg, from->idx, to, NULL))
-		return;
-	if (s->blocked[from->idx][to] || chance(s, s->o.drop_pm))
-		return;
+		return true;
+	if (s->app_filter)
+		v = s->app_filter(s->app_filter_arg, from->idx, to, buf, len);
+	if (v == NODESIM_REFUSE || s->down[from->idx][to] || chance(s, s->o.app_refuse_pm))
+		return false;
+	if (v == NODESIM_DROP || s->blocked[from->idx][to] || chance(s, s->o.drop_pm) ||
+	    chance(s, s->o.app_drop_pm))
+		return true;
 	e.to = to;
 	e.bytes = malloc(len ? len : 1);
 	if (!e.bytes) {
 		violation(s, "out of memory copying a frame");
-		return;
+		return true;
 	}
 	memcpy(e.bytes, buf, len);
 	e.len = len;
 	schedule(s, delay_of(s), &e);
+	return true;
 }
 
 static uint64_t env_random(void *ctx)
@@ -280,6 +294,12 @@ static uint64_t env_now_ms(void *ctx)
 {
 	struct snode *nd = ctx;
 	return nd->s->now;
+}
+
+static uint64_t env_realtime_ms(void *ctx)
+{
+	struct snode *nd = ctx;
+	return nodesim_realtime(nd->s, nd->idx);
 }
 
 static void env_log(void *ctx, int level, const char *msg)
@@ -341,6 +361,7 @@ static int node_open(struct nodesim *s, unsigned i, char *err, size_t err_len)
 	        .ctx = nd,
 	        .random = env_random,
 	        .now_ms = env_now_ms,
+	        .realtime_ms = env_realtime_ms,
 	        .send = env_send,
 	        .send_app = env_send_app,
 	        .log = env_log,
@@ -361,6 +382,9 @@ static int node_open(struct nodesim *s, unsigned i, char *err, size_t err_len)
 		cfg.snapshot_bytes = s->o.snapshot_bytes;
 	if (s->o.snapshot_trailing)
 		cfg.snapshot_trailing = s->o.snapshot_trailing;
+	if (s->o.session_timeout_ms)
+		cfg.store.session_timeout_ms = s->o.session_timeout_ms;
+	nd->clock_jump_ms = 0; /* set right at boot */
 	rv = kv_node_open(&cfg, &env, &nd->kv, err, err_len);
 	if (rv != 0) {
 		nd->kv = NULL;
@@ -410,6 +434,9 @@ int nodesim_new(const struct nodesim_options *o, struct nodesim **out, char *err
 		nd->s = s;
 		nd->idx = i;
 		snprintf(nd->dir, sizeof(nd->dir), "/n%u", i + 1);
+		if (o->clock_skew_ms)
+			nd->clock_skew_ms = (int64_t)below(s, 2 * (uint64_t)o->clock_skew_ms + 1) -
+			        (int64_t)o->clock_skew_ms;
 		nd->vfs = raft_vfs_mem_new();
 		if (!nd->vfs) {
 			snprintf(err, err_len, "out of memory");
@@ -616,7 +643,7 @@ static void dispatch(struct nodesim *s, struct event *e)
 		kv_node_recv(nd->kv, e->msg);
 		break;
 	case EV_APP:
-		if (!nd->kv || s->blocked[e->from][e->to])
+		if (!nd->kv || s->blocked[e->from][e->to] || s->down[e->from][e->to])
 			break;
 		kv_node_recv_app(nd->kv, e->from + 1, e->bytes, e->len);
 		break;
@@ -787,9 +814,16 @@ void nodesim_partition(struct nodesim *s, unsigned side_mask)
 			nodesim_block(s, a, b, ((side_mask >> a) & 1) != ((side_mask >> b) & 1));
 }
 
+void nodesim_link_down(struct nodesim *s, unsigned from, unsigned to, bool down)
+{
+	if (from < s->o.n && to < s->o.n && from != to)
+		s->down[from][to] = down;
+}
+
 void nodesim_heal(struct nodesim *s)
 {
 	memset(s->blocked, 0, sizeof(s->blocked));
+	memset(s->down, 0, sizeof(s->down));
 }
 
 void nodesim_set_drop(struct nodesim *s, unsigned drop_pm)
@@ -797,10 +831,40 @@ void nodesim_set_drop(struct nodesim *s, unsigned drop_pm)
 	s->o.drop_pm = drop_pm;
 }
 
+void nodesim_set_app_faults(struct nodesim *s, unsigned drop_pm, unsigned refuse_pm)
+{
+	s->o.app_drop_pm = drop_pm;
+	s->o.app_refuse_pm = refuse_pm;
+}
+
 void nodesim_set_filter(struct nodesim *s, nodesim_filter_fn fn, void *arg)
 {
 	s->filter = fn;
 	s->filter_arg = arg;
+}
+
+void nodesim_set_app_filter(struct nodesim *s, nodesim_app_filter_fn fn, void *arg)
+{
+	s->app_filter = fn;
+	s->app_filter_arg = arg;
+}
+
+void nodesim_clock_jump(struct nodesim *s, unsigned i, uint64_t ms)
+{
+	if (i < s->o.n && s->nodes[i].kv)
+		s->nodes[i].clock_jump_ms += ms;
+}
+
+uint64_t nodesim_realtime_unjumped(const struct nodesim *s, unsigned i)
+{
+	int64_t skew = i < s->o.n ? s->nodes[i].clock_skew_ms : 0;
+
+	return (uint64_t)((int64_t)(NODESIM_EPOCH_MS + s->now) + skew);
+}
+
+uint64_t nodesim_realtime(const struct nodesim *s, unsigned i)
+{
+	return nodesim_realtime_unjumped(s, i) + (i < s->o.n ? s->nodes[i].clock_jump_ms : 0);
 }
 
 void nodesim_drop_in_flight(struct nodesim *s)
@@ -1000,7 +1064,7 @@ void nodesim_cmd(const struct nodesim *s, struct kv_cmd *c, int op, const char *
 {
 	memset(c, 0, sizeof(*c));
 	c->op = (uint8_t)op;
-	c->time_ms = 1700000000000ull + s->now;
+	c->time_ms = NODESIM_EPOCH_MS + s->now;
 	c->mode = 0644;
 	if (key) {
 		c->key = key;

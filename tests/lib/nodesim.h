@@ -27,6 +27,16 @@
  *     injected fault is crashed at once (it must exit).
  * The first violation is kept (nodesim_error()) and stops the run functions.
  *
+ * Application frames (forwarded requests and their answers) can be lost after they were queued
+ * (a blocked link, drop_pm, app_drop_pm, an application-frame filter) or refused when sent (a link
+ * that is down, app_refuse_pm: env.send_app returns false, as the transport does for a peer that
+ * is not connected or a full queue). Nothing is ever delivered twice.
+ *
+ * Clocks: env.now_ms is the fixture's clock; env.realtime_ms (the wall clock) is
+ * NODESIM_EPOCH_MS + the fixture's clock + the node's skew (drawn from the seed within
+ * clock_skew_ms) + a jump made by nodesim_clock_jump, which lasts until the node restarts (as if
+ * the clock were set right at boot, before the node starts).
+ *
  * Snapshots are taken in the background (env.snapshot_start) unless sync_snapshots: the job runs at
  * once, through the node's vfs (the state it sees is the state at that instant, as in the daemon's
  * forked child), and kv_node_snapshot_done reaches the node 1..NODESIM_SNAPSHOT_MAX_MS later, so
@@ -43,6 +53,8 @@
 #define NODESIM_MAX_NODES 5
 #define NODESIM_TICK_MS 10
 #define NODESIM_ERROR_BYTES 512
+/* The wall clocks' time when the fixture's clock is 0 (November 2023). */
+#define NODESIM_EPOCH_MS 1700000000000ull
 
 struct nodesim_options {
 	unsigned n; /* nodes: 1..NODESIM_MAX_NODES */
@@ -53,6 +65,10 @@ struct nodesim_options {
 	unsigned delay_jitter_ms; /* extra delay, uniform in [0, jitter] */
 	unsigned drop_pm; /* per mille of messages dropped */
 	unsigned dup_pm; /* per mille of Raft messages delivered twice */
+	unsigned app_drop_pm; /* per mille of application frames lost after being queued */
+	unsigned app_refuse_pm; /* per mille of application frames refused (send_app false) */
+	unsigned clock_skew_ms; /* each node's wall clock is off by up to this, either way */
+	uint64_t session_timeout_ms; /* the store's session timeout; 0: the default */
 	bool sync_snapshots; /* no env.snapshot_start: snapshots inside the loop turn */
 };
 
@@ -103,13 +119,32 @@ void nodesim_block(struct nodesim *s, unsigned from, unsigned to, bool blocked);
 void nodesim_isolate(struct nodesim *s, unsigned i);
 /* Splits the cluster: nodes whose bit is set in side_mask on one side, the rest on the other. */
 void nodesim_partition(struct nodesim *s, unsigned side_mask);
-/* Unblocks every link. */
+/* Takes the one-way link from i to j down (or up again): application frames are refused when
+ * sent (env.send_app returns false) and Raft messages dropped, as by a transport whose peer is
+ * not connected; frames in flight on it are lost. */
+void nodesim_link_down(struct nodesim *s, unsigned from, unsigned to, bool down);
+/* Unblocks every link and brings every link up. */
 void nodesim_heal(struct nodesim *s);
 void nodesim_set_drop(struct nodesim *s, unsigned drop_pm);
+/* Sets app_drop_pm and app_refuse_pm (nodesim_options). */
+void nodesim_set_app_faults(struct nodesim *s, unsigned drop_pm, unsigned refuse_pm);
 /* A test's own rule for dropping messages: called for every message sent (m NULL for an
  * application frame), before the other rules; true drops it. NULL removes the rule. */
 typedef bool (*nodesim_filter_fn)(void *arg, unsigned from, unsigned to, const struct raft_msg *m);
 void nodesim_set_filter(struct nodesim *s, nodesim_filter_fn fn, void *arg);
+/* A test's own rule for application frames: called for every frame sent (its bytes, a kv/proto.h
+ * frame), after the filter above; NODESIM_DROP loses it after it was queued, NODESIM_REFUSE
+ * refuses it (env.send_app returns false). NULL removes the rule. */
+enum nodesim_verdict { NODESIM_DELIVER, NODESIM_DROP, NODESIM_REFUSE };
+typedef enum nodesim_verdict (*nodesim_app_filter_fn)(void *arg, unsigned from, unsigned to,
+                                                      const void *buf, size_t len);
+void nodesim_set_app_filter(struct nodesim *s, nodesim_app_filter_fn fn, void *arg);
+/* Node i's wall clock jumps ahead by ms (once more for each call) until it restarts. */
+void nodesim_clock_jump(struct nodesim *s, unsigned i, uint64_t ms);
+/* Node i's wall clock now (what its env.realtime_ms answers), and the same without the jump:
+ * the time as the node would have it had its clock not jumped. */
+uint64_t nodesim_realtime(const struct nodesim *s, unsigned i);
+uint64_t nodesim_realtime_unjumped(const struct nodesim *s, unsigned i);
 /* Drops every message in flight (a network glitch). */
 void nodesim_drop_in_flight(struct nodesim *s);
 /* Crashes node i (no-op when down): kv_node_close, then raft_vfs_mem_crash(vfs, torn_bytes). */
@@ -164,8 +199,9 @@ struct nodesim_req {
 	uint64_t submitted_ms, done_ms;
 };
 
-/* A command for op on key with data (copied by the encoder), log time = the fixture clock,
- * caller 0:0, mode 0644, no session. */
+/* A command for op on key with data (copied by the encoder), time_ms = NODESIM_EPOCH_MS + the
+ * fixture clock (a client's clock: the leader stamps its own), caller 0:0, mode 0644, no
+ * session. */
 void nodesim_cmd(const struct nodesim *s, struct kv_cmd *c, int op, const char *key,
                  const char *data);
 

@@ -302,6 +302,22 @@ int kv_cmd_decode(const void *buf, size_t len, struct kv_cmd *cmd)
 	return KV_OK;
 }
 
+_Static_assert(KV_CMD_TIME_OFFSET == 1 + 1 + 8 + 8, "time_ms follows version, op, session, seq");
+
+int kv_cmd_set_time(void *buf, size_t len, uint64_t time_ms)
+{
+	struct wcur w;
+
+	if (len < CMD_HEADER_BYTES)
+		return KV_ECORRUPT;
+	if (((const unsigned char *)buf)[0] != KV_CMD_VERSION)
+		return KV_EVERSION;
+	w.p = (unsigned char *)buf + KV_CMD_TIME_OFFSET;
+	w.end = w.p + 8;
+	put_le(&w, time_ms, 8);
+	return KV_OK;
+}
+
 /* --- results -------------------------------------------------------------------------------- */
 
 #define RES_HEADER_BYTES (1 + 1 + 2 + 1 + 8)

@@ -187,6 +187,16 @@ int kv_cmd_encode(const struct kv_cmd *cmd, void **buf, size_t *len);
  */
 int kv_cmd_decode(const void *buf, size_t len, struct kv_cmd *cmd);
 
+/* Where time_ms lies in an encoded command (after version, op, session and seq). */
+#define KV_CMD_TIME_OFFSET 18u
+
+/*
+ * Rewrites time_ms in the encoded command at buf in place (the leader stamps its clock into what
+ * it proposes, kv/node.h): KV_OK, or KV_ECORRUPT (too short for a header) / KV_EVERSION, and buf
+ * is unchanged. Nothing else is checked or touched.
+ */
+int kv_cmd_set_time(void *buf, size_t len, uint64_t time_ms);
+
 /* --- results ------------------------------------------------------------------------------------ */
 
 /* Metadata of a key, as the filesystem's stat needs it. */

@@ -13,13 +13,14 @@
 #define NODE_LOG_BYTES 512
 #define ENTRY_OVERHEAD_BYTES 40 /* framing of a log record, for the snapshot trigger */
 #define FORWARD_MARGIN_MS 100 /* a leader answers a forwarded request this much early */
+#define REFUSED_RETRY_MS 50 /* a forward the transport refused is tried again after this */
 #define MAP_MIN_SLOTS 64
 
 enum req_state {
 	RS_IDLE = 0,
 	RS_WAIT_LEADER, /* no leader known (or it refused): retried on ticks */
-	RS_PROPOSED, /* in this leader's log at (index, term) */
-	RS_FORWARDED, /* sent to leader fwd_to, waiting for its answer */
+	RS_PROPOSED, /* latest attempt: in this leader's log at (index, term) */
+	RS_FORWARDED, /* latest attempt: a copy sent to leader fwd_to, its answer awaited */
 	RS_READ_INDEX, /* ReadIndex asked (key = ctx) */
 	RS_READ_APPLY, /* waiting for applied >= index */
 };
@@ -43,13 +44,15 @@ struct kv_node {
 
 	struct kv_req pending; /* list head of every request in flight */
 	uint32_t n_pending;
-	struct map props; /* proposal index -> request in RS_PROPOSED */
+	struct map props; /* proposal index -> request whose proposal there is awaited */
 	struct map reads; /* ctx -> request in RS_READ_INDEX */
-	struct map forwards; /* forward id -> request in RS_FORWARDED */
+	struct map forwards; /* copy id -> request awaiting that copy's answer */
+	struct map sessions; /* session -> the latest internal request of that session */
 	/* forward ids and read contexts; starts at random: answers still in flight to an earlier
 	 * incarnation of this node (before a crash) must not match this one's requests */
 	uint64_t next_key;
 	uint32_t reads_waiting; /* requests in RS_READ_APPLY */
+	uint64_t completed; /* requests completed so far (sweep notices callbacks) */
 	uint64_t log_bytes; /* written to the log since the last snapshot */
 	/* the background snapshot (env.snapshot_start), at most one */
 	struct kv_snapshot_job job;
@@ -143,6 +146,16 @@ static int map_put(struct map *m, uint64_t key, struct kv_req *req)
 	return 0;
 }
 
+static struct kv_req *map_get(const struct map *m, uint64_t key)
+{
+	if (!m->cap || key == 0 || key == MAP_TOMB)
+		return NULL;
+	for (size_t i = map_slot(m, key); m->keys[i]; i = (i + 1) & (m->cap - 1))
+		if (m->keys[i] == key)
+			return m->vals[i];
+	return NULL;
+}
+
 static struct kv_req *map_take(struct map *m, uint64_t key)
 {
 	size_t i;
@@ -201,18 +214,51 @@ bool kv_node_is_leader(const struct kv_node *n)
 	return st.role == RAFT_LEADER;
 }
 
+/* Stops awaiting r's local proposal (it may still be applied: it stays uncertain). */
+static void forget_proposal(struct kv_node *n, struct kv_req *r)
+{
+	if (!r->proposed)
+		return;
+	r->proposed = false;
+	if (map_get(&n->props, r->index) == r)
+		map_take(&n->props, r->index);
+}
+
+/* Stops awaiting copy k of r (its answer is ignored from now on). */
+static void forget_copy(struct kv_node *n, struct kv_req *r, unsigned k)
+{
+	map_take(&n->forwards, r->copies[k].id);
+	r->n_copies--;
+	memmove(&r->copies[k], &r->copies[k + 1], (r->n_copies - k) * sizeof(r->copies[0]));
+}
+
+/* An attempt of r whose answer may still come: a proposal or a copy. */
+static bool awaiting(const struct kv_req *r)
+{
+	return r->proposed || r->n_copies > 0;
+}
+
+/* Sent again safely: the session applies a (session, seq) once. The origin of a copy does it,
+ * never the leader that got it. */
+static bool resendable(const struct kv_req *r)
+{
+	return r->has_session && !r->internal;
+}
+
 /* Ends a request: takes it off every index and runs its callback (last: it may free it). */
 static void complete(struct kv_node *n, struct kv_req *r, int status)
 {
 	if (r->state == RS_READ_INDEX)
 		map_take(&n->reads, r->key);
-	else if (r->state == RS_FORWARDED)
-		map_take(&n->forwards, r->key);
-	else if (r->state == RS_PROPOSED)
-		map_take(&n->props, r->index);
 	else if (r->state == RS_READ_APPLY)
 		n->reads_waiting--;
+	forget_proposal(n, r);
+	while (r->n_copies > 0)
+		forget_copy(n, r, r->n_copies - 1);
+	if (r->internal && r->session && map_get(&n->sessions, r->session) == r)
+		map_take(&n->sessions, r->session);
 	list_del(n, r);
+	n->completed++;
 	r->state = RS_IDLE;
 	r->status = status;
 	r->leader = kv_node_leader(n);
@@ -251,17 +297,21 @@ static void node_fail(struct kv_node *n, const char *what)
 
 /* --- forwarding between nodes ------------------------------------------------------------------- */
 
-static void send_frame(struct kv_node *n, uint32_t to, const struct kv_proto_frame *f)
+/* true when the frame was queued (it may still be lost), false when it was refused or could not
+ * be encoded: then it certainly never arrives. */
+static bool send_frame(struct kv_node *n, uint32_t to, const struct kv_proto_frame *f)
 {
 	void *buf;
 	size_t len;
+	bool queued;
 
 	if (kv_proto_encode(f, &buf, &len) != 0) {
 		nlog(n, 2, "cannot encode a frame for node %u", to);
-		return;
+		return false;
 	}
-	(void)n->env.send_app(n->env.ctx, to, buf, len); /* a refusal: as lost (for now) */
+	queued = n->env.send_app(n->env.ctx, to, buf, len);
 	free(buf);
+	return queued;
 }
 
 static uint64_t remaining_ms(struct kv_node *n, const struct kv_req *r)
@@ -273,28 +323,56 @@ static uint64_t remaining_ms(struct kv_node *n, const struct kv_req *r)
 	return r->deadline_ms > now ? r->deadline_ms - now : 1;
 }
 
+/* How long the leader may work on a copy (REQ.timeout_ms): the request's time left, at most
+ * KV_NODE_FORWARD_MAX_MS, so that a leader holds no copy forever and a copy whose answer is
+ * overdue can be told from one still being worked on. */
+static uint64_t copy_timeout_ms(struct kv_node *n, const struct kv_req *r)
+{
+	uint64_t left = remaining_ms(n, r);
+
+	return left && left < KV_NODE_FORWARD_MAX_MS ? left : KV_NODE_FORWARD_MAX_MS;
+}
+
+/* Waits for a leader (or for the transport to take a frame again), tried again from sweep. */
+static void wait_leader(struct kv_req *r, uint64_t retry_ms)
+{
+	r->state = RS_WAIT_LEADER;
+	r->retry_ms = retry_ms;
+}
+
+/* Sends a copy of r to leader. A refused frame is no attempt: r waits and tries again soon. */
 static void forward(struct kv_node *n, struct kv_req *r, uint32_t leader)
 {
 	struct kv_proto_frame f = {0};
+	uint64_t now = now_ms(n), timeout = copy_timeout_ms(n, r), id = ++n->next_key;
 
-	r->key = ++n->next_key;
-	if (map_put(&n->forwards, r->key, r) != 0) {
-		r->state = RS_WAIT_LEADER;
+	if (map_put(&n->forwards, id, r) != 0) {
+		wait_leader(r, now + REFUSED_RETRY_MS);
 		return;
 	}
-	r->state = RS_FORWARDED;
-	r->fwd_to = leader;
-	r->uncertain++;
 	f.type = KV_PROTO_REQ;
-	f.id = r->key;
-	f.timeout_ms =
-	        (uint32_t)(remaining_ms(n, r) > UINT32_MAX ? UINT32_MAX : remaining_ms(n, r));
+	f.id = id;
+	f.timeout_ms = (uint32_t)timeout;
 	f.body = r->cmd;
 	f.body_len = r->cmd_len;
-	send_frame(n, leader, &f);
+	if (!send_frame(n, leader, &f)) {
+		map_take(&n->forwards, id);
+		wait_leader(r, now + REFUSED_RETRY_MS);
+		return;
+	}
+	if (r->n_copies == KV_NODE_MAX_COPIES)
+		forget_copy(n, r, 0);
+	r->copies[r->n_copies].id = id;
+	r->copies[r->n_copies].to = leader;
+	r->n_copies++;
+	r->uncertain++;
+	r->state = RS_FORWARDED;
+	r->fwd_to = leader;
+	r->attempt_ms = now;
+	r->answer_by_ms = now + timeout + FORWARD_MARGIN_MS;
 }
 
-/* The answer to a request a peer forwarded here goes back to it. */
+/* The answer to a copy a peer forwarded here goes back to it. */
 static void internal_done(struct kv_req *r)
 {
 	struct kv_node *n = r->data;
@@ -302,7 +380,10 @@ static void internal_done(struct kv_req *r)
 	size_t len;
 
 	if (kv_proto_encode_resp(r->fwd_id, r->status, r->leader, &r->result, &buf, &len) == 0) {
-		(void)n->env.send_app(n->env.ctx, r->fwd_from, buf, len);
+		/* refused: lost, as on the way; the sender asks again or gives up (above) */
+		if (!n->env.send_app(n->env.ctx, r->fwd_from, buf, len))
+			nlog(n, 0, "answer %llu to node %u refused", (unsigned long long)r->fwd_id,
+			     r->fwd_from);
 		free(buf);
 	} else {
 		nlog(n, 2, "cannot encode the answer for node %u", r->fwd_from);
@@ -312,11 +393,55 @@ static void internal_done(struct kv_req *r)
 	free(r);
 }
 
+/* A copy of a request from `from` that this leader is still working on (proposed in its term,
+ * or waiting to be): proposing it again would only make an entry whose result is a replay. */
+static struct kv_req *copy_in_hand(struct kv_node *n, uint32_t from, const struct kv_cmd *cmd)
+{
+	struct kv_req *r = cmd->session ? map_get(&n->sessions, cmd->session) : NULL;
+	struct raft_status st;
+
+	if (!r || r->fwd_from != from || r->seq != cmd->seq)
+		return NULL;
+	raft_status(n->raft, &st);
+	if (st.role != RAFT_LEADER)
+		return NULL;
+	if (r->state == RS_WAIT_LEADER || (r->proposed && r->term == st.term))
+		return r;
+	return NULL;
+}
+
+/* The time a leader gives a copy: its sender's, less a margin, so that the answer arrives before
+ * the sender gives up and it learns the outcome. */
+static uint64_t answer_timeout_ms(uint32_t timeout_ms)
+{
+	if (!timeout_ms)
+		return 0;
+	return timeout_ms > 2 * FORWARD_MARGIN_MS ? timeout_ms - FORWARD_MARGIN_MS
+	                                          : timeout_ms / 2 + 1;
+}
+
 static void recv_forwarded_request(struct kv_node *n, uint32_t from, const struct kv_proto_frame *f)
 {
-	struct kv_req *r = calloc(1, sizeof(*r));
 	struct kv_proto_frame resp = {.type = KV_PROTO_RESP, .id = f->id};
+	uint64_t timeout = answer_timeout_ms(f->timeout_ms);
+	struct kv_req *r, *held;
+	struct kv_cmd cmd;
 
+	memset(&cmd, 0, sizeof(cmd));
+	held = kv_cmd_decode(f->body, f->body_len, &cmd) == KV_OK ? copy_in_hand(n, from, &cmd)
+	                                                          : NULL;
+	if (held) {
+		/* its answer goes to this copy, the sender's newest (it awaits its older ones too),
+		 * within this copy's time */
+		uint64_t until = now_ms(n) + timeout;
+		held->fwd_id = f->id;
+		if (!timeout)
+			held->deadline_ms = 0;
+		else if (held->deadline_ms && until > held->deadline_ms)
+			held->deadline_ms = until;
+		return;
+	}
+	r = calloc(1, sizeof(*r));
 	if (!r)
 		goto refuse;
 	r->cmd = raft_buf_alloc(f->body_len);
@@ -332,13 +457,19 @@ static void recv_forwarded_request(struct kv_node *n, uint32_t from, const struc
 	r->internal = true;
 	r->fwd_from = from;
 	r->fwd_id = f->id;
-	/* answer before the forwarding node gives up, so it learns the outcome */
-	if (f->timeout_ms)
-		r->timeout_ms = f->timeout_ms > 2 * FORWARD_MARGIN_MS
-		        ? f->timeout_ms - FORWARD_MARGIN_MS
-		        : f->timeout_ms / 2 + 1;
+	r->timeout_ms = timeout;
+	r->session = cmd.session;
+	if (r->session) {
+		/* the latest request of the session from now on (the one before, if any, goes on
+		 * unlisted: its sender has moved on, or sent it from elsewhere) */
+		map_take(&n->sessions, r->session);
+		if (map_put(&n->sessions, r->session, r) != 0)
+			r->session = 0;
+	}
 	if (kv_node_submit(n, r) == 0)
-		return;
+		return; /* r may be freed already */
+	if (r->session && map_get(&n->sessions, r->session) == r)
+		map_take(&n->sessions, r->session);
 	raft_buf_unref(r->cmd);
 	free(r);
 refuse:
@@ -347,38 +478,66 @@ refuse:
 	send_frame(n, from, &resp);
 }
 
+static void complete_applied(struct kv_node *n, struct kv_req *r);
+
+/* An attempt of r was certainly not applied. */
+static void attempt_refused(struct kv_req *r)
+{
+	if (r->uncertain > 0)
+		r->uncertain--;
+	if (!awaiting(r))
+		wait_leader(r, 0); /* tried again on the next tick */
+}
+
+/* An attempt of r ended without its fate: it may still be applied. A request with a session is
+ * sent again; one without waits for what else it awaits, or ends UNKNOWN. */
+static void attempt_lost(struct kv_node *n, struct kv_req *r)
+{
+	if (awaiting(r))
+		return;
+	if (resendable(r))
+		wait_leader(r, 0);
+	else
+		complete(n, r, KV_STATUS_UNKNOWN);
+}
+
 static void recv_forward_answer(struct kv_node *n, uint32_t from, const struct kv_proto_frame *f)
 {
-	struct kv_req *r = map_take(&n->forwards, f->id);
+	struct kv_req *r = map_get(&n->forwards, f->id);
+	unsigned k = 0;
 
 	if (!r)
-		return; /* already answered, cancelled or timed out */
-	if (r->fwd_to != from) { /* not the node it went to: not its answer */
-		if (map_put(&n->forwards, f->id, r) != 0)
-			complete(n, r, abandon_status(r, KV_STATUS_NOT_APPLIED));
-		nlog(n, 2, "answer %llu from node %u ignored: forwarded to node %u",
-		     (unsigned long long)f->id, from, r->fwd_to);
+		return; /* answered already, forgotten, cancelled or timed out */
+	while (k < r->n_copies && r->copies[k].id != f->id)
+		k++;
+	if (k == r->n_copies || r->copies[k].to != from) {
+		/* not a node a copy went to: not its answer */
+		nlog(n, 2, "answer %llu from node %u ignored: sent to node %u",
+		     (unsigned long long)f->id, from, k < r->n_copies ? r->copies[k].to : 0);
 		return;
 	}
-	r->state = RS_IDLE;
+	forget_copy(n, r, k);
 	switch (f->status) {
 	case KV_STATUS_OK:
 		if (kv_result_decode(f->body, f->body_len, &r->result) != KV_OK) {
+			/* applied, but the answer is unreadable */
 			complete(n, r, KV_STATUS_UNKNOWN);
 			return;
 		}
-		complete(n, r, KV_STATUS_OK);
+		complete_applied(n, r);
 		return;
 	case KV_STATUS_NOT_APPLIED:
 	case KV_STATUS_SHUTDOWN:
-		/* that node did not take it (not leader any more): that attempt is settled;
-		 * retry on the next tick */
-		if (r->uncertain > 0)
-			r->uncertain--;
-		r->state = RS_WAIT_LEADER;
+		/* that node did not take it (not leader any more): that copy is settled */
+		attempt_refused(r);
+		return;
+	case KV_STATUS_UNKNOWN:
+		attempt_lost(n, r);
 		return;
 	default:
-		complete(n, r, f->status);
+		if (r->uncertain > 0)
+			r->uncertain--;
+		complete(n, r, abandon_status(r, f->status));
 		return;
 	}
 }
@@ -406,51 +565,61 @@ void kv_node_recv_app(struct kv_node *n, uint32_t from, const void *buf, size_t 
 
 static void serve_read(struct kv_node *n, struct kv_req *r);
 
+static void propose(struct kv_node *n, struct kv_req *r)
+{
+	struct kv_req *old;
+	int rv;
+
+	forget_proposal(n, r); /* one of another term: awaited no more, still uncertain */
+	raft_buf_ref(r->cmd); /* raft_propose takes one reference */
+	rv = raft_propose(n->raft, r->cmd, (uint32_t)r->cmd_len, &r->index, &r->term);
+	if (rv == RAFT_ETOOBIG) {
+		complete(n, r, abandon_status(r, KV_STATUS_BAD_REQUEST));
+		return;
+	}
+	if (rv != RAFT_OK) {
+		wait_leader(r, 0); /* busy (transfer, limit): retried on ticks */
+		return;
+	}
+	old = map_take(&n->props, r->index);
+	if (old) {
+		/* our earlier entry at this index was overwritten here, but another node may
+		 * still hold it and commit it as leader (Figure 8): its fate cannot be learned by
+		 * index any more */
+		old->proposed = false;
+		attempt_lost(n, old);
+	}
+	if (map_put(&n->props, r->index, r) != 0) {
+		r->uncertain++;
+		complete(n, r, KV_STATUS_UNKNOWN);
+		return;
+	}
+	r->proposed = true;
+	r->uncertain++;
+	r->state = RS_PROPOSED;
+	r->attempt_ms = now_ms(n);
+}
+
 static void start_write(struct kv_node *n, struct kv_req *r)
 {
 	struct raft_status st;
-	int rv;
 
 	raft_status(n->raft, &st);
 	if (st.role == RAFT_LEADER) {
-		raft_buf_ref(r->cmd); /* raft_propose takes one reference */
-		rv = raft_propose(n->raft, r->cmd, (uint32_t)r->cmd_len, &r->index, &r->term);
-		if (rv == RAFT_OK) {
-			struct kv_req *old = map_take(&n->props, r->index);
-			if (old) {
-				/* our earlier entry at this index was overwritten here, but another
-				 * node may still hold it and commit it as leader (Figure 8): its
-				 * fate cannot be learned by index any more */
-				old->state = RS_IDLE;
-				complete(n, old, KV_STATUS_UNKNOWN);
-			}
-			if (map_put(&n->props, r->index, r) != 0) {
-				r->state = RS_IDLE;
-				complete(n, r, KV_STATUS_UNKNOWN);
-				return;
-			}
-			r->state = RS_PROPOSED;
-			r->uncertain++;
-			return;
-		}
-		if (rv == RAFT_ETOOBIG) {
-			complete(n, r, KV_STATUS_BAD_REQUEST);
-			return;
-		}
-		r->state = RS_WAIT_LEADER; /* busy (transfer, limit): retried on ticks */
+		propose(n, r);
 		return;
 	}
 	if (r->internal) {
-		/* a forwarded request reached a node that is no longer leader: refuse it, the
+		/* a forwarded copy reached a node that is no longer leader: refuse it, the
 		 * forwarding node retries with the leader it learns of */
-		complete(n, r, KV_STATUS_NOT_APPLIED);
+		complete(n, r, abandon_status(r, KV_STATUS_NOT_APPLIED));
 		return;
 	}
 	if (st.leader) {
 		forward(n, r, st.leader);
 		return;
 	}
-	r->state = RS_WAIT_LEADER;
+	wait_leader(r, 0);
 }
 
 static void start_read(struct kv_node *n, struct kv_req *r)
@@ -501,16 +670,33 @@ static void apply_entry(struct kv_node *n, const struct raft_entry *e)
 		kv_result_release(&res);
 		return;
 	}
-	r->state = RS_IDLE;
+	r->proposed = false;
 	if (r->term != e->term) {
 		/* another entry was committed in our slot: ours never will be */
 		kv_result_release(&res);
 		if (r->uncertain > 0)
 			r->uncertain--;
-		complete(n, r, abandon_status(r, KV_STATUS_NOT_APPLIED));
+		if (!awaiting(r))
+			complete(n, r, abandon_status(r, KV_STATUS_NOT_APPLIED));
 		return;
 	}
 	r->result = res;
+	complete_applied(n, r);
+}
+
+/*
+ * An attempt of r was applied, r->result holding its result. A session the store did not know
+ * means that attempt changed nothing; the request certainly changed nothing only if no other
+ * attempt (still awaited, or forgotten) may have been applied before the session went: then
+ * the answer says so (OK, KV_ESESSION_EXPIRED) and the caller may send it again in a new
+ * session. Otherwise its outcome is unknown (kv/node.h, Expired sessions).
+ */
+static void complete_applied(struct kv_node *n, struct kv_req *r)
+{
+	if (r->has_session && r->result.status == KV_ESESSION_EXPIRED && r->uncertain > 1) {
+		complete(n, r, KV_STATUS_UNKNOWN);
+		return;
+	}
 	complete(n, r, KV_STATUS_OK);
 }
 
@@ -656,8 +842,9 @@ static void abandon_proposals_to(struct kv_node *n, uint64_t index)
 
 	for (r = n->pending.next; r != &n->pending; r = next) {
 		next = r->next;
-		if (r->state == RS_PROPOSED && r->index <= index) {
-			complete(n, r, KV_STATUS_UNKNOWN);
+		if (r->proposed && r->index <= index) {
+			forget_proposal(n, r);
+			attempt_lost(n, r);
 			next = n->pending.next;
 		}
 	}
@@ -861,6 +1048,10 @@ int kv_node_submit(struct kv_node *n, struct kv_req *req)
 	req->state = RS_IDLE;
 	req->deadline_ms = req->timeout_ms ? now_ms(n) + req->timeout_ms : 0;
 	req->uncertain = 0;
+	req->proposed = false;
+	req->n_copies = 0;
+	req->retry_ms = 0;
+	req->resend_ms = KV_NODE_RESEND_MS;
 	list_add(n, req);
 	if (!req->cmd || kv_cmd_decode(req->cmd, req->cmd_len, &cmd) != KV_OK) {
 		complete(n, req, KV_STATUS_BAD_REQUEST);
@@ -868,6 +1059,8 @@ int kv_node_submit(struct kv_node *n, struct kv_req *req)
 	}
 	req->op = cmd.op;
 	req->has_session = cmd.session != 0;
+	req->session = cmd.session;
+	req->seq = cmd.seq;
 	start(n, req);
 	kick(n);
 	return 0;
@@ -880,38 +1073,94 @@ void kv_node_cancel(struct kv_node *n, struct kv_req *req)
 	complete(n, req, abandon_status(req, KV_STATUS_NOT_APPLIED));
 }
 
-/* Retries what waits for a leader and ends what passed its deadline. */
-static void sweep(struct kv_node *n)
+static void sweep_read(struct kv_node *n, struct kv_req *r, uint32_t leader, uint64_t now)
 {
-	uint64_t now = now_ms(n);
-	uint32_t leader = kv_node_leader(n);
-	struct kv_req *r, *next;
+	if (r->state == RS_WAIT_LEADER) {
+		start_read(n, r);
+	} else if (r->state == RS_READ_INDEX &&
+	           (r->fwd_to != leader || now - r->attempt_ms >= KV_NODE_READ_RETRY_MS)) {
+		/* the leader asked is gone, or the answer is lost: ask again under a new ctx (an
+		 * answer to the old one is then ignored) */
+		map_take(&n->reads, r->key);
+		r->state = RS_IDLE;
+		start_read(n, r);
+	}
+}
 
-	for (r = n->pending.next; r != &n->pending; r = next) {
-		next = r->next;
-		if (r->deadline_ms && now >= r->deadline_ms) {
-			complete(n, r, abandon_status(r, KV_STATUS_NOT_APPLIED));
-			next = n->pending.next;
-			continue;
-		}
-		if (r->state == RS_WAIT_LEADER) {
-			start(n, r);
-		} else if (r->state == RS_READ_INDEX &&
-		           (r->fwd_to != leader || now - r->attempt_ms >= KV_NODE_READ_RETRY_MS)) {
-			/* the leader asked is gone, or the answer is lost: ask again under a new
-			 * ctx (an answer to the old one is then ignored) */
-			map_take(&n->reads, r->key);
-			r->state = RS_IDLE;
-			start_read(n, r);
-		} else if (
-		        r->state == RS_FORWARDED && leader && leader != r->fwd_to &&
-		        r->has_session) { /* the leader changed under a forwarded request: resending is safe, the
-			 * session applies a request at most once (the first attempt stays
-			 * uncertain); if the new leader is this node, it proposes */
-			map_take(&n->forwards, r->key);
-			r->state = RS_IDLE;
+/* A write that awaits answers: sent again when that is safe and due (kv/node.h, Sending again);
+ * one that cannot be ends when its answer is overdue. */
+static void sweep_write(struct kv_node *n, struct kv_req *r, const struct raft_status *st,
+                        uint64_t now)
+{
+	bool deposed = st->role != RAFT_LEADER || st->term != r->term;
+
+	switch (r->state) {
+	case RS_WAIT_LEADER:
+		if (now >= r->retry_ms)
+			start_write(n, r);
+		return;
+	case RS_FORWARDED:
+		if (!resendable(r)) {
+			if (now < r->answer_by_ms)
+				return;
+			/* its copy (or the answer) is lost, or the leader never answers */
+			while (r->n_copies > 0)
+				forget_copy(n, r, r->n_copies - 1);
+			attempt_lost(n, r);
+		} else if (st->leader && st->leader != r->fwd_to) {
+			/* the leader changed: at once (if the new leader is this node, it proposes) */
+			r->resend_ms = KV_NODE_RESEND_MS;
+			start_write(n, r);
+		} else if (now - r->attempt_ms >= r->resend_ms) {
+			r->resend_ms = r->resend_ms * 2 < KV_NODE_RESEND_MAX_MS
+			        ? r->resend_ms * 2
+			        : KV_NODE_RESEND_MAX_MS;
 			start_write(n, r);
 		}
+		return;
+	case RS_PROPOSED:
+		if (!deposed || r->internal)
+			return; /* a copy's sender sends again, not the leader it reached */
+		if (resendable(r)) {
+			/* the entry may still commit under the next leader, or be overwritten */
+			if (st->leader) {
+				r->resend_ms = KV_NODE_RESEND_MS;
+				start_write(n, r);
+			}
+		} else if (!r->deadline_ms && r->proposed &&
+		           raft_term_at(n->raft, r->index) != r->term) {
+			/* gone from this log, its index may not be applied for long: without a
+			 * deadline it would wait for that (another node may still commit it) */
+			forget_proposal(n, r);
+			attempt_lost(n, r);
+		}
+		return;
+	default:
+		return;
+	}
+}
+
+/* Retries what waits for a leader, sends again what may be lost, ends what passed its deadline.
+ * A callback may change the list: after any completion the walk starts again (each one removes a
+ * request, so that ends). */
+static void sweep(struct kv_node *n)
+{
+	uint64_t now = now_ms(n), done;
+	struct raft_status st;
+	struct kv_req *r, *next;
+
+	raft_status(n->raft, &st);
+	for (r = n->pending.next; r != &n->pending; r = next) {
+		next = r->next;
+		done = n->completed;
+		if (r->deadline_ms && now >= r->deadline_ms)
+			complete(n, r, abandon_status(r, KV_STATUS_NOT_APPLIED));
+		else if (kv_op_is_read(r->op))
+			sweep_read(n, r, st.leader, now);
+		else
+			sweep_write(n, r, &st, now);
+		if (n->completed != done)
+			next = n->pending.next;
 	}
 }
 
@@ -1163,5 +1412,6 @@ void kv_node_close(struct kv_node *n)
 	map_free(&n->props);
 	map_free(&n->reads);
 	map_free(&n->forwards);
+	map_free(&n->sessions);
 	free(n);
 }

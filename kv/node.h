@@ -27,6 +27,25 @@
  * certainly did not and will not take effect (no leader before the deadline, refused, a read that
  * timed out); KV_STATUS_UNKNOWN when it was proposed (or forwarded) but its fate was not learned
  * before the deadline; KV_STATUS_BAD_REQUEST; KV_STATUS_SHUTDOWN.
+ *
+ * Sending again. A forwarded frame or its answer can be lost (a link that breaks with it queued).
+ * A write with a session (cmd.session != 0) is sent again, with the same bytes, to the current
+ * leader when the leader changes and when no answer came for KV_NODE_RESEND_MS (then twice that,
+ * up to KV_NODE_RESEND_MAX_MS); so is one a deposed leader proposed. The session applies a
+ * (session, seq) once and answers every later copy from its record, so any copy's answer is the
+ * request's. A leader that gets a copy of a request it is still working on proposes nothing new.
+ * A write without a session (OpenSession included) is never sent again once a copy may have
+ * arrived: it ends UNKNOWN at its deadline, or when the copy's answer is overdue
+ * (KV_NODE_FORWARD_MAX_MS), whichever is first. A frame env.send_app refused was never sent: it
+ * is no attempt, and the request is tried again shortly, with or without a session. Reads are
+ * never forwarded (their read index is asked again after KV_NODE_READ_RETRY_MS).
+ *
+ * Expired sessions. The store answers a request on a session it does not know (expired, evicted,
+ * closed) with result.status KV_ESESSION_EXPIRED and applies nothing. The node passes that on as
+ * KV_STATUS_OK only when no other attempt of the request (an earlier copy, a proposal) may have
+ * been applied: then the request certainly was not, and the caller may send it again in a new
+ * session. Otherwise the answer is KV_STATUS_UNKNOWN: an earlier copy may have been applied
+ * before the session went, and the record that would tell is gone.
  */
 
 /*
@@ -115,10 +134,30 @@ struct kv_node_config {
  * wait forever. */
 #define KV_NODE_READ_RETRY_MS 1000u
 
+/* A session write sent to the leader (or proposed by a leader since deposed) whose answer has not
+ * come within this is sent again to the current leader, then after twice as long, up to
+ * KV_NODE_RESEND_MAX_MS: the frame or its answer may be lost (the session applies it once). */
+#define KV_NODE_RESEND_MS 500u
+#define KV_NODE_RESEND_MAX_MS 2000u
+/* The most a leader works on one forwarded copy of a request (the copy's REQ.timeout_ms when the
+ * request has a later deadline or none). A write without a session, which cannot be sent again,
+ * ends UNKNOWN once its copy's answer is this late: lost frames do not make it wait forever. */
+#define KV_NODE_FORWARD_MAX_MS 10000u
+
 void kv_node_config_default(struct kv_node_config *cfg);
 
 struct kv_req;
 typedef void (*kv_req_cb)(struct kv_req *req);
+
+/* Copies of one forwarded request whose answers are awaited; sending one more forgets the oldest
+ * (it may still be applied: the request stays uncertain). */
+#define KV_NODE_MAX_COPIES 4u
+
+/* One copy of a request sent to a leader (private to the node). */
+struct kv_req_copy {
+	uint64_t id; /* the frame id its answer carries */
+	uint32_t to;
+};
 
 struct kv_req {
 	void *data; /* the caller's */
@@ -138,15 +177,22 @@ struct kv_req {
 	uint8_t op;
 	bool has_session;
 	bool internal; /* forwarded from a peer: the node frees it */
+	bool proposed; /* a proposal of it is awaited at (index, term) */
+	uint64_t session, seq; /* the command's */
 	uint64_t deadline_ms;
-	uint64_t key; /* read ctx or forward id */
+	uint64_t key; /* read ctx */
 	uint64_t index; /* proposal index, or the read index */
 	uint64_t term; /* proposal term */
-	uint32_t fwd_from; /* internal: the peer and its frame id */
+	uint32_t fwd_from; /* internal: the peer and the frame id of its latest copy */
 	uint64_t fwd_id;
-	uint32_t fwd_to; /* forwarded to this leader; for a read: the leader asked */
-	uint64_t attempt_ms; /* when the current read index attempt began */
-	/* attempts (local proposals, forwards) whose fate is not known: while any exists, giving
+	uint32_t fwd_to; /* the leader the latest copy went to; for a read: the leader asked */
+	uint64_t attempt_ms; /* when the latest write attempt or read index attempt began */
+	uint64_t retry_ms; /* a write waiting for a leader is not tried again before this */
+	uint64_t resend_ms; /* a session write is sent again this long after its latest copy */
+	uint64_t answer_by_ms; /* the latest copy's answer is overdue after this */
+	unsigned n_copies;
+	struct kv_req_copy copies[KV_NODE_MAX_COPIES]; /* awaited, oldest first */
+	/* attempts (local proposals, copies) whose fate is not known: while any exists, giving
 	 * up answers UNKNOWN, never NOT_APPLIED */
 	unsigned uncertain;
 };

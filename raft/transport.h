@@ -24,8 +24,9 @@ struct bufferevent;
  * closed with a log line naming its remote address; the node keeps serving the others.
  *
  * Loss: a message to a peer that is not connected, or whose output queue is over
- * max_queue_bytes, is dropped and counted; messages queued on a connection that breaks are
- * lost. Raft retransmits, so nothing else is done about it.
+ * max_queue_bytes, is refused (RAFT_EBUSY), dropped and counted; messages queued on a connection
+ * that breaks are lost. Raft retransmits, so nothing else is done about it; application frames
+ * are the caller's to send again (the key/value node does: kv/node.h, Sending again).
  *
  * Threads: one. The transport lives in the caller's event loop; every function and callback
  * runs on the loop's thread. Callbacks may call raft_transport_send / send_app / stats, but

@@ -1797,6 +1797,553 @@ static void test_random_operations_with_partitions_and_crashes_converge_exactly_
 	       (unsigned long long)tot_crash, (unsigned long long)tot_snap);
 }
 
+/* --- forwarding: lost frames, copies, expired sessions ----------------------------------------- */
+
+static struct nodesim *cluster_sessions(unsigned n, uint64_t seed, uint64_t session_timeout_ms)
+{
+	struct nodesim_options o;
+	struct nodesim *s = NULL;
+	char err[256];
+
+	nodesim_options_default(&o, n, seed);
+	o.session_timeout_ms = session_timeout_ms;
+	if (nodesim_new(&o, &s, err, sizeof(err)) != 0) {
+		printf("\n  seed %llu: cannot build the cluster: %s\n", (unsigned long long)seed,
+		       err);
+		return NULL;
+	}
+	return s;
+}
+
+/* What an application-frame rule does to the frames of one type on one link (from, to: -1 for
+ * any node): the first `count` it sees after skipping `skip` get `verdict`, and so does every
+ * one it sees before until_ms; the others are delivered. */
+struct frame_rule {
+	struct nodesim *s;
+	int from, to;
+	uint8_t type; /* enum kv_proto_type */
+	unsigned skip, count;
+	uint64_t until_ms;
+	enum nodesim_verdict verdict;
+	unsigned seen, hit;
+};
+
+static enum nodesim_verdict apply_frame_rule(void *arg, unsigned from, unsigned to, const void *buf,
+                                             size_t len)
+{
+	struct frame_rule *fr = arg;
+	struct kv_proto_frame f;
+	const char *why;
+
+	if (kv_proto_decode(buf, len, &f, &why) != 0 || f.type != fr->type ||
+	    (fr->from >= 0 && (unsigned)fr->from != from) ||
+	    (fr->to >= 0 && (unsigned)fr->to != to))
+		return NODESIM_DELIVER;
+	fr->seen++;
+	if (nodesim_now(fr->s) < fr->until_ms ||
+	    (fr->seen > fr->skip && fr->seen <= fr->skip + fr->count)) {
+		fr->hit++;
+		return fr->verdict;
+	}
+	return NODESIM_DELIVER;
+}
+
+static void rule(struct frame_rule *fr, struct nodesim *s, int from, int to, uint8_t type,
+                 unsigned count, enum nodesim_verdict v)
+{
+	memset(fr, 0, sizeof(*fr));
+	fr->s = s;
+	fr->from = from;
+	fr->to = to;
+	fr->type = type;
+	fr->count = count;
+	fr->verdict = v;
+	nodesim_set_app_filter(s, apply_frame_rule, fr);
+}
+
+/* Times text occurs in key on node i (after convergence). */
+static unsigned copies_on(struct nodesim *s, unsigned i, const char *key, const char *text)
+{
+	size_t len;
+	bool exists;
+	void *v = local_value(s, i, key, &len, &exists);
+	unsigned k = count_in(v, len, text);
+
+	raft_buf_unref(v);
+	return k;
+}
+
+/* Every node holds text in key exactly `want` times. */
+static bool everywhere(struct nodesim *s, const char *key, const char *text, unsigned want,
+                       unsigned *node, unsigned *got)
+{
+	for (unsigned i = 0; i < nodesim_n(s); i++) {
+		*node = i;
+		*got = copies_on(s, i, key, text);
+		if (*got != want)
+			return false;
+	}
+	return true;
+}
+
+static int open_session(struct nodesim *s, unsigned via, uint64_t *session)
+{
+	struct nodesim_req o = {0};
+	int st = op(s, via, KV_OP_OPEN_SESSION, NULL, NULL, &o);
+
+	*session = st == KV_STATUS_OK && o.req.result.status == KV_OK ? o.req.result.session : 0;
+	nodesim_req_release(&o);
+	return *session ? 0 : -1;
+}
+
+static int submit_session(struct nodesim *s, unsigned via, int opcode, const char *key,
+                          const char *data, uint64_t session, uint64_t seq, uint64_t timeout_ms,
+                          struct nodesim_req *r)
+{
+	struct kv_cmd c;
+
+	nodesim_cmd(s, &c, opcode, key, data);
+	c.session = session;
+	c.seq = seq;
+	return nodesim_submit(s, via, &c, timeout_ms, r);
+}
+
+/*
+ * Issue 15: a follower forwards a write to the leader and the frame is lost (a link that breaks
+ * with the frame queued). Nothing sent it again until the leader changed: the write waited out its
+ * deadline (a mount's 30 s) and ended UNKNOWN, and without a deadline (a hard mount) it waited
+ * forever. A session write is sent again after KV_NODE_RESEND_MS; the session applies it once.
+ */
+static void test_a_forwarded_session_write_whose_frame_is_lost_is_sent_again_and_applied_once(void)
+{
+	uint64_t seed = test_seed(120);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	struct frame_rule fr;
+	uint64_t session = 0;
+	unsigned node, got;
+	int l, f;
+
+	TEST(test_a_forwarded_session_write_whose_frame_is_lost_is_sent_again_and_applied_once);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	for (uint64_t seq = 1; seq <= 2; seq++) {
+		/* seq 1 with a mount's deadline, seq 2 without one */
+		uint64_t timeout = seq == 1 ? 30000 : 0;
+		rule(&fr, s, f, l, KV_PROTO_REQ, 1, NODESIM_DROP);
+		REQUIRE(submit_session(s, (unsigned)f, KV_OP_APPEND, "lost",
+		                       seq == 1 ? "<one>" : "<two>", session, seq, timeout,
+		                       &r) == 0,
+		        "%s", "submit");
+		REQUIRE(nodesim_wait(s, &r, KV_NODE_RESEND_MS + 1000),
+		        "seq %llu: no answer %u ms after a lost forward", (unsigned long long)seq,
+		        KV_NODE_RESEND_MS + 1000);
+		REQUIRE(fr.hit == 1, "%u frames dropped", fr.hit);
+		REQUIRE(r.req.status == KV_STATUS_OK && r.req.result.status == KV_OK,
+		        "seq %llu: %s / %s", (unsigned long long)seq, status_name(r.req.status),
+		        kv_strerror(r.req.result.status));
+	}
+	nodesim_set_app_filter(s, NULL, NULL);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE(everywhere(s, "lost", "<one>", 1, &node, &got), "node %u holds <one> %u times",
+	        node + 1, got);
+	REQUIRE(everywhere(s, "lost", "<two>", 1, &node, &got), "node %u holds <two> %u times",
+	        node + 1, got);
+	REQUIRE_SAFE();
+out:
+	nodesim_set_app_filter(s, NULL, NULL);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/* The same with the leader's answer lost: the write was applied, its answer never came. */
+static void
+test_a_session_write_whose_answer_is_lost_is_sent_again_and_answered_from_the_session(void)
+{
+	uint64_t seed = test_seed(121);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	struct frame_rule fr;
+	uint64_t session = 0;
+	unsigned node, got;
+	int l, f;
+
+	TEST(test_a_session_write_whose_answer_is_lost_is_sent_again_and_answered_from_the_session);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	rule(&fr, s, l, f, KV_PROTO_RESP, 1, NODESIM_DROP);
+	REQUIRE(submit_session(s, (unsigned)f, KV_OP_APPEND, "answer", "<once>", session, 1, 0,
+	                       &r) == 0,
+	        "%s", "submit");
+	REQUIRE(nodesim_wait(s, &r, KV_NODE_RESEND_MS + 1000),
+	        "no answer %u ms after a lost answer", KV_NODE_RESEND_MS + 1000);
+	REQUIRE(fr.hit == 1, "%u answers dropped", fr.hit);
+	REQUIRE(r.req.status == KV_STATUS_OK && r.req.result.status == KV_OK, "%s / %s",
+	        status_name(r.req.status), kv_strerror(r.req.result.status));
+	nodesim_set_app_filter(s, NULL, NULL);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE(everywhere(s, "answer", "<once>", 1, &node, &got), "node %u holds <once> %u times",
+	        node + 1, got);
+	REQUIRE_SAFE();
+out:
+	nodesim_set_app_filter(s, NULL, NULL);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/*
+ * A write without a session cannot be sent again once a copy may have arrived (it would be
+ * applied twice): its outcome stays unknown, and it ends UNKNOWN at its deadline, or without
+ * one once the copy's answer is overdue (KV_NODE_FORWARD_MAX_MS), not never.
+ */
+static void
+test_a_forwarded_write_without_session_whose_frame_is_lost_ends_unknown_unsent_again(void)
+{
+	uint64_t seed = test_seed(122);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	struct frame_rule fr;
+	struct kv_cmd c;
+	unsigned node, got;
+	int l, f;
+
+	TEST(test_a_forwarded_write_without_session_whose_frame_is_lost_ends_unknown_unsent_again);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	for (int k = 0; k < 2; k++) {
+		uint64_t timeout = k == 0 ? 1500 : 0;
+		rule(&fr, s, f, l, KV_PROTO_REQ, 1, NODESIM_DROP);
+		nodesim_cmd(s, &c, KV_OP_APPEND, "nosession", "<lost>");
+		REQUIRE(nodesim_submit(s, (unsigned)f, &c, timeout, &r) == 0, "%s", "submit");
+		REQUIRE(nodesim_wait(s, &r, KV_NODE_FORWARD_MAX_MS + 1000),
+		        "attempt %d (timeout %llu): no answer", k, (unsigned long long)timeout);
+		REQUIRE(r.req.status == KV_STATUS_UNKNOWN, "attempt %d: %s", k,
+		        status_name(r.req.status));
+		REQUIRE(fr.seen == 1, "attempt %d: the write was sent %u times", k, fr.seen);
+		if (timeout)
+			REQUIRE(r.done_ms - r.submitted_ms >= timeout, "answered after %llu ms",
+			        (unsigned long long)(r.done_ms - r.submitted_ms));
+	}
+	nodesim_set_app_filter(s, NULL, NULL);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE(everywhere(s, "nosession", "<lost>", 0, &node, &got),
+	        "node %u holds the lost write %u times", node + 1, got);
+	REQUIRE_SAFE();
+out:
+	nodesim_set_app_filter(s, NULL, NULL);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/*
+ * A frame the transport refused (peer not connected, queue full: EBUSY) was never sent: the
+ * request is not uncertain for it, and it is tried again, with or without a session. Before,
+ * the refusal was ignored: the write waited for an answer that could not come and ended UNKNOWN.
+ */
+static void test_a_refused_forward_is_not_an_attempt_and_is_tried_again(void)
+{
+	uint64_t seed = test_seed(123);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	struct frame_rule fr;
+	struct kv_cmd c;
+	unsigned node, got;
+	int l, f;
+
+	TEST(test_a_refused_forward_is_not_an_attempt_and_is_tried_again);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	/* refused three times, then sent: applied, once */
+	rule(&fr, s, f, l, KV_PROTO_REQ, 3, NODESIM_REFUSE);
+	nodesim_cmd(s, &c, KV_OP_APPEND, "refused", "<sent>");
+	REQUIRE(nodesim_submit(s, (unsigned)f, &c, 2000, &r) == 0, "%s", "submit");
+	REQUIRE(nodesim_wait(s, &r, 2000), "%s", "no answer");
+	REQUIRE(fr.hit == 3, "%u frames refused", fr.hit);
+	REQUIRE(r.req.status == KV_STATUS_OK && r.req.result.status == KV_OK,
+	        "a write whose first sends were refused: %s", status_name(r.req.status));
+	/* refused until its deadline: certainly not applied */
+	rule(&fr, s, f, l, KV_PROTO_REQ, 0, NODESIM_REFUSE);
+	fr.until_ms = UINT64_MAX;
+	nodesim_cmd(s, &c, KV_OP_APPEND, "refused", "<never>");
+	REQUIRE(nodesim_submit(s, (unsigned)f, &c, 600, &r) == 0, "%s", "submit");
+	REQUIRE(nodesim_wait(s, &r, 1000), "%s", "no answer");
+	REQUIRE(fr.hit > 1, "refused %u times", fr.hit);
+	REQUIRE(r.req.status == KV_STATUS_NOT_APPLIED, "a write never sent: %s",
+	        status_name(r.req.status));
+	nodesim_set_app_filter(s, NULL, NULL);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE(everywhere(s, "refused", "<sent>", 1, &node, &got), "node %u holds <sent> %u times",
+	        node + 1, got);
+	REQUIRE(everywhere(s, "refused", "<never>", 0, &node, &got),
+	        "node %u holds <never> %u times", node + 1, got);
+	REQUIRE_SAFE();
+out:
+	nodesim_set_app_filter(s, NULL, NULL);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/* Drops the AppendEntries that carry entries (heartbeats pass: no election), for a while. */
+static bool starve_entries(void *arg, unsigned from, unsigned to, const struct raft_msg *m)
+{
+	struct starve *sv = arg;
+
+	(void)from;
+	(void)to;
+	return m && m->type == RAFT_MSG_APPEND && m->u.append.n_entries > 0 &&
+	        nodesim_now(sv->s) < sv->until_ms;
+}
+
+/*
+ * Copies of one session write that reach the leader while it still works on the first (it cannot
+ * commit: its followers get no entries) are not proposed again: one entry, one answer, applied
+ * once.
+ */
+static void test_copies_of_a_write_reaching_a_slow_leader_are_proposed_once(void)
+{
+	uint64_t seed = test_seed(124);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	struct kv_proto_node_status before, after;
+	struct frame_rule fr;
+	struct starve sv;
+	uint64_t session = 0;
+	unsigned node, got;
+	int l, f;
+
+	TEST(test_copies_of_a_write_reaching_a_slow_leader_are_proposed_once);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	nodesim_status(s, (unsigned)l, &before);
+	sv.s = s;
+	sv.until_ms = nodesim_now(s) + 3 * KV_NODE_RESEND_MS + 200;
+	nodesim_set_filter(s, starve_entries, &sv);
+	rule(&fr, s, f, l, KV_PROTO_REQ, 0, NODESIM_DELIVER); /* counts the copies */
+	REQUIRE(submit_session(s, (unsigned)f, KV_OP_APPEND, "slow", "<once>", session, 1, 0, &r) ==
+	                0,
+	        "%s", "submit");
+	REQUIRE(nodesim_wait(s, &r, 3 * KV_NODE_RESEND_MS + 2000), "%s", "no answer");
+	REQUIRE(r.req.status == KV_STATUS_OK && r.req.result.status == KV_OK, "%s / %s",
+	        status_name(r.req.status), kv_strerror(r.req.result.status));
+	REQUIRE(fr.seen >= 2, "sent %u times while the leader could not commit (test premise)",
+	        fr.seen);
+	nodesim_set_filter(s, NULL, NULL);
+	nodesim_set_app_filter(s, NULL, NULL);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	nodesim_status(s, (unsigned)l, &after);
+	REQUIRE(after.term == before.term, "%s", "the leader changed (test premise)");
+	REQUIRE(after.last_index == before.last_index + 1, "%u copies made %llu entries", fr.seen,
+	        (unsigned long long)(after.last_index - before.last_index));
+	REQUIRE(everywhere(s, "slow", "<once>", 1, &node, &got), "node %u holds <once> %u times",
+	        node + 1, got);
+	REQUIRE_SAFE();
+out:
+	nodesim_set_filter(s, NULL, NULL);
+	nodesim_set_app_filter(s, NULL, NULL);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/* Drops every Raft message node `to` sends (its application frames pass). */
+static bool mute_raft_of(void *arg, unsigned from, unsigned to, const struct raft_msg *m)
+{
+	(void)to;
+	return m && from == *(unsigned *)arg;
+}
+
+/*
+ * A session write proposed by a leader that is deposed before it commits is sent to the next
+ * leader (the entry may still commit or be overwritten: the session applies it once either way),
+ * instead of waiting for its index to be applied, which needs more writes to happen.
+ */
+static void test_a_session_write_of_a_deposed_leader_is_sent_to_the_next_one(void)
+{
+	uint64_t seed = test_seed(125);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	struct kv_proto_node_status st;
+	uint64_t session = 0, watch[2];
+	unsigned node, got, muted;
+	int l, l2;
+
+	TEST(test_a_session_write_of_a_deposed_leader_is_sent_to_the_next_one);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	REQUIRE(open_session(s, (unsigned)l, &session) == 0, "%s", "open session");
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	muted = (unsigned)l;
+	nodesim_set_filter(s, mute_raft_of, &muted);
+	nodesim_status(s, (unsigned)l, &st);
+	watch[0] = (uint64_t)l;
+	watch[1] = st.last_index;
+	REQUIRE(submit_session(s, (unsigned)l, KV_OP_APPEND, "deposed", "<once>", session, 1, 0,
+	                       &r) == 0,
+	        "%s", "submit");
+	REQUIRE(nodesim_run_until(s, index_grew, watch, 500), "%s", "never proposed");
+	/* the others elect a leader; its heartbeats reach l, which follows it */
+	REQUIRE(nodesim_wait(s, &r, LEADER_MS + 2 * KV_NODE_RESEND_MS), "%s",
+	        "the write of a deposed leader was never answered");
+	REQUIRE(r.req.status == KV_STATUS_OK && r.req.result.status == KV_OK, "%s / %s",
+	        status_name(r.req.status), kv_strerror(r.req.result.status));
+	l2 = nodesim_leader(s);
+	REQUIRE(l2 >= 0 && l2 != l, "leader %d (test premise: a new one)", l2 + 1);
+	nodesim_set_filter(s, NULL, NULL);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE(everywhere(s, "deposed", "<once>", 1, &node, &got), "node %u holds <once> %u times",
+	        node + 1, got);
+	REQUIRE_SAFE();
+out:
+	nodesim_set_filter(s, NULL, NULL);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/*
+ * A session the store no longer knows when the FIRST copy of a request arrives: that request was
+ * certainly not applied, and the answer says so (OK with KV_ESESSION_EXPIRED; kv/node.h), so the
+ * caller may send it again in a new session.
+ */
+static void test_a_write_on_an_expired_session_is_answered_certainly_not_applied(void)
+{
+	uint64_t seed = test_seed(126);
+	struct nodesim *s = cluster_sessions(3, seed, 2000);
+	struct nodesim_req r = {0};
+	uint64_t session = 0;
+	unsigned node, got;
+	int l, f, st;
+
+	TEST(test_a_write_on_an_expired_session_is_answered_certainly_not_applied);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	nodesim_run_for(s, 2500);
+	st = op(s, (unsigned)l, KV_OP_PUT, "clock", "moves", &r); /* log time moves on */
+	REQUIRE(st == KV_STATUS_OK, "put: %s", status_name(st));
+	for (unsigned via = 0; via < 3; via++) {
+		st = session_op(s, via, KV_OP_APPEND, "expired", "<never>", session, 1, &r);
+		REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_ESESSION_EXPIRED,
+		        "through node %u: %s / %s", via + 1, status_name(st),
+		        kv_strerror(r.req.result.status));
+	}
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE(everywhere(s, "expired", "<never>", 0, &node, &got),
+	        "node %u holds <never> %u times", node + 1, got);
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/* A leader other than the nodes of mask, that the nodes it reaches follow. */
+static bool leader_outside(struct nodesim *s, void *arg)
+{
+	unsigned mask = *(unsigned *)arg;
+	int l = nodesim_leader(s);
+	struct kv_proto_node_status ls, st;
+
+	if (l < 0 || (mask >> l) & 1)
+		return false;
+	nodesim_status(s, (unsigned)l, &ls);
+	if (ls.commit != ls.last_index)
+		return false;
+	for (unsigned i = 0; i < nodesim_n(s); i++) {
+		if ((mask >> i) & 1 || !nodesim_up(s, i))
+			continue;
+		nodesim_status(s, i, &st);
+		if (st.leader != ls.id)
+			return false;
+	}
+	return true;
+}
+
+static bool holds_text(struct nodesim *s, void *arg)
+{
+	const char **kt = arg; /* node index as text, key, text */
+
+	return copies_on(s, (unsigned)atoi(kt[0]), kt[1], kt[2]) > 0;
+}
+
+/*
+ * Issue 15: a write was applied through its first copy, whose answer was lost; when a later copy
+ * reached the next leader the session had expired, and that copy's "session expired" was passed
+ * on as the request's answer: the FUSE layer then sent the write again in a new session and it was
+ * applied twice. Now the answer is UNKNOWN: an earlier copy may have been applied.
+ */
+static void test_session_expired_after_an_unanswered_copy_is_unknown_not_a_refusal(void)
+{
+	uint64_t seed = test_seed(127);
+	struct nodesim *s = cluster_sessions(5, seed, 2000);
+	struct nodesim_req r = {0}, p = {0};
+	struct frame_rule fr;
+	uint64_t session = 0;
+	char lname[16];
+	const char *kt[3] = {lname, "expiry", "<x>"};
+	unsigned node, got, cut;
+	int l, f, b, st;
+
+	TEST(test_session_expired_after_an_unanswered_copy_is_unknown_not_a_refusal);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	snprintf(lname, sizeof(lname), "%d", l);
+	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	/* the write is applied by the leader; its answers to f are lost */
+	rule(&fr, s, l, f, KV_PROTO_RESP, 0, NODESIM_DROP);
+	fr.until_ms = UINT64_MAX;
+	REQUIRE(submit_session(s, (unsigned)f, KV_OP_APPEND, "expiry", "<x>", session, 1, 30000,
+	                       &r) == 0,
+	        "%s", "submit");
+	REQUIRE(nodesim_run_until(s, holds_text, kt, 2000), "%s", "never applied on the leader");
+	/* f and the leader are cut off; the other three elect a leader, whose log time passes the
+	 * session's expiry */
+	nodesim_isolate(s, (unsigned)f);
+	nodesim_isolate(s, (unsigned)l);
+	cut = 1u << l | 1u << f;
+	REQUIRE(nodesim_run_until(s, leader_outside, &cut, LEADER_MS), "%s",
+	        "no leader among the other three");
+	b = nodesim_leader(s);
+	nodesim_run_for(s, 2500);
+	st = op(s, (unsigned)b, KV_OP_PUT, "clock", "moves", &p);
+	REQUIRE(st == KV_STATUS_OK, "put on the new leader: %s", status_name(st));
+	/* f comes back and sends the write to the new leader: the session is gone */
+	nodesim_heal(s);
+	nodesim_isolate(s, (unsigned)l);
+	nodesim_set_app_filter(s, NULL, NULL);
+	REQUIRE(nodesim_wait(s, &r, LEADER_MS + 2 * KV_NODE_RESEND_MAX_MS), "%s", "no answer");
+	REQUIRE(!(r.req.status == KV_STATUS_OK && r.req.result.status == KV_ESESSION_EXPIRED), "%s",
+	        "a write that was applied was answered 'session expired' (not applied)");
+	REQUIRE(r.req.status == KV_STATUS_UNKNOWN, "%s / %s", status_name(r.req.status),
+	        r.req.status == KV_STATUS_OK ? kv_strerror(r.req.result.status) : "-");
+	nodesim_heal(s);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE(everywhere(s, "expiry", "<x>", 1, &node, &got), "node %u holds <x> %u times",
+	        node + 1, got);
+	REQUIRE_SAFE();
+out:
+	nodesim_set_app_filter(s, NULL, NULL);
+	nodesim_req_release(&r);
+	nodesim_req_release(&p);
+	nodesim_free(s);
+}
+
 /* --- registration ------------------------------------------------------------------------------- */
 
 static CU_TestInfo basic_tests[] = {
@@ -1850,6 +2397,26 @@ static CU_TestInfo fault_tests[] = {
         CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo forward_tests[] = {
+        {"test_a_forwarded_session_write_whose_frame_is_lost_is_sent_again_and_applied_once",
+         test_a_forwarded_session_write_whose_frame_is_lost_is_sent_again_and_applied_once},
+        {"test_a_session_write_whose_answer_is_lost_is_sent_again_and_answered_from_the_session",
+         test_a_session_write_whose_answer_is_lost_is_sent_again_and_answered_from_the_session},
+        {"test_a_forwarded_write_without_session_whose_frame_is_lost_ends_unknown_unsent_again",
+         test_a_forwarded_write_without_session_whose_frame_is_lost_ends_unknown_unsent_again},
+        {"test_a_refused_forward_is_not_an_attempt_and_is_tried_again",
+         test_a_refused_forward_is_not_an_attempt_and_is_tried_again},
+        {"test_copies_of_a_write_reaching_a_slow_leader_are_proposed_once",
+         test_copies_of_a_write_reaching_a_slow_leader_are_proposed_once},
+        {"test_a_session_write_of_a_deposed_leader_is_sent_to_the_next_one",
+         test_a_session_write_of_a_deposed_leader_is_sent_to_the_next_one},
+        {"test_a_write_on_an_expired_session_is_answered_certainly_not_applied",
+         test_a_write_on_an_expired_session_is_answered_certainly_not_applied},
+        {"test_session_expired_after_an_unanswered_copy_is_unknown_not_a_refusal",
+         test_session_expired_after_an_unanswered_copy_is_unknown_not_a_refusal},
+        CU_TEST_INFO_NULL,
+};
+
 static CU_TestInfo random_tests[] = {
         {"test_random_operations_with_partitions_and_crashes_converge_exactly_once",
          test_random_operations_with_partitions_and_crashes_converge_exactly_once},
@@ -1859,6 +2426,7 @@ static CU_TestInfo random_tests[] = {
 static CU_SuiteInfo suites[] = {
         {"kv_node", NULL, NULL, NULL, NULL, basic_tests},
         {"kv_node_faults", NULL, NULL, NULL, NULL, fault_tests},
+        {"kv_node_forward", NULL, NULL, NULL, NULL, forward_tests},
         {"kv_node_random", NULL, NULL, NULL, NULL, random_tests},
         CU_SUITE_INFO_NULL,
 };

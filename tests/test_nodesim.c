@@ -25,6 +25,10 @@
  * unknown (no definite answer: it may take effect any time after its call, or never), or failed
  * (every attempt certainly not applied). A read without an answer is left out.
  *
+ * A quarter of the write attempts have no deadline (a hard mount): one whose frame or answer is
+ * lost must still end, once the network heals. In every mix but the clean one the nemesis may
+ * also lose and refuse application frames (forwarded requests and their answers).
+ *
  * A fault phase under one mix, then: heal, restart every crashed node, let the clerks finish,
  * wait until every replica applied the same index; then every node is read for every key (those
  * reads are in the history too, so every acknowledged write must be visible), every replica's
@@ -84,6 +88,7 @@ struct run_stats {
 	uint64_t ok, unknown, failed, reads_dropped, attempts, crashes, snapshots, events_ms;
 	uint64_t local_snapshots; /* background snapshots the nodes started */
 	uint64_t history_ops;
+	uint64_t hard_attempts;
 };
 
 struct run {
@@ -222,7 +227,11 @@ static bool clerk_attempt(struct run *t, struct clerk *cl)
 {
 	int node = pick_node(t, cl->last_node);
 	uint64_t timeout = 100 + rnd(t, 400);
+	bool hard =
+	        (cl->op == OP_PUT || cl->op == OP_APPEND || cl->op == OP_DELETE) && rnd(t, 4) == 0;
 
+	if (hard)
+		timeout = 0;
 	if (node < 0 ||
 	    nodesim_submit_bytes(t->s, (unsigned)node, cl->cmd, cl->cmd_len, timeout, &cl->r) !=
 	            0) {
@@ -233,6 +242,7 @@ static bool clerk_attempt(struct run *t, struct clerk *cl)
 	cl->last_node = node;
 	cl->attempts++;
 	t->st.attempts++;
+	t->st.hard_attempts += hard;
 	trace(t, "clerk %u %s k%d %s seq %llu: attempt %u on n%d (timeout %llums)", cl->id,
 	      op_name(cl->op), cl->key, cl->value, (unsigned long long)cl->seq, cl->attempts,
 	      node + 1, (unsigned long long)timeout);
@@ -508,11 +518,24 @@ static void fault_disk(struct run *t)
 	}
 }
 
+/* Forwarded requests and their answers lost or refused (kv/node.h, Sending again). */
+static void fault_app_frames(struct run *t)
+{
+	unsigned drop = rnd(t, 3) ? (unsigned)rnd(t, 300) : 0;
+	unsigned refuse = rnd(t, 2) ? (unsigned)rnd(t, 200) : 0;
+
+	nodesim_set_app_faults(t->s, drop, refuse);
+	trace(t, "nemesis: application frames: %u per mille lost, %u refused", drop, refuse);
+}
+
 static void nemesis(struct run *t)
 {
 	static void (*const all[])(struct run *) = {fault_network, fault_partition, fault_one_way,
 	                                            fault_crash, fault_disk};
+	uint64_t pick = t->mix == MIX_CLEAN ? 100 : rnd(t, 100);
 
+	if (pick < 15)
+		fault_app_frames(t);
 	switch (t->mix) {
 	case MIX_CLEAN:
 		break;
@@ -543,6 +566,7 @@ static bool heal_all(struct run *t)
 {
 	nodesim_heal(t->s);
 	nodesim_set_drop(t->s, 0);
+	nodesim_set_app_faults(t->s, 0, 0);
 	nodesim_disarm_faults(t->s);
 	nodesim_unstall(t->s);
 	for (unsigned i = 0; i < t->n; i++)
@@ -795,6 +819,7 @@ static unsigned run_mix(enum mix mix, uint64_t first, unsigned count)
 		tot.reads_dropped += t->st.reads_dropped;
 		tot.attempts += t->st.attempts;
 		tot.history_ops += t->st.history_ops;
+		tot.hard_attempts += t->st.hard_attempts;
 		run_free(t);
 		tot.crashes += t->st.crashes;
 		tot.snapshots += t->st.snapshots;
@@ -806,12 +831,14 @@ static unsigned run_mix(enum mix mix, uint64_t first, unsigned count)
 	dt = now_s() - t0;
 	printf("\n  nodesim %-9s %4u seeds in %6.2fs (%6.1f seeds/s): %llu ops ok, %llu unknown, "
 	       "%llu failed, %llu reads dropped, %llu attempts, %llu history ops, %llu crashes, "
-	       "%llu snapshots installed, %llu taken in the background",
+	       "%llu snapshots installed, %llu taken in the background, %llu attempts without a "
+	       "deadline",
 	       mix_names[mix], count, dt, count / (dt > 0 ? dt : 1e-9), (unsigned long long)tot.ok,
 	       (unsigned long long)tot.unknown, (unsigned long long)tot.failed,
 	       (unsigned long long)tot.reads_dropped, (unsigned long long)tot.attempts,
 	       (unsigned long long)tot.history_ops, (unsigned long long)tot.crashes,
-	       (unsigned long long)tot.snapshots, (unsigned long long)tot.local_snapshots);
+	       (unsigned long long)tot.snapshots, (unsigned long long)tot.local_snapshots,
+	       (unsigned long long)tot.hard_attempts);
 	fflush(stdout);
 	return failures;
 }

@@ -48,8 +48,8 @@
  * which also gives a thread its one-request-at-a-time ordering). Different clerks share nothing.
  * The clerk never raises SIGPIPE (it sends with MSG_NOSIGNAL).
  *
- * Time: commands carry time_ms from the clerk's CLOCK_REALTIME (the proposer's clock, kv/cmd.h);
- * deadlines use CLOCK_MONOTONIC.
+ * Time: commands carry time_ms from the clerk's CLOCK_REALTIME, which the leader replaces with its
+ * own stamp (kv/node.h, Time); deadlines use CLOCK_MONOTONIC.
  */
 
 #define KV_CLERK_DEFAULT_TIMEOUT_MS 10000u

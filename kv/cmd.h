@@ -16,6 +16,7 @@
  *
  *   u8 version (KV_CMD_VERSION)  u8 op (enum kv_op)
  *   u64 session  u64 seq  u64 time_ms  u32 uid  u32 gid  u32 mode
+ *   (time_ms is the leader's: whatever the sender put there is replaced when it is proposed)
  *   then the fields the op carries, in this order (see kv_op_fields()):
  *     KEY     u16 len (<= KV_MAX_KEY_BYTES), len bytes
  *     KEY2    u16 len (<= KV_MAX_KEY_BYTES), len bytes           Rename destination
@@ -153,7 +154,7 @@ struct kv_cmd {
 	uint8_t op; /* enum kv_op */
 	uint64_t session;
 	uint64_t seq;
-	uint64_t time_ms; /* proposer's clock, ms since the epoch */
+	uint64_t time_ms; /* ms since the epoch: the leader's clock, stamped when proposed */
 	uint32_t uid; /* caller; new keys are owned by uid/gid */
 	uint32_t gid;
 	uint32_t mode; /* permission bits of a new key (07777) */

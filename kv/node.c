@@ -52,6 +52,10 @@ struct kv_node {
 	 * incarnation of this node (before a crash) must not match this one's requests */
 	uint64_t next_key;
 	uint32_t reads_waiting; /* requests in RS_READ_APPLY */
+	/* the leader's clock (kv/node.h, Time): the wall clock at open with the monotonic clock
+	 * then, and the last stamp */
+	uint64_t wall0_ms, mono0_ms, last_stamp_ms;
+	bool clock_capped; /* the wall clock is further ahead than followed (logged once) */
 	uint64_t completed; /* requests completed so far (sweep notices callbacks) */
 	uint64_t log_bytes; /* written to the log since the last snapshot */
 	/* the background snapshot (env.snapshot_start), at most one */
@@ -561,6 +565,35 @@ void kv_node_recv_app(struct kv_node *n, uint32_t from, const void *buf, size_t 
 		nlog(n, 2, "frame of type %u from node %u ignored", f.type, from);
 }
 
+/* --- the leader's clock ------------------------------------------------------------------------- */
+
+/* The time this node stamps into a command it proposes (kv/node.h, Time). */
+static uint64_t stamp_ms(struct kv_node *n)
+{
+	uint64_t wall = n->env.realtime_ms(n->env.ctx), mono = now_ms(n);
+	uint64_t cap = n->wall0_ms + (mono - n->mono0_ms) + KV_NODE_CLOCK_STEP_MAX_MS;
+	uint64_t floor = kv_store_now_ms(n->store), t = wall;
+
+	if (wall > cap) {
+		if (!n->clock_capped)
+			nlog(n, 2,
+			     "the wall clock is %llu ms ahead of where it was at start: the time "
+			     "stamped runs on from %u ms ahead of that",
+			     (unsigned long long)(wall - cap + KV_NODE_CLOCK_STEP_MAX_MS),
+			     KV_NODE_CLOCK_STEP_MAX_MS);
+		n->clock_capped = true;
+		t = cap;
+	} else {
+		n->clock_capped = false;
+	}
+	if (floor < n->last_stamp_ms)
+		floor = n->last_stamp_ms;
+	if (t < floor)
+		t = floor; /* never behind the log */
+	n->last_stamp_ms = t;
+	return t;
+}
+
 /* --- starting requests -------------------------------------------------------------------------- */
 
 static void serve_read(struct kv_node *n, struct kv_req *r);
@@ -571,6 +604,14 @@ static void propose(struct kv_node *n, struct kv_req *r)
 	int rv;
 
 	forget_proposal(n, r); /* one of another term: awaited no more, still uncertain */
+	if (!r->stamped) {
+		/* once: the bytes of a proposal are a log entry's, never rewritten after */
+		if (kv_cmd_set_time(r->cmd, r->cmd_len, stamp_ms(n)) != KV_OK) {
+			complete(n, r, abandon_status(r, KV_STATUS_BAD_REQUEST));
+			return;
+		}
+		r->stamped = true;
+	}
 	raft_buf_ref(r->cmd); /* raft_propose takes one reference */
 	rv = raft_propose(n->raft, r->cmd, (uint32_t)r->cmd_len, &r->index, &r->term);
 	if (rv == RAFT_ETOOBIG) {
@@ -1049,6 +1090,7 @@ int kv_node_submit(struct kv_node *n, struct kv_req *req)
 	req->deadline_ms = req->timeout_ms ? now_ms(n) + req->timeout_ms : 0;
 	req->uncertain = 0;
 	req->proposed = false;
+	req->stamped = false;
 	req->n_copies = 0;
 	req->retry_ms = 0;
 	req->resend_ms = KV_NODE_RESEND_MS;
@@ -1328,6 +1370,8 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
 	n->cfg = *cfg;
 	n->env = *env;
 	n->next_key = (env->random(env->ctx) >> 2) | 1u; /* never wraps to 0 */
+	n->wall0_ms = env->realtime_ms(env->ctx);
+	n->mono0_ms = env->now_ms(env->ctx);
 	n->pending.next = n->pending.prev = &n->pending;
 	if (!cfg->dir || strlen(cfg->dir) >= sizeof(n->dir)) {
 		snprintf(err, err_len, "bad data directory");

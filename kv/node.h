@@ -46,6 +46,15 @@
  * been applied: then the request certainly was not, and the caller may send it again in a new
  * session. Otherwise the answer is KV_STATUS_UNKNOWN: an earlier copy may have been applied
  * before the session went, and the record that would tell is gone.
+ *
+ * Time. The leader stamps time_ms into every command it proposes (kv_cmd_set_time, in req->cmd
+ * itself: see struct kv_req), so a client's or a follower's clock never reaches the log (DESIGN.md
+ * 9). The stamp is the node's wall clock (env.realtime_ms), clamped: never behind the log time
+ * the node knows (the store's, and its own last stamp), so the log time never goes back; and never
+ * more than KV_NODE_CLOCK_STEP_MAX_MS ahead of the wall clock as it was at kv_node_open carried
+ * on by env.now_ms, so a wall clock that jumps ahead while the node runs (hours, say) moves the
+ * log time at most that much and expires no session for it. A wall clock behind the log time
+ * only holds the log time still while that node leads. Stepping back is always followed.
  */
 
 /*
@@ -78,7 +87,7 @@ struct kv_node_env {
 	uint64_t (*random)(void *ctx);
 	uint64_t (*now_ms)(void *ctx); /* monotonic milliseconds: request deadlines */
 	/* The wall clock, milliseconds since the epoch (CLOCK_REALTIME): the time a leader
-	 * stamps into the commands it proposes. Required. */
+	 * stamps into the commands it proposes (see "Time" above). Required. */
 	uint64_t (*realtime_ms)(void *ctx);
 	/* Sends m to m->to now (encode or copy it: m is valid only during the call). */
 	void (*send)(void *ctx, const struct raft_msg *m);
@@ -143,6 +152,9 @@ struct kv_node_config {
  * request has a later deadline or none). A write without a session, which cannot be sent again,
  * ends UNKNOWN once its copy's answer is this late: lost frames do not make it wait forever. */
 #define KV_NODE_FORWARD_MAX_MS 10000u
+/* How far ahead of its clock at start (carried on by the monotonic clock) a node's wall clock may
+ * step and still be followed by the time it stamps as leader (see "Time" above). */
+#define KV_NODE_CLOCK_STEP_MAX_MS 60000u
 
 void kv_node_config_default(struct kv_node_config *cfg);
 
@@ -163,7 +175,9 @@ struct kv_req {
 	void *data; /* the caller's */
 	kv_req_cb cb;
 	/* in: a raft_buf holding an encoded command, kept alive by the caller until cb runs (the
-	 * node takes its own references where it needs them) */
+	 * node takes its own references where it needs them). The node may rewrite its time_ms in
+	 * place before it first proposes it (the leader's stamp), so it must not be shared with
+	 * another request in flight or with anything that needs those bytes unchanged. */
 	void *cmd;
 	size_t cmd_len;
 	uint64_t timeout_ms; /* 0: no deadline */
@@ -178,6 +192,7 @@ struct kv_req {
 	bool has_session;
 	bool internal; /* forwarded from a peer: the node frees it */
 	bool proposed; /* a proposal of it is awaited at (index, term) */
+	bool stamped; /* cmd carries this node's time stamp (it was proposed here) */
 	uint64_t session, seq; /* the command's */
 	uint64_t deadline_ms;
 	uint64_t key; /* read ctx */

@@ -1797,7 +1797,7 @@ static void test_random_operations_with_partitions_and_crashes_converge_exactly_
 	       (unsigned long long)tot_crash, (unsigned long long)tot_snap);
 }
 
-/* --- forwarding: lost frames, copies, expired sessions ----------------------------------------- */
+/* --- forwarding: lost frames, copies, the leader's clock ---------------------------------------- */
 
 static struct nodesim *cluster_sessions(unsigned n, uint64_t seed, uint64_t session_timeout_ms)
 {
@@ -2344,6 +2344,112 @@ out:
 	nodesim_free(s);
 }
 
+/* The log time of every up node's store. */
+static bool log_times_at_most(struct nodesim *s, uint64_t bound, uint64_t *worst)
+{
+	*worst = 0;
+	for (unsigned i = 0; i < nodesim_n(s); i++)
+		if (nodesim_up(s, i) && kv_store_now_ms(kv_node_store(nodesim_node(s, i))) > *worst)
+			*worst = kv_store_now_ms(kv_node_store(nodesim_node(s, i)));
+	return *worst <= bound;
+}
+
+/*
+ * Issue 15: the log time was the largest time_ms any proposer put in a command, so one client's
+ * clock hours ahead expired every session of the cluster. The leader stamps the time now.
+ */
+static void test_the_leader_stamps_the_time_and_a_client_clock_hours_ahead_expires_nothing(void)
+{
+	uint64_t seed = test_seed(128);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	struct kv_attr attr;
+	struct kv_cmd c;
+	uint64_t session = 0, worst, lclock;
+	int l, f, st;
+
+	TEST(test_the_leader_stamps_the_time_and_a_client_clock_hours_ahead_expires_nothing);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	/* another client, whose clock is 10 hours ahead */
+	nodesim_cmd(s, &c, KV_OP_PUT, "future", "v");
+	c.time_ms += 10ull * 3600 * 1000;
+	lclock = nodesim_realtime(s, (unsigned)l);
+	st = nodesim_call(s, (unsigned)f, &c, OP_TIMEOUT_MS, &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "put: %s", status_name(st));
+	REQUIRE(r.req.result.has_attr, "%s", "no attributes in the answer");
+	attr = r.req.result.attr;
+	REQUIRE(attr.mtime_ns / 1000000 >= lclock && attr.mtime_ns / 1000000 <= lclock + 100,
+	        "mtime %llu ms, the leader's clock %llu ms",
+	        (unsigned long long)(attr.mtime_ns / 1000000), (unsigned long long)lclock);
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE(log_times_at_most(s, nodesim_realtime(s, (unsigned)l), &worst),
+	        "log time %llu ahead of the leader's clock %llu", (unsigned long long)worst,
+	        (unsigned long long)nodesim_realtime(s, (unsigned)l));
+	st = session_op(s, (unsigned)f, KV_OP_APPEND, "future", "+", session, 1, &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK,
+	        "the first client's session after the other's clock: %s / %s", status_name(st),
+	        kv_strerror(r.req.result.status));
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/*
+ * A leader whose own wall clock jumps hours ahead while it runs moves the log time at most
+ * KV_NODE_CLOCK_STEP_MAX_MS ahead of the time it had: sessions do not expire for it. The next
+ * leader, whose clock is behind that log time, never moves it back.
+ */
+static void test_a_leader_clock_jumping_hours_ahead_moves_the_log_time_at_most_the_bound(void)
+{
+	uint64_t seed = test_seed(129);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	uint64_t session = 0, worst, prev = 0;
+	int l, f, l2, st;
+
+	TEST(test_a_leader_clock_jumping_hours_ahead_moves_the_log_time_at_most_the_bound);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	nodesim_clock_jump(s, (unsigned)l, 5ull * 3600 * 1000);
+	for (uint64_t seq = 1; seq <= 6; seq++) {
+		if (seq == 4) { /* a leader change: the next one's clock is behind the log time */
+			nodesim_crash(s, (unsigned)l, 0);
+			l2 = nodesim_wait_leader(s, LEADER_MS);
+			REQUIRE(l2 >= 0, "%s", "no leader after the crash");
+			f = l2;
+		}
+		st = session_op(s, (unsigned)f, KV_OP_APPEND, "jump", "+", session, seq, &r);
+		REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "seq %llu: %s / %s",
+		        (unsigned long long)seq, status_name(st), kv_strerror(r.req.result.status));
+		REQUIRE(log_times_at_most(s,
+		                          nodesim_realtime_unjumped(s, (unsigned)l) +
+		                                  KV_NODE_CLOCK_STEP_MAX_MS,
+		                          &worst),
+		        "seq %llu: log time %llu, more than %u ms ahead of %llu",
+		        (unsigned long long)seq, (unsigned long long)worst,
+		        KV_NODE_CLOCK_STEP_MAX_MS,
+		        (unsigned long long)nodesim_realtime_unjumped(s, (unsigned)l));
+		REQUIRE(r.req.result.attr.mtime_ns / 1000000 >= prev, "seq %llu: mtime went back",
+		        (unsigned long long)seq);
+		prev = r.req.result.attr.mtime_ns / 1000000;
+		nodesim_run_for(s, 200);
+	}
+	REQUIRE(nodesim_restart(s, (unsigned)l) == 0, "%s", "restart");
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
 /* --- registration ------------------------------------------------------------------------------- */
 
 static CU_TestInfo basic_tests[] = {
@@ -2414,6 +2520,10 @@ static CU_TestInfo forward_tests[] = {
          test_a_write_on_an_expired_session_is_answered_certainly_not_applied},
         {"test_session_expired_after_an_unanswered_copy_is_unknown_not_a_refusal",
          test_session_expired_after_an_unanswered_copy_is_unknown_not_a_refusal},
+        {"test_the_leader_stamps_the_time_and_a_client_clock_hours_ahead_expires_nothing",
+         test_the_leader_stamps_the_time_and_a_client_clock_hours_ahead_expires_nothing},
+        {"test_a_leader_clock_jumping_hours_ahead_moves_the_log_time_at_most_the_bound",
+         test_a_leader_clock_jumping_hours_ahead_moves_the_log_time_at_most_the_bound},
         CU_TEST_INFO_NULL,
 };
 

@@ -9,6 +9,7 @@
 #include "kv/cmd.h"
 #include "kv/node.h"
 #include "kv/proto.h"
+#include "kv/store.h"
 #include "raft/raft.h"
 #include "tests/lib/cu.h"
 #include "tests/lib/lincheck.h"
@@ -25,9 +26,14 @@
  * unknown (no definite answer: it may take effect any time after its call, or never), or failed
  * (every attempt certainly not applied). A read without an answer is left out.
  *
- * A quarter of the write attempts have no deadline (a hard mount): one whose frame or answer is
- * lost must still end, once the network heals. In every mix but the clean one the nemesis may
- * also lose and refuse application frames (forwarded requests and their answers).
+ * Each clerk runs on a machine with a node: its commands carry that node's wall clock, which the
+ * leader must replace with its own (kv/node.h, Time). A quarter of the write attempts have no
+ * deadline (a hard mount): one whose frame or answer is lost must still end, once the network
+ * heals. In every mix but the clean one the nemesis may also lose and refuse application frames
+ * (forwarded requests and their answers) and make a node's wall clock jump hours ahead; the
+ * nodes' clocks are off by up to CLOCK_SKEW_MS in every mix. No session may expire (the log time
+ * must never run more than KV_NODE_CLOCK_STEP_MAX_MS ahead of the clocks as they would be
+ * without jumps: checked after every millisecond).
  *
  * A fault phase under one mix, then: heal, restart every crashed node, let the clerks finish,
  * wait until every replica applied the same index; then every node is read for every key (those
@@ -49,6 +55,7 @@
 #define FINAL_READ_TIMEOUT_MS 2000
 #define LIN_TIMEOUT_MS 30000
 #define VALUE_BYTES 24
+#define CLOCK_SKEW_MS 1000 /* each node's wall clock is off by up to this */
 
 enum mix {
 	MIX_CLEAN,
@@ -88,7 +95,7 @@ struct run_stats {
 	uint64_t ok, unknown, failed, reads_dropped, attempts, crashes, snapshots, events_ms;
 	uint64_t local_snapshots; /* background snapshots the nodes started */
 	uint64_t history_ops;
-	uint64_t hard_attempts;
+	uint64_t clock_jumps, hard_attempts;
 };
 
 struct run {
@@ -282,6 +289,7 @@ static bool clerk_start(struct run *t, struct clerk *cl)
 		c.session = cl->session;
 		c.seq = ++cl->seq;
 	}
+	c.time_ms = nodesim_realtime(t->s, (unsigned)rnd(t, t->n)); /* its machine's clock */
 	if (kv_cmd_encode(&c, &cl->cmd, &cl->cmd_len) != KV_OK)
 		return fail(t, "clerk %u: cannot encode a command", cl->id);
 	cl->call_ms = nodesim_now(t->s);
@@ -338,17 +346,10 @@ static bool clerk_answer(struct run *t, struct clerk *cl)
 		ok = record(t, cl, LIN_STATUS_OK, res->value, res->value_len);
 		break;
 	default:
-		if (res->status == KV_ESESSION_EXPIRED) {
-			/* not applied by this attempt; an earlier one may have been */
-			cl->session = 0;
-			if (cl->uncertain)
-				t->st.unknown++;
-			else
-				t->st.failed++;
-			ok = record(t, cl, cl->uncertain ? LIN_STATUS_UNKNOWN : LIN_STATUS_FAILED,
-			            NULL, 0);
-			break;
-		}
+		if (res->status == KV_ESESSION_EXPIRED)
+			return fail(t, "clerk %u %s k%d seq %llu: session %llu expired", cl->id,
+			            op_name(cl->op), cl->key, (unsigned long long)cl->seq,
+			            (unsigned long long)cl->session);
 		if (res->status != KV_OK && !(cl->op == OP_DELETE && res->status == KV_ENOENT))
 			return fail(t, "clerk %u %s k%d seq %llu: %s", cl->id, op_name(cl->op),
 			            cl->key, (unsigned long long)cl->seq, kv_strerror(res->status));
@@ -528,6 +529,21 @@ static void fault_app_frames(struct run *t)
 	trace(t, "nemesis: application frames: %u per mille lost, %u refused", drop, refuse);
 }
 
+/* A node's wall clock jumps hours ahead (until it restarts): no session may expire for it. */
+static void fault_clock(struct run *t)
+{
+	unsigned i = (unsigned)rnd(t, t->n);
+	uint64_t ms = (1 + rnd(t, 10)) * 3600 * 1000;
+	int l = nodesim_leader(t->s);
+
+	if (rnd(t, 2) && l >= 0)
+		i = (unsigned)l;
+	nodesim_clock_jump(t->s, i, ms);
+	t->st.clock_jumps++;
+	trace(t, "nemesis: n%u's clock jumps %llu h ahead", i + 1,
+	      (unsigned long long)(ms / 3600000));
+}
+
 static void nemesis(struct run *t)
 {
 	static void (*const all[])(struct run *) = {fault_network, fault_partition, fault_one_way,
@@ -536,6 +552,8 @@ static void nemesis(struct run *t)
 
 	if (pick < 15)
 		fault_app_frames(t);
+	else if (pick < 20)
+		fault_clock(t);
 	switch (t->mix) {
 	case MIX_CLEAN:
 		break;
@@ -576,13 +594,35 @@ static bool heal_all(struct run *t)
 	return true;
 }
 
+/* The log time never runs more than KV_NODE_CLOCK_STEP_MAX_MS ahead of every clock as it would be
+ * without its jumps (kv/node.h, Time). */
+static bool check_log_time(struct run *t)
+{
+	uint64_t clock = 0;
+
+	for (unsigned i = 0; i < t->n; i++)
+		if (nodesim_realtime_unjumped(t->s, i) > clock)
+			clock = nodesim_realtime_unjumped(t->s, i);
+	for (unsigned i = 0; i < t->n; i++) {
+		uint64_t lt;
+		if (!nodesim_up(t->s, i))
+			continue;
+		lt = kv_store_now_ms(kv_node_store(nodesim_node(t->s, i)));
+		if (lt > clock + KV_NODE_CLOCK_STEP_MAX_MS)
+			return fail(t, "node %u's log time %llu is %llu ms ahead of the clocks",
+			            i + 1, (unsigned long long)lt,
+			            (unsigned long long)(lt - clock));
+	}
+	return true;
+}
+
 static bool step_ms(struct run *t)
 {
 	if (!clerks_step(t))
 		return false;
 	if (!nodesim_run_for(t->s, 1))
 		return fail(t, "fixture: %s", nodesim_error(t->s));
-	return true;
+	return check_log_time(t);
 }
 
 /* Every node reads every key; the answers go into the history. */
@@ -699,6 +739,7 @@ static bool run_one(const struct run_params *p, bool trace_on, struct run *t)
 	if (!t->h)
 		return fail(t, "out of memory");
 	nodesim_options_default(&o, p->nodes, p->seed);
+	o.clock_skew_ms = CLOCK_SKEW_MS;
 	/* a few fixture choices from the seed itself, before the fixture's PRNG exists */
 	if (p->seed % 3 == 0) {
 		o.snapshot_bytes =
@@ -819,6 +860,7 @@ static unsigned run_mix(enum mix mix, uint64_t first, unsigned count)
 		tot.reads_dropped += t->st.reads_dropped;
 		tot.attempts += t->st.attempts;
 		tot.history_ops += t->st.history_ops;
+		tot.clock_jumps += t->st.clock_jumps;
 		tot.hard_attempts += t->st.hard_attempts;
 		run_free(t);
 		tot.crashes += t->st.crashes;
@@ -832,13 +874,13 @@ static unsigned run_mix(enum mix mix, uint64_t first, unsigned count)
 	printf("\n  nodesim %-9s %4u seeds in %6.2fs (%6.1f seeds/s): %llu ops ok, %llu unknown, "
 	       "%llu failed, %llu reads dropped, %llu attempts, %llu history ops, %llu crashes, "
 	       "%llu snapshots installed, %llu taken in the background, %llu attempts without a "
-	       "deadline",
+	       "deadline, %llu clock jumps",
 	       mix_names[mix], count, dt, count / (dt > 0 ? dt : 1e-9), (unsigned long long)tot.ok,
 	       (unsigned long long)tot.unknown, (unsigned long long)tot.failed,
 	       (unsigned long long)tot.reads_dropped, (unsigned long long)tot.attempts,
 	       (unsigned long long)tot.history_ops, (unsigned long long)tot.crashes,
 	       (unsigned long long)tot.snapshots, (unsigned long long)tot.local_snapshots,
-	       (unsigned long long)tot.hard_attempts);
+	       (unsigned long long)tot.hard_attempts, (unsigned long long)tot.clock_jumps);
 	fflush(stdout);
 	return failures;
 }

@@ -1873,17 +1873,27 @@ static unsigned copies_on(struct nodesim *s, unsigned i, const char *key, const 
 	return k;
 }
 
-/* Every node holds text in key exactly `want` times. */
-static bool everywhere(struct nodesim *s, const char *key, const char *text, unsigned want,
-                       unsigned *node, unsigned *got)
+/* NULL when every node holds text in key exactly `want` times, else what one holds (in msg). */
+static const char *holding(struct nodesim *s, const char *key, const char *text, unsigned want,
+                           char *msg, size_t cap)
 {
 	for (unsigned i = 0; i < nodesim_n(s); i++) {
-		*node = i;
-		*got = copies_on(s, i, key, text);
-		if (*got != want)
-			return false;
+		unsigned got = copies_on(s, i, key, text);
+		if (got != want) {
+			snprintf(msg, cap, "node %u holds %s in %s %u times, not %u", i + 1, text,
+			         key, got, want);
+			return msg;
+		}
 	}
-	return true;
+	return NULL;
+}
+
+/* The end of the tests below: every filter off and the cluster converged. */
+static bool settle(struct nodesim *s)
+{
+	nodesim_set_filter(s, NULL, NULL);
+	nodesim_set_app_filter(s, NULL, NULL);
+	return nodesim_wait_converged(s, CONVERGE_MS);
 }
 
 static int open_session(struct nodesim *s, unsigned via, uint64_t *session)
@@ -1894,6 +1904,23 @@ static int open_session(struct nodesim *s, unsigned via, uint64_t *session)
 	*session = st == KV_STATUS_OK && o.req.result.status == KV_OK ? o.req.result.session : 0;
 	nodesim_req_release(&o);
 	return *session ? 0 : -1;
+}
+
+/* The start of the tests below: a settled leader *l, a follower *f and, when session is not
+ * NULL, a session opened through f. false with what failed in *why. */
+static bool leader_and_follower(struct nodesim *s, int *l, int *f, uint64_t *session,
+                                const char **why)
+{
+	*why = "no cluster";
+	if (!s)
+		return false;
+	*why = "no leader";
+	*l = nodesim_wait_leader(s, LEADER_MS);
+	if (*l < 0)
+		return false;
+	*f = follower_of(s, *l);
+	*why = "open session";
+	return !session || open_session(s, (unsigned)*f, session) == 0;
 }
 
 static int submit_session(struct nodesim *s, unsigned via, int opcode, const char *key,
@@ -1921,15 +1948,12 @@ static void test_a_forwarded_session_write_whose_frame_is_lost_is_sent_again_and
 	struct nodesim_req r = {0};
 	struct frame_rule fr;
 	uint64_t session = 0;
-	unsigned node, got;
+	const char *why;
+	char msg[160];
 	int l, f;
 
 	TEST(test_a_forwarded_session_write_whose_frame_is_lost_is_sent_again_and_applied_once);
-	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	f = follower_of(s, l);
-	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	REQUIRE(leader_and_follower(s, &l, &f, &session, &why), "%s", why);
 	for (uint64_t seq = 1; seq <= 2; seq++) {
 		/* seq 1 with a mount's deadline, seq 2 without one */
 		uint64_t timeout = seq == 1 ? 30000 : 0;
@@ -1946,12 +1970,9 @@ static void test_a_forwarded_session_write_whose_frame_is_lost_is_sent_again_and
 		        "seq %llu: %s / %s", (unsigned long long)seq, status_name(r.req.status),
 		        kv_strerror(r.req.result.status));
 	}
-	nodesim_set_app_filter(s, NULL, NULL);
-	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
-	REQUIRE(everywhere(s, "lost", "<one>", 1, &node, &got), "node %u holds <one> %u times",
-	        node + 1, got);
-	REQUIRE(everywhere(s, "lost", "<two>", 1, &node, &got), "node %u holds <two> %u times",
-	        node + 1, got);
+	REQUIRE(settle(s), "%s", "no convergence");
+	REQUIRE(!holding(s, "lost", "<one>", 1, msg, sizeof(msg)), "%s", msg);
+	REQUIRE(!holding(s, "lost", "<two>", 1, msg, sizeof(msg)), "%s", msg);
 	REQUIRE_SAFE();
 out:
 	nodesim_set_app_filter(s, NULL, NULL);
@@ -1968,15 +1989,12 @@ test_a_session_write_whose_answer_is_lost_is_sent_again_and_answered_from_the_se
 	struct nodesim_req r = {0};
 	struct frame_rule fr;
 	uint64_t session = 0;
-	unsigned node, got;
+	const char *why;
+	char msg[160];
 	int l, f;
 
 	TEST(test_a_session_write_whose_answer_is_lost_is_sent_again_and_answered_from_the_session);
-	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	f = follower_of(s, l);
-	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	REQUIRE(leader_and_follower(s, &l, &f, &session, &why), "%s", why);
 	rule(&fr, s, l, f, KV_PROTO_RESP, 1, NODESIM_DROP);
 	REQUIRE(submit_session(s, (unsigned)f, KV_OP_APPEND, "answer", "<once>", session, 1, 0,
 	                       &r) == 0,
@@ -1986,10 +2004,8 @@ test_a_session_write_whose_answer_is_lost_is_sent_again_and_answered_from_the_se
 	REQUIRE(fr.hit == 1, "%u answers dropped", fr.hit);
 	REQUIRE(r.req.status == KV_STATUS_OK && r.req.result.status == KV_OK, "%s / %s",
 	        status_name(r.req.status), kv_strerror(r.req.result.status));
-	nodesim_set_app_filter(s, NULL, NULL);
-	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
-	REQUIRE(everywhere(s, "answer", "<once>", 1, &node, &got), "node %u holds <once> %u times",
-	        node + 1, got);
+	REQUIRE(settle(s), "%s", "no convergence");
+	REQUIRE(!holding(s, "answer", "<once>", 1, msg, sizeof(msg)), "%s", msg);
 	REQUIRE_SAFE();
 out:
 	nodesim_set_app_filter(s, NULL, NULL);
@@ -2010,14 +2026,12 @@ test_a_forwarded_write_without_session_whose_frame_is_lost_ends_unknown_unsent_a
 	struct nodesim_req r = {0};
 	struct frame_rule fr;
 	struct kv_cmd c;
-	unsigned node, got;
+	const char *why;
+	char msg[160];
 	int l, f;
 
 	TEST(test_a_forwarded_write_without_session_whose_frame_is_lost_ends_unknown_unsent_again);
-	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	f = follower_of(s, l);
+	REQUIRE(leader_and_follower(s, &l, &f, NULL, &why), "%s", why);
 	for (int k = 0; k < 2; k++) {
 		uint64_t timeout = k == 0 ? 1500 : 0;
 		rule(&fr, s, f, l, KV_PROTO_REQ, 1, NODESIM_DROP);
@@ -2032,10 +2046,8 @@ test_a_forwarded_write_without_session_whose_frame_is_lost_ends_unknown_unsent_a
 			REQUIRE(r.done_ms - r.submitted_ms >= timeout, "answered after %llu ms",
 			        (unsigned long long)(r.done_ms - r.submitted_ms));
 	}
-	nodesim_set_app_filter(s, NULL, NULL);
-	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
-	REQUIRE(everywhere(s, "nosession", "<lost>", 0, &node, &got),
-	        "node %u holds the lost write %u times", node + 1, got);
+	REQUIRE(settle(s), "%s", "no convergence");
+	REQUIRE(!holding(s, "nosession", "<lost>", 0, msg, sizeof(msg)), "%s", msg);
 	REQUIRE_SAFE();
 out:
 	nodesim_set_app_filter(s, NULL, NULL);
@@ -2055,14 +2067,12 @@ static void test_a_refused_forward_is_not_an_attempt_and_is_tried_again(void)
 	struct nodesim_req r = {0};
 	struct frame_rule fr;
 	struct kv_cmd c;
-	unsigned node, got;
+	const char *why;
+	char msg[160];
 	int l, f;
 
 	TEST(test_a_refused_forward_is_not_an_attempt_and_is_tried_again);
-	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	f = follower_of(s, l);
+	REQUIRE(leader_and_follower(s, &l, &f, NULL, &why), "%s", why);
 	/* refused three times, then sent: applied, once */
 	rule(&fr, s, f, l, KV_PROTO_REQ, 3, NODESIM_REFUSE);
 	nodesim_cmd(s, &c, KV_OP_APPEND, "refused", "<sent>");
@@ -2080,12 +2090,9 @@ static void test_a_refused_forward_is_not_an_attempt_and_is_tried_again(void)
 	REQUIRE(fr.hit > 1, "refused %u times", fr.hit);
 	REQUIRE(r.req.status == KV_STATUS_NOT_APPLIED, "a write never sent: %s",
 	        status_name(r.req.status));
-	nodesim_set_app_filter(s, NULL, NULL);
-	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
-	REQUIRE(everywhere(s, "refused", "<sent>", 1, &node, &got), "node %u holds <sent> %u times",
-	        node + 1, got);
-	REQUIRE(everywhere(s, "refused", "<never>", 0, &node, &got),
-	        "node %u holds <never> %u times", node + 1, got);
+	REQUIRE(settle(s), "%s", "no convergence");
+	REQUIRE(!holding(s, "refused", "<sent>", 1, msg, sizeof(msg)), "%s", msg);
+	REQUIRE(!holding(s, "refused", "<never>", 0, msg, sizeof(msg)), "%s", msg);
 	REQUIRE_SAFE();
 out:
 	nodesim_set_app_filter(s, NULL, NULL);
@@ -2118,15 +2125,12 @@ static void test_copies_of_a_write_reaching_a_slow_leader_are_proposed_once(void
 	struct frame_rule fr;
 	struct starve sv;
 	uint64_t session = 0;
-	unsigned node, got;
+	const char *why;
+	char msg[160];
 	int l, f;
 
 	TEST(test_copies_of_a_write_reaching_a_slow_leader_are_proposed_once);
-	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	f = follower_of(s, l);
-	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	REQUIRE(leader_and_follower(s, &l, &f, &session, &why), "%s", why);
 	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
 	nodesim_status(s, (unsigned)l, &before);
 	sv.s = s;
@@ -2142,14 +2146,12 @@ static void test_copies_of_a_write_reaching_a_slow_leader_are_proposed_once(void
 	REQUIRE(fr.seen >= 2, "sent %u times while the leader could not commit (test premise)",
 	        fr.seen);
 	nodesim_set_filter(s, NULL, NULL);
-	nodesim_set_app_filter(s, NULL, NULL);
-	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE(settle(s), "%s", "no convergence");
 	nodesim_status(s, (unsigned)l, &after);
 	REQUIRE(after.term == before.term, "%s", "the leader changed (test premise)");
 	REQUIRE(after.last_index == before.last_index + 1, "%u copies made %llu entries", fr.seen,
 	        (unsigned long long)(after.last_index - before.last_index));
-	REQUIRE(everywhere(s, "slow", "<once>", 1, &node, &got), "node %u holds <once> %u times",
-	        node + 1, got);
+	REQUIRE(!holding(s, "slow", "<once>", 1, msg, sizeof(msg)), "%s", msg);
 	REQUIRE_SAFE();
 out:
 	nodesim_set_filter(s, NULL, NULL);
@@ -2177,14 +2179,13 @@ static void test_a_session_write_of_a_deposed_leader_is_sent_to_the_next_one(voi
 	struct nodesim_req r = {0};
 	struct kv_proto_node_status st;
 	uint64_t session = 0, watch[2];
-	unsigned node, got, muted;
-	int l, l2;
+	const char *why;
+	char msg[160];
+	unsigned muted;
+	int l, f, l2;
 
 	TEST(test_a_session_write_of_a_deposed_leader_is_sent_to_the_next_one);
-	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	REQUIRE(open_session(s, (unsigned)l, &session) == 0, "%s", "open session");
+	REQUIRE(leader_and_follower(s, &l, &f, &session, &why), "%s", why);
 	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
 	muted = (unsigned)l;
 	nodesim_set_filter(s, mute_raft_of, &muted);
@@ -2202,10 +2203,8 @@ static void test_a_session_write_of_a_deposed_leader_is_sent_to_the_next_one(voi
 	        status_name(r.req.status), kv_strerror(r.req.result.status));
 	l2 = nodesim_leader(s);
 	REQUIRE(l2 >= 0 && l2 != l, "leader %d (test premise: a new one)", l2 + 1);
-	nodesim_set_filter(s, NULL, NULL);
-	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
-	REQUIRE(everywhere(s, "deposed", "<once>", 1, &node, &got), "node %u holds <once> %u times",
-	        node + 1, got);
+	REQUIRE(settle(s), "%s", "no convergence");
+	REQUIRE(!holding(s, "deposed", "<once>", 1, msg, sizeof(msg)), "%s", msg);
 	REQUIRE_SAFE();
 out:
 	nodesim_set_filter(s, NULL, NULL);
@@ -2224,15 +2223,12 @@ static void test_a_write_on_an_expired_session_is_answered_certainly_not_applied
 	struct nodesim *s = cluster_sessions(3, seed, 2000);
 	struct nodesim_req r = {0};
 	uint64_t session = 0;
-	unsigned node, got;
+	const char *why;
+	char msg[160];
 	int l, f, st;
 
 	TEST(test_a_write_on_an_expired_session_is_answered_certainly_not_applied);
-	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	f = follower_of(s, l);
-	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	REQUIRE(leader_and_follower(s, &l, &f, &session, &why), "%s", why);
 	nodesim_run_for(s, 2500);
 	st = op(s, (unsigned)l, KV_OP_PUT, "clock", "moves", &r); /* log time moves on */
 	REQUIRE(st == KV_STATUS_OK, "put: %s", status_name(st));
@@ -2243,8 +2239,7 @@ static void test_a_write_on_an_expired_session_is_answered_certainly_not_applied
 		        kv_strerror(r.req.result.status));
 	}
 	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
-	REQUIRE(everywhere(s, "expired", "<never>", 0, &node, &got),
-	        "node %u holds <never> %u times", node + 1, got);
+	REQUIRE(!holding(s, "expired", "<never>", 0, msg, sizeof(msg)), "%s", msg);
 	REQUIRE_SAFE();
 out:
 	nodesim_req_release(&r);
@@ -2295,14 +2290,13 @@ static void test_session_expired_after_an_unanswered_copy_is_unknown_not_a_refus
 	uint64_t session = 0;
 	char lname[16];
 	const char *kt[3] = {lname, "expiry", "<x>"};
-	unsigned node, got, cut;
+	const char *why;
+	char msg[160];
+	unsigned cut;
 	int l, f, b, st;
 
 	TEST(test_session_expired_after_an_unanswered_copy_is_unknown_not_a_refusal);
-	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	f = follower_of(s, l);
+	REQUIRE(leader_and_follower(s, &l, &f, NULL, &why), "%s", why);
 	snprintf(lname, sizeof(lname), "%d", l);
 	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
 	/* the write is applied by the leader; its answers to f are lost */
@@ -2334,8 +2328,7 @@ static void test_session_expired_after_an_unanswered_copy_is_unknown_not_a_refus
 	        r.req.status == KV_STATUS_OK ? kv_strerror(r.req.result.status) : "-");
 	nodesim_heal(s);
 	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
-	REQUIRE(everywhere(s, "expiry", "<x>", 1, &node, &got), "node %u holds <x> %u times",
-	        node + 1, got);
+	REQUIRE(!holding(s, "expiry", "<x>", 1, msg, sizeof(msg)), "%s", msg);
 	REQUIRE_SAFE();
 out:
 	nodesim_set_app_filter(s, NULL, NULL);
@@ -2366,14 +2359,11 @@ static void test_the_leader_stamps_the_time_and_a_client_clock_hours_ahead_expir
 	struct kv_attr attr;
 	struct kv_cmd c;
 	uint64_t session = 0, worst, lclock;
+	const char *why;
 	int l, f, st;
 
 	TEST(test_the_leader_stamps_the_time_and_a_client_clock_hours_ahead_expires_nothing);
-	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	f = follower_of(s, l);
-	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	REQUIRE(leader_and_follower(s, &l, &f, &session, &why), "%s", why);
 	/* another client, whose clock is 10 hours ahead */
 	nodesim_cmd(s, &c, KV_OP_PUT, "future", "v");
 	c.time_ms += 10ull * 3600 * 1000;
@@ -2410,14 +2400,11 @@ static void test_a_leader_clock_jumping_hours_ahead_moves_the_log_time_at_most_t
 	struct nodesim *s = cluster(3, seed, 0);
 	struct nodesim_req r = {0};
 	uint64_t session = 0, worst, prev = 0;
+	const char *why;
 	int l, f, l2, st;
 
 	TEST(test_a_leader_clock_jumping_hours_ahead_moves_the_log_time_at_most_the_bound);
-	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	f = follower_of(s, l);
-	REQUIRE(open_session(s, (unsigned)f, &session) == 0, "%s", "open session");
+	REQUIRE(leader_and_follower(s, &l, &f, &session, &why), "%s", why);
 	nodesim_clock_jump(s, (unsigned)l, 5ull * 3600 * 1000);
 	for (uint64_t seq = 1; seq <= 6; seq++) {
 		if (seq == 4) { /* a leader change: the next one's clock is behind the log time */

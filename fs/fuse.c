@@ -410,6 +410,10 @@ static void op_kv_cb(struct kv_req *req)
 		op_end(op, certain && !op->applied_any ? EINTR : EIO);
 		return;
 	}
+	if (op->opening && status == KV_STATUS_UNKNOWN)
+		/* the op itself was not sent: opening a session again is safe (a session that was
+		 * opened after all is never used and expires) */
+		status = KV_STATUS_NOT_APPLIED;
 	if (status == KV_STATUS_OK && kerr == KV_OK && !op->opening && !kv_op_is_read(op->cmd.op))
 		op->applied_any = true;
 	if (status == KV_STATUS_NOT_APPLIED &&
@@ -437,7 +441,9 @@ static void op_kv_cb(struct kv_req *req)
 	}
 	if (status == KV_STATUS_OK && kerr == KV_ESESSION_EXPIRED && op->session >= 0 &&
 	    !op->retried) {
-		/* sessions expire after an hour unused: open a new one, retry once */
+		/* sessions expire after an hour unused: open a new one, retry once. The node
+		 * answers "expired" only when no copy of the request may have been applied
+		 * (kv/node.h); otherwise the outcome is UNKNOWN, which is EIO, never a retry */
 		op->retried = true;
 		f->sessions[op->session].id = 0;
 		op_defer(op);

@@ -172,6 +172,22 @@ static void clear_dead_mount(const struct mp *m)
 
 /* --- the directory itself ---------------------------------------------------------------------- */
 
+/* 0 when path is a directory; else -1 with a message in err. */
+static int check_dir(const char *path, char *err, size_t err_len)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, err_len, "%s is not a directory", path);
+		return -1;
+	}
+	return 0;
+}
+
 /* 0 when directory path holds no entry but . and ..; else an errno (ENOTEMPTY when it does). */
 static int dir_empty(const char *path)
 {
@@ -234,7 +250,6 @@ int fs_mountpoint_prepare(const char *path, fs_mountpoint_log_fn log, void *ctx,
                           char *err, size_t err_len)
 {
 	struct mp m = {.path = path, .log = log, .ctx = ctx};
-	struct stat st;
 	int e;
 
 	*g = FS_GUARD_NONE;
@@ -247,14 +262,8 @@ int fs_mountpoint_prepare(const char *path, fs_mountpoint_log_fn log, void *ctx,
 		snprintf(m.abs, sizeof(m.abs), "%s", path);
 	}
 	clear_dead_mount(&m);
-	if (stat(path, &st) != 0) {
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+	if (check_dir(path, err, err_len) != 0)
 		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, err_len, "%s is not a directory", path);
-		return -1;
-	}
 	if (is_raftfs_mount(m.abs)) {
 		snprintf(err, err_len,
 		         "%s is already mounted by a running raftfs: stop that node first "
@@ -278,14 +287,8 @@ int fs_mountpoint_unguard(const char *path, char *err, size_t err_len)
 	struct stat st;
 	int e;
 
-	if (stat(path, &st) != 0) {
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+	if (check_dir(path, err, err_len) != 0 || stat(path, &st) != 0)
 		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, err_len, "%s is not a directory", path);
-		return -1;
-	}
 	e = set_immutable(path, false);
 	if (e && e != ENOTTY && e != EOPNOTSUPP && e != EINVAL) {
 		snprintf(err, err_len, "%s: clearing the immutable attribute: %s", path,

@@ -17,21 +17,10 @@ trap cluster_cleanup EXIT
 trap 'exit 1' INT TERM # the EXIT trap then cleans up
 
 cluster_init 3
-M=()
-mount_node() { # mount_node I [options...]: node I with its mount on $CLUSTER_DIR/mntI
-	local i=$1
-	shift
-	M[$i]="$CLUSTER_DIR/mnt$i"
-	# restarts are immediate, as a user's would be: the daemon itself waits for the
-	# auto_unmount helper of a previous node on this mountpoint (fs/fuse.c clear_dead_mount)
-	mkdir -p "${M[$i]}"
-	cluster_mount_add "${M[$i]}"
-	node_start "$i" -o auto_unmount,allow_other,default_permissions "$@" "${M[$i]}"
+fs_mount() { # fs_mount I [options...]: mount_node, as for containers
+	mount_node "$1" -o allow_other,default_permissions "${@:2}"
 }
-wait_mounted() { # until the mount of node I answers
-	wait_mount "${M[$1]}" || fail "node $1 did not mount ${M[$1]}"
-}
-for i in 1 2 3; do mount_node "$i" --timeout=10; done
+for i in 1 2 3; do fs_mount "$i" --timeout=10; done
 for i in 1 2 3; do wait_mounted "$i"; done
 wait_leader >/dev/null
 m1=${M[1]} m2=${M[2]} m3=${M[3]}
@@ -191,7 +180,7 @@ step "no quorum: node 1 alone (timeout=2) fails writes, reads never return data,
 node_stop 2
 node_stop 3
 node_stop 1 # SIGTERM unmounts
-mount_node 1 --timeout=2 # the same mountpoint again
+fs_mount 1 --timeout=2 # the same mountpoint again
 m1=${M[1]}
 wait_mounted_alone() { # the mount exists (stat would time out without a quorum)
 	for _ in $(seq 1 50); do grep -qs " $m1 fuse" /proc/self/mounts && return 0; sleep 0.2; done
@@ -205,7 +194,7 @@ echo "$err" | grep -Eq "timed out|Input/output error" || fail "no-quorum write: 
 out=$(t cat "$m1/greeting" 2>/dev/null) && fail "cat returned data without quorum: $out"
 [ -z "$out" ] || fail "cat printed data without quorum"
 node_stop 1
-mount_node 1 --hard
+fs_mount 1 --hard
 m1=${M[1]}
 wait_mounted_alone
 start=$(date +%s)
@@ -221,8 +210,8 @@ kill -0 "$cp" 2>/dev/null && { kill -9 "$cp"; fail "kill -INT did not end a bloc
 wait "$cp" 2>/dev/null
 
 step "after the nodes return the mount works again"
-mount_node 2
-mount_node 3
+fs_mount 2
+fs_mount 3
 m2=${M[2]} m3=${M[3]}
 wait_leader >/dev/null
 [ "$(t cat "$m1/greeting")" = rewritten ] || fail "cat after the quorum returned"
@@ -233,7 +222,7 @@ wait_mounted 3
 step "a node restarted on the same mountpoint serves it again (after SIGTERM, after kill -9)"
 for k in 1 2 3; do
 	node_stop 2
-	mount_node 2
+	fs_mount 2
 	wait_mounted 2
 	[ "$(t tail -n 1 "$m2/greeting")" = back ] || fail "node 2 after restart $k on $m2"
 done
@@ -242,7 +231,7 @@ for k in 1 2; do
 	# and the restart happens at once. An old helper that unmounted by path after the new mount
 	# once detached it (ENOENT under ASan); tests/remount.test.sh holds that window open.
 	node_kill9 2
-	mount_node 2
+	fs_mount 2
 	wait_mounted 2
 	[ "$(t tail -n 1 "$m2/greeting")" = back ] || fail "node 2 after kill -9 $k on $m2"
 done

@@ -31,19 +31,6 @@ trap cluster_cleanup EXIT
 trap 'exit 1' INT TERM # the EXIT trap then cleans up
 
 cluster_init 3
-M=()
-mount_node() { # mount_node I [options...]: node I with its mount on $CLUSTER_DIR/mntI
-	local i=$1
-	shift
-	M[$i]="$CLUSTER_DIR/mnt$i"
-	mkdir -p "${M[$i]}"
-	cluster_mount_add "${M[$i]}"
-	node_start "$i" -o auto_unmount "$@" "${M[$i]}"
-}
-wait_mounted() {
-	wait_mount "${M[$1]}" || fail "node $1 did not mount ${M[$1]}"
-	kill -0 "${NODE_PID[$1]}" 2>/dev/null || fail "node $1 is not running"
-}
 for i in 1 2 3; do mount_node "$i" --timeout=10; done
 for i in 1 2 3; do wait_mounted "$i"; done
 leader=$(wait_leader) || fail "no leader"

@@ -147,6 +147,26 @@ cluster_mount_add() {
 	CLUSTER_MOUNTS+=("$1")
 }
 
+# mount_node I [raftfs options...]: node I with its mount on $CLUSTER_DIR/mntI, kept in M[I]
+# (-o auto_unmount; more -o options may follow). Restarts are immediate, as a user's would be:
+# the daemon itself waits for the auto_unmount helper of a previous node on the mountpoint.
+declare -a M
+mount_node() {
+	local i=$1
+	shift
+	M[$i]="$CLUSTER_DIR/mnt$i"
+	mkdir -p "${M[$i]}"
+	cluster_mount_add "${M[$i]}"
+	node_start "$i" -o auto_unmount "$@" "${M[$i]}"
+}
+
+# wait_mounted I: until node I's mount answers, and node I still runs (a dead node's mountpoint
+# is a plain directory that looks mounted to nobody but answers too).
+wait_mounted() {
+	wait_mount "${M[$1]}" || fail "node $1 did not mount ${M[$1]}"
+	kill -0 "${NODE_PID[$1]}" 2>/dev/null || fail "node $1 is not running"
+}
+
 # The FUSE connection number (/sys/fs/fuse/connections/N) of the mount on DIR, without touching
 # the mount itself (a stat of a hung mount would hang).
 fuse_conn_of() {

@@ -1118,8 +1118,9 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		/* O_TRUNC + first write: ONE Put of the bytes (zeros before off; on an O_APPEND
 		 * handle they are the whole file), so no reader anywhere sees the file empty in
 		 * between (DESIGN.md 6) */
+		uint64_t max = kv_node_max_value_bytes(op->f->node);
 		lead = h->append ? 0 : (size_t)off;
-		if ((uint64_t)lead > KV_VALUE_BYTES_LIMIT || size > KV_VALUE_BYTES_LIMIT - lead) {
+		if ((uint64_t)lead > max || size > max - (uint64_t)lead) {
 			op_reply_err(op, EFBIG);
 			return;
 		}

@@ -35,7 +35,7 @@ void fs_options_usage(const char *prog, FILE *out)
 	        "  --config=FILE          read 'name = value' lines (command line wins)\n"
 	        "  --snapshot-bytes=N     snapshot when the log grows past N bytes (default 64M)\n"
 	        "  --snapshot-trailing=N  log entries kept behind a snapshot for slow followers (1024)\n"
-	        "  --max-value-bytes=N    largest value (default 4M, at most 64M)\n"
+	        "  --max-value-bytes=N    largest value (default 4M, at most 16M)\n"
 	        "  --log-level=LEVEL      debug, info, warn or error (default info)\n"
 	        "  --log-file=FILE        log lines go to FILE (appended), not to stderr\n"
 	        "  --tick-ms=N            Raft tick (default 50); election timeout is 10-20 ticks\n"

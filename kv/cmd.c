@@ -144,6 +144,12 @@ static const void *get_bytes(struct rcur *r, size_t n)
 #define CMD_HEADER_BYTES (1 + 1 + 8 + 8 + 8 + 4 + 4 + 4)
 #define CMD_ATTR_BYTES (4 + 4 + 4 + 8 + 8)
 
+_Static_assert(KV_CMD_MAX_FRAMING_BYTES ==
+                       CMD_HEADER_BYTES + 2 * (2 + KV_MAX_KEY_BYTES) + 4 + 8 + 4 + CMD_ATTR_BYTES,
+               "KV_CMD_MAX_FRAMING_BYTES counts every field");
+_Static_assert((uint64_t)KV_VALUE_BYTES_LIMIT + KV_CMD_MAX_FRAMING_BYTES <= RAFT_MAX_ENTRY_BYTES,
+               "the largest command fits one log entry");
+
 static int cmd_check(const struct kv_cmd *cmd)
 {
 	unsigned f;

@@ -42,8 +42,15 @@
 #define KV_MAX_TARGET_BYTES KV_MAX_KEY_BYTES
 /* Default for struct kv_store_config.max_value_bytes (the --max-value-bytes option). */
 #define KV_DEFAULT_MAX_VALUE_BYTES (4u << 20)
-/* The largest value the codecs accept whatever the configuration (and the most it may be set to). */
-#define KV_VALUE_BYTES_LIMIT (64u << 20)
+/*
+ * The largest value the codecs accept whatever the configuration, and the most max_value_bytes
+ * may be set to: with the longest keys and every other field (KV_CMD_MAX_FRAMING_BYTES) its
+ * command still fits one Raft log entry (RAFT_MAX_ENTRY_BYTES, checked at compile time in
+ * cmd.c), so no value the limit lets through can reach storage and be refused there.
+ */
+#define KV_VALUE_BYTES_LIMIT (16u << 20)
+/* Bytes of a command beside its data, at most: the header, two keys, every other field. */
+#define KV_CMD_MAX_FRAMING_BYTES (38u + 2u * (2u + KV_MAX_KEY_BYTES) + 4u + 8u + 4u + 28u)
 /* Most entries a ReadDir result may carry (a result decoder refuses more). */
 #define KV_MAX_DIR_ENTRIES (1u << 24)
 

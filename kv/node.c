@@ -1078,6 +1078,31 @@ void kv_node_flush(struct kv_node *n)
 
 /* --- the caller's entry points ------------------------------------------------------------------ */
 
+uint64_t kv_node_max_value_bytes(const struct kv_node *n)
+{
+	return n->cfg.store.max_value_bytes;
+}
+
+/* A write whose value is over the limit whatever the key holds: the state machine would answer
+ * KV_EFBIG and change nothing, so the node it reaches answers so at once, and it costs no
+ * proposal (nor reaches Raft's entry limit, which would make it a bad request). Append and
+ * WriteAt may still exceed it with what the key already holds: that is decided when applied. */
+static bool value_over_limit(const struct kv_node *n, const struct kv_cmd *c)
+{
+	uint64_t max = kv_node_max_value_bytes(n);
+
+	switch (c->op) {
+	case KV_OP_PUT:
+	case KV_OP_APPEND:
+	case KV_OP_CREATE_EXCLUSIVE:
+		return c->data_len > max;
+	case KV_OP_WRITE_AT:
+		return c->offset > max || c->data_len > max - c->offset;
+	default:
+		return false;
+	}
+}
+
 int kv_node_submit(struct kv_node *n, struct kv_req *req)
 {
 	struct kv_cmd cmd;
@@ -1103,6 +1128,12 @@ int kv_node_submit(struct kv_node *n, struct kv_req *req)
 	req->has_session = cmd.session != 0;
 	req->session = cmd.session;
 	req->seq = cmd.seq;
+	if (value_over_limit(n, &cmd)) {
+		req->result.op = cmd.op;
+		req->result.status = KV_EFBIG;
+		complete(n, req, KV_STATUS_OK);
+		return 0;
+	}
 	start(n, req);
 	kick(n);
 	return 0;
@@ -1416,7 +1447,7 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
 	 * send_append), so max_msg_bytes stays small: a follower catching up gets its entries in
 	 * messages the leader encodes in a few milliseconds each, not in 4 MiB ones whose encoding
 	 * held the loop long enough to cost it its leadership. */
-	rc.max_entry_bytes = (uint32_t)(cfg->store.max_value_bytes + 2 * KV_MAX_KEY_BYTES + 256);
+	rc.max_entry_bytes = RAFT_MAX_ENTRY_BYTES; /* values are held to their limit at submit */
 	renv.ctx = n;
 	renv.random = raft_random_cb;
 	renv.log = raft_log_cb;

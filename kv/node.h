@@ -255,6 +255,10 @@ bool kv_node_snapshot_in_flight(const struct kv_node *n);
 int kv_node_fill_snapshot(struct kv_node *n, uint64_t index, uint64_t offset, void *buf,
                           size_t len);
 
+/* The largest value a write may leave (the filesystem answers EFBIG beyond it). A write over it
+ * is answered KV_STATUS_OK with result.status KV_EFBIG by the node it reaches, unproposed. */
+uint64_t kv_node_max_value_bytes(const struct kv_node *n);
+
 void kv_node_status(const struct kv_node *n, struct kv_proto_node_status *st);
 bool kv_node_is_leader(const struct kv_node *n);
 uint32_t kv_node_leader(const struct kv_node *n);

@@ -8,8 +8,21 @@
 #include "raft/crc32c.h"
 #include "raft/le.h"
 #include "raft/raft.h"
+#include "raft/transport.h"
 
 #define STATUS_RECORD_BYTES 65u /* u32 id, u8 role, u32 leader, 7 x u64 */
+/* Bytes of a result beside its value when it has no directory entries (kv/cmd.h), at most. */
+#define RESULT_FRAMING_BYTES 256u
+
+/* The length field counts what follows it: CRC, type, id, the type's fields, the body. */
+_Static_assert(4u + 1u + 8u + 4u + (uint64_t)KV_VALUE_BYTES_LIMIT + KV_CMD_MAX_FRAMING_BYTES <=
+                       KV_PROTO_MAX_FRAME_BYTES,
+               "a request with the largest command fits a frame");
+_Static_assert(4u + 1u + 8u + 1u + 4u + (uint64_t)KV_VALUE_BYTES_LIMIT + RESULT_FRAMING_BYTES <=
+                       KV_PROTO_MAX_FRAME_BYTES,
+               "an answer with the largest value fits a frame");
+_Static_assert(4u + (uint64_t)KV_PROTO_MAX_FRAME_BYTES <= RAFT_TRANSPORT_MAX_PAYLOAD_BYTES,
+               "a frame forwarded between nodes fits a transport frame");
 
 static const char *const status_names[KV_STATUS_COUNT] = {
         [KV_STATUS_OK] = "ok",

@@ -24,7 +24,9 @@
  * refused whole (the connection that sent it is closed).
  */
 
-#define KV_PROTO_MAX_FRAME_BYTES ((64u << 20) + 4096u) /* a value of KV_VALUE_BYTES_LIMIT fits */
+/* The largest command and a result with the largest value fit with room to spare (checked at
+ * compile time in proto.c); the rest is for ReadDir results of large directories. */
+#define KV_PROTO_MAX_FRAME_BYTES ((64u << 20) + 4096u)
 #define KV_PROTO_HEADER_BYTES 8u
 
 enum kv_proto_type {

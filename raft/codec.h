@@ -27,8 +27,8 @@
 #define RAFT_CODEC_HEADER_BYTES 8u
 #define RAFT_CODEC_MIN_IMAGE_BYTES 9u /* the smallest tpl image: magic, flags, length, NUL */
 #define RAFT_CODEC_MAX_FRAME_BYTES (64u << 20) /* header + image */
-#define RAFT_CODEC_MAX_ENTRY_BYTES (16u << 20) /* payload of one entry */
-#define RAFT_CODEC_MAX_MSG_ENTRIES 65536u /* entries in one AppendEntries */
+#define RAFT_CODEC_MAX_ENTRY_BYTES RAFT_MAX_ENTRY_BYTES /* payload of one entry (raft.h) */
+#define RAFT_CODEC_MAX_MSG_ENTRIES RAFT_MAX_MSG_ENTRIES /* entries in one AppendEntries */
 #define RAFT_CODEC_MAX_CHUNK_BYTES (16u << 20) /* data of one InstallSnapshot chunk */
 
 enum raft_codec_kind {

@@ -660,8 +660,10 @@ static bool send_append(struct raft *r, struct progress *pr, bool allow_empty)
 		return true;
 	}
 	prev_term = core_log_term(&r->log, prev);
-	/* gather entries next.., at least one, at most max_msg_bytes of them */
-	for (uint64_t i = pr->next; i <= last; i++) {
+	/* gather entries next.., at least one, at most max_msg_bytes of them (and at most
+	 * RAFT_MAX_MSG_ENTRIES: a run of empty entries would otherwise make one the codec
+	 * refuses, and that follower would never catch up) */
+	for (uint64_t i = pr->next; i <= last && n < RAFT_MAX_MSG_ENTRIES; i++) {
 		const struct raft_entry *e = core_log_get(&r->log, i);
 		if (n > 0 && bytes + e->len > r->cfg.max_msg_bytes)
 			break;
@@ -1107,7 +1109,9 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
 	}
 	if (s->len > 0 && !s->data)
 		return;
-	if (s->offset + s->len > s->meta.size || s->meta.conf.n == 0) {
+	if (s->offset + s->len > s->meta.size || s->meta.conf.n == 0 ||
+	    (s->last && s->offset + s->len != s->meta.size)) {
+		/* a last chunk must end the image: storage would refuse it, and stop */
 		reply_snapshot(r, m->from, s->meta.index, 0, false, true);
 		return;
 	}
@@ -1709,6 +1713,9 @@ static int config_check(const struct raft_config *c, const struct raft_conf *con
 		return RAFT_EINVAL;
 	if (c->max_inflight_msgs == 0 || c->max_msg_bytes == 0 || c->snapshot_chunk_bytes == 0)
 		return RAFT_EINVAL;
+	if (c->max_entry_bytes == 0 || c->max_entry_bytes > RAFT_MAX_ENTRY_BYTES ||
+	    c->max_msg_bytes > RAFT_MAX_ENTRY_BYTES)
+		return RAFT_EINVAL; /* storage, codec or transport would refuse what passed */
 	for (unsigned i = 0; i < conf->n; i++)
 		if (conf->ids[i] == 0)
 			return RAFT_EINVAL;

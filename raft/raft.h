@@ -39,6 +39,15 @@
  */
 
 #define RAFT_MAX_NODES 9
+/*
+ * The payload of one log entry, at most: the one limit storage, the codec (log records and
+ * AppendEntries) and the transport's frames all accept, and the most raft_config.max_entry_bytes
+ * may be. A 16 MiB value plus its command's framing (kv/cmd.h) fits. Storage refusing an entry
+ * would stop the node, so nothing larger may ever be proposed or accepted from a peer.
+ */
+#define RAFT_MAX_ENTRY_BYTES ((16u << 20) + (64u << 10))
+/* Entries in one AppendEntries, at most (the codec refuses more): a leader's batch stops there. */
+#define RAFT_MAX_MSG_ENTRIES 65536u
 
 /* Errors of the raft layer (storage and transport reuse them). 0 is success. */
 enum raft_err {
@@ -234,11 +243,13 @@ struct raft_config {
 	unsigned heartbeat_ticks; /* leader heartbeat period, < election_ticks */
 	bool pre_vote; /* thesis 9.6 */
 	bool check_quorum; /* leader steps down without a majority for an election timeout */
-	uint32_t max_msg_bytes; /* payload bytes per AppendEntries */
+	uint32_t max_msg_bytes; /* payload bytes per AppendEntries (one larger entry goes alone);
+	                           1..RAFT_MAX_ENTRY_BYTES, so that a batch fits one frame */
 	uint32_t max_inflight_msgs; /* pipelined AppendEntries per follower */
 	uint64_t max_inflight_bytes; /* payload bytes in flight per follower */
 	uint64_t max_uncommitted_bytes; /* raft_propose refuses with RAFT_EBUSY beyond this */
-	uint32_t max_entry_bytes; /* a single proposal larger than this is RAFT_ETOOBIG */
+	uint32_t max_entry_bytes; /* a single proposal larger than this is RAFT_ETOOBIG;
+	                             1..RAFT_MAX_ENTRY_BYTES */
 	uint32_t snapshot_chunk_bytes; /* InstallSnapshot chunk size */
 	uint64_t
 	        snapshot_trailing; /* entries kept in memory behind a snapshot for slow followers */

@@ -1280,6 +1280,143 @@ out:
 	nodesim_free(s);
 }
 
+/* --- limits ------------------------------------------------------------------------------------ */
+
+/* A cluster of n nodes whose --max-value-bytes is max_value_bytes on every node. */
+static struct nodesim *cluster_limited(unsigned n, uint64_t seed, uint64_t max_value_bytes)
+{
+	struct nodesim_options o;
+	struct nodesim *s = NULL;
+	char err[256];
+
+	nodesim_options_default(&o, n, seed);
+	for (unsigned i = 0; i < n; i++)
+		o.max_value_bytes[i] = max_value_bytes;
+	if (nodesim_new(&o, &s, err, sizeof(err)) != 0) {
+		printf("\n  seed %llu: cannot build the cluster: %s\n", (unsigned long long)seed,
+		       err);
+		return NULL;
+	}
+	return s;
+}
+
+static uint64_t last_index_of(struct nodesim *s, unsigned i)
+{
+	struct kv_proto_node_status st;
+
+	nodesim_status(s, i, &st);
+	return st.last_index;
+}
+
+/*
+ * The largest value the option allows, under the longest key, is one log entry the log
+ * accepts: committed, replicated and read back on every node. (The value check and the log's
+ * entry limit once disagreed: a 32M option let a 17 MiB value through to storage, whose refusal
+ * stopped every node that appended it.)
+ */
+static void test_the_largest_value_under_the_longest_key_is_committed_on_every_node(void)
+{
+	uint64_t seed = test_seed(116);
+	struct nodesim *s = cluster_limited(3, seed, KV_VALUE_BYTES_LIMIT);
+	struct nodesim_req r = {0};
+	char *key = malloc(KV_MAX_KEY_BYTES + 1), *big = malloc(KV_VALUE_BYTES_LIMIT);
+	struct kv_cmd c;
+	int l, st;
+
+	TEST(test_the_largest_value_under_the_longest_key_is_committed_on_every_node);
+	REQUIRE(s != NULL && key && big, "%s", "no cluster");
+	/* 20 components of 200 bytes and one of 76: exactly KV_MAX_KEY_BYTES */
+	memset(key, 'k', KV_MAX_KEY_BYTES);
+	for (unsigned i = 200; i < KV_MAX_KEY_BYTES - 1; i += 201)
+		key[i] = '/';
+	key[KV_MAX_KEY_BYTES] = '\0';
+	REQUIRE(kv_key_check(key, KV_MAX_KEY_BYTES) == KV_OK, "%s", "the key is not valid");
+	for (size_t i = 0; i < KV_VALUE_BYTES_LIMIT; i++)
+		big[i] = (char)('a' + i % 26);
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	nodesim_cmd(s, &c, KV_OP_PUT, key, NULL);
+	c.data = big;
+	c.data_len = KV_VALUE_BYTES_LIMIT;
+	st = nodesim_call(s, (unsigned)follower_of(s, l), &c, 10 * OP_TIMEOUT_MS, &r);
+	REQUIRE(st == KV_STATUS_OK, "put: %s", status_name(st));
+	REQUIRE(r.req.result.status == KV_OK, "put result %s", kv_strerror(r.req.result.status));
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	for (unsigned i = 0; i < 3; i++) {
+		size_t len;
+		bool exists;
+		void *v = local_value(s, i, key, &len, &exists);
+		bool same = exists && len == KV_VALUE_BYTES_LIMIT && memcmp(v, big, len) == 0;
+		raft_buf_unref(v);
+		REQUIRE(same, "node %u holds %zu bytes", i + 1, len);
+	}
+	REQUIRE_SAFE();
+out:
+	free(key);
+	free(big);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/*
+ * A value over the cluster's max_value_bytes is answered KV_EFBIG by the node it reaches,
+ * leader or follower, before it is proposed: the log does not grow, and a value far over it
+ * (past what Raft itself would carry) gets the same clear answer, not "bad request".
+ */
+static void test_a_value_over_max_value_bytes_is_efbig_before_it_is_proposed(void)
+{
+	uint64_t seed = test_seed(117);
+	const uint64_t max = 1u << 20;
+	struct nodesim *s = cluster_limited(3, seed, max);
+	struct nodesim_req r = {0};
+	char *big = calloc(1, 4 * max);
+	const size_t sizes[] = {max + 1, 4 * max};
+	struct kv_cmd c;
+	uint64_t last;
+	int l, st;
+
+	TEST(test_a_value_over_max_value_bytes_is_efbig_before_it_is_proposed);
+	REQUIRE(s != NULL && big, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	st = op(s, (unsigned)l, KV_OP_PUT, "first", "x", &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "put: %s", status_name(st));
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	last = last_index_of(s, (unsigned)l);
+	for (unsigned k = 0; k < 2; k++) {
+		for (unsigned t = 0; t < 2; t++) {
+			unsigned i = t == 0 ? (unsigned)l : (unsigned)follower_of(s, l);
+			int ops[] = {KV_OP_PUT, KV_OP_APPEND, KV_OP_CREATE_EXCLUSIVE,
+			             KV_OP_WRITE_AT};
+			for (unsigned o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
+				nodesim_cmd(s, &c, ops[o], "big", NULL);
+				c.data = big;
+				c.data_len = sizes[k];
+				st = nodesim_call(s, i, &c, OP_TIMEOUT_MS, &r);
+				REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_EFBIG,
+				        "%s of %zu bytes on node %u: %s / %s", kv_op_name(ops[o]),
+				        sizes[k], i + 1, status_name(st),
+				        kv_strerror(r.req.result.status));
+			}
+		}
+	}
+	REQUIRE(nodesim_run_for(s, 200), "%s", "run");
+	REQUIRE(last_index_of(s, (unsigned)l) == last, "the log grew from %llu to %llu",
+	        (unsigned long long)last, (unsigned long long)last_index_of(s, (unsigned)l));
+	/* exactly at the limit is fine */
+	nodesim_cmd(s, &c, KV_OP_PUT, "big", NULL);
+	c.data = big;
+	c.data_len = max;
+	st = nodesim_call(s, (unsigned)l, &c, OP_TIMEOUT_MS, &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "put at the limit: %s / %s",
+	        status_name(st), kv_strerror(r.req.result.status));
+	REQUIRE_SAFE();
+out:
+	free(big);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
 /* --- cluster sizes ------------------------------------------------------------------------------ */
 
 static void test_a_single_node_cluster_leads_alone_and_applies_writes(void)
@@ -2455,6 +2592,10 @@ static CU_TestInfo basic_tests[] = {
         {"test_a_read_without_deadline_is_asked_again_when_its_read_index_is_lost",
          test_a_read_without_deadline_is_asked_again_when_its_read_index_is_lost},
         {"test_bad_command_bytes_give_bad_request", test_bad_command_bytes_give_bad_request},
+        {"test_the_largest_value_under_the_longest_key_is_committed_on_every_node",
+         test_the_largest_value_under_the_longest_key_is_committed_on_every_node},
+        {"test_a_value_over_max_value_bytes_is_efbig_before_it_is_proposed",
+         test_a_value_over_max_value_bytes_is_efbig_before_it_is_proposed},
         {"test_a_single_node_cluster_leads_alone_and_applies_writes",
          test_a_single_node_cluster_leads_alone_and_applies_writes},
         {"test_a_five_node_cluster_serves_with_two_nodes_down",

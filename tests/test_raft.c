@@ -87,8 +87,9 @@ struct fx_node {
 	uint32_t chunk_len[FX_MAX_CHUNKS];
 	unsigned bad_chunks; /* chunks whose bytes or position were wrong */
 	/* the application */
-	struct fx_applied applied[FX_MAX_APPLIED];
+	struct fx_applied applied[FX_MAX_APPLIED]; /* the first FX_MAX_APPLIED applied */
 	size_t n_applied;
+	uint64_t last_applied; /* index of the last entry applied, recorded or not */
 	struct raft_read_state reads[FX_MAX_READS];
 	size_t n_reads;
 };
@@ -105,6 +106,7 @@ struct fx {
 	struct fx_node nodes[FX_MAX_NODES];
 	struct fx_mail mail[FX_MAX_MAIL];
 	size_t n_mail;
+	uint32_t most_append_entries; /* the most entries an AppendEntries sent carried */
 	bool cut[FX_MAX_NODES + 1][FX_MAX_NODES + 1]; /* cut[from][to]: messages dropped */
 };
 
@@ -220,6 +222,7 @@ static void fx_persist(uint32_t id)
 			store_drop_from(nd, 0);
 			nd->in_bytes = 0;
 			nd->n_applied = 0; /* the application state is the snapshot's now */
+			nd->last_applied = p->meta.index;
 		}
 	}
 	if (p->truncate_from)
@@ -242,6 +245,8 @@ static void mail_push(const struct raft_msg *m)
 	box = &F.mail[F.n_mail++];
 	box->m = *m;
 	box->data = NULL;
+	if (m->type == RAFT_MSG_APPEND && m->u.append.n_entries > F.most_append_entries)
+		F.most_append_entries = m->u.append.n_entries;
 	if (m->type == RAFT_MSG_APPEND && m->u.append.n_entries) {
 		size_t sz = m->u.append.n_entries * sizeof(struct raft_entry);
 		box->m.u.append.entries = malloc(sz);
@@ -328,8 +333,9 @@ static void fx_process(uint32_t id)
 		for (size_t i = 0; i < u.n_committed; i++) {
 			const struct raft_entry *e = &u.committed[i];
 			struct fx_applied a = {e->index, e->term, e->type, e->len, 0};
-			if (nd->n_applied > 0)
-				CU_ASSERT_EQUAL(nd->applied[nd->n_applied - 1].index + 1, e->index);
+			if (nd->last_applied > 0)
+				CU_ASSERT_EQUAL(nd->last_applied + 1, e->index);
+			nd->last_applied = e->index;
 			if (e->len >= 8)
 				memcpy(&a.tag, e->data, 8);
 			if (nd->n_applied < FX_MAX_APPLIED)
@@ -360,6 +366,7 @@ static int fx_start(uint32_t id)
 	rs.entries = nd->log;
 	rs.n_entries = nd->n_log;
 	nd->n_applied = 0;
+	nd->last_applied = 0;
 	nd->n_reads = 0;
 	return raft_new(&cfg, &env, &rs, &nd->r);
 }
@@ -1102,6 +1109,42 @@ static void test_7_snapshot_transfer_resumes_from_follower_offset(void)
 	fx_free();
 }
 
+/* A chunk that says it is the last but ends before the snapshot's size could never be installed
+ * (storage refuses it, and that refusal would stop the node): the follower rejects it from
+ * whoever sent it, hands nothing to persist, and takes the real chunks afterwards. */
+static void test_7_a_chunk_marked_last_that_ends_before_the_size_is_rejected(void)
+{
+	struct raft_msg m = mk(RAFT_MSG_SNAPSHOT, 1, 3, 1);
+	unsigned persists;
+	int k;
+
+	snapshot_setup();
+	/* let the leader's first real chunk wait while a bad one arrives */
+	while ((k = fx_find(RAFT_MSG_SNAPSHOT, 1, 3)) < 0)
+		fx_deliver(0);
+	m.u.snapshot.meta = mail_at(k)->u.snapshot.meta;
+	m.u.snapshot.offset = 0;
+	m.u.snapshot.len = 100;
+	m.u.snapshot.last = true;
+	m.u.snapshot.data = payload(0, 100);
+	persists = N(3)->n_persists;
+	fx_step(&m);
+	raft_buf_unref(m.u.snapshot.data);
+	CU_ASSERT_EQUAL(N(3)->n_chunks, 0);
+	CU_ASSERT_EQUAL(N(3)->n_persists, persists);
+	CU_ASSERT_EQUAL(st(3).snapshot_index, 0);
+	k = fx_find(RAFT_MSG_SNAPSHOT_RESP, 3, 1);
+	CU_ASSERT_FATAL(k >= 0);
+	CU_ASSERT_TRUE(mail_at(k)->u.snapshot_resp.reject);
+	CU_ASSERT_FALSE(mail_at(k)->u.snapshot_resp.done);
+	fx_drop((size_t)k);
+	fx_deliver_all();
+	CU_ASSERT_EQUAL(N(3)->n_chunks, 3);
+	CU_ASSERT_EQUAL(N(3)->bad_chunks, 0);
+	CU_ASSERT_EQUAL(st(3).snapshot_index, 6);
+	fx_free();
+}
+
 static void test_7_follower_keeps_log_after_snapshot_it_already_has(void)
 {
 	static const uint64_t terms[] = {1, 1, 1, 1, 1, 1, 1, 1};
@@ -1793,6 +1836,58 @@ static void test_proposal_refused_over_uncommitted_byte_limit(void)
 	fx_free();
 }
 
+/* Storage refuses an entry over RAFT_MAX_ENTRY_BYTES and a refused append stops the node, so
+ * the core must never take a proposal storage would refuse: a configuration that would let one
+ * through is refused, and the largest entry storage takes is accepted. */
+static void test_an_entry_limit_over_what_the_log_accepts_is_refused(void)
+{
+	struct raft_env env = {NULL, fx_random, NULL};
+	struct raft_restore rs;
+	struct raft *r = NULL;
+
+	fx_init(1);
+	memset(&rs, 0, sizeof(rs));
+	env.ctx = N(1);
+	F.cfg.max_entry_bytes = RAFT_MAX_ENTRY_BYTES + 1;
+	CU_ASSERT_EQUAL(raft_new(&F.cfg, &env, &rs, &r), RAFT_EINVAL);
+	CU_ASSERT_PTR_NULL(r);
+	F.cfg.max_entry_bytes = RAFT_MAX_ENTRY_BYTES;
+	F.cfg.max_uncommitted_bytes = 2ull * RAFT_MAX_ENTRY_BYTES;
+	CU_ASSERT_EQUAL_FATAL(fx_start(1), RAFT_OK);
+	fx_elect(1);
+	CU_ASSERT_EQUAL(fx_propose(1, 1, RAFT_MAX_ENTRY_BYTES + 1, NULL), RAFT_ETOOBIG);
+	CU_ASSERT_EQUAL(fx_propose(1, 2, RAFT_MAX_ENTRY_BYTES, NULL), RAFT_OK);
+	fx_free();
+}
+
+/* Empty entries weigh nothing against max_msg_bytes, so only a count bounds a batch of them: a
+ * follower far behind a run of them gets messages of at most RAFT_MAX_MSG_ENTRIES entries (the
+ * codec refuses more, and a message that can never be encoded would leave it behind forever). */
+static void test_append_batches_stop_at_the_entry_count_limit(void)
+{
+	const unsigned extra = 100;
+	uint64_t want;
+
+	fx_init(3);
+	fx_start_all();
+	fx_elect(1);
+	fx_isolate(3, true);
+	for (unsigned i = 0; i < RAFT_MAX_MSG_ENTRIES + extra; i++)
+		CU_ASSERT_EQUAL_FATAL(raft_propose(N(1)->r, payload(0, 0), 0, NULL, NULL), RAFT_OK);
+	fx_process(1);
+	fx_deliver_all();
+	want = st(1).last_index;
+	CU_ASSERT_EQUAL_FATAL(st(2).last_index, want);
+	fx_isolate(3, false);
+	for (int t = 0; t < 3 * FX_ELECTION_TICKS && st(3).commit < want; t++) {
+		fx_tick(1, 1);
+		fx_deliver_all();
+	}
+	CU_ASSERT_EQUAL(st(3).commit, want);
+	CU_ASSERT(F.most_append_entries <= RAFT_MAX_MSG_ENTRIES);
+	fx_free();
+}
+
 /* --- robustness ------------------------------------------------------------------------------------ */
 
 static void test_step_rejects_message_from_unknown_node(void)
@@ -1895,6 +1990,8 @@ static CU_TestInfo raft_tests[] = {
          test_7_lagging_follower_receives_snapshot_in_chunks},
         {"test_7_snapshot_transfer_resumes_from_follower_offset",
          test_7_snapshot_transfer_resumes_from_follower_offset},
+        {"test_7_a_chunk_marked_last_that_ends_before_the_size_is_rejected",
+         test_7_a_chunk_marked_last_that_ends_before_the_size_is_rejected},
         {"test_7_follower_keeps_log_after_snapshot_it_already_has",
          test_7_follower_keeps_log_after_snapshot_it_already_has},
         {"test_prevote_does_not_raise_term_when_election_would_fail",
@@ -1929,6 +2026,10 @@ static CU_TestInfo raft_tests[] = {
         {"test_proposals_batched_into_one_append", test_proposals_batched_into_one_append},
         {"test_proposal_refused_over_uncommitted_byte_limit",
          test_proposal_refused_over_uncommitted_byte_limit},
+        {"test_an_entry_limit_over_what_the_log_accepts_is_refused",
+         test_an_entry_limit_over_what_the_log_accepts_is_refused},
+        {"test_append_batches_stop_at_the_entry_count_limit",
+         test_append_batches_stop_at_the_entry_count_limit},
         {"test_step_rejects_message_from_unknown_node",
          test_step_rejects_message_from_unknown_node},
         {"test_buf_refcount_frees_on_last_unref", test_buf_refcount_frees_on_last_unref},

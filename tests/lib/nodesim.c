@@ -75,6 +75,7 @@ struct snode {
 	bool hold_snapshots;
 	bool job_held;
 	uint64_t snapshots_started;
+	char stop_reason[NODESIM_ERROR_BYTES]; /* the last stop allowed by may_stop_mask */
 };
 
 struct nodesim {
@@ -385,6 +386,8 @@ static int node_open(struct nodesim *s, unsigned i, char *err, size_t err_len)
 	if (s->o.session_timeout_ms)
 		cfg.store.session_timeout_ms = s->o.session_timeout_ms;
 	nd->clock_jump_ms = 0; /* set right at boot */
+	if (s->o.max_value_bytes[i])
+		cfg.store.max_value_bytes = s->o.max_value_bytes[i];
 	rv = kv_node_open(&cfg, &env, &nd->kv, err, err_len);
 	if (rv != 0) {
 		nd->kv = NULL;
@@ -560,6 +563,11 @@ static void check_node(struct nodesim *s, struct snode *nd)
 		if (nd->fault_armed && raft_vfs_mem_fault_fired(nd->vfs)) {
 			/* a failed fsync stops the node; the process exits: a crash */
 			nodesim_crash(s, nd->idx, nd->fault_torn);
+			return;
+		}
+		if (s->o.may_stop_mask & (1u << nd->idx)) {
+			snprintf(nd->stop_reason, sizeof(nd->stop_reason), "%s", why);
+			nodesim_crash(s, nd->idx, 0);
 			return;
 		}
 		violation(s, "node %u stopped without an injected fault: %s", nd->idx + 1, why);
@@ -1010,6 +1018,11 @@ uint64_t nodesim_snapshots_started(const struct nodesim *s, unsigned i)
 struct raft_vfs *nodesim_vfs(struct nodesim *s, unsigned i)
 {
 	return i < s->o.n ? s->nodes[i].vfs : NULL;
+}
+
+const char *nodesim_stop_reason(const struct nodesim *s, unsigned i)
+{
+	return i < s->o.n && s->nodes[i].stop_reason[0] ? s->nodes[i].stop_reason : NULL;
 }
 
 uint64_t nodesim_crashes(const struct nodesim *s)

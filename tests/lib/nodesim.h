@@ -23,8 +23,9 @@
  *   - election safety: at most one leader per term;
  *   - state-machine safety: every node that has applied up to index i has the same
  *     kv_store_hash at i (checked whenever a node's applied index moves);
- *   - no node stopped (kv_node_failed) unless a disk fault was armed on it; a node stopped by an
- *     injected fault is crashed at once (it must exit).
+ *   - no node stopped (kv_node_failed) unless a disk fault was armed on it or may_stop_mask
+ *     allows it; such a node is crashed at once (it must exit), and its reason is kept
+ *     (nodesim_stop_reason()).
  * The first violation is kept (nodesim_error()) and stops the run functions.
  *
  * Application frames (forwarded requests and their answers) can be lost after they were queued
@@ -70,6 +71,11 @@ struct nodesim_options {
 	unsigned clock_skew_ms; /* each node's wall clock is off by up to this, either way */
 	uint64_t session_timeout_ms; /* the store's session timeout; 0: the default */
 	bool sync_snapshots; /* no env.snapshot_start: snapshots inside the loop turn */
+	/* cfg.store.max_value_bytes of node i (its --max-value-bytes); 0: the default */
+	uint64_t max_value_bytes[NODESIM_MAX_NODES];
+	/* nodes (bit i: node i) that may stop on their own, as a node started with options the
+	 * cluster refuses must: such a stop is a crash (the process exits), not a violation */
+	unsigned may_stop_mask;
 };
 
 void nodesim_options_default(struct nodesim_options *o, unsigned n, uint64_t seed);
@@ -182,6 +188,8 @@ uint64_t nodesim_snapshots_received(const struct nodesim *s, unsigned i);
 uint64_t nodesim_snapshots_started(const struct nodesim *s, unsigned i);
 /* Node i's file system (for tests that look at its files). */
 struct raft_vfs *nodesim_vfs(struct nodesim *s, unsigned i);
+/* Why node i stopped on its own the last time (may_stop_mask), or NULL if it never did. */
+const char *nodesim_stop_reason(const struct nodesim *s, unsigned i);
 /* Crashes so far (nodesim_crash calls and nodes stopped by an injected disk fault). */
 uint64_t nodesim_crashes(const struct nodesim *s);
 /* Prints every node's status, the pending events and the last log lines to stdout. */

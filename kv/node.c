@@ -1403,6 +1403,9 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
 	n->next_key = (env->random(env->ctx) >> 2) | 1u; /* never wraps to 0 */
 	n->wall0_ms = env->realtime_ms(env->ctx);
 	n->mono0_ms = env->now_ms(env->ctx);
+	/* the store's table key: this process's secret (kv_store_config.hash_key) */
+	n->cfg.store.hash_key.k0 = env->random(env->ctx);
+	n->cfg.store.hash_key.k1 = env->random(env->ctx);
 	n->pending.next = n->pending.prev = &n->pending;
 	if (!cfg->dir || strlen(cfg->dir) >= sizeof(n->dir)) {
 		snprintf(err, err_len, "bad data directory");

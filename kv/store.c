@@ -11,6 +11,7 @@
 
 void kv_store_config_default(struct kv_store_config *cfg)
 {
+	memset(cfg, 0, sizeof(*cfg));
 	cfg->max_value_bytes = KV_DEFAULT_MAX_VALUE_BYTES;
 	cfg->session_timeout_ms = KV_SESSION_TIMEOUT_MS;
 	cfg->max_sessions = KV_DEFAULT_MAX_SESSIONS;
@@ -23,7 +24,16 @@ static bool config_valid(const struct kv_store_config *cfg)
 	        cfg->max_sessions <= KV_MAX_SESSIONS_LIMIT;
 }
 
-/* --- hashing: fixed functions, so every replica (and every run) agrees ---------------------- */
+/* --- hashing ------------------------------------------------------------------------------- */
+
+/* A fixed function for digests (kv_store_hash), which every replica must compute alike; the name
+ * table uses the keyed name_hash below, since its inputs come from clients. */
+
+static void le_put(unsigned char *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
 
 static uint64_t mix64(uint64_t x)
 {
@@ -57,9 +67,16 @@ static uint64_t hash_bytes(uint64_t seed, const void *buf, size_t len)
 	return mix64(h);
 }
 
-static uint32_t name_hash(uint64_t parent_ino, const char *name, size_t len)
+/* Where a name sits in the table: SipHash-2-4 of (parent ino, name) under the node's secret key,
+ * so no client can choose names that collide (kv_store_config.hash_key). */
+static uint32_t name_hash(const struct kv_store *s, uint64_t parent_ino, const char *name,
+                          size_t len)
 {
-	return (uint32_t)hash_bytes(parent_ino, name, len);
+	unsigned char buf[8 + KV_MAX_NAME_BYTES];
+
+	le_put(buf, parent_ino, 8);
+	memcpy(buf + 8, name, len); /* len <= KV_MAX_NAME_BYTES: names are checked first */
+	return (uint32_t)raft_siphash24(&s->cfg.hash_key, buf, 8 + len);
 }
 
 /* --- nodes and the (parent, name) table ------------------------------------------------------ */
@@ -142,8 +159,13 @@ static void hash_maybe_grow(struct kv_store *s)
 struct kv_node *kv_node_find(const struct kv_store *s, const struct kv_node *dir, const char *name,
                              size_t name_len)
 {
-	uint32_t h = name_hash(dir->ino, name, name_len);
-	struct kv_node *n = s->buckets[bucket_of(s->n_buckets, h)];
+	uint32_t h;
+	struct kv_node *n;
+
+	if (name_len > KV_MAX_NAME_BYTES)
+		return NULL;
+	h = name_hash(s, dir->ino, name, name_len);
+	n = s->buckets[bucket_of(s->n_buckets, h)];
 
 	for (; n; n = n->hnext)
 		if (n->hash == h && n->parent == dir && n->name_len == name_len &&
@@ -155,7 +177,7 @@ struct kv_node *kv_node_find(const struct kv_store *s, const struct kv_node *dir
 void kv_node_link(struct kv_store *s, struct kv_node *parent, struct kv_node *n)
 {
 	n->parent = parent;
-	n->hash = name_hash(parent->ino, n->name, n->name_len);
+	n->hash = name_hash(s, parent->ino, n->name, n->name_len);
 	hash_insert(s, n);
 	n->sib_prev = NULL;
 	n->sib_next = parent->u.dir.first;
@@ -1279,12 +1301,6 @@ size_t kv_store_key_count(const struct kv_store *s)
 size_t kv_store_session_count(const struct kv_store *s)
 {
 	return s->n_sessions;
-}
-
-static void le_put(unsigned char *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
 }
 
 static uint64_t node_digest(const struct kv_node *n)

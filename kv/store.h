@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "kv/cmd.h"
+#include "raft/siphash.h"
 
 /*
  * A deterministic state machine with no I/O and no clock: applying the same commands at the same
@@ -78,6 +79,12 @@ struct kv_store_config {
 	uint64_t max_value_bytes; /* 1..KV_VALUE_BYTES_LIMIT */
 	uint64_t session_timeout_ms; /* > 0 */
 	uint32_t max_sessions; /* 1..KV_MAX_SESSIONS_LIMIT */
+	/* The key of the hash that places names in the store's table (SipHash-2-4): unlike the
+	 * rest, node-local and secret, never replicated nor saved. It decides only where a name
+	 * sits in memory, never the state: kv_store_hash(), snapshots and ReadDir do not depend
+	 * on it. Draw it at random (kv_node does), or a client who knows it can craft names that
+	 * all share one chain and slow every apply (hash flooding). Default: all zero. */
+	struct raft_siphash_key hash_key;
 };
 
 void kv_store_config_default(struct kv_store_config *cfg);
@@ -150,8 +157,9 @@ int kv_store_readdir(const struct kv_store *s, const char *key, size_t len, stru
 
 /*
  * A 64-bit digest of the whole state: every key with its metadata and value, sessions with their
- * records and LRU order, the clock, the inode counter and the configuration. Independent of the
- * history that built the namespace (a sum of per-key digests); not of the applied index.
+ * records and LRU order, the clock, the inode counter and the configuration (not the hash key,
+ * which is no part of the state). Independent of the history that built the namespace (a sum of
+ * per-key digests) and of where names sit in the table; not of the applied index.
  */
 uint64_t kv_store_hash(const struct kv_store *s);
 

@@ -6,8 +6,10 @@
 #include <time.h>
 
 #include "kv/store.h"
+#include "kv/store_internal.h"
 #include "raft/raft.h"
 #include "tests/lib/cu.h"
+#include "tests/lib/flood.h"
 #include "tests/lib/samples.h"
 
 #define UID SAMPLES_UID
@@ -998,13 +1000,18 @@ static struct kv_cmd random_cmd(char *key, char *key2, char *data, uint64_t *ses
 }
 
 /* b replaced by a restored copy of itself: what a follower does on InstallSnapshot. */
+/* b saved and restored under another hash key (as a replica restarting draws a new one). */
 static struct kv_store *through_snapshot(struct kv_store *b)
 {
 	struct samples_stream m = {0};
 	struct kv_store *r = NULL;
+	struct kv_store_config cfg;
 
+	kv_store_config_default(&cfg);
+	cfg.hash_key.k0 = 0x0123456789abcdefULL;
+	cfg.hash_key.k1 = 0xfedcba9876543210ULL;
 	CU_ASSERT_EQUAL_FATAL(kv_snapshot_save(b, samples_stream_write, &m), KV_OK);
-	CU_ASSERT_EQUAL_FATAL(kv_snapshot_restore(NULL, samples_stream_read, &m, &r), KV_OK);
+	CU_ASSERT_EQUAL_FATAL(kv_snapshot_restore(&cfg, samples_stream_read, &m, &r), KV_OK);
 	free(m.buf);
 	kv_store_free(b);
 	return r;
@@ -1015,6 +1022,7 @@ static void test_random_commands_give_identical_hashes_on_two_stores(void)
 	const char *env = getenv("KV_SEED");
 	uint64_t seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
 	struct kv_store *a, *b;
+	struct kv_store_config cfg;
 	uint64_t sessions[8], seqs[8];
 	size_t n_sessions = 0;
 	char key[64], key2[64], data[64];
@@ -1025,7 +1033,9 @@ static void test_random_commands_give_identical_hashes_on_two_stores(void)
 	       seed, seed);
 	rng_state = seed * 2 + 1;
 	CU_ASSERT_EQUAL_FATAL(kv_store_new(NULL, &a), KV_OK);
-	CU_ASSERT_EQUAL_FATAL(kv_store_new(NULL, &b), KV_OK);
+	kv_store_config_default(&cfg);
+	cfg.hash_key.k0 = seed; /* replicas place names apart; their states agree */
+	CU_ASSERT_EQUAL_FATAL(kv_store_new(&cfg, &b), KV_OK);
 	for (int i = 0; i < steps; i++) {
 		struct kv_cmd c = random_cmd(key, key2, data, sessions, n_sessions, seqs);
 		struct kv_result ra, rb;
@@ -1055,6 +1065,60 @@ static void test_random_commands_give_identical_hashes_on_two_stores(void)
 	kv_store_free(a);
 	kv_store_free(b);
 }
+
+/* --- hash flooding ------------------------------------------------------------------------- */
+
+#define FLOOD_NAMES 4096u
+/* Under a keyed hash FLOOD_NAMES names in at least as many buckets: the longest chain of a
+ * uniform hash is about ln n / ln ln n (5 here); this bound leaves room and still fails loudly
+ * when every name shares one chain. */
+#define FLOOD_MAX_CHAIN 16u
+
+static size_t longest_chain(const struct kv_store *s)
+{
+	size_t most = 0;
+
+	for (size_t b = 0; b < s->n_buckets; b++) {
+		size_t n = 0;
+		for (const struct kv_node *e = s->buckets[b]; e; e = e->hnext)
+			n++;
+		if (n > most)
+			most = n;
+	}
+	return most;
+}
+
+/*
+ * Names a client crafted to share one bucket under the old unkeyed hash (tests/lib/flood.h)
+ * spread over the table like any names: every replica's apply stays a probe per component
+ * instead of a scan of every name (benchmark: tests/bench/bench_store --flood).
+ */
+static void test_names_crafted_to_collide_under_the_unkeyed_hash_spread_over_the_table(void)
+{
+	char *names = malloc(FLOOD_NAMES * FLOOD_NAME_BYTES);
+	char key[FLOOD_NAME_BYTES + 1];
+
+	CU_ASSERT_FATAL(names != NULL);
+	flood_names(1, 0x5eed, 42, FLOOD_NAMES, names); /* under the root, ino 1 */
+	CU_ASSERT_EQUAL(flood_unkeyed_name_hash(1, names, FLOOD_NAME_BYTES), 0x5eed);
+	for (size_t i = 0; i < FLOOD_NAMES; i++) {
+		memcpy(key, names + i * FLOOD_NAME_BYTES, FLOOD_NAME_BYTES);
+		key[FLOOD_NAME_BYTES] = '\0';
+		CU_ASSERT_EQUAL_FATAL(put(key, "v"), KV_OK);
+	}
+	CU_ASSERT_EQUAL(kv_store_key_count(st), FLOOD_NAMES + 1);
+	CU_ASSERT(st->n_buckets >= FLOOD_NAMES);
+	CU_ASSERT(longest_chain(st) <= FLOOD_MAX_CHAIN);
+	printf("\n  %u crafted names: longest chain %zu of %zu buckets\n", FLOOD_NAMES,
+	       longest_chain(st), st->n_buckets);
+	free(names);
+}
+
+static CU_TestInfo flood_tests[] = {
+        {"test_names_crafted_to_collide_under_the_unkeyed_hash_spread_over_the_table",
+         test_names_crafted_to_collide_under_the_unkeyed_hash_spread_over_the_table},
+        CU_TEST_INFO_NULL,
+};
 
 static CU_TestInfo ns_tests[] = {
         {"put_then_get_returns_the_value", test_put_then_get_returns_the_value},
@@ -1153,6 +1217,7 @@ static CU_SuiteInfo suites[] = {
         {"kv_store", setup_suite, NULL, setup_test, teardown_test, ns_tests},
         {"kv_sessions", setup_suite, NULL, setup_test, teardown_test, session_tests},
         {"kv_random", setup_suite, NULL, setup_test, teardown_test, random_tests},
+        {"kv_flood", setup_suite, NULL, setup_test, teardown_test, flood_tests},
         CU_SUITE_INFO_NULL,
 };
 

@@ -992,7 +992,7 @@ static int run(struct daemon *d)
 	}
 	ncfg.dir = d->opt.data;
 	ncfg.storage.log = log_cb;
-	ncfg.store.max_value_bytes = d->opt.max_value_bytes;
+	ncfg.store.settings.max_value_bytes = d->opt.max_value_bytes;
 	ncfg.snapshot_bytes = d->opt.snapshot_bytes;
 	ncfg.snapshot_trailing = d->opt.snapshot_trailing;
 	ncfg.election_ticks = d->opt.election_ticks;

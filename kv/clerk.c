@@ -679,6 +679,10 @@ static int check_cmd(struct kv_clerk *c, const struct kv_cmd *cmd)
 		set_err(c, "%s: sessions belong to the clerk", kv_op_name(cmd->op));
 		return KV_EINVAL;
 	}
+	if (cmd->op == KV_OP_SETTINGS) {
+		set_err(c, "%s: the cluster's settings belong to its nodes", kv_op_name(cmd->op));
+		return KV_EINVAL;
+	}
 	if ((fields & KV_FIELD_KEY) && (!cmd->key && cmd->key_len)) {
 		set_err(c, "%s: no key", kv_op_name(cmd->op));
 		return KV_EINVAL;

@@ -54,6 +54,7 @@ static const struct {
         [KV_OP_OPEN_SESSION] = {"open-session", 0, false},
         [KV_OP_CLOSE_SESSION] = {"close-session", 0, false},
         [KV_OP_READ] = {"read", KV_FIELD_KEY | KV_FIELD_OFFSET | KV_FIELD_COUNT, true},
+        [KV_OP_SETTINGS] = {"settings", KV_FIELD_SETTINGS, false},
 };
 
 static bool op_known(int op)
@@ -143,9 +144,11 @@ static const void *get_bytes(struct rcur *r, size_t n)
 
 #define CMD_HEADER_BYTES (1 + 1 + 8 + 8 + 8 + 4 + 4 + 4)
 #define CMD_ATTR_BYTES (4 + 4 + 4 + 8 + 8)
+#define CMD_SETTINGS_BYTES (8 + 8 + 4)
 
 _Static_assert(KV_CMD_MAX_FRAMING_BYTES ==
-                       CMD_HEADER_BYTES + 2 * (2 + KV_MAX_KEY_BYTES) + 4 + 8 + 4 + CMD_ATTR_BYTES,
+                       CMD_HEADER_BYTES + 2 * (2 + KV_MAX_KEY_BYTES) + 4 + 8 + 4 + CMD_ATTR_BYTES +
+                               CMD_SETTINGS_BYTES,
                "KV_CMD_MAX_FRAMING_BYTES counts every field");
 _Static_assert((uint64_t)KV_VALUE_BYTES_LIMIT + KV_CMD_MAX_FRAMING_BYTES <= RAFT_MAX_ENTRY_BYTES,
                "the largest command fits one log entry");
@@ -190,6 +193,8 @@ size_t kv_cmd_encoded_size(const struct kv_cmd *cmd)
 		n += CMD_ATTR_BYTES;
 	if (f & KV_FIELD_COUNT)
 		n += 4;
+	if (f & KV_FIELD_SETTINGS)
+		n += CMD_SETTINGS_BYTES;
 	return n;
 }
 
@@ -243,6 +248,11 @@ int kv_cmd_encode(const struct kv_cmd *cmd, void **buf, size_t *len)
 	}
 	if (f & KV_FIELD_COUNT)
 		put_le(&w, cmd->count, 4);
+	if (f & KV_FIELD_SETTINGS) {
+		put_le(&w, cmd->settings.max_value_bytes, 8);
+		put_le(&w, cmd->settings.session_timeout_ms, 8);
+		put_le(&w, cmd->settings.max_sessions, 4);
+	}
 	*len = n;
 	return KV_OK;
 }
@@ -300,6 +310,11 @@ int kv_cmd_decode(const void *buf, size_t len, struct kv_cmd *cmd)
 	if (f & KV_FIELD_COUNT) {
 		cmd->count = (uint32_t)get_le(&r, 4);
 		r.bad = r.bad || cmd->count > KV_VALUE_BYTES_LIMIT;
+	}
+	if (f & KV_FIELD_SETTINGS) {
+		cmd->settings.max_value_bytes = get_le(&r, 8);
+		cmd->settings.session_timeout_ms = get_le(&r, 8);
+		cmd->settings.max_sessions = (uint32_t)get_le(&r, 4);
 	}
 	if (r.bad || r.left != 0) {
 		memset(cmd, 0, sizeof(*cmd));

@@ -25,6 +25,7 @@
  *     FLAGS   u32                                                Rename KV_RENAME_*, SetAttr KV_ATTR_*
  *     ATTR    u32 mode u32 uid u32 gid u64 mtime_ns u64 ctime_ns SetAttr values
  *     COUNT   u32 (<= KV_VALUE_BYTES_LIMIT)                       Read: most bytes wanted
+ *     SETTINGS u64 max_value_bytes u64 session_timeout_ms u32 max_sessions   Settings
  *   and nothing after them: trailing bytes make the command malformed.
  *
  * The codec checks structure and the fixed limits only; what a key may contain, the configured
@@ -50,7 +51,7 @@
  */
 #define KV_VALUE_BYTES_LIMIT (16u << 20)
 /* Bytes of a command beside its data, at most: the header, two keys, every other field. */
-#define KV_CMD_MAX_FRAMING_BYTES (38u + 2u * (2u + KV_MAX_KEY_BYTES) + 4u + 8u + 4u + 28u)
+#define KV_CMD_MAX_FRAMING_BYTES (38u + 2u * (2u + KV_MAX_KEY_BYTES) + 4u + 8u + 4u + 28u + 20u)
 /* Most entries a ReadDir result may carry (a result decoder refuses more). */
 #define KV_MAX_DIR_ENTRIES (1u << 24)
 
@@ -97,6 +98,7 @@ enum kv_op {
 	KV_OP_CLOSE_SESSION, /* session: forget it */
 	KV_OP_READ, /* key, offset, count: at most count bytes of the value from offset (a read(2) of
 	               a file: the FUSE layer's one linearizable read per call, DESIGN.md 6) */
+	KV_OP_SETTINGS, /* settings: the cluster's, proposed by its first leader (kv/store.h) */
 	KV_OP_COUNT
 };
 
@@ -111,6 +113,7 @@ const char *kv_op_name(int op);
 #define KV_FIELD_FLAGS 0x10u
 #define KV_FIELD_ATTR 0x20u
 #define KV_FIELD_COUNT 0x40u
+#define KV_FIELD_SETTINGS 0x80u
 
 /* KV_FIELD_* bits of op, 0 for an unknown op. */
 unsigned kv_op_fields(int op);
@@ -150,6 +153,18 @@ struct kv_cmd_attr {
 };
 
 /*
+ * The cluster's settings: every choice that changes what an entry does, so that replicas apply
+ * the same entry alike only if they share them. They are replicated state, not node options: the
+ * first leader proposes its own in a Settings command, every replica applies it, snapshots keep
+ * it, and a node whose options differ refuses to serve (kv/store.h, kv/node.h).
+ */
+struct kv_settings {
+	uint64_t max_value_bytes; /* 1..KV_VALUE_BYTES_LIMIT: the --max-value-bytes option */
+	uint64_t session_timeout_ms; /* > 0 */
+	uint32_t max_sessions; /* 1..KV_MAX_SESSIONS_LIMIT (kv/store.h) */
+};
+
+/*
  * A decoded command. key, key2 and data point into the buffer it was decoded from (or into the
  * caller's memory when encoding): nothing here is owned.
  *
@@ -175,6 +190,7 @@ struct kv_cmd {
 	uint32_t flags;
 	struct kv_cmd_attr attr;
 	uint32_t count; /* Read: most bytes wanted */
+	struct kv_settings settings; /* Settings */
 };
 
 /* Bytes kv_cmd_encode() produces for cmd, or 0 when cmd exceeds a limit or has an unknown op. */

@@ -65,6 +65,8 @@ struct kv_node {
 	uint64_t snap_log_bytes; /* log_bytes when the job was made: the part it covers */
 	uint64_t snap_grew_bytes; /* log written while the last successful job ran */
 	unsigned snap_retry_ticks; /* after a failure: no new job until this many ticks passed */
+	uint64_t settings_term; /* the term in which this node, leading, proposed its settings */
+	uint64_t settings_seen; /* index of the cluster's settings last compared with the options */
 	bool in_process;
 	bool again;
 	bool scheduled; /* env.schedule was called and kv_node_flush() has not run since */
@@ -646,6 +648,10 @@ static void start_write(struct kv_node *n, struct kv_req *r)
 	struct raft_status st;
 
 	raft_status(n->raft, &st);
+	if (st.role == RAFT_LEADER && !kv_store_settings(n->store, NULL)) {
+		r->state = RS_WAIT_LEADER; /* nothing goes before the cluster's settings */
+		return;
+	}
 	if (st.role == RAFT_LEADER) {
 		propose(n, r);
 		return;
@@ -985,6 +991,91 @@ static void maybe_snapshot(struct kv_node *n)
 	snapshot_start(n, &meta);
 }
 
+/* --- the cluster's settings (kv/store.h) ------------------------------------------------------- */
+
+/* How the cluster's settings differ from this node's, as a message into buf; false if they don't. */
+static bool settings_differ(const struct kv_settings *mine, const struct kv_settings *theirs,
+                            char *buf, size_t cap)
+{
+	if (mine->max_value_bytes != theirs->max_value_bytes)
+		snprintf(
+		        buf, cap,
+		        "the cluster's --max-value-bytes is %llu, this node's is %llu (start it with "
+		        "--max-value-bytes=%llu)",
+		        (unsigned long long)theirs->max_value_bytes,
+		        (unsigned long long)mine->max_value_bytes,
+		        (unsigned long long)theirs->max_value_bytes);
+	else if (mine->session_timeout_ms != theirs->session_timeout_ms)
+		snprintf(buf, cap,
+		         "the cluster's session timeout is %llu ms, this node's is %llu ms",
+		         (unsigned long long)theirs->session_timeout_ms,
+		         (unsigned long long)mine->session_timeout_ms);
+	else if (mine->max_sessions != theirs->max_sessions)
+		snprintf(buf, cap, "the cluster's session limit is %u, this node's is %u",
+		         theirs->max_sessions, mine->max_sessions);
+	else
+		return false;
+	return true;
+}
+
+/*
+ * Once the store holds the cluster's settings (a Settings entry applied, or a snapshot that has
+ * them), a node whose options differ must not serve: it would refuse or admit values, and lead,
+ * by rules the log does not follow. Returns true (and the reason in n->why) when it must stop.
+ */
+static bool settings_refused(struct kv_node *n)
+{
+	struct kv_settings st;
+	uint64_t index = kv_store_settings(n->store, &st);
+	char diff[256];
+
+	if (index == 0 || index == n->settings_seen)
+		return false;
+	n->settings_seen = index;
+	if (!settings_differ(&n->cfg.store.settings, &st, diff, sizeof(diff))) {
+		nlog(n, 1,
+		     "cluster settings of entry %llu: max-value-bytes %llu, session timeout %llu ms, "
+		     "%u sessions",
+		     (unsigned long long)index, (unsigned long long)st.max_value_bytes,
+		     (unsigned long long)st.session_timeout_ms, st.max_sessions);
+		return false;
+	}
+	snprintf(n->why, sizeof(n->why), "refusing to join the cluster: %s", diff);
+	return true;
+}
+
+/*
+ * The first leader of a cluster (or of one whose log predates settings) makes its own the
+ * cluster's: once an entry of its term is applied, everything committed before is in the store,
+ * and none of it set them, so it proposes a Settings command, once per term. Writes wait for
+ * it (start_write); a second one, from a leader that did not see the first, changes nothing.
+ */
+static void maybe_propose_settings(struct kv_node *n)
+{
+	struct raft_status st;
+	struct kv_cmd c;
+	uint64_t term;
+	void *buf;
+	size_t len;
+
+	if (kv_store_settings(n->store, NULL) != 0)
+		return;
+	raft_status(n->raft, &st);
+	if (st.role != RAFT_LEADER || n->settings_term == st.term || st.applied == 0 ||
+	    raft_term_at(n->raft, st.applied) != st.term)
+		return;
+	memset(&c, 0, sizeof(c));
+	c.op = KV_OP_SETTINGS;
+	c.settings = n->cfg.store.settings;
+	if (kv_cmd_encode(&c, &buf, &len) != KV_OK)
+		return;
+	if (raft_propose(n->raft, buf, (uint32_t)len, NULL, &term) != RAFT_OK)
+		return; /* a transfer, or the uncommitted limit: tried again on the next turn */
+	n->settings_term = term;
+	nlog(n, 1, "proposing the cluster's settings: max-value-bytes %llu",
+	     (unsigned long long)c.settings.max_value_bytes);
+}
+
 /* --- the update loop ---------------------------------------------------------------------------- */
 
 static void handle_update(struct kv_node *n)
@@ -1027,6 +1118,11 @@ static void handle_update(struct kv_node *n)
 	}
 	for (size_t i = 0; i < u.n_committed && !n->failed; i++)
 		apply_entry(n, &u.committed[i]);
+	if (!n->failed && settings_refused(n)) {
+		n->failed = true;
+		nlog(n, 3, "%s; the node stops", n->why);
+		fail_all(n, KV_STATUS_SHUTDOWN);
+	}
 	for (size_t i = 0; i < u.n_reads; i++)
 		on_read_state(n, &u.reads[i]);
 	seq = u.persist_seq; /* raft_update_done() clears u */
@@ -1037,6 +1133,7 @@ static void handle_update(struct kv_node *n)
 		return;
 	serve_ready_reads(n);
 	maybe_snapshot(n);
+	maybe_propose_settings(n);
 }
 
 static void process(struct kv_node *n)
@@ -1080,7 +1177,10 @@ void kv_node_flush(struct kv_node *n)
 
 uint64_t kv_node_max_value_bytes(const struct kv_node *n)
 {
-	return n->cfg.store.max_value_bytes;
+	struct kv_settings st;
+
+	kv_store_settings(n->store, &st);
+	return st.max_value_bytes;
 }
 
 /* A write whose value is over the limit whatever the key holds: the state machine would answer
@@ -1128,6 +1228,10 @@ int kv_node_submit(struct kv_node *n, struct kv_req *req)
 	req->has_session = cmd.session != 0;
 	req->session = cmd.session;
 	req->seq = cmd.seq;
+	if (cmd.op == KV_OP_SETTINGS) {
+		complete(n, req, KV_STATUS_BAD_REQUEST); /* the nodes' own (cluster settings) */
+		return 0;
+	}
 	if (value_over_limit(n, &cmd)) {
 		req->result.op = cmd.op;
 		req->result.status = KV_EFBIG;
@@ -1437,6 +1541,12 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
 			snprintf(err, err_len, "state machine: %s", kv_strerror(rv));
 			goto err_restore;
 		}
+	}
+	if (settings_refused(n)) {
+		snprintf(err, err_len, "%s", n->why);
+		n->why[0] = '\0';
+		rv = RAFT_EINVAL;
+		goto err_store;
 	}
 	for (size_t i = 0; i < restore.n_entries; i++)
 		n->log_bytes += restore.entries[i].len + ENTRY_OVERHEAD_BYTES;

@@ -55,6 +55,13 @@
  * on by env.now_ms, so a wall clock that jumps ahead while the node runs (hours, say) moves the
  * log time at most that much and expires no session for it. A wall clock behind the log time
  * only holds the log time still while that node leads. Stepping back is always followed.
+ * The cluster's settings (kv/store.h): cfg.store.settings are this node's options. A leader
+ * whose store has none yet (a new cluster, or a log that predates them) proposes its own as a
+ * Settings command once an entry of its term is applied, and proposes no write before they are
+ * applied (writes wait, as for a leader). A node whose options differ from the settings its
+ * store holds stops (kv_node_failed: "refusing to join the cluster: the cluster's
+ * --max-value-bytes is X, this node's is Y ...") when it applies them, and kv_node_open fails
+ * with that message when its snapshot holds them. A client's Settings command is a bad request.
  */
 
 /*

@@ -21,7 +21,7 @@
  */
 
 #define SNAP_MAGIC 0x3153564bu /* "KVS1" little-endian */
-#define SNAP_VERSION 1u
+#define SNAP_VERSION 2u /* 1: no settings in the header (still loaded) */
 #define SNAP_FRAME_BYTES 16u
 #define SNAP_MIN_IMAGE_BYTES 9u
 /* Room for a record's other keys beside its largest value (see KV_SNAPSHOT_RECORD_SOFT_BYTES). */
@@ -31,7 +31,8 @@
 
 enum snap_kind { SNAP_HEADER = 1, SNAP_KEYS = 2, SNAP_SESSIONS = 3, SNAP_END = 4 };
 
-#define FMT_HEADER "uUUU"
+#define FMT_HEADER "uUUUUUUu"
+#define FMT_HEADER_V1 "uUUU"
 #define FMT_KEYS "A(uUuuuUUBB)"
 #define FMT_SESSIONS "A(UUUB)"
 #define FMT_END "UU"
@@ -134,10 +135,19 @@ static void bin_set(tpl_bin *b, const void *p, size_t len)
 static int pack_header(struct snap_op *op, void *arg)
 {
 	const struct kv_store *s = ((struct saver *)arg)->s;
-	uint32_t version = SNAP_VERSION;
+	uint32_t version = SNAP_VERSION, max_sessions = 0;
 	uint64_t applied = s->applied_index, now = s->now_ms, next_ino = s->next_ino;
-	tpl_node *tn = tpl_map(FMT_HEADER, &version, &applied, &now, &next_ino);
+	uint64_t settings_index = s->settings_index, max_value = 0, timeout = 0;
+	tpl_node *tn;
 
+	/* a store's own settings are no part of its state: only the cluster's are saved */
+	if (settings_index) {
+		max_value = s->set.max_value_bytes;
+		timeout = s->set.session_timeout_ms;
+		max_sessions = s->set.max_sessions;
+	}
+	tn = tpl_map(FMT_HEADER, &version, &applied, &now, &next_ino, &settings_index, &max_value,
+	             &timeout, &max_sessions);
 	if (!tn || tpl_pack(tn, 0) != 0)
 		return KV_ENOMEM;
 	return dump_image(op, tn);
@@ -370,26 +380,61 @@ static int load_image(tpl_node *tn, const struct loader *ld)
 	return tpl_load(tn, TPL_MEM, (void *)ld->img, ld->img_len) == 0 ? KV_OK : KV_ECORRUPT;
 }
 
+/* The settings of a version 2 header: none (all 0), or the cluster's, valid and applied at or
+ * before the snapshot's index. They replace the store's own; the session table follows. */
+static int header_settings(struct loader *ld, uint64_t index, const struct kv_settings *st)
+{
+	struct kv_store *s = ld->s;
+
+	if (index == 0)
+		return st->max_value_bytes || st->session_timeout_ms || st->max_sessions
+		        ? KV_ECORRUPT
+		        : KV_OK;
+	if (index > s->applied_index || !kv_settings_valid(st))
+		return KV_ECORRUPT;
+	if (kv_store_size_sessions(s, st->max_sessions) != KV_OK)
+		return KV_ENOMEM;
+	s->set = *st;
+	s->settings_index = index;
+	return KV_OK;
+}
+
 static int unpack_header(struct snap_op *op, void *arg)
 {
 	struct loader *ld = arg;
 	uint32_t version = 0;
-	uint64_t applied = 0, now = 0, next_ino = 0;
-	tpl_node *tn = tpl_map(FMT_HEADER, &version, &applied, &now, &next_ino);
+	uint64_t applied = 0, now = 0, next_ino = 0, settings_index = 0;
+	struct kv_settings st = {0};
+	bool v1;
+	char *fmt;
+	tpl_node *tn;
 
 	(void)op;
+	/* version 1 headers have no settings: their format string tells them apart (tpl_load
+	 * refuses an image whose format is not the map's) */
+	fmt = tpl_peek(TPL_MEM, (void *)ld->img, ld->img_len);
+	if (!fmt)
+		return KV_ECORRUPT;
+	v1 = strcmp(fmt, FMT_HEADER_V1) == 0;
+	if (v1)
+		tn = tpl_map(FMT_HEADER_V1, &version, &applied, &now, &next_ino);
+	else
+		tn = tpl_map(FMT_HEADER, &version, &applied, &now, &next_ino, &settings_index,
+		             &st.max_value_bytes, &st.session_timeout_ms, &st.max_sessions);
 	if (!tn)
 		return KV_ENOMEM;
 	if (load_image(tn, ld) != KV_OK || tpl_unpack(tn, 0) < 0)
 		return KV_ECORRUPT;
-	if (version != SNAP_VERSION)
+	if (version != (v1 ? 1u : SNAP_VERSION))
 		return KV_EVERSION;
 	if (next_ino < 2)
 		return KV_ECORRUPT;
 	ld->s->applied_index = applied;
 	ld->s->now_ms = now;
 	ld->s->next_ino = next_ino;
-	return KV_OK;
+	if (v1)
+		return KV_OK; /* the store keeps following the settings it was given */
+	return header_settings(ld, settings_index, &st);
 }
 
 /* Compares a node's name with name bytewise, as kv_node_sorted_children() orders them. */
@@ -430,7 +475,8 @@ static int key_check(const struct loader *ld, uint32_t depth, uint64_t ino, uint
 	if (type == KV_MODE_LNK &&
 	    (data->sz == 0 || data->sz > KV_MAX_TARGET_BYTES || memchr(data->addr, '\0', data->sz)))
 		return KV_ECORRUPT;
-	if (type == KV_MODE_REG && data->sz > ld->s->cfg.max_value_bytes)
+	/* not the settings' limit: values stored before the cluster's settings may pass it */
+	if (type == KV_MODE_REG && data->sz > KV_VALUE_BYTES_LIMIT)
 		return KV_EFBIG;
 	/* Siblings in strictly ascending order: no duplicates, and one stream per state. */
 	if (ld->last[depth] && name_order(ld->last[depth], name->addr, name->sz) >= 0)
@@ -523,7 +569,11 @@ static int session_check(const struct loader *ld, uint64_t id, uint64_t used, co
 		return KV_ECORRUPT;
 	if (s->lru_tail && used < s->lru_tail->last_used_ms)
 		return KV_ECORRUPT; /* the list is in last-use order */
-	if (s->n_sessions >= s->cfg.max_sessions)
+	/* the cluster's settings bound the count (a Settings entry evicts down to it); a store that
+	 * follows its own may hold more than those allow (made by a node configured otherwise) */
+	if (s->settings_index && s->n_sessions >= s->set.max_sessions)
+		return KV_ECORRUPT;
+	if (s->n_sessions >= KV_MAX_SESSIONS_LIMIT)
 		return KV_EFBIG;
 	if (kv_session_find(s, id))
 		return KV_ECORRUPT;
@@ -647,7 +697,7 @@ static int (*const unpackers[])(struct snap_op *op, void *arg) = {
 
 static int restore_records(struct loader *ld, kv_snapshot_read_fn read, void *ctx)
 {
-	size_t max_len = ld->s->cfg.max_value_bytes + SNAP_RECORD_SLACK_BYTES;
+	size_t max_len = (size_t)KV_VALUE_BYTES_LIMIT + SNAP_RECORD_SLACK_BYTES;
 	uint32_t prev = 0, kind = 0;
 	struct snap_op op;
 	unsigned char *img;

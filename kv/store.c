@@ -12,16 +12,16 @@
 void kv_store_config_default(struct kv_store_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->max_value_bytes = KV_DEFAULT_MAX_VALUE_BYTES;
-	cfg->session_timeout_ms = KV_SESSION_TIMEOUT_MS;
-	cfg->max_sessions = KV_DEFAULT_MAX_SESSIONS;
+	cfg->settings.max_value_bytes = KV_DEFAULT_MAX_VALUE_BYTES;
+	cfg->settings.session_timeout_ms = KV_SESSION_TIMEOUT_MS;
+	cfg->settings.max_sessions = KV_DEFAULT_MAX_SESSIONS;
 }
 
-static bool config_valid(const struct kv_store_config *cfg)
+bool kv_settings_valid(const struct kv_settings *st)
 {
-	return cfg->max_value_bytes >= 1 && cfg->max_value_bytes <= KV_VALUE_BYTES_LIMIT &&
-	        cfg->session_timeout_ms > 0 && cfg->max_sessions >= 1 &&
-	        cfg->max_sessions <= KV_MAX_SESSIONS_LIMIT;
+	return st->max_value_bytes >= 1 && st->max_value_bytes <= KV_VALUE_BYTES_LIMIT &&
+	        st->session_timeout_ms > 0 && st->max_sessions >= 1 &&
+	        st->max_sessions <= KV_MAX_SESSIONS_LIMIT;
 }
 
 /* --- hashing ------------------------------------------------------------------------------- */
@@ -76,7 +76,7 @@ static uint32_t name_hash(const struct kv_store *s, uint64_t parent_ino, const c
 
 	le_put(buf, parent_ino, 8);
 	memcpy(buf + 8, name, len); /* len <= KV_MAX_NAME_BYTES: names are checked first */
-	return (uint32_t)raft_siphash24(&s->cfg.hash_key, buf, 8 + len);
+	return (uint32_t)raft_siphash24(&s->hash_key, buf, 8 + len);
 }
 
 /* --- nodes and the (parent, name) table ------------------------------------------------------ */
@@ -477,7 +477,7 @@ static int do_write(struct kv_store *s, const struct kv_cmd *c, struct kv_result
 		return KV_EINVAL;
 	old_size = n ? n->u.file.size : 0;
 	off = kind == WRITE_APPEND ? old_size : kind == WRITE_AT ? c->offset : 0;
-	if (off > s->cfg.max_value_bytes || c->data_len > s->cfg.max_value_bytes - off)
+	if (off > s->set.max_value_bytes || c->data_len > s->set.max_value_bytes - off)
 		return KV_EFBIG;
 	end = off + c->data_len;
 	new_size = (kind == WRITE_APPEND || kind == WRITE_AT) && old_size > end ? old_size : end;
@@ -581,7 +581,7 @@ static int op_truncate(struct kv_store *s, uint64_t index, const struct kv_cmd *
 		return KV_EISDIR;
 	if (is_lnk(n))
 		return KV_EINVAL;
-	if (c->offset > s->cfg.max_value_bytes)
+	if (c->offset > s->set.max_value_bytes)
 		return KV_EFBIG;
 	old_size = n->u.file.size;
 	if (c->offset == 0) {
@@ -874,9 +874,38 @@ static int op_readdir(struct kv_store *s, uint64_t index, const struct kv_cmd *c
 
 /* --- sessions ------------------------------------------------------------------------------- */
 
+/* Session ids are entry indexes, which no client chooses: a fixed mix spreads them. */
+static size_t session_bucket(const struct kv_store *s, uint64_t id)
+{
+	return mix64(id) & (s->n_sbuckets - 1);
+}
+
+int kv_store_size_sessions(struct kv_store *s, uint32_t max_sessions)
+{
+	struct kv_session **nb;
+	size_t n = MIN_SESSION_BUCKETS;
+
+	while (n < max_sessions)
+		n *= 2;
+	if (s->sbuckets && n == s->n_sbuckets)
+		return KV_OK;
+	nb = calloc(n, sizeof(*nb));
+	if (!nb)
+		return KV_ENOMEM;
+	free(s->sbuckets);
+	s->sbuckets = nb;
+	s->n_sbuckets = n;
+	for (struct kv_session *ss = s->lru_head; ss; ss = ss->lru_next) {
+		size_t b = session_bucket(s, ss->id);
+		ss->hnext = nb[b];
+		nb[b] = ss;
+	}
+	return KV_OK;
+}
+
 struct kv_session *kv_session_find(const struct kv_store *s, uint64_t id)
 {
-	struct kv_session *ss = s->sbuckets[mix64(id) & (s->n_sbuckets - 1)];
+	struct kv_session *ss = s->sbuckets[session_bucket(s, id)];
 
 	while (ss && ss->id != id)
 		ss = ss->hnext;
@@ -885,7 +914,7 @@ struct kv_session *kv_session_find(const struct kv_store *s, uint64_t id)
 
 void kv_session_link(struct kv_store *s, struct kv_session *ss)
 {
-	size_t b = mix64(ss->id) & (s->n_sbuckets - 1);
+	size_t b = session_bucket(s, ss->id);
 
 	ss->hnext = s->sbuckets[b];
 	s->sbuckets[b] = ss;
@@ -914,7 +943,7 @@ static void lru_unlink(struct kv_store *s, struct kv_session *ss)
 
 static void session_remove(struct kv_store *s, struct kv_session *ss)
 {
-	struct kv_session **pp = &s->sbuckets[mix64(ss->id) & (s->n_sbuckets - 1)];
+	struct kv_session **pp = &s->sbuckets[session_bucket(s, ss->id)];
 
 	while (*pp != ss)
 		pp = &(*pp)->hnext;
@@ -938,7 +967,7 @@ static void session_touch(struct kv_store *s, struct kv_session *ss)
 
 static bool session_expired(const struct kv_store *s, const struct kv_session *ss)
 {
-	return s->now_ms - ss->last_used_ms >= s->cfg.session_timeout_ms;
+	return s->now_ms - ss->last_used_ms >= s->set.session_timeout_ms;
 }
 
 /* Bounded work per entry: at most KV_SESSION_EXPIRE_BATCH removals; stragglers are caught on use. */
@@ -959,7 +988,7 @@ static int op_open_session(struct kv_store *s, uint64_t index, const struct kv_c
 	(void)c;
 	/* Evicting first and failing the allocation after is still safe to repeat: the repeat finds
 	 * room and ends in the same state. */
-	if (s->n_sessions >= s->cfg.max_sessions)
+	if (s->n_sessions >= s->set.max_sessions)
 		session_remove(s, s->lru_head);
 	ss = calloc(1, sizeof(*ss));
 	if (!ss)
@@ -995,6 +1024,25 @@ static int op_close_session(struct kv_store *s, uint64_t index, const struct kv_
 	return KV_OK;
 }
 
+/* The cluster's settings, once (store.h). The table is resized first: failing there leaves the
+ * store as it was, so the entry can be applied again. */
+static int op_settings(struct kv_store *s, uint64_t index, const struct kv_cmd *c,
+                       struct kv_result *out)
+{
+	(void)out;
+	if (!kv_settings_valid(&c->settings))
+		return KV_EINVAL;
+	if (s->settings_index)
+		return KV_EEXIST;
+	if (kv_store_size_sessions(s, c->settings.max_sessions) != KV_OK)
+		return KV_ENOMEM;
+	s->set = c->settings;
+	s->settings_index = index;
+	while (s->n_sessions > s->set.max_sessions)
+		session_remove(s, s->lru_head);
+	return KV_OK;
+}
+
 static const op_fn op_fns[KV_OP_COUNT] = {
         [KV_OP_PUT] = op_put,
         [KV_OP_APPEND] = op_append,
@@ -1013,6 +1061,7 @@ static const op_fn op_fns[KV_OP_COUNT] = {
         [KV_OP_OPEN_SESSION] = op_open_session,
         [KV_OP_CLOSE_SESSION] = op_close_session,
         [KV_OP_READ] = op_read,
+        [KV_OP_SETTINGS] = op_settings,
 };
 
 static int execute(struct kv_store *s, uint64_t index, const struct kv_cmd *c,
@@ -1090,7 +1139,8 @@ int kv_store_apply(struct kv_store *s, uint64_t index, const void *buf, size_t l
 	if (c.time_ms > s->now_ms)
 		s->now_ms = c.time_ms;
 	sessions_expire(s);
-	if (c.session && c.op != KV_OP_OPEN_SESSION && c.op != KV_OP_CLOSE_SESSION)
+	if (c.session && c.op != KV_OP_OPEN_SESSION && c.op != KV_OP_CLOSE_SESSION &&
+	    c.op != KV_OP_SETTINGS)
 		rv = apply_in_session(s, index, &c, out);
 	else
 		rv = execute(s, index, &c, out);
@@ -1219,21 +1269,18 @@ int kv_store_alloc(const struct kv_store_config *cfg, bool with_root, struct kv_
 		kv_store_config_default(&def);
 		cfg = &def;
 	}
-	if (!config_valid(cfg))
+	if (!kv_settings_valid(&cfg->settings))
 		return KV_EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		goto err;
-	s->cfg = *cfg;
+	s->set = cfg->settings;
+	s->hash_key = cfg->hash_key;
 	s->n_buckets = MIN_BUCKETS;
 	s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
 	if (!s->buckets)
 		goto err_store;
-	s->n_sbuckets = MIN_SESSION_BUCKETS;
-	while (s->n_sbuckets < cfg->max_sessions)
-		s->n_sbuckets *= 2;
-	s->sbuckets = calloc(s->n_sbuckets, sizeof(*s->sbuckets));
-	if (!s->sbuckets)
+	if (kv_store_size_sessions(s, cfg->settings.max_sessions) != KV_OK)
 		goto err_buckets;
 	s->next_ino = 2;
 	if (with_root) {
@@ -1288,6 +1335,13 @@ uint64_t kv_store_applied_index(const struct kv_store *s)
 	return s->applied_index;
 }
 
+uint64_t kv_store_settings(const struct kv_store *s, struct kv_settings *out)
+{
+	if (out)
+		*out = s->set;
+	return s->settings_index;
+}
+
 uint64_t kv_store_now_ms(const struct kv_store *s)
 {
 	return s->now_ms;
@@ -1326,20 +1380,25 @@ static uint64_t node_digest(const struct kv_node *n)
 
 uint64_t kv_store_hash(const struct kv_store *s)
 {
-	unsigned char b[8 * 7];
+	unsigned char b[8 * 8];
 	uint64_t sum = node_digest(s->root), h;
 
 	/* A sum of per-key digests does not depend on the order keys were made in. */
 	for (size_t i = 0; i < s->n_buckets; i++)
 		for (const struct kv_node *n = s->buckets[i]; n; n = n->hnext)
 			sum += node_digest(n);
-	le_put(b, s->cfg.max_value_bytes, 8);
-	le_put(b + 8, s->cfg.session_timeout_ms, 8);
-	le_put(b + 16, s->cfg.max_sessions, 8);
-	le_put(b + 24, s->now_ms, 8);
-	le_put(b + 32, s->next_ino, 8);
-	le_put(b + 40, s->n_nodes, 8);
-	le_put(b + 48, sum, 8);
+	memset(b, 0, 32);
+	/* the settings are state once the cluster's: a store's own are not (store.h) */
+	if (s->settings_index) {
+		le_put(b, s->settings_index, 8);
+		le_put(b + 8, s->set.max_value_bytes, 8);
+		le_put(b + 16, s->set.session_timeout_ms, 8);
+		le_put(b + 24, s->set.max_sessions, 8);
+	}
+	le_put(b + 32, s->now_ms, 8);
+	le_put(b + 40, s->next_ino, 8);
+	le_put(b + 48, s->n_nodes, 8);
+	le_put(b + 56, sum, 8);
 	h = hash_bytes(0x73657373, b, sizeof(b));
 	/* Sessions in LRU order: the order decides who is evicted next, so it is state. */
 	for (const struct kv_session *ss = s->lru_head; ss; ss = ss->lru_next) {

@@ -11,9 +11,17 @@
 
 /*
  * A deterministic state machine with no I/O and no clock: applying the same commands at the same
- * indexes to two stores with the same configuration gives the same state (kv_store_hash()) and
- * the same snapshot bytes. Time comes from the commands (time_ms), ids from the log (the entry
- * index) and a counter kept in the state (inode numbers).
+ * indexes to two stores gives the same state (kv_store_hash()) and the same snapshot bytes once
+ * a Settings command is among them, whatever each store's own configuration. Time comes from the
+ * commands (time_ms), ids from the log (the entry index) and a counter kept in the state (inode
+ * numbers).
+ *
+ * Settings (struct kv_settings: the value limit, the session timeout and count) change what an
+ * entry does, so they are state, not configuration: a new store follows the settings it was
+ * given (its node's options) only until the first Settings command is applied, and from then on
+ * those for good, whatever it was given; snapshots keep them. The node refuses to serve when its
+ * options differ from the cluster's (kv/node.h), and no leader proposes anything but a Settings
+ * command before one is applied, so no replica applies an entry under its own settings.
  *
  * Keys are paths "a/b/c": no leading or trailing slash, no empty, "." or ".." component, no NUL,
  * components of at most KV_MAX_NAME_BYTES and KV_MAX_KEY_BYTES in total. The empty key "" is the
@@ -58,6 +66,10 @@
  *     Session 0 means "no session": applied every time, no record (tests, tools that don't retry).
  *   CloseSession forgets the session (a retried close then sees KV_ESESSION_EXPIRED: treat it as
  *   success).
+ *   Settings (cmd->settings; never in a session): the first one applied becomes the store's
+ *     settings for good: the session table is resized and the least recently used sessions
+ *     over the new max_sessions are evicted (values already stored over a new max_value_bytes
+ *     stay). A later one is KV_EEXIST and changes nothing; invalid values are KV_EINVAL.
  *   Log time: the store's clock is the largest time_ms applied so far (a proposer with a slow
  *   clock cannot move it back). A session not used for session_timeout_ms of log time is expired:
  *   each apply removes at most KV_SESSION_EXPIRE_BATCH of the oldest (an LRU list ordered by last
@@ -74,11 +86,11 @@
 /* Upper bound of max_sessions. */
 #define KV_MAX_SESSIONS_LIMIT (1u << 24)
 
-/* Every replica must use the same configuration: it shapes the results. */
+/* What a node gives the store it makes (kv_store_new, kv_snapshot_restore). */
 struct kv_store_config {
-	uint64_t max_value_bytes; /* 1..KV_VALUE_BYTES_LIMIT */
-	uint64_t session_timeout_ms; /* > 0 */
-	uint32_t max_sessions; /* 1..KV_MAX_SESSIONS_LIMIT */
+	/* The node's own settings (its options): followed until the cluster's are applied, from a
+	 * Settings command or a snapshot made after one. */
+	struct kv_settings settings;
 	/* The key of the hash that places names in the store's table (SipHash-2-4): unlike the
 	 * rest, node-local and secret, never replicated nor saved. It decides only where a name
 	 * sits in memory, never the state: kv_store_hash(), snapshots and ReadDir do not depend
@@ -87,7 +99,10 @@ struct kv_store_config {
 	struct raft_siphash_key hash_key;
 };
 
+/* Defaults: KV_DEFAULT_MAX_VALUE_BYTES, KV_SESSION_TIMEOUT_MS, KV_DEFAULT_MAX_SESSIONS, key 0. */
 void kv_store_config_default(struct kv_store_config *cfg);
+/* True when every field of st is in its range. */
+bool kv_settings_valid(const struct kv_settings *st);
 
 struct kv_store;
 
@@ -113,6 +128,9 @@ int kv_store_apply(struct kv_store *s, uint64_t index, const void *cmd, size_t l
 
 /* The index of the last consumed entry (0 for a new store). */
 uint64_t kv_store_applied_index(const struct kv_store *s);
+/* The settings in force into *out (out may be NULL). Returns the index of the Settings entry that
+ * set them, or 0 while the store still follows its own (kv_store_config.settings). */
+uint64_t kv_store_settings(const struct kv_store *s, struct kv_settings *out);
 /* The store's log time: the largest time_ms applied. */
 uint64_t kv_store_now_ms(const struct kv_store *s);
 /* Number of keys, the root included; number of live sessions. */
@@ -157,8 +175,8 @@ int kv_store_readdir(const struct kv_store *s, const char *key, size_t len, stru
 
 /*
  * A 64-bit digest of the whole state: every key with its metadata and value, sessions with their
- * records and LRU order, the clock, the inode counter and the configuration (not the hash key,
- * which is no part of the state). Independent of the history that built the namespace (a sum of
+ * records and LRU order, the clock, the inode counter and the cluster's settings once applied
+ * (neither a store's own settings before that, nor the hash key: no part of the state). Independent of the history that built the namespace (a sum of
  * per-key digests) and of where names sit in the table; not of the applied index.
  */
 uint64_t kv_store_hash(const struct kv_store *s);
@@ -168,9 +186,11 @@ uint64_t kv_store_hash(const struct kv_store *s);
 /*
  * The snapshot stream is a sequence of records, each framed as
  *   u32 magic "KVS1"  u32 kind  u32 len  u32 crc32c(image)  then a tpl image of len bytes,
- * kinds: 1 header (version, applied index, clock, inode counter), 2 up to KV_SNAPSHOT_RECORD_KEYS
- * keys in depth-first order with sorted siblings, 3 sessions in LRU order, 4 end (counts). The
- * bytes depend only on the state, never on the history that built it.
+ * kinds: 1 header (version, applied index, clock, inode counter, then from version 2 the index of
+ * the Settings entry applied (0: none) and the settings, all 0 without one), 2 up to
+ * KV_SNAPSHOT_RECORD_KEYS keys in depth-first order with sorted siblings, 3 sessions in LRU
+ * order, 4 end (counts). The bytes depend only on the state, never on the history that built it.
+ * Version 1 streams (no settings) still load: the store then follows the settings it is given.
  */
 #define KV_SNAPSHOT_RECORD_KEYS 4096u
 #define KV_SNAPSHOT_RECORD_SOFT_BYTES (1u << 20)
@@ -187,11 +207,12 @@ typedef int (*kv_snapshot_read_fn)(void *ctx, void *buf, size_t len);
 int kv_snapshot_save(const struct kv_store *s, kv_snapshot_write_fn write, void *ctx);
 
 /*
- * Builds a new store with configuration cfg (NULL: defaults) from a stream read through read.
+ * Builds a new store with configuration cfg (NULL: defaults) from a stream read through read:
+ * the settings the snapshot holds win over cfg's (which are followed only when it holds none).
  * Reads exactly the snapshot's bytes, no more. On KV_OK *out is the new store (the caller swaps it
  * in); on error nothing is left allocated. Errors: KV_ECORRUPT (bad frame, checksum, tpl image,
- * contents, or the reader failed), KV_EVERSION, KV_EFBIG (a value or session count over cfg's
- * limits), KV_ENOMEM, KV_EINVAL (bad cfg).
+ * contents, or the reader failed), KV_EVERSION, KV_EFBIG (a value over KV_VALUE_BYTES_LIMIT or
+ * more than KV_MAX_SESSIONS_LIMIT sessions), KV_ENOMEM, KV_EINVAL (bad cfg).
  */
 int kv_snapshot_restore(const struct kv_store_config *cfg, kv_snapshot_read_fn read, void *ctx,
                         struct kv_store **out);

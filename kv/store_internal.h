@@ -50,7 +50,10 @@ struct kv_session {
 };
 
 struct kv_store {
-	struct kv_store_config cfg;
+	struct kv_settings
+	        set; /* in force: the store's own until settings_index, then the cluster's */
+	uint64_t settings_index; /* the Settings entry applied (0: none yet) */
+	struct raft_siphash_key hash_key; /* kv_store_config.hash_key */
 	struct kv_node *root;
 	struct kv_node **buckets; /* power of two */
 	size_t n_buckets;
@@ -67,6 +70,9 @@ struct kv_store {
 
 /* Helpers snapshot.c shares with store.c. */
 int kv_store_alloc(const struct kv_store_config *cfg, bool with_root, struct kv_store **out);
+/* Sizes the session table for max_sessions, moving the sessions there: KV_OK, or KV_ENOMEM with
+ * nothing changed. */
+int kv_store_size_sessions(struct kv_store *s, uint32_t max_sessions);
 struct kv_node *kv_node_new(const char *name, size_t name_len);
 void kv_node_free(struct kv_node *n);
 struct kv_node *kv_node_find(const struct kv_store *s, const struct kv_node *dir, const char *name,

@@ -740,6 +740,7 @@ static void test_oversized_value_and_bad_keys_are_refused_locally(void)
 	char *big = calloc(1, (size_t)KV_VALUE_BYTES_LIMIT + 1);
 	char *long_key = malloc(KV_MAX_KEY_BYTES + 2);
 	struct kv_cmd open = {.op = KV_OP_OPEN_SESSION};
+	struct kv_cmd settings = {.op = KV_OP_SETTINGS, .settings = {1, 1, 1}};
 	struct kv_cmd rename = {
 	        .op = KV_OP_RENAME, .key = "a", .key_len = 1, .key2 = "b/../c", .key2_len = 6};
 
@@ -758,6 +759,8 @@ static void test_oversized_value_and_bad_keys_are_refused_locally(void)
 	CU_ASSERT_EQUAL(kv_clerk_del(c, long_key, 1000, &r), KV_CLERK_NOT_APPLIED);
 	CU_ASSERT_EQUAL(r.status, KV_ENAMETOOLONG);
 	CU_ASSERT_EQUAL(kv_clerk_do(c, &open, 1000, &r), KV_CLERK_NOT_APPLIED);
+	CU_ASSERT_EQUAL(r.status, KV_EINVAL);
+	CU_ASSERT_EQUAL(kv_clerk_do(c, &settings, 1000, &r), KV_CLERK_NOT_APPLIED);
 	CU_ASSERT_EQUAL(r.status, KV_EINVAL);
 	CU_ASSERT_EQUAL(kv_clerk_do(c, &rename, 1000, &r), KV_CLERK_NOT_APPLIED);
 	CU_ASSERT_EQUAL(r.status, KV_EINVAL);

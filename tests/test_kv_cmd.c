@@ -39,6 +39,9 @@ static struct kv_cmd full_cmd(int op)
 	c.attr.mtime_ns = 123456789;
 	c.attr.ctime_ns = 987654321;
 	c.count = 131072;
+	c.settings.max_value_bytes = 0x0102030405060708ULL;
+	c.settings.session_timeout_ms = 0x1112131415161718ULL;
+	c.settings.max_sessions = 0x21222324u;
 	return c;
 }
 
@@ -74,6 +77,14 @@ static void check_same(const struct kv_cmd *a, const struct kv_cmd *b)
 	if (f & KV_FIELD_ATTR)
 		CU_ASSERT(memcmp(&a->attr, &b->attr, sizeof(a->attr)) == 0);
 	CU_ASSERT_EQUAL(b->count, (f & KV_FIELD_COUNT) ? a->count : 0);
+	if (f & KV_FIELD_SETTINGS) {
+		CU_ASSERT_EQUAL(a->settings.max_value_bytes, b->settings.max_value_bytes);
+		CU_ASSERT_EQUAL(a->settings.session_timeout_ms, b->settings.session_timeout_ms);
+		CU_ASSERT_EQUAL(a->settings.max_sessions, b->settings.max_sessions);
+	} else {
+		CU_ASSERT_EQUAL(b->settings.max_value_bytes, 0);
+		CU_ASSERT_EQUAL(b->settings.max_sessions, 0);
+	}
 }
 
 static void test_every_op_survives_a_round_trip(void)
@@ -90,6 +101,29 @@ static void test_every_op_survives_a_round_trip(void)
 		CU_ASSERT_STRING_NOT_EQUAL(kv_op_name(op), "unknown");
 		raft_buf_unref(buf);
 	}
+}
+
+/* Settings: the header, then u64 max_value_bytes u64 session_timeout_ms u32 max_sessions. */
+static void test_settings_are_encoded_as_documented(void)
+{
+	struct kv_cmd c = full_cmd(KV_OP_SETTINGS);
+	unsigned char *buf;
+	void *p;
+	size_t len;
+
+	CU_ASSERT_EQUAL_FATAL(kv_cmd_encode(&c, &p, &len), KV_OK);
+	buf = p;
+	CU_ASSERT_EQUAL_FATAL(len, HEADER_BYTES + 20);
+	CU_ASSERT_EQUAL(buf[1], KV_OP_SETTINGS);
+	CU_ASSERT_EQUAL(buf[HEADER_BYTES], 0x08);
+	CU_ASSERT_EQUAL(buf[HEADER_BYTES + 7], 0x01);
+	CU_ASSERT_EQUAL(buf[HEADER_BYTES + 8], 0x18);
+	CU_ASSERT_EQUAL(buf[HEADER_BYTES + 15], 0x11);
+	CU_ASSERT_EQUAL(buf[HEADER_BYTES + 16], 0x24);
+	CU_ASSERT_EQUAL(buf[HEADER_BYTES + 19], 0x21);
+	CU_ASSERT_STRING_EQUAL(kv_op_name(KV_OP_SETTINGS), "settings");
+	CU_ASSERT_FALSE(kv_op_is_read(KV_OP_SETTINGS));
+	raft_buf_unref(p);
 }
 
 static void test_empty_key_and_data_survive_a_round_trip(void)
@@ -448,6 +482,7 @@ static void test_malformed_result_fields_are_refused(void)
 
 static CU_TestInfo cmd_tests[] = {
         {"every_op_survives_a_round_trip", test_every_op_survives_a_round_trip},
+        {"settings_are_encoded_as_documented", test_settings_are_encoded_as_documented},
         {"empty_key_and_data_survive_a_round_trip", test_empty_key_and_data_survive_a_round_trip},
         {"truncated_command_is_refused_at_every_length",
          test_truncated_command_is_refused_at_every_length},

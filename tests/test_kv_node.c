@@ -1417,6 +1417,182 @@ out:
 	nodesim_free(s);
 }
 
+/* --- the cluster's settings ---------------------------------------------------------------------- */
+
+static bool node_is_down(struct nodesim *s, void *arg)
+{
+	return !nodesim_up(s, *(const unsigned *)arg);
+}
+
+static bool mentions(const char *why, const char *a, const char *b)
+{
+	return why && strstr(why, a) && strstr(why, b);
+}
+
+/*
+ * The settings of the cluster's first leader are the cluster's. A node started with another
+ * --max-value-bytes applies the same log by the cluster's settings and stops, naming both
+ * values, rather than serve by its own (it used to apply the same entry differently: a value
+ * within the cluster's limit and over its own was refused there, stored elsewhere). Restarted
+ * with the cluster's value, it joins.
+ */
+static void test_a_node_whose_max_value_bytes_differs_refuses_to_join_naming_both(void)
+{
+	uint64_t seed = test_seed(118);
+	struct nodesim_options o;
+	struct nodesim *s = NULL;
+	struct nodesim_req r = {0};
+	char err[256], *big = calloc(1, 2u << 20);
+	unsigned three = 2;
+	struct kv_cmd c;
+	int l, st;
+
+	TEST(test_a_node_whose_max_value_bytes_differs_refuses_to_join_naming_both);
+	nodesim_options_default(&o, 3, seed);
+	o.max_value_bytes[2] = 1u << 20; /* node 3: 1 MiB; the others the default, 4 MiB */
+	o.may_stop_mask = 1u << 2;
+	REQUIRE(big && nodesim_new(&o, &s, err, sizeof(err)) == 0, "cluster: %s", err);
+	nodesim_isolate(s, 2); /* the first leader is node 1 or 2 */
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l == 0 || l == 1, "leader %d", l);
+	st = op(s, (unsigned)l, KV_OP_PUT, "a", "1", &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "put: %s", status_name(st));
+	nodesim_heal(s);
+	REQUIRE(nodesim_run_until(s, node_is_down, &three, CONVERGE_MS), "%s",
+	        "node 3 serves with its own --max-value-bytes");
+	REQUIRE(mentions(nodesim_stop_reason(s, 2), "4194304", "1048576"), "node 3 stopped: %s",
+	        nodesim_stop_reason(s, 2) ? nodesim_stop_reason(s, 2) : "(no reason)");
+	printf("\n  node 3: %s\n", nodesim_stop_reason(s, 2));
+	/* a value over node 3's limit and within the cluster's */
+	nodesim_cmd(s, &c, KV_OP_PUT, "big", NULL);
+	c.data = big;
+	c.data_len = 2u << 20;
+	st = nodesim_call(s, (unsigned)l, &c, OP_TIMEOUT_MS, &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "put: %s / %s", status_name(st),
+	        kv_strerror(r.req.result.status));
+	nodesim_set_max_value_bytes(s, 2, 0);
+	REQUIRE(nodesim_restart(s, 2) == 0, "%s", "restart with the cluster's value");
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	{
+		size_t len;
+		bool exists;
+		void *v = local_value(s, 2, "big", &len, &exists);
+		raft_buf_unref(v);
+		REQUIRE(exists && len == (2u << 20), "node 3 holds %zu bytes of big", len);
+	}
+	REQUIRE_SAFE();
+out:
+	free(big);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static bool some_leader(struct nodesim *s, void *arg)
+{
+	(void)arg;
+	return nodesim_leader(s) >= 0;
+}
+
+static bool has_snapshot(struct nodesim *s, void *arg)
+{
+	struct kv_proto_node_status st;
+
+	nodesim_status(s, *(const unsigned *)arg, &st);
+	return st.snapshot_index > 0;
+}
+
+/* A node whose snapshot holds the cluster's settings refuses to start with other options, with
+ * the same message, and starts with the cluster's. */
+static void test_a_node_restarted_with_another_max_value_bytes_refuses_to_start(void)
+{
+	uint64_t seed = test_seed(123);
+	struct nodesim_options o;
+	struct nodesim *s = NULL;
+	struct nodesim_req r = {0};
+	char err[256], value[300], key[32];
+	unsigned two = 1;
+	int l, st;
+
+	TEST(test_a_node_restarted_with_another_max_value_bytes_refuses_to_start);
+	nodesim_options_default(&o, 3, seed);
+	o.snapshot_bytes = 4096;
+	o.snapshot_trailing = 16;
+	o.may_stop_mask = 1u << 1;
+	REQUIRE(nodesim_new(&o, &s, err, sizeof(err)) == 0, "cluster: %s", err);
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	memset(value, 'v', sizeof(value) - 1);
+	value[sizeof(value) - 1] = '\0';
+	for (int k = 0; k < 40; k++) {
+		snprintf(key, sizeof(key), "k%d", k);
+		st = op(s, (unsigned)l, KV_OP_PUT, key, value, &r);
+		REQUIRE(st == KV_STATUS_OK, "put %d: %s", k, status_name(st));
+	}
+	REQUIRE(nodesim_run_until(s, has_snapshot, &two, CONVERGE_MS), "%s",
+	        "node 2 has no snapshot");
+	nodesim_crash(s, 1, 0);
+	nodesim_set_max_value_bytes(s, 1, 16u << 20);
+	REQUIRE(nodesim_restart(s, 1) != 0, "%s", "node 2 started with --max-value-bytes=16M");
+	REQUIRE(mentions(nodesim_stop_reason(s, 1), "4194304", "16777216"), "refused: %s",
+	        nodesim_stop_reason(s, 1) ? nodesim_stop_reason(s, 1) : "(no reason)");
+	nodesim_set_max_value_bytes(s, 1, 0);
+	REQUIRE(nodesim_restart(s, 1) == 0, "%s", "restart with the cluster's value");
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+/* A new leader proposes nothing before the cluster's settings: a write that reaches it first
+ * waits, and lands after them in the log. A Settings command from a client is refused. */
+static void test_writes_wait_for_the_clusters_settings_and_clients_cannot_send_them(void)
+{
+	uint64_t seed = test_seed(124);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0};
+	struct kv_settings set;
+	struct kv_cmd c;
+	uint64_t at;
+	int l, st;
+
+	TEST(test_writes_wait_for_the_clusters_settings_and_clients_cannot_send_them);
+	REQUIRE(s != NULL, "%s", "no cluster");
+	/* the first moment a node leads (nodesim_wait_leader would wait for the settings) */
+	REQUIRE(nodesim_run_until(s, some_leader, NULL, LEADER_MS), "no leader after %d ms",
+	        LEADER_MS);
+	l = nodesim_leader(s);
+	REQUIRE(kv_store_settings(kv_node_store(nodesim_node(s, (unsigned)l)), NULL) == 0, "%s",
+	        "the leader's settings were in before the test's write");
+	nodesim_cmd(s, &c, KV_OP_PUT, "early", "bird");
+	st = nodesim_call(s, (unsigned)l, &c, OP_TIMEOUT_MS, &r);
+	REQUIRE(st == KV_STATUS_OK && r.req.result.status == KV_OK, "put: %s", status_name(st));
+	at = kv_store_settings(kv_node_store(nodesim_node(s, (unsigned)l)), &set);
+	REQUIRE(at > 0 && at < r.req.index, "settings at %llu, the write at %llu",
+	        (unsigned long long)at, (unsigned long long)r.req.index);
+	REQUIRE(set.max_value_bytes == KV_DEFAULT_MAX_VALUE_BYTES, "max %llu",
+	        (unsigned long long)set.max_value_bytes);
+	for (unsigned i = 0; i < 3; i++) {
+		nodesim_cmd(s, &c, KV_OP_SETTINGS, NULL, NULL);
+		c.settings.max_value_bytes = 1;
+		c.settings.session_timeout_ms = 1;
+		c.settings.max_sessions = 1;
+		st = nodesim_call(s, i, &c, OP_TIMEOUT_MS, &r);
+		REQUIRE(st == KV_STATUS_BAD_REQUEST, "settings from a client on node %u: %s", i + 1,
+		        status_name(st));
+	}
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	for (unsigned i = 0; i < 3; i++) {
+		REQUIRE(kv_store_settings(kv_node_store(nodesim_node(s, i)), &set) == at &&
+		                set.max_value_bytes == KV_DEFAULT_MAX_VALUE_BYTES,
+		        "node %u: settings changed", i + 1);
+	}
+	REQUIRE_SAFE();
+out:
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
 /* --- cluster sizes ------------------------------------------------------------------------------ */
 
 static void test_a_single_node_cluster_leads_alone_and_applies_writes(void)
@@ -2596,6 +2772,12 @@ static CU_TestInfo basic_tests[] = {
          test_the_largest_value_under_the_longest_key_is_committed_on_every_node},
         {"test_a_value_over_max_value_bytes_is_efbig_before_it_is_proposed",
          test_a_value_over_max_value_bytes_is_efbig_before_it_is_proposed},
+        {"test_a_node_whose_max_value_bytes_differs_refuses_to_join_naming_both",
+         test_a_node_whose_max_value_bytes_differs_refuses_to_join_naming_both},
+        {"test_a_node_restarted_with_another_max_value_bytes_refuses_to_start",
+         test_a_node_restarted_with_another_max_value_bytes_refuses_to_start},
+        {"test_writes_wait_for_the_clusters_settings_and_clients_cannot_send_them",
+         test_writes_wait_for_the_clusters_settings_and_clients_cannot_send_them},
         {"test_a_single_node_cluster_leads_alone_and_applies_writes",
          test_a_single_node_cluster_leads_alone_and_applies_writes},
         {"test_a_five_node_cluster_serves_with_two_nodes_down",

@@ -368,7 +368,7 @@ static void test_values_over_max_value_bytes_are_efbig_and_change_nothing(void)
 	char big[17];
 
 	kv_store_config_default(&cfg);
-	cfg.max_value_bytes = 16;
+	cfg.settings.max_value_bytes = 16;
 	CU_ASSERT_EQUAL_FATAL(kv_store_new(&cfg, &small), KV_OK);
 	memset(big, 'b', 16);
 	big[16] = '\0';
@@ -915,7 +915,7 @@ static void test_max_sessions_evicts_the_least_recently_used(void)
 	uint64_t a, b, c, d;
 
 	kv_store_config_default(&cfg);
-	cfg.max_sessions = 3;
+	cfg.settings.max_sessions = 3;
 	CU_ASSERT_EQUAL_FATAL(kv_store_new(&cfg, &st), KV_OK);
 	a = open_session();
 	b = open_session();
@@ -939,6 +939,143 @@ static void test_unsessioned_requests_are_applied_every_time(void)
 	CU_ASSERT_EQUAL(append("k", "a"), KV_OK);
 	CU_ASSERT_EQUAL(append("k", "a"), KV_OK);
 	CU_ASSERT_STRING_EQUAL(get("k"), "aa");
+}
+
+/* --- the cluster's settings ------------------------------------------------------------------ */
+
+static struct kv_settings settings_of(uint64_t max_value, uint32_t max_sessions)
+{
+	struct kv_settings set = {max_value, KV_SESSION_TIMEOUT_MS, max_sessions};
+	return set;
+}
+
+static int apply_settings_on(struct kv_store *s, const struct kv_settings *set, uint64_t session)
+{
+	struct kv_cmd c = mk(KV_OP_SETTINGS, NULL);
+
+	c.settings = *set;
+	c.session = session;
+	c.seq = session ? 1 : 0;
+	return run_on(s, &c, NULL);
+}
+
+/* A store made with cfg in place of the suite's (freed by teardown). */
+static void store_with(const struct kv_store_config *cfg)
+{
+	kv_store_free(st);
+	st = NULL;
+	CU_ASSERT_EQUAL_FATAL(kv_store_new(cfg, &st), KV_OK);
+}
+
+static const char sixteen[] = "0123456789abcdef", twenty[] = "0123456789abcdefghij";
+
+/* A store follows its own settings until a Settings entry, then the cluster's for good: a later
+ * one changes nothing, an invalid one is refused, and none is kept as a session's answer. */
+static void test_the_first_settings_entry_replaces_the_stores_own_for_good(void)
+{
+	struct kv_store_config cfg;
+	struct kv_settings set, big = settings_of(100, 8), small = settings_of(5, 8), bad = big;
+	uint64_t session, at;
+
+	kv_store_config_default(&cfg);
+	cfg.settings.max_value_bytes = 16;
+	store_with(&cfg);
+	CU_ASSERT_EQUAL(kv_store_settings(st, &set), 0);
+	CU_ASSERT_EQUAL(set.max_value_bytes, 16);
+	CU_ASSERT_EQUAL(put("k", sixteen), KV_OK);
+	CU_ASSERT_EQUAL(put("k", twenty), KV_EFBIG);
+	bad.max_value_bytes = (uint64_t)KV_VALUE_BYTES_LIMIT + 1;
+	CU_ASSERT_EQUAL(apply_settings_on(st, &bad, 0), KV_EINVAL);
+	bad = big;
+	bad.max_sessions = 0;
+	CU_ASSERT_EQUAL(apply_settings_on(st, &bad, 0), KV_EINVAL);
+	CU_ASSERT_EQUAL(kv_store_settings(st, NULL), 0);
+	session = open_session();
+	at = next_index;
+	/* carried with a session by mistake: applied outside it, and the session is untouched */
+	CU_ASSERT_EQUAL(apply_settings_on(st, &big, session), KV_OK);
+	CU_ASSERT_EQUAL(kv_store_settings(st, &set), at);
+	CU_ASSERT_EQUAL(set.max_value_bytes, 100);
+	CU_ASSERT_EQUAL(put("k", twenty), KV_OK);
+	CU_ASSERT_EQUAL(in_session(session, 1, KV_OP_PUT, "s", "v", NULL), KV_OK);
+	CU_ASSERT_EQUAL(apply_settings_on(st, &small, 0), KV_EEXIST);
+	CU_ASSERT_EQUAL(kv_store_settings(st, &set), at);
+	CU_ASSERT_EQUAL(set.max_value_bytes, 100);
+	CU_ASSERT_EQUAL(put("k", twenty), KV_OK);
+	/* values stored before stay readable whatever the new limit */
+	CU_ASSERT_STRING_EQUAL(get("k"), twenty);
+}
+
+/* Two replicas whose nodes were configured differently apply the same log alike once its
+ * Settings entry is in: the same answers, the same hash, the same snapshot bytes. */
+static void test_replicas_configured_differently_agree_after_the_settings_entry(void)
+{
+	struct kv_store_config ca, cb;
+	struct kv_store *a, *b;
+	struct kv_settings set = settings_of(32, 4);
+	struct samples_stream ma = {0}, mb = {0};
+
+	kv_store_config_default(&ca);
+	kv_store_config_default(&cb);
+	ca.settings.max_value_bytes = 8;
+	ca.settings.max_sessions = 2;
+	cb.settings.session_timeout_ms = 1000;
+	cb.hash_key.k0 = 99;
+	CU_ASSERT_EQUAL_FATAL(kv_store_new(&ca, &a), KV_OK);
+	CU_ASSERT_EQUAL_FATAL(kv_store_new(&cb, &b), KV_OK);
+	CU_ASSERT_EQUAL(kv_store_hash(a), kv_store_hash(b)); /* their own are not state */
+	for (int step = 0; step < 40; step++) {
+		struct kv_cmd c = mk(step % 3 ? KV_OP_PUT : KV_OP_OPEN_SESSION, "k");
+		struct kv_result ra, rb;
+		uint64_t index = next_index;
+
+		if (step == 0) {
+			c = mk(KV_OP_SETTINGS, NULL);
+			c.settings = set;
+		}
+		c.data = twenty;
+		c.data_len = (size_t)(step % 25);
+		now_ms += 700; /* past cb's own session timeout, within the cluster's */
+		c.time_ms = now_ms;
+		run_on(a, &c, &ra);
+		next_index = index;
+		run_on(b, &c, &rb);
+		CU_ASSERT_EQUAL(ra.status, rb.status);
+		kv_result_release(&ra);
+		kv_result_release(&rb);
+		CU_ASSERT_EQUAL(kv_store_hash(a), kv_store_hash(b));
+		CU_ASSERT_EQUAL(kv_store_session_count(a), kv_store_session_count(b));
+	}
+	CU_ASSERT_EQUAL(kv_store_session_count(a), 4);
+	CU_ASSERT_EQUAL(kv_snapshot_save(a, samples_stream_write, &ma), KV_OK);
+	CU_ASSERT_EQUAL(kv_snapshot_save(b, samples_stream_write, &mb), KV_OK);
+	CU_ASSERT_EQUAL_FATAL(ma.len, mb.len);
+	CU_ASSERT(memcmp(ma.buf, mb.buf, ma.len) == 0);
+	free(ma.buf);
+	free(mb.buf);
+	kv_store_free(a);
+	kv_store_free(b);
+}
+
+/* A Settings entry with fewer sessions than the store holds evicts the least recently used. */
+static void test_settings_with_fewer_sessions_evict_the_least_recently_used(void)
+{
+	struct kv_settings set = settings_of(KV_DEFAULT_MAX_VALUE_BYTES, 2);
+	uint64_t s[5];
+
+	for (int i = 0; i < 5; i++)
+		s[i] = open_session();
+	CU_ASSERT_EQUAL(in_session(s[1], 1, KV_OP_PUT, "k", "v", NULL), KV_OK); /* s[1] newest */
+	CU_ASSERT_EQUAL(apply_settings_on(st, &set, 0), KV_OK);
+	CU_ASSERT_EQUAL(kv_store_session_count(st), 2);
+	CU_ASSERT_EQUAL(in_session(s[4], 1, KV_OP_PUT, "k", "v", NULL), KV_OK);
+	CU_ASSERT_EQUAL(in_session(s[1], 2, KV_OP_PUT, "k", "v", NULL), KV_OK);
+	for (int i = 0; i < 4; i++)
+		if (i != 1)
+			CU_ASSERT_EQUAL(in_session(s[i], 1, KV_OP_PUT, "k", "v", NULL),
+			                KV_ESESSION_EXPIRED);
+	open_session();
+	CU_ASSERT_EQUAL(kv_store_session_count(st), 2);
 }
 
 /* --- randomized: two stores, one command sequence ------------------------------------------ */
@@ -987,6 +1124,9 @@ static struct kv_cmd random_cmd(char *key, char *key2, char *data, uint64_t *ses
 	c.attr.uid = (uint32_t)(rng() % 3);
 	c.attr.gid = GID;
 	c.attr.mtime_ns = rng() % 1000;
+	c.settings.max_value_bytes = 8 + rng() % 64;
+	c.settings.session_timeout_ms = KV_SESSION_TIMEOUT_MS / (1 + rng() % 4);
+	c.settings.max_sessions = 1 + (uint32_t)(rng() % 8);
 	c.time_ms = now_ms;
 	now_ms += rng() % (KV_SESSION_TIMEOUT_MS / 256);
 	if (n_sessions && rng() % 2) {
@@ -999,8 +1139,8 @@ static struct kv_cmd random_cmd(char *key, char *key2, char *data, uint64_t *ses
 	return c;
 }
 
-/* b replaced by a restored copy of itself: what a follower does on InstallSnapshot. */
-/* b saved and restored under another hash key (as a replica restarting draws a new one). */
+/* b replaced by a restored copy of itself (what a follower does on InstallSnapshot), saved and
+ * restored under another hash key (as a replica restarting draws a new one). */
 static struct kv_store *through_snapshot(struct kv_store *b)
 {
 	struct samples_stream m = {0};
@@ -1033,14 +1173,22 @@ static void test_random_commands_give_identical_hashes_on_two_stores(void)
 	       seed, seed);
 	rng_state = seed * 2 + 1;
 	CU_ASSERT_EQUAL_FATAL(kv_store_new(NULL, &a), KV_OK);
+	/* b's node was configured otherwise and places names apart: after the first command, the
+	 * cluster's settings, their states agree */
 	kv_store_config_default(&cfg);
-	cfg.hash_key.k0 = seed; /* replicas place names apart; their states agree */
+	cfg.settings.max_value_bytes = 1;
+	cfg.settings.max_sessions = 1;
+	cfg.hash_key.k0 = seed;
 	CU_ASSERT_EQUAL_FATAL(kv_store_new(&cfg, &b), KV_OK);
 	for (int i = 0; i < steps; i++) {
 		struct kv_cmd c = random_cmd(key, key2, data, sessions, n_sessions, seqs);
 		struct kv_result ra, rb;
 		uint64_t index = next_index;
 
+		if (i == 0) {
+			c.op = KV_OP_SETTINGS;
+			c.session = 0;
+		}
 		run_on(a, &c, &ra);
 		next_index = index;
 		run_on(b, &c, &rb);
@@ -1192,6 +1340,16 @@ static CU_TestInfo session_tests[] = {
         CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo settings_tests[] = {
+        {"test_the_first_settings_entry_replaces_the_stores_own_for_good",
+         test_the_first_settings_entry_replaces_the_stores_own_for_good},
+        {"test_replicas_configured_differently_agree_after_the_settings_entry",
+         test_replicas_configured_differently_agree_after_the_settings_entry},
+        {"test_settings_with_fewer_sessions_evict_the_least_recently_used",
+         test_settings_with_fewer_sessions_evict_the_least_recently_used},
+        CU_TEST_INFO_NULL,
+};
+
 static CU_TestInfo random_tests[] = {
         {"random_commands_give_identical_hashes_on_two_stores",
          test_random_commands_give_identical_hashes_on_two_stores},
@@ -1216,6 +1374,7 @@ static void teardown_test(void)
 static CU_SuiteInfo suites[] = {
         {"kv_store", setup_suite, NULL, setup_test, teardown_test, ns_tests},
         {"kv_sessions", setup_suite, NULL, setup_test, teardown_test, session_tests},
+        {"kv_settings", setup_suite, NULL, setup_test, teardown_test, settings_tests},
         {"kv_random", setup_suite, NULL, setup_test, teardown_test, random_tests},
         {"kv_flood", setup_suite, NULL, setup_test, teardown_test, flood_tests},
         CU_SUITE_INFO_NULL,

@@ -384,10 +384,10 @@ static int node_open(struct nodesim *s, unsigned i, char *err, size_t err_len)
 	if (s->o.snapshot_trailing)
 		cfg.snapshot_trailing = s->o.snapshot_trailing;
 	if (s->o.session_timeout_ms)
-		cfg.store.session_timeout_ms = s->o.session_timeout_ms;
+		cfg.store.settings.session_timeout_ms = s->o.session_timeout_ms;
 	nd->clock_jump_ms = 0; /* set right at boot */
 	if (s->o.max_value_bytes[i])
-		cfg.store.max_value_bytes = s->o.max_value_bytes[i];
+		cfg.store.settings.max_value_bytes = s->o.max_value_bytes[i];
 	rv = kv_node_open(&cfg, &env, &nd->kv, err, err_len);
 	if (rv != 0) {
 		nd->kv = NULL;
@@ -740,7 +740,8 @@ static bool connected(const struct nodesim *s, unsigned a, unsigned b)
 	return !s->blocked[a][b] && !s->blocked[b][a];
 }
 
-/* A leader that has committed its own entries and that every up node it reaches follows. */
+/* A leader that has committed its own entries, applied the cluster's settings (so that it
+ * proposes a write at once: kv/node.h) and that every up node it reaches follows. */
 static bool settled_leader(struct nodesim *s, void *arg)
 {
 	int l = nodesim_leader(s);
@@ -750,7 +751,7 @@ static bool settled_leader(struct nodesim *s, void *arg)
 	if (l < 0)
 		return false;
 	kv_node_status(s->nodes[l].kv, &ls);
-	if (ls.commit != ls.last_index)
+	if (ls.commit != ls.last_index || !kv_store_settings(kv_node_store(s->nodes[l].kv), NULL))
 		return false;
 	for (unsigned i = 0; i < s->o.n; i++) {
 		struct kv_proto_node_status st;
@@ -953,6 +954,11 @@ int nodesim_restart(struct nodesim *s, unsigned i)
 	if (i >= s->o.n || s->nodes[i].kv)
 		return -1;
 	if (node_open(s, i, err, sizeof(err)) != 0) {
+		if (s->o.may_stop_mask & (1u << i)) {
+			snprintf(s->nodes[i].stop_reason, sizeof(s->nodes[i].stop_reason), "%s",
+			         err);
+			return -1;
+		}
 		violation(s, "node %u cannot restart: %s", i + 1, err);
 		return -1;
 	}
@@ -1018,6 +1024,12 @@ uint64_t nodesim_snapshots_started(const struct nodesim *s, unsigned i)
 struct raft_vfs *nodesim_vfs(struct nodesim *s, unsigned i)
 {
 	return i < s->o.n ? s->nodes[i].vfs : NULL;
+}
+
+void nodesim_set_max_value_bytes(struct nodesim *s, unsigned i, uint64_t max_value_bytes)
+{
+	if (i < s->o.n)
+		s->o.max_value_bytes[i] = max_value_bytes;
 }
 
 const char *nodesim_stop_reason(const struct nodesim *s, unsigned i)

@@ -108,8 +108,9 @@ bool nodesim_run_for(struct nodesim *s, uint64_t ms);
  * last answer (false too after a violation). */
 bool nodesim_run_until(struct nodesim *s, bool (*done)(struct nodesim *s, void *arg), void *arg,
                        uint64_t max_ms);
-/* Runs until exactly one up node leads and every up node that can reach it knows it, or max_ms.
- * Returns the leader's index, or -1. */
+/* Runs until exactly one up node leads, has committed its entries and applied the cluster's
+ * settings (so it proposes writes at once), and every up node that can reach it knows it, or
+ * max_ms. Returns the leader's index, or -1. */
 int nodesim_wait_leader(struct nodesim *s, uint64_t max_ms);
 /* Index of an up node that leads in the highest term, or -1. */
 int nodesim_leader(const struct nodesim *s);
@@ -165,8 +166,11 @@ void nodesim_disarm_faults(struct nodesim *s);
  * once. A crash ends the stall; nodesim_unstall ends every stall. */
 void nodesim_stall(struct nodesim *s, unsigned i, uint64_t ms);
 void nodesim_unstall(struct nodesim *s);
-/* Reopens a down node i from its vfs. 0, or -1 (recorded as a violation too). */
+/* Reopens a down node i from its vfs. 0, or -1 (recorded as a violation too, unless
+ * may_stop_mask allows node i to refuse: then nodesim_stop_reason() says why). */
 int nodesim_restart(struct nodesim *s, unsigned i);
+/* Node i's --max-value-bytes from its next start on (0: the default). */
+void nodesim_set_max_value_bytes(struct nodesim *s, unsigned i, uint64_t max_value_bytes);
 
 /* While held, a background snapshot of node i that ends (its job has run) waits for
  * nodesim_release_snapshot instead of reaching the node after a random delay. */
@@ -188,7 +192,7 @@ uint64_t nodesim_snapshots_received(const struct nodesim *s, unsigned i);
 uint64_t nodesim_snapshots_started(const struct nodesim *s, unsigned i);
 /* Node i's file system (for tests that look at its files). */
 struct raft_vfs *nodesim_vfs(struct nodesim *s, unsigned i);
-/* Why node i stopped on its own the last time (may_stop_mask), or NULL if it never did. */
+/* Why node i stopped or refused to start on its own the last time (may_stop_mask), or NULL. */
 const char *nodesim_stop_reason(const struct nodesim *s, unsigned i);
 /* Crashes so far (nodesim_crash calls and nodes stopped by an injected disk fault). */
 uint64_t nodesim_crashes(const struct nodesim *s);

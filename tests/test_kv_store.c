@@ -1014,6 +1014,7 @@ static void test_replicas_configured_differently_agree_after_the_settings_entry(
 	struct kv_store *a, *b;
 	struct kv_settings set = settings_of(32, 4);
 	struct samples_stream ma = {0}, mb = {0};
+	char data[32];
 
 	kv_store_config_default(&ca);
 	kv_store_config_default(&cb);
@@ -1024,6 +1025,7 @@ static void test_replicas_configured_differently_agree_after_the_settings_entry(
 	CU_ASSERT_EQUAL_FATAL(kv_store_new(&ca, &a), KV_OK);
 	CU_ASSERT_EQUAL_FATAL(kv_store_new(&cb, &b), KV_OK);
 	CU_ASSERT_EQUAL(kv_store_hash(a), kv_store_hash(b)); /* their own are not state */
+	memset(data, 'd', sizeof(data));
 	for (int step = 0; step < 40; step++) {
 		struct kv_cmd c = mk(step % 3 ? KV_OP_PUT : KV_OP_OPEN_SESSION, "k");
 		struct kv_result ra, rb;
@@ -1033,8 +1035,8 @@ static void test_replicas_configured_differently_agree_after_the_settings_entry(
 			c = mk(KV_OP_SETTINGS, NULL);
 			c.settings = set;
 		}
-		c.data = twenty;
-		c.data_len = (size_t)(step % 25);
+		c.data = data;
+		c.data_len = (size_t)(step % 25); /* over a's own 8, within the cluster's 32 */
 		now_ms += 700; /* past cb's own session timeout, within the cluster's */
 		c.time_ms = now_ms;
 		run_on(a, &c, &ra);

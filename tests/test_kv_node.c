@@ -75,12 +75,24 @@ static void report(struct nodesim *s, uint64_t seed, const char *file, int line,
 
 /* --- helpers ------------------------------------------------------------------------------------ */
 
+/* The cluster o describes, or NULL after printing why. */
+static struct nodesim *cluster_from(const struct nodesim_options *o)
+{
+	struct nodesim *s = NULL;
+	char err[256];
+
+	if (nodesim_new(o, &s, err, sizeof(err)) != 0) {
+		printf("\n  seed %llu: cannot build the cluster: %s\n", (unsigned long long)o->seed,
+		       err);
+		return NULL;
+	}
+	return s;
+}
+
 static struct nodesim *cluster_with(unsigned n, uint64_t seed, uint64_t snapshot_bytes,
                                     unsigned jitter_ms, unsigned dup_pm, bool sync_snapshots)
 {
 	struct nodesim_options o;
-	struct nodesim *s = NULL;
-	char err[256];
 
 	nodesim_options_default(&o, n, seed);
 	o.snapshot_bytes = snapshot_bytes;
@@ -89,12 +101,7 @@ static struct nodesim *cluster_with(unsigned n, uint64_t seed, uint64_t snapshot
 	o.sync_snapshots = sync_snapshots;
 	if (snapshot_bytes && snapshot_bytes < 8192)
 		o.snapshot_trailing = 16; /* laggards need InstallSnapshot */
-	if (nodesim_new(&o, &s, err, sizeof(err)) != 0) {
-		printf("\n  seed %llu: cannot build the cluster: %s\n", (unsigned long long)seed,
-		       err);
-		return NULL;
-	}
-	return s;
+	return cluster_from(&o);
 }
 
 static struct nodesim *cluster(unsigned n, uint64_t seed, uint64_t snapshot_bytes)
@@ -1286,18 +1293,11 @@ out:
 static struct nodesim *cluster_limited(unsigned n, uint64_t seed, uint64_t max_value_bytes)
 {
 	struct nodesim_options o;
-	struct nodesim *s = NULL;
-	char err[256];
 
 	nodesim_options_default(&o, n, seed);
 	for (unsigned i = 0; i < n; i++)
 		o.max_value_bytes[i] = max_value_bytes;
-	if (nodesim_new(&o, &s, err, sizeof(err)) != 0) {
-		printf("\n  seed %llu: cannot build the cluster: %s\n", (unsigned long long)seed,
-		       err);
-		return NULL;
-	}
-	return s;
+	return cluster_from(&o);
 }
 
 static uint64_t last_index_of(struct nodesim *s, unsigned i)
@@ -1442,7 +1442,7 @@ static void test_a_node_whose_max_value_bytes_differs_refuses_to_join_naming_bot
 	struct nodesim_options o;
 	struct nodesim *s = NULL;
 	struct nodesim_req r = {0};
-	char err[256], *big = calloc(1, 2u << 20);
+	char *big = calloc(1, 2u << 20);
 	unsigned three = 2;
 	struct kv_cmd c;
 	int l, st;
@@ -1451,7 +1451,8 @@ static void test_a_node_whose_max_value_bytes_differs_refuses_to_join_naming_bot
 	nodesim_options_default(&o, 3, seed);
 	o.max_value_bytes[2] = 1u << 20; /* node 3: 1 MiB; the others the default, 4 MiB */
 	o.may_stop_mask = 1u << 2;
-	REQUIRE(big && nodesim_new(&o, &s, err, sizeof(err)) == 0, "cluster: %s", err);
+	s = cluster_from(&o);
+	REQUIRE(big && s, "%s", "no cluster");
 	nodesim_isolate(s, 2); /* the first leader is node 1 or 2 */
 	l = nodesim_wait_leader(s, LEADER_MS);
 	REQUIRE(l == 0 || l == 1, "leader %d", l);
@@ -1509,7 +1510,7 @@ static void test_a_node_restarted_with_another_max_value_bytes_refuses_to_start(
 	struct nodesim_options o;
 	struct nodesim *s = NULL;
 	struct nodesim_req r = {0};
-	char err[256], value[300], key[32];
+	char value[300], key[32];
 	unsigned two = 1;
 	int l, st;
 
@@ -1518,7 +1519,8 @@ static void test_a_node_restarted_with_another_max_value_bytes_refuses_to_start(
 	o.snapshot_bytes = 4096;
 	o.snapshot_trailing = 16;
 	o.may_stop_mask = 1u << 1;
-	REQUIRE(nodesim_new(&o, &s, err, sizeof(err)) == 0, "cluster: %s", err);
+	s = cluster_from(&o);
+	REQUIRE(s != NULL, "%s", "no cluster");
 	l = nodesim_wait_leader(s, LEADER_MS);
 	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
 	memset(value, 'v', sizeof(value) - 1);

@@ -79,9 +79,7 @@ typedef void (*op_done_fn)(struct fs_op *op, int err);
 struct fs_handle {
 	struct fs_handle *prev, *next; /* f->handles */
 	uint64_t ino;
-	pid_t opener_tid; /* the thread that opened it (as FUSE gives it: 0 if not visible) */
 	pid_t opener; /* trunc_pending: the opening process (thread group), 0 if unknown */
-	bool writable; /* opened for writing */
 	bool append; /* O_APPEND: every write is an Append */
 	bool trunc_pending; /* O_TRUNC open of an existing file, not written yet */
 	bool write_failed; /* a write or flush of it failed, and its caller was told: no later
@@ -914,12 +912,11 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 static void handle_attach(struct fs_handle *h, fuse_req_t req, struct fuse_file_info *fi,
                           bool may_truncate)
 {
-	h->opener_tid = fuse_req_ctx(req)->pid;
-	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
 	h->append = (fi->flags & O_APPEND) != 0;
-	h->trunc_pending = may_truncate && (fi->flags & O_TRUNC) && h->writable;
-	if (h->trunc_pending)
-		h->opener = fs_holders_tgid(h->opener_tid); /* fs_flush asks about it */
+	h->trunc_pending =
+	        may_truncate && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+	if (h->trunc_pending) /* fs_flush asks about it */
+		h->opener = fs_holders_tgid(fuse_req_ctx(req)->pid);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
@@ -1165,26 +1162,23 @@ static void trunc_commit(fuse_req_t req, fuse_ino_t ino, struct fs_handle *h)
 }
 
 /*
- * Whether the process that opened h may still hold h's open file description, so that this close
- * was not the last. The kernel takes a descriptor out of the table before it sends FLUSH, so a
- * writable descriptor of the opener on the file is another one: a dup (the shell's `echo v > f`
- * dup2()s onto stdout and closes the first), or a second open of the same file, which /proc
- * cannot tell from a dup. Those other opens are handles this node gave the opener: the opener
- * holds h only if it has more such descriptors than other live handles. What a forked child or
- * another process holds is not asked: the FLUSH of a child's close is not the opener's, and when
- * the opener's own last descriptor closes, the truncation is committed even if a child still
- * holds one (raftfs(7)). When /proc cannot tell, the answer is "held": the release commits it.
+ * Whether h's open file description may still be held by its opener, so that this close (by
+ * process flusher) must not commit h's truncation. The kernel takes a descriptor out of the table
+ * before it sends FLUSH, so a writable descriptor of the opener on the file is another one: a dup
+ * (the shell's `echo v > f` dup2()s onto stdout and closes the first), or another open of the
+ * same file, which /proc cannot tell from a dup; either way the answer is "held" and the release
+ * commits the truncation if nothing is written. A close by any other process (a forked child's,
+ * an exec closing its O_CLOEXEC copy) never commits it: what the opener holds decides, and the
+ * opener's own last close comes, commits it (even if a child still holds a copy: raftfs(7)) or
+ * finds it written. When /proc cannot tell, the answer is "held". (Counting the opener's other
+ * handles against its descriptors was tried and is wrong: a handle of the opener that only a
+ * child still holds counts without a descriptor, and one dup then read as "not held".)
  */
-static bool trunc_held(struct fs_fuse *f, const struct fs_handle *h)
+static bool trunc_held(struct fs_fuse *f, const struct fs_handle *h, pid_t flusher)
 {
-	int others = 0, held;
-
-	for (const struct fs_handle *g = f->handles.next; g != &f->handles; g = g->next)
-		if (g != h && !g->is_dir && g->ino == h->ino && g->writable &&
-		    (g->opener ? g->opener : fs_holders_tgid(g->opener_tid)) == h->opener)
-			others++;
-	held = fs_holders_writable(h->opener, h->ino, &f->mount, others + 1);
-	return held < 0 || held > others;
+	if (flusher != h->opener)
+		return true;
+	return fs_holders_writable(h->opener, h->ino, &f->mount, 1) != 0; /* -1: cannot tell */
 }
 
 /*
@@ -1200,7 +1194,8 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_fuse *f = fuse_req_userdata(req);
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
 
-	if (!h->trunc_pending || (!h->write_failed && trunc_held(f, h))) {
+	if (!h->trunc_pending ||
+	    (!h->write_failed && trunc_held(f, h, fs_holders_tgid(fuse_req_ctx(req)->pid)))) {
 		/* write-through: nothing is buffered (handles without a pending truncation are
 		 * opened with noflush: the kernel sends this only after the truncation happened) */
 		fuse_reply_err(req, 0);

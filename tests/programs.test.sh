@@ -42,7 +42,8 @@ echo "leader $leader; the probes open files through node $f's mount"
 probe() { t "$PROBE" "$@" || fail "fsprobe $*"; }
 
 step "O_TRUNC + first write is one Put, whatever the opener does meanwhile"
-for shape in fork-close fork-exec thread-dup opener-thread-exits dup2; do
+for shape in fork-close fork-exec thread-dup opener-thread-exits dup2 child-holds-other \
+	dup2-child-holds-other; do
 	probe trunc "$shape" "$mf/t-$shape" "$mg/t-$shape" "$mh/t-$shape"
 done
 probe trunc-no-write "$mf/t-nowrite" "$mg/t-nowrite"

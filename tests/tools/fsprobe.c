@@ -17,7 +17,11 @@
  *                          copy), fork-exec (an O_CLOEXEC descriptor, a child that execs true),
  *                          thread-dup (another thread closes a dup), opener-thread-exits (the
  *                          opening thread ends, another writes), dup2 (the shell's `echo v >
- *                          f`: dup2 onto a new descriptor, close the first, write the second).
+ *                          f`: dup2 onto a new descriptor, close the first, write the second),
+ *                          child-holds-other and dup2-child-holds-other (first an open of the
+ *                          file without O_TRUNC that only a forked child keeps, then fork-close
+ *                          or dup2: an earlier open of the opener held elsewhere must not make
+ *                          the opener's own descriptor look like someone else's).
  *   trunc-no-write A B     an O_TRUNC open through A that a child closes too, then the opener
  *                          closes without writing: B reads "old" until that close, "" right after.
  *   trunc-opener-first A B an O_TRUNC open through A, a child keeps a copy, the opener closes
@@ -212,12 +216,51 @@ static void run_in_thread(void *(*fn)(void *), struct thread_arg *a)
 		die("in the thread: %s", strerror(a->result));
 }
 
+static pid_t holder_pid = -1; /* a child keeping another descriptor of the file, and its pipe */
+static int holder_go = -1;
+
+/* Opens path for writing (no O_TRUNC), forks a child that keeps that descriptor until
+ * holder_release(), and closes the parent's copy. */
+static void holder_start(const char *path)
+{
+	int fd = open(path, O_WRONLY), go[2];
+	char ch;
+
+	if (fd < 0 || pipe(go) != 0)
+		die("open %s: %s", path, strerror(errno));
+	holder_pid = fork();
+	if (holder_pid == 0) {
+		close(go[1]);
+		_exit(read(go[0], &ch, 1) >= 0 && close(fd) == 0 ? 0 : 1);
+	}
+	close(go[0]);
+	close(fd);
+	holder_go = go[1];
+}
+
+static void holder_release(void)
+{
+	if (holder_pid < 0)
+		return;
+	close(holder_go);
+	wait_child(holder_pid, "the child keeping another descriptor");
+	holder_pid = -1;
+}
+
 /* Opens a for O_TRUNC writing and does shape; returns the descriptor the opener writes to. */
 static int trunc_open_shape(const char *shape, const char *a)
 {
 	struct thread_arg arg = {.path = a};
 	int fd, d;
 	pid_t pid;
+
+	if (strcmp(shape, "child-holds-other") == 0) {
+		holder_start(a);
+		shape = "fork-close";
+	} else if (strcmp(shape, "dup2-child-holds-other") == 0) {
+		holder_start(a);
+		shape = "dup2";
+	}
 
 	if (strcmp(shape, "opener-thread-exits") == 0) {
 		run_in_thread(open_trunc_and_end, &arg);
@@ -269,6 +312,7 @@ static int cmd_trunc(int argc, char **argv)
 	write_all(fd, "new\n", 4, 0, a);
 	if (close(fd) != 0)
 		die("close: %s", strerror(errno));
+	holder_release();
 	expect(a, "new\n", "after the write and close, through the opener's path");
 	expect(b, "new\n", "after the write and close, through another path");
 	expect(c, "new\n", "after the write and close, through a third path");

@@ -65,7 +65,7 @@ enum op_state {
 	OP_WAIT_SESSION, /* on f->waitq until a session is free */
 	OP_IN_FLIGHT, /* req submitted to the node */
 	OP_RETRY, /* on f->retryq: certainly not applied, tried again from f->retry */
-	OP_WAIT_TRUNC, /* on a release's truncation of its file (trunc->waiters), until it ends */
+	OP_WAIT_TRUNC, /* on the truncation in flight of its file (gate->waiters), until it ends */
 };
 
 struct fs_op;
@@ -101,9 +101,18 @@ struct fs_op {
 	bool retried; /* already retried after KV_ESESSION_EXPIRED */
 	bool interrupted;
 	bool applied_any; /* an earlier step of this op changed the namespace: never EINTR */
-	bool release_trunc; /* the truncation a release commits: on f->truncs, gates its key */
-	struct fs_op *trunc_next; /* release_trunc: f->truncs */
-	struct op_queue waiters; /* release_trunc: ops on the same key, waiting for it */
+	/* Builds op->cmd for this run from the handle's state now (called before each run, so a
+	 * write held back behind a truncation is built from what that truncation left): 1 to send
+	 * it, 0 when nothing is left to do (done(op, 0)), or -errno. NULL: op->cmd as it is. */
+	int (*prepare)(struct fs_op *op);
+	/* The command commits a pending O_TRUNC truncation (the first write's Put, a flush's or a
+	 * release's Put(""), ...): while it is in flight every other op on its key waits for it, so
+	 * that nothing can land before or after it out of order (gate_begin, gate_end). */
+	bool gate;
+	bool gating; /* on f->gates now */
+	struct fs_op *gate_next; /* f->gates */
+	struct op_queue waiters; /* gating: ops on the same key, waiting for it */
+	void *put_buf; /* owned (malloc): a Put built by prepare (zeros, then the bytes) */
 	int session; /* index in f->sessions, or -1 */
 	uint64_t deadline_ms; /* monotonic; 0: none (hard) */
 	uint32_t umask;
@@ -148,7 +157,7 @@ struct fs_fuse {
 	struct fs_op ops; /* list head */
 	size_t n_ops;
 	struct fs_handle handles; /* list head */
-	struct fs_op *truncs; /* truncations of releases in flight (fs_release) */
+	struct fs_op *gates; /* truncations in flight, each holding back its key (fs_op.gate) */
 	struct fs_mount_id mount; /* this mount as /proc names it (fs/holders.h) */
 	struct event *watch; /* every FS_WATCH_MS: does the node know a leader? */
 	uint64_t last_contact_ms; /* monotonic: when the node last knew a leader (see op_run) */
@@ -315,6 +324,7 @@ static void op_free(struct fs_op *op)
 	kv_result_release(&op->req.result);
 	raft_buf_unref(op->req.cmd);
 	free(op->data);
+	free(op->put_buf);
 	free(op);
 }
 
@@ -352,9 +362,34 @@ static void session_put(struct fs_op *op)
 	op->session = -1;
 }
 
+/* The truncation in flight on key, if any. */
+static struct fs_op *gate_of(struct fs_fuse *f, const char *key)
+{
+	for (struct fs_op *g = f->gates; g; g = g->gate_next)
+		if (strcmp(g->key, key) == 0)
+			return g;
+	return NULL;
+}
+
+/* A truncation ends: what waited for it runs now (from f->kick, after op's own done). */
+static void gate_end(struct fs_op *op)
+{
+	struct fs_op **p = &op->f->gates, *w;
+
+	if (!op->gating)
+		return;
+	while (*p != op)
+		p = &(*p)->gate_next;
+	*p = op->gate_next;
+	op->gating = false;
+	while ((w = queue_pop(&op->waiters)) != NULL)
+		op_defer(w);
+}
+
 static void op_end(struct fs_op *op, int err)
 {
 	session_put(op);
+	gate_end(op);
 	op->state = OP_IDLE;
 	op->done(op, err);
 }
@@ -491,7 +526,8 @@ static uint64_t op_deadline(const struct fs_op *op)
 static void op_run(struct fs_op *op)
 {
 	struct fs_fuse *f = op->f;
-	struct kv_cmd cmd = op->cmd;
+	struct fs_op *g;
+	struct kv_cmd cmd;
 	uint64_t timeout_ms = 0, deadline;
 	void *buf;
 	size_t len;
@@ -506,6 +542,26 @@ static void op_run(struct fs_op *op)
 		op_end(op, fs_errno(KV_STATUS_SHUTDOWN, KV_OK));
 		return;
 	}
+	g = op->gating ? NULL : gate_of(f, op->key);
+	if (g) {
+		op->state = OP_WAIT_TRUNC; /* gate_end runs it again */
+		queue_push(&g->waiters, op);
+		return;
+	}
+	if (op->prepare) {
+		op->gate = false;
+		rv = op->prepare(op);
+		if (rv <= 0) {
+			op_end(op, -rv);
+			return;
+		}
+	}
+	if (op->gate && !op->gating) {
+		op->gating = true;
+		op->gate_next = f->gates;
+		f->gates = op;
+	}
+	cmd = op->cmd;
 	contact_update(f);
 	deadline = op_deadline(op);
 	if (deadline) {
@@ -556,15 +612,6 @@ static void op_run(struct fs_op *op)
 	}
 }
 
-/* The truncation a release is committing on key, if any. */
-static struct fs_op *trunc_of(struct fs_fuse *f, const char *key)
-{
-	for (struct fs_op *t = f->truncs; t; t = t->trunc_next)
-		if (strcmp(t->key, key) == 0)
-			return t;
-	return NULL;
-}
-
 /* An interrupt (the caller got a signal): the wait ends now with EINTR, or EIO when the op may
  * have changed something already. */
 static void on_interrupt(fuse_req_t freq, void *data)
@@ -582,26 +629,19 @@ static void on_interrupt(fuse_req_t freq, void *data)
 		queue_remove(&op->f->retryq, op);
 		op_end(op, op->applied_any ? EIO : EINTR);
 	} else if (op->state == OP_WAIT_TRUNC) {
-		struct fs_op *t = trunc_of(op->f, op->key);
-		if (t)
-			queue_remove(&t->waiters, op);
+		struct fs_op *g = gate_of(op->f, op->key);
+		if (g)
+			queue_remove(&g->waiters, op);
 		op_end(op, EINTR);
 	}
 	/* OP_RUNQ, OP_IDLE (being registered): op_run sees the flag */
 }
 
 /* Starts an op from its handler: the interrupt function first, so no interrupt is lost. An op
- * on a file whose release is committing its truncation waits for that first (fs_release). */
+ * on a file whose truncation is in flight waits for it (op_run). */
 static void op_start(struct fs_op *op)
 {
-	struct fs_op *t = op->release_trunc ? NULL : trunc_of(op->f, op->key);
-
 	fuse_req_interrupt_func(op->freq, on_interrupt, op);
-	if (t && !op->interrupted) {
-		op->state = OP_WAIT_TRUNC;
-		queue_push(&t->waiters, op);
-		return;
-	}
 	op_run(op);
 }
 
@@ -793,22 +833,7 @@ static bool setattr_next(struct fs_op *op)
 	op->cmd.flags = 0;
 	memset(&op->cmd.attr, 0, sizeof(op->cmd.attr));
 	if (op->stage == 0 && (s & FUSE_SET_ATTR_SIZE)) {
-		op->stage = 1;
-		op->cmd.op = KV_OP_TRUNCATE;
-		op->cmd.offset = (uint64_t)op->set.st_size;
-		if (op->h && op->h->trunc_pending && op->set.st_size > 0 &&
-		    (uint64_t)op->set.st_size <= KV_VALUE_BYTES_LIMIT &&
-		    (op->data = calloc(1, (size_t)op->set.st_size)) != NULL) {
-			/* the handle's O_TRUNC is still pending: what it truncates to is zeros,
-			 * not the head of the old value (one Put of them) */
-			op->cmd.op = KV_OP_PUT;
-			op->cmd.data = op->data;
-			op->cmd.data_len = (size_t)op->set.st_size;
-			op->cmd.mode = 0644 & ~op->umask;
-		} else if (op->h && op->h->trunc_pending && op->set.st_size > 0) {
-			op->stage = 0; /* too large, or no memory: its error is answered */
-			return false;
-		}
+		op->stage = 1; /* built by setattr_prepare, when it runs */
 		return true;
 	}
 	if (op->stage < 2) {
@@ -850,6 +875,37 @@ static bool setattr_next(struct fs_op *op)
 		return true;
 	}
 	return false;
+}
+
+/*
+ * The size step of a setattr: a Truncate, but through a handle whose O_TRUNC is still pending
+ * what it truncates to is zeros, not the head of the old value: one Put of them, which commits
+ * the truncation (a gate). Decided when it runs: a write ahead of it may have done that already.
+ */
+static int setattr_prepare(struct fs_op *op)
+{
+	uint64_t size = (uint64_t)op->set.st_size;
+
+	if (op->stage != 1)
+		return 1;
+	op->cmd.op = KV_OP_TRUNCATE;
+	op->cmd.offset = size;
+	if (!op->h || !op->h->trunc_pending)
+		return 1;
+	op->gate = true;
+	if (size == 0)
+		return 1;
+	if (size > kv_node_max_value_bytes(op->f->node))
+		return -EFBIG;
+	free(op->put_buf);
+	op->put_buf = calloc(1, (size_t)size);
+	if (!op->put_buf)
+		return -ENOMEM;
+	op->cmd.op = KV_OP_PUT;
+	op->cmd.data = op->put_buf;
+	op->cmd.data_len = (size_t)size;
+	op->cmd.mode = 0644 & ~op->umask;
+	return 1;
 }
 
 static void setattr_done(struct fs_op *op, int err)
@@ -895,11 +951,8 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		op_reply_err(op, err);
 		return;
 	}
-	if (!setattr_next(op)) {
-		/* only a size under a pending truncation can stop it at once */
-		op_reply_err(op, (uint64_t)attr->st_size > KV_VALUE_BYTES_LIMIT ? EFBIG : ENOMEM);
-		return;
-	}
+	op->prepare = setattr_prepare;
+	setattr_next(op); /* always a command: nothing has answered attributes yet */
 	op_start(op);
 }
 
@@ -1010,13 +1063,23 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	op_start(op);
 }
 
-/* Makes op the Read of its handle's call: op->size bytes at op->off. */
-static void read_prepare(struct fs_op *op)
+/* A read's command when it runs: first, on a handle whose O_TRUNC is still pending, the
+ * truncation (Put "", a gate: a descriptor sees its own truncation); then the Read of op->size
+ * bytes at op->off. */
+static int read_prepare(struct fs_op *op)
 {
+	if (op->stage < 2 && op->h->trunc_pending && !op->h->write_failed) {
+		op->stage = 1;
+		op->gate = true;
+		op->cmd.op = KV_OP_PUT;
+		op->cmd.mode = 0644 & ~op->umask;
+		return 1;
+	}
 	op->stage = 2;
 	op->cmd.op = KV_OP_READ;
 	op->cmd.offset = (uint64_t)op->off;
 	op->cmd.count = (uint32_t)op->size;
+	return 1;
 }
 
 static void read_done(struct fs_op *op, int err)
@@ -1031,7 +1094,7 @@ static void read_done(struct fs_op *op, int err)
 			return;
 		}
 		op->h->trunc_pending = false;
-		read_prepare(op);
+		op->stage = 2;
 		op_defer(op);
 		return;
 	}
@@ -1064,14 +1127,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	op->h = h;
 	op->size = size < KV_VALUE_BYTES_LIMIT ? size : KV_VALUE_BYTES_LIMIT;
 	op->off = off;
-	if (h->trunc_pending && !h->write_failed) {
-		/* O_TRUNC, read before any write: the truncation takes effect now */
-		op->stage = 1;
-		op->cmd.mode = 0644 & ~op->umask;
-		op_start_on(op, KV_OP_PUT, ino, NULL);
-		return;
-	}
-	read_prepare(op);
+	op->prepare = read_prepare;
 	op_start_on(op, KV_OP_READ, ino, NULL);
 }
 
@@ -1095,12 +1151,49 @@ static void write_done(struct fs_op *op, int err)
  * offset (WriteAt, which extends the file when the offset is its size): never an Append guessed
  * from a size seen earlier, which another node's append would have made stale.
  */
+/* A write's command when it runs (op->data holds its op->size bytes). While the handle's O_TRUNC
+ * is pending (this is its first write, or the ones before it failed) it is the one Put of the
+ * bytes, zeros before the offset (on an O_APPEND handle the bytes are the whole file), so no
+ * reader anywhere sees the file empty in between (DESIGN.md 6): a gate, since a second write
+ * must not land before it (the second Put would lose the first's bytes) nor a Put("") after. */
+static int write_prepare(struct fs_op *op)
+{
+	struct fs_handle *h = op->h;
+	uint64_t max, lead;
+
+	op->cmd.mode = 0644 & ~op->umask; /* if another node removed it meanwhile */
+	if (!h->trunc_pending) {
+		op->cmd.op = h->append ? KV_OP_APPEND : KV_OP_WRITE_AT;
+		op->cmd.offset = (uint64_t)op->off;
+		op->cmd.data = op->data;
+		op->cmd.data_len = op->size;
+		return 1;
+	}
+	max = kv_node_max_value_bytes(op->f->node);
+	lead = h->append ? 0 : (uint64_t)op->off;
+	if (lead > max || op->size > max - lead)
+		return -EFBIG;
+	op->gate = true;
+	op->cmd.op = KV_OP_PUT;
+	op->cmd.data = op->data;
+	op->cmd.data_len = op->size;
+	if (lead) {
+		free(op->put_buf);
+		op->put_buf = calloc(1, (size_t)lead + op->size);
+		if (!op->put_buf)
+			return -ENOMEM;
+		memcpy((char *)op->put_buf + lead, op->data, op->size);
+		op->cmd.data = op->put_buf;
+		op->cmd.data_len = (size_t)lead + op->size;
+	}
+	return 1;
+}
+
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
 	struct fs_op *op = op_new(fuse_req_userdata(req), req, write_done);
-	size_t lead = 0;
 
 	if (!op)
 		return;
@@ -1111,33 +1204,14 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		op_reply_err(op, EINVAL);
 		return;
 	}
-	if (h->trunc_pending) {
-		/* O_TRUNC + first write: ONE Put of the bytes (zeros before off; on an O_APPEND
-		 * handle they are the whole file), so no reader anywhere sees the file empty in
-		 * between (DESIGN.md 6) */
-		uint64_t max = kv_node_max_value_bytes(op->f->node);
-		lead = h->append ? 0 : (size_t)off;
-		if ((uint64_t)lead > max || size > max - (uint64_t)lead) {
-			op_reply_err(op, EFBIG);
-			return;
-		}
-		op->cmd.op = KV_OP_PUT;
-	} else if (h->append) {
-		op->cmd.op = KV_OP_APPEND;
-	} else {
-		op->cmd.op = KV_OP_WRITE_AT;
-		op->cmd.offset = (uint64_t)off;
-	}
-	op->data = calloc(1, lead + size ? lead + size : 1);
+	op->data = malloc(size ? size : 1); /* the kernel's buffer dies when this returns */
 	if (!op->data) {
 		op_reply_err(op, ENOMEM);
 		return;
 	}
-	memcpy((char *)op->data + lead, buf, size);
-	op->cmd.data = op->data;
-	op->cmd.data_len = lead + size;
-	op->cmd.mode = 0644 & ~op->umask; /* if another node removed it meanwhile */
-	op_start_on(op, op->cmd.op, ino, NULL);
+	memcpy(op->data, buf, size);
+	op->prepare = write_prepare;
+	op_start_on(op, KV_OP_WRITE_AT, ino, NULL);
 }
 
 static void trunc_commit_done(struct fs_op *op, int err)
@@ -1149,6 +1223,17 @@ static void trunc_commit_done(struct fs_op *op, int err)
 	op_reply_err(op, err);
 }
 
+/* The Put("") of a pending truncation, a gate; nothing when a write ahead of it committed it. */
+static int trunc_prepare(struct fs_op *op)
+{
+	if (!op->h->trunc_pending)
+		return 0;
+	op->gate = true;
+	op->cmd.op = KV_OP_PUT;
+	op->cmd.mode = 0644 & ~op->umask;
+	return 1;
+}
+
 /* Commits the pending truncation of h (Put "") and answers req when it is done. */
 static void trunc_commit(fuse_req_t req, fuse_ino_t ino, struct fs_handle *h)
 {
@@ -1157,7 +1242,7 @@ static void trunc_commit(fuse_req_t req, fuse_ino_t ino, struct fs_handle *h)
 	if (!op)
 		return;
 	op->h = h;
-	op->cmd.mode = 0644 & ~op->umask;
+	op->prepare = trunc_prepare;
 	op_start_on(op, KV_OP_PUT, ino, NULL);
 }
 
@@ -1206,16 +1291,8 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void release_done(struct fs_op *op, int err)
 {
-	struct fs_fuse *f = op->f;
-	struct fs_op **p = &f->truncs, *w;
-
-	while (*p != op)
-		p = &(*p)->trunc_next;
-	*p = op->trunc_next;
-	while ((w = queue_pop(&op->waiters)) != NULL)
-		op_defer(w); /* what waited for the truncation runs now */
 	if (err)
-		flog(f, FS_LOG_WARN, "truncation at release of %s: %s", op->key, strerror(err));
+		flog(op->f, FS_LOG_WARN, "truncation at release of %s: %s", op->key, strerror(err));
 	handle_free(op->h);
 	op->h = NULL;
 	op_reply_err(op, 0); /* the kernel ignores a release's error */
@@ -1224,8 +1301,8 @@ static void release_done(struct fs_op *op, int err)
 /*
  * The last close of a description whose truncation a flush left pending (trunc_held) commits it
  * now. The close that made it last has returned already, so every later operation on the same
- * file through this mount waits for it (op_start). Never after a failure, which its caller was
- * told of: a Put("") made now, unseen, could wipe writes acknowledged to others in between.
+ * file through this mount waits for it (a gate: op_run). Never after a failure, which its caller
+ * was told of: a Put("") made now, unseen, could wipe writes acknowledged to others in between.
  */
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -1244,17 +1321,13 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	op->h = h;
-	op->cmd.op = KV_OP_PUT;
-	op->cmd.mode = 0644 & ~op->umask;
+	op->prepare = trunc_prepare;
 	if (op_key(op, ino, NULL) != 0) {
 		handle_free(h);
 		op->h = NULL;
 		op_reply_err(op, 0);
 		return;
 	}
-	op->release_trunc = true;
-	op->trunc_next = f->truncs;
-	f->truncs = op;
 	op_start(op);
 }
 
@@ -1763,9 +1836,9 @@ void fs_fuse_stop(struct fs_fuse *f)
 			op_run(op);
 			break;
 		case OP_WAIT_TRUNC: {
-			struct fs_op *t = trunc_of(f, op->key);
-			if (t)
-				queue_remove(&t->waiters, op);
+			struct fs_op *g = gate_of(f, op->key);
+			if (g)
+				queue_remove(&g->waiters, op);
 			op_end(op, fs_errno(KV_STATUS_SHUTDOWN, KV_OK));
 			break;
 		}

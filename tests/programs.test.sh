@@ -48,6 +48,8 @@ for shape in fork-close fork-exec thread-dup opener-thread-exits dup2 child-hold
 done
 probe trunc-no-write "$mf/t-nowrite" "$mg/t-nowrite"
 probe trunc-opener-first "$mf/t-first" "$mg/t-first"
+probe trunc-threads "$mf/t-threads" "$mg/t-threads"
+probe trunc-close-race "$mf/t-race" "$mg/t-race"
 t sh -c "echo v > $mf/t-shell" && [ "$(t cat "$mg/t-shell")" = v ] || fail "echo v > f"
 t sh -c ": > $mf/t-shell" && [ -z "$(t cat "$mg/t-shell")" ] || fail ": > f did not empty f"
 

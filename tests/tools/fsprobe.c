@@ -27,6 +27,13 @@
  *   trunc-opener-first A B an O_TRUNC open through A, a child keeps a copy, the opener closes
  *                          first: the truncation is committed by then (B reads ""); the child's
  *                          write at offset 0 gives "new\n".
+ *   trunc-threads A B      an O_TRUNC open through A; two threads write "aaaa" at 0 and "bbbb"
+ *                          at 4 at the same moment, 200 times over: every path reads
+ *                          "aaaabbbb" (the first write's Put must not race the second write).
+ *   trunc-close-race A B   an O_TRUNC open through A shared with a child; the opener closes
+ *                          (committing the truncation) while the child writes "new\n" at 0,
+ *                          200 times over: every round reads "new\n" (an acknowledged write is
+ *                          never wiped by a truncation committed beside it).
  *   stale-pwrite A C       A holds "abc"; an O_RDWR open through A; C appends "X";
  *                          pwrite(fd, "Z", 1, 3) gives "abcZ" (a write at an offset, not an
  *                          append guessed from an old size).
@@ -375,6 +382,96 @@ static int cmd_trunc_opener_first(int argc, char **argv)
 	close(go[1]);
 	wait_child(pid, "the child writing at offset 0");
 	expect(b, "new\n", "the child's write after the truncation");
+	return 0;
+}
+
+struct pw_arg {
+	int fd;
+	const char *bytes;
+	off_t off;
+	pthread_barrier_t *go;
+	int err;
+};
+
+static void *pwrite_at_once(void *p)
+{
+	struct pw_arg *a = p;
+
+	pthread_barrier_wait(a->go);
+	a->err = pwrite(a->fd, a->bytes, 4, a->off) == 4 ? 0 : errno ? errno : EIO;
+	return NULL;
+}
+
+static int cmd_trunc_threads(int argc, char **argv)
+{
+	const char *a, *b;
+
+	if (argc != 2)
+		return 2;
+	a = argv[0], b = argv[1];
+	prog_step = "trunc-threads";
+	for (int round = 0; round < 200; round++) {
+		pthread_barrier_t go;
+		struct pw_arg w[2] = {{.bytes = "aaaa", .off = 0}, {.bytes = "bbbb", .off = 4}};
+		pthread_t t[2];
+		int fd;
+
+		put(a, "old content here");
+		fd = open(a, O_WRONLY | O_TRUNC);
+		if (fd < 0 || pthread_barrier_init(&go, NULL, 2) != 0)
+			die("open %s O_TRUNC: %s", a, strerror(errno));
+		for (int i = 0; i < 2; i++) {
+			w[i].fd = fd;
+			w[i].go = &go;
+			if (pthread_create(&t[i], NULL, pwrite_at_once, &w[i]) != 0)
+				die("cannot start a thread");
+		}
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		pthread_barrier_destroy(&go);
+		if (w[0].err || w[1].err)
+			die("round %d: pwrite: %s", round,
+			    strerror(w[0].err ? w[0].err : w[1].err));
+		if (close(fd) != 0)
+			die("close: %s", strerror(errno));
+		expect(b, "aaaabbbb", "two writes racing on one O_TRUNC descriptor");
+	}
+	return 0;
+}
+
+static int cmd_trunc_close_race(int argc, char **argv)
+{
+	const char *a, *b;
+
+	if (argc != 2)
+		return 2;
+	a = argv[0], b = argv[1];
+	prog_step = "trunc-close-race";
+	for (int round = 0; round < 200; round++) {
+		int fd, go[2];
+		pid_t pid;
+		char ch;
+
+		put(a, "old");
+		fd = open(a, O_WRONLY | O_TRUNC);
+		if (fd < 0 || pipe(go) != 0)
+			die("open %s O_TRUNC: %s", a, strerror(errno));
+		pid = fork();
+		if (pid == 0) {
+			close(go[1]);
+			if (read(go[0], &ch, 1) != 1)
+				_exit(1);
+			_exit(pwrite(fd, "new\n", 4, 0) == 4 ? 0 : 1);
+		}
+		close(go[0]);
+		if (write(go[1], "g", 1) != 1)
+			die("cannot wake the child");
+		if (close(fd) != 0)
+			die("close: %s", strerror(errno));
+		close(go[1]);
+		wait_child(pid, "the child writing at offset 0");
+		expect(b, "new\n", "a write beside the opener's committing close");
+	}
 	return 0;
 }
 
@@ -738,6 +835,8 @@ static const struct {
         {"trunc", cmd_trunc},
         {"trunc-no-write", cmd_trunc_no_write},
         {"trunc-opener-first", cmd_trunc_opener_first},
+        {"trunc-threads", cmd_trunc_threads},
+        {"trunc-close-race", cmd_trunc_close_race},
         {"stale-pwrite", cmd_stale_pwrite},
         {"read-fresh", cmd_read_fresh},
         {"ryw", cmd_ryw},
@@ -759,7 +858,8 @@ int main(int argc, char **argv)
 		}
 	}
 	fprintf(stderr,
-	        "usage: fsprobe trunc|trunc-no-write|trunc-opener-first|stale-pwrite|"
+	        "usage: fsprobe trunc|trunc-no-write|trunc-opener-first|trunc-threads|trunc-close-race|"
+	        "stale-pwrite|"
 	        "read-fresh|ryw|fsx|intr-write ARGS (see tests/tools/fsprobe.c)\n");
 	return 2;
 }

@@ -29,9 +29,9 @@
 #define FMT_HARD_STATE "uUUu"
 #define FMT_ENTRY "uUUcB"
 #define FMT_SNAPSHOT_META "uUUUuuu#uu#"
-#define FMT_MSG "ucuuUcUUU"
-#define FMT_MSG_APPEND "ucuuUcUUUA(UUcB)"
-#define FMT_MSG_SNAPSHOT "ucuuUcUUUUuu#uu#B"
+#define FMT_MSG "ucuuUcUUUU"
+#define FMT_MSG_APPEND "ucuuUcUUUUA(UUcB)"
+#define FMT_MSG_SNAPSHOT "ucuuUcUUUUUuu#uu#B"
 
 struct codec_op {
 	struct raft_tplguard guard;
@@ -479,7 +479,7 @@ int raft_codec_decode_snapshot_meta(const void *frame, size_t len, struct raft_s
 
 /* --- messages --------------------------------------------------------------------------------- */
 
-/* The common head of every message image; a, b, c mean different fields per type. */
+/* The common head of every message image; a, b, c, d mean different fields per type. */
 struct msg_fields {
 	uint32_t kind;
 	char type;
@@ -487,7 +487,7 @@ struct msg_fields {
 	uint32_t to;
 	uint64_t term;
 	unsigned char flags;
-	uint64_t a, b, c;
+	uint64_t a, b, c, d;
 };
 
 #define MSG_FLAG_PRE_VOTE (1u << 0)
@@ -499,7 +499,7 @@ struct msg_fields {
 #define MSG_FLAG_REJECT (1u << 6)
 #define MSG_FLAG_OK (1u << 7)
 
-/* Per type: the flags it may carry and how many of a, b, c it uses (the rest must be 0). */
+/* Per type: the flags it may carry and how many of a, b, c, d it uses (the rest must be 0). */
 static const struct {
 	unsigned flags;
 	unsigned n_scalars;
@@ -507,9 +507,9 @@ static const struct {
         [RAFT_MSG_VOTE] = {MSG_FLAG_PRE_VOTE | MSG_FLAG_TRANSFER, 2},
         [RAFT_MSG_VOTE_RESP] = {MSG_FLAG_PRE_VOTE | MSG_FLAG_GRANTED, 0},
         [RAFT_MSG_APPEND] = {0, 3},
-        [RAFT_MSG_APPEND_RESP] = {MSG_FLAG_SUCCESS, 3},
+        [RAFT_MSG_APPEND_RESP] = {MSG_FLAG_SUCCESS, 4},
         [RAFT_MSG_HEARTBEAT] = {0, 2},
-        [RAFT_MSG_HEARTBEAT_RESP] = {0, 1},
+        [RAFT_MSG_HEARTBEAT_RESP] = {0, 2},
         [RAFT_MSG_SNAPSHOT] = {MSG_FLAG_LAST, 3},
         [RAFT_MSG_SNAPSHOT_RESP] = {MSG_FLAG_DONE | MSG_FLAG_REJECT, 2},
         [RAFT_MSG_TIMEOUT_NOW] = {0, 0},
@@ -551,6 +551,7 @@ static void msg_to_fields(const struct raft_msg *m, struct msg_fields *f)
 		f->a = m->u.append_resp.index;
 		f->b = m->u.append_resp.hint_index;
 		f->c = m->u.append_resp.hint_term;
+		f->d = m->u.append_resp.last_index;
 		f->flags = (unsigned char)flag_if(m->u.append_resp.success, MSG_FLAG_SUCCESS);
 		break;
 	case RAFT_MSG_HEARTBEAT:
@@ -559,6 +560,7 @@ static void msg_to_fields(const struct raft_msg *m, struct msg_fields *f)
 		break;
 	case RAFT_MSG_HEARTBEAT_RESP:
 		f->a = m->u.heartbeat_resp.read_seq;
+		f->b = m->u.heartbeat_resp.last_index;
 		break;
 	case RAFT_MSG_SNAPSHOT:
 		f->a = m->u.snapshot.meta.index;
@@ -612,6 +614,7 @@ static void msg_from_fields(const struct msg_fields *f, struct raft_msg *m)
 		m->u.append_resp.index = f->a;
 		m->u.append_resp.hint_index = f->b;
 		m->u.append_resp.hint_term = f->c;
+		m->u.append_resp.last_index = f->d;
 		m->u.append_resp.success = f->flags & MSG_FLAG_SUCCESS;
 		break;
 	case RAFT_MSG_HEARTBEAT:
@@ -620,6 +623,7 @@ static void msg_from_fields(const struct msg_fields *f, struct raft_msg *m)
 		break;
 	case RAFT_MSG_HEARTBEAT_RESP:
 		m->u.heartbeat_resp.read_seq = f->a;
+		m->u.heartbeat_resp.last_index = f->b;
 		break;
 	case RAFT_MSG_SNAPSHOT:
 		m->u.snapshot.meta.index = f->a;
@@ -662,7 +666,8 @@ static bool msg_fields_valid(const struct msg_fields *f)
 	if (f->flags & ~msg_layout[type].flags)
 		return false;
 	n = msg_layout[type].n_scalars;
-	return (n >= 1 || f->a == 0) && (n >= 2 || f->b == 0) && (n >= 3 || f->c == 0);
+	return (n >= 1 || f->a == 0) && (n >= 2 || f->b == 0) && (n >= 3 || f->c == 0) &&
+	        (n >= 4 || f->d == 0);
 }
 
 /* An AppendEntries carries entries prev_index+1, prev_index+2, ... of valid types and sizes. */
@@ -697,7 +702,7 @@ static int msg_encode_append(struct msg_fields *f, const struct raft_msg_append 
 	char type = 0;
 	tpl_bin bin = {NULL, 0};
 	tpl_node *tn = tpl_map(FMT_MSG_APPEND, &f->kind, &f->type, &f->from, &f->to, &f->term,
-	                       &f->flags, &f->a, &f->b, &f->c, &term, &index, &type, &bin);
+	                       &f->flags, &f->a, &f->b, &f->c, &f->d, &term, &index, &type, &bin);
 
 	if (!tn)
 		return RAFT_EINVAL;
@@ -721,7 +726,7 @@ static int msg_encode_snapshot(struct msg_fields *f, const struct raft_msg_snaps
 	uint64_t offset = s->offset;
 	tpl_bin bin = {.addr = s->len ? s->data : NULL, .sz = s->len};
 	tpl_node *tn = tpl_map(FMT_MSG_SNAPSHOT, &f->kind, &f->type, &f->from, &f->to, &f->term,
-	                       &f->flags, &f->a, &f->b, &f->c, &offset, &conf.n, conf.ids,
+	                       &f->flags, &f->a, &f->b, &f->c, &f->d, &offset, &conf.n, conf.ids,
 	                       RAFT_MAX_NODES, &conf.n_old, conf.old_ids, RAFT_MAX_NODES, &bin);
 
 	if (!tn)
@@ -741,8 +746,8 @@ static int msg_encode_body(struct codec_op *op, void *arg)
 		return msg_encode_append(&f, &a->in->u.append, a->out);
 	if (a->in->type == RAFT_MSG_SNAPSHOT)
 		return msg_encode_snapshot(&f, &a->in->u.snapshot, a->out);
-	tn = tpl_map(FMT_MSG, &f.kind, &f.type, &f.from, &f.to, &f.term, &f.flags, &f.a, &f.b,
-	             &f.c);
+	tn = tpl_map(FMT_MSG, &f.kind, &f.type, &f.from, &f.to, &f.term, &f.flags, &f.a, &f.b, &f.c,
+	             &f.d);
 	if (!tn)
 		return RAFT_EINVAL;
 	return frame_put(tn, a->out);
@@ -788,7 +793,7 @@ static int msg_decode_append(struct codec_op *op, struct msg_args *a)
 	char type = 0;
 	tpl_bin bin = {NULL, 0};
 	tpl_node *tn = tpl_map(FMT_MSG_APPEND, &f.kind, &f.type, &f.from, &f.to, &f.term, &f.flags,
-	                       &f.a, &f.b, &f.c, &term, &index, &type, &bin);
+	                       &f.a, &f.b, &f.c, &f.d, &term, &index, &type, &bin);
 	int n, rc;
 
 	rc = frame_load(tn, a->frame, a->len);
@@ -841,7 +846,7 @@ static int msg_decode_snapshot(struct codec_op *op, struct msg_args *a)
 
 	memset(&conf, 0, sizeof(conf));
 	tn = tpl_map(FMT_MSG_SNAPSHOT, &f.kind, &f.type, &f.from, &f.to, &f.term, &f.flags, &f.a,
-	             &f.b, &f.c, &offset, &conf.n, conf.ids, RAFT_MAX_NODES, &conf.n_old,
+	             &f.b, &f.c, &f.d, &offset, &conf.n, conf.ids, RAFT_MAX_NODES, &conf.n_old,
 	             conf.old_ids, RAFT_MAX_NODES, &bin);
 	rc = frame_load(tn, a->frame, a->len);
 	if (rc != RAFT_OK)
@@ -878,8 +883,8 @@ static int msg_decode_body(struct codec_op *op, void *arg)
 		return msg_decode_append(op, a);
 	if (strcmp(fmt, FMT_MSG_SNAPSHOT) == 0)
 		return msg_decode_snapshot(op, a);
-	tn = tpl_map(FMT_MSG, &f.kind, &f.type, &f.from, &f.to, &f.term, &f.flags, &f.a, &f.b,
-	             &f.c);
+	tn = tpl_map(FMT_MSG, &f.kind, &f.type, &f.from, &f.to, &f.term, &f.flags, &f.a, &f.b, &f.c,
+	             &f.d);
 	rc = frame_load(tn, a->frame, a->len);
 	if (rc != RAFT_OK)
 		return rc;

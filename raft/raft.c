@@ -935,6 +935,7 @@ static void reply_append(struct raft *r, uint32_t to, bool success, uint64_t ind
 	m.u.append_resp.index = index;
 	m.u.append_resp.hint_index = hint_index;
 	m.u.append_resp.hint_term = hint_term;
+	m.u.append_resp.last_index = last_index(r);
 	queue_msg(r, &m);
 }
 
@@ -992,6 +993,50 @@ static void handle_append(struct raft *r, const struct raft_msg *m)
 	reply_append(r, m->from, true, last_new, 0, 0);
 }
 
+/*
+ * A follower's answer says its log ends at `last`. Below the match recorded for it, the follower
+ * has lost entries it acknowledged: its disk lost a synced tail (a last record damaged after it
+ * was synced cannot be told from a torn write, and recovery cuts it off, raftfs(5)), or it
+ * restarted from an older state. Paper Figure 2 has matchIndex "increase monotonically", which
+ * holds where acknowledged entries stay on stable storage; here they did not, and a leader that
+ * kept the old match would never send them again (it takes every rejection at or below its match
+ * for a stale answer, and heartbeats carry no entries): the follower sat at its old commit until
+ * the leader changed. So the match goes down to `last` and the follower is probed from there.
+ *
+ * Why that is safe (Figure 3):
+ *  - The commit index never goes down: maybe_commit only raises it, and nothing here touches
+ *    it. What is committed stays committed; applied entries are never taken back.
+ *  - A lower match takes a replica out of the commit count (quorum_value over the matches), so
+ *    no entry is committed on the strength of a copy that is gone (before, the lost copy still
+ *    counted: test_a_lost_acknowledgement_is_not_counted_for_commit). The commit rule of 5.4.2
+ *    is unchanged.
+ *  - The new match is still true, a lower bound of what the follower holds of this leader's
+ *    log: answers of this term come from a follower that took entries of this term only from
+ *    this leader (Election Safety), so its log up to `last` is the prefix of what it had when
+ *    it acknowledged the old match (a lost tail is a suffix; Log Matching does the rest). An
+ *    answer that is merely old (one that a reordering network delivers after later ones; our
+ *    TCP links deliver a node's messages in order, and a reconnecting node's new connection
+ *    closes its old one) names a log end the follower has since passed: the match is then only
+ *    pessimistic, and the probe that follows raises it again.
+ *  - Heartbeats tell a follower at most its match as commit index (send_heartbeat), so a
+ *    lower match also keeps the leader from telling it to commit what it no longer holds.
+ * Returns true when the match was lowered (and a probe sent).
+ */
+static bool follower_log_ends(struct raft *r, struct progress *pr, uint64_t last)
+{
+	if (last >= pr->match)
+		return false;
+	logf_(r, 2,
+	      "follower %u's log ends at %llu, below the %llu it acknowledged: sending from there",
+	      pr->id, (unsigned long long)last, (unsigned long long)pr->match);
+	pr->match = last;
+	if (pr->state == PR_SNAPSHOT)
+		return true; /* the snapshot being sent brings it past what it lost */
+	pr_become(pr, PR_PROBE); /* next = last + 1 */
+	send_append(r, pr, true);
+	return true;
+}
+
 static void handle_append_resp(struct raft *r, struct progress *pr, const struct raft_msg *m)
 {
 	const struct raft_msg_append_resp *a = &m->u.append_resp;
@@ -999,6 +1044,8 @@ static void handle_append_resp(struct raft *r, struct progress *pr, const struct
 	pr->recent_active = true;
 	if (!a->success) {
 		uint64_t next;
+		if (follower_log_ends(r, pr, a->last_index))
+			return;
 		if (pr->state == PR_REPLICATE) {
 			if (a->index <= pr->match)
 				return; /* stale */
@@ -1053,6 +1100,7 @@ static void handle_heartbeat(struct raft *r, const struct raft_msg *m)
 
 	follower_commit_to(r, m->u.heartbeat.commit);
 	resp.u.heartbeat_resp.read_seq = m->u.heartbeat.read_seq;
+	resp.u.heartbeat_resp.last_index = last_index(r);
 	queue_msg(r, &resp);
 }
 
@@ -1063,6 +1111,9 @@ static void handle_heartbeat_resp(struct raft *r, struct progress *pr, const str
 		pr->read_seq_acked = m->u.heartbeat_resp.read_seq;
 		release_confirmed_reads(r);
 	}
+	/* an idle cluster sends nothing but heartbeats: their answers must tell a lost tail too */
+	if (follower_log_ends(r, pr, m->u.heartbeat_resp.last_index))
+		return;
 	if (pr->state == PR_PROBE)
 		pr->probe_sent = false;
 	else if (pr->state == PR_REPLICATE && infl_full(r, pr))

@@ -167,6 +167,9 @@ struct raft_msg_append_resp {
 	uint64_t index; /* success: last index now matching; failure: the rejected prev_index */
 	uint64_t hint_index; /* failure: leader may retry from hint_index (log of hint_term) */
 	uint64_t hint_term;
+	/* the follower's last log index: below the match the leader recorded, the follower lost
+	 * entries it had acknowledged (raft.c follower_log_ends) */
+	uint64_t last_index;
 };
 
 struct raft_msg_heartbeat {
@@ -176,6 +179,7 @@ struct raft_msg_heartbeat {
 
 struct raft_msg_heartbeat_resp {
 	uint64_t read_seq;
+	uint64_t last_index; /* the follower's last log index, as in an append response */
 };
 
 struct raft_msg_snapshot {

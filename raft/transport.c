@@ -29,7 +29,7 @@
  * Every connection opens with one HELLO of RAFT_TRANSPORT_HELLO_BYTES (24):
  *
  *   0   4  magic "RFTP"
- *   4   2  version (1)
+ *   4   2  version (RAFT_TRANSPORT_VERSION, 2)
  *   6   1  kind: 1 peer, 2 client
  *   7   1  zero
  *   8   4  sender node id (peers; 0 for clients)

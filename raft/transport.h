@@ -36,7 +36,10 @@ struct bufferevent;
 #define RAFT_TRANSPORT_HOST_BYTES 64u /* host text including its NUL */
 #define RAFT_TRANSPORT_ERRMSG_BYTES 256u
 #define RAFT_TRANSPORT_HELLO_BYTES 24u /* the fixed-size hello */
-#define RAFT_TRANSPORT_VERSION 1u
+/* 2: append and heartbeat responses carry the follower's last index, snapshot chunks the image's
+ * CRC (raft/codec.c); a node refuses the hello of another version, so that nodes of two versions
+ * never misread each other's messages */
+#define RAFT_TRANSPORT_VERSION 2u
 #define RAFT_TRANSPORT_FRAME_HEADER_BYTES 12u
 /* Payload of one frame: a whole codec frame (RAFT_CODEC_MAX_FRAME_BYTES, 64 MiB: an
  * InstallSnapshot chunk or an AppendEntries batch) or a kv/proto.h frame, with room to spare. */

@@ -76,12 +76,14 @@ static bool msgs_equal(const struct raft_msg *a, const struct raft_msg *b)
 		return a->u.append_resp.success == b->u.append_resp.success &&
 		        a->u.append_resp.index == b->u.append_resp.index &&
 		        a->u.append_resp.hint_index == b->u.append_resp.hint_index &&
-		        a->u.append_resp.hint_term == b->u.append_resp.hint_term;
+		        a->u.append_resp.hint_term == b->u.append_resp.hint_term &&
+		        a->u.append_resp.last_index == b->u.append_resp.last_index;
 	case RAFT_MSG_HEARTBEAT:
 		return a->u.heartbeat.commit == b->u.heartbeat.commit &&
 		        a->u.heartbeat.read_seq == b->u.heartbeat.read_seq;
 	case RAFT_MSG_HEARTBEAT_RESP:
-		return a->u.heartbeat_resp.read_seq == b->u.heartbeat_resp.read_seq;
+		return a->u.heartbeat_resp.read_seq == b->u.heartbeat_resp.read_seq &&
+		        a->u.heartbeat_resp.last_index == b->u.heartbeat_resp.last_index;
 	case RAFT_MSG_SNAPSHOT:
 		return a->u.snapshot.meta.index == b->u.snapshot.meta.index &&
 		        a->u.snapshot.meta.term == b->u.snapshot.meta.term &&

@@ -1732,6 +1732,141 @@ static void test_restart_from_persisted_state_continues(void)
 	fx_free();
 }
 
+/* --- a follower whose log lost acknowledged entries --------------------------------------------- */
+
+/*
+ * Node id's disk loses its log from index `from` on (a tail cut after a crash: the last record
+ * of its last segment damaged after it was synced, which recovery cannot tell from a torn write),
+ * and the node restarts from what is left. What it acknowledged before is gone.
+ */
+static void fx_lose_tail_and_restart(uint32_t id, uint64_t from)
+{
+	store_drop_from(N(id), from);
+	fx_restart(id);
+	CU_ASSERT_EQUAL(st(id).last_index, from - 1);
+}
+
+/*
+ * The leader recorded match 4 for node 2, which then came back with its log ending at 2. On an
+ * idle cluster nothing but heartbeats flows: the follower's answer says where its log ends, and
+ * the leader sends the entries again at once (before: it kept match 4, sent only heartbeats, and
+ * the follower sat at its old commit until the leader changed).
+ */
+static void test_leader_replicates_again_to_a_follower_that_lost_acknowledged_entries(void)
+{
+	uint64_t commit;
+
+	fx_cluster3_with_leader();
+	for (uint64_t tag = 11; tag <= 13; tag++)
+		CU_ASSERT_EQUAL(fx_propose(1, tag, FX_ENTRY_BYTES, NULL), RAFT_OK);
+	fx_deliver_all();
+	fx_heartbeat(1);
+	CU_ASSERT_EQUAL_FATAL(st(2).commit, 4);
+	commit = st(1).commit;
+
+	fx_lose_tail_and_restart(2, 3);
+	fx_heartbeat(1);
+	fx_heartbeat(1);
+	CU_ASSERT_EQUAL(st(1).role, RAFT_LEADER);
+	CU_ASSERT_EQUAL(st(1).term, 1);
+	CU_ASSERT(st(1).commit >= commit); /* a leader's commit index never goes down */
+	CU_ASSERT_EQUAL(st(2).last_index, 4);
+	CU_ASSERT_EQUAL(st(2).commit, 4);
+	CU_ASSERT_EQUAL(N(2)->n_log, 4);
+	CU_ASSERT_EQUAL_FATAL(N(2)->n_applied, 4);
+	CU_ASSERT_EQUAL(N(2)->applied[3].tag, 13);
+
+	/* and the writes that follow reach it as well */
+	CU_ASSERT_EQUAL(fx_propose(1, 14, FX_ENTRY_BYTES, NULL), RAFT_OK);
+	fx_deliver_all();
+	fx_heartbeat(1);
+	CU_ASSERT_EQUAL(st(2).commit, 5);
+	CU_ASSERT_EQUAL(st(2).last_index, 5);
+	fx_free();
+}
+
+/* The same with writes going on: the follower's rejection of the next append says where its log
+ * ends (before: the leader took it for a stale answer and probed at its old match forever). */
+static void test_leader_backs_off_below_match_when_a_rejection_shows_a_shorter_log(void)
+{
+	const struct raft_msg *m;
+	int k;
+
+	fx_cluster3_with_leader();
+	for (uint64_t tag = 11; tag <= 13; tag++)
+		CU_ASSERT_EQUAL(fx_propose(1, tag, FX_ENTRY_BYTES, NULL), RAFT_OK);
+	fx_deliver_all();
+	fx_heartbeat(1);
+	fx_lose_tail_and_restart(2, 3);
+
+	CU_ASSERT_EQUAL(fx_propose(1, 14, FX_ENTRY_BYTES, NULL), RAFT_OK);
+	k = fx_find(RAFT_MSG_APPEND, 1, 2);
+	CU_ASSERT_EQUAL(mail_at(k)->u.append.prev_index, 4);
+	fx_deliver((size_t)k);
+	m = mail_at(fx_find(RAFT_MSG_APPEND_RESP, 2, 1));
+	CU_ASSERT_FALSE(m->u.append_resp.success);
+	CU_ASSERT_EQUAL(m->u.append_resp.last_index, 2);
+	fx_deliver((size_t)fx_find(RAFT_MSG_APPEND_RESP, 2, 1));
+	/* the next try starts right after the follower's last entry */
+	m = mail_at(fx_find(RAFT_MSG_APPEND, 1, 2));
+	CU_ASSERT_EQUAL(m->u.append.prev_index, 2);
+	CU_ASSERT_EQUAL(m->u.append.n_entries, 3);
+	fx_deliver_all();
+	fx_heartbeat(1);
+	CU_ASSERT_EQUAL(st(2).last_index, 5);
+	CU_ASSERT_EQUAL(st(2).commit, 5);
+	CU_ASSERT_EQUAL(st(1).commit, 5);
+	fx_free();
+}
+
+/*
+ * Lowering the match must keep the lost entry out of the commit count. Five nodes, 4 and 5 cut
+ * off; entry 2 reaches node 2 (acknowledged) but not node 3: not committed (2 of 5). Node 2 loses
+ * it and restarts; its answer to a heartbeat says so. When node 3 then acknowledges entry 2 the
+ * entry is on the leader and node 3 only: it must not commit on node 2's old acknowledgement
+ * (before, it did: a commit held by 2 of 5 nodes, lost if those two failed). It commits once
+ * node 2 holds it again.
+ */
+static void test_a_lost_acknowledgement_is_not_counted_for_commit(void)
+{
+	int k, steps = 0;
+
+	fx_init(5);
+	fx_start_all();
+	fx_elect(1);
+	CU_ASSERT_EQUAL_FATAL(st(1).commit, 1);
+	fx_isolate(4, true);
+	fx_isolate(5, true);
+	CU_ASSERT_EQUAL(fx_propose(1, 11, FX_ENTRY_BYTES, NULL), RAFT_OK);
+	fx_drop_matching(RAFT_MSG_APPEND, 1, 3); /* node 3 does not get it (yet) */
+	fx_deliver_all();
+	CU_ASSERT_EQUAL(st(2).last_index, 2);
+	CU_ASSERT_EQUAL(st(1).commit, 1);
+
+	fx_lose_tail_and_restart(2, 2);
+	fx_tick(1, 1);
+	fx_deliver_matching(RAFT_MSG_HEARTBEAT, 1, 2);
+	k = fx_find(RAFT_MSG_HEARTBEAT_RESP, 2, 1);
+	CU_ASSERT_EQUAL(mail_at(k)->u.heartbeat_resp.last_index, 1);
+	fx_deliver((size_t)k);
+	/* hold what the leader sends node 2 now; node 3 gets entry 2 and acknowledges it */
+	fx_drop_matching(RAFT_MSG_APPEND, 1, 2);
+	fx_drop_matching(RAFT_MSG_HEARTBEAT, 1, 2);
+	while ((k = fx_find(0, 1, 3)) >= 0 || (k = fx_find(0, 3, 1)) >= 0) {
+		CU_ASSERT_FATAL(++steps < FX_MAX_STEPS);
+		fx_deliver((size_t)k);
+	}
+	CU_ASSERT_EQUAL(st(3).last_index, 2);
+	CU_ASSERT_EQUAL(st(1).commit, 1);
+
+	/* node 2 takes it again: now 3 of 5 hold it */
+	fx_drop_matching(0, 1, 3);
+	fx_heartbeat(1);
+	CU_ASSERT_EQUAL(st(2).last_index, 2);
+	CU_ASSERT_EQUAL(st(1).commit, 2);
+	fx_free();
+}
+
 /* --- flow control ------------------------------------------------------------------------------ */
 
 static void test_pipelined_appends_bounded_by_inflight_window(void)
@@ -2021,6 +2156,12 @@ static CU_TestInfo raft_tests[] = {
          test_leader_counts_itself_only_after_persisted},
         {"test_restart_from_persisted_state_continues",
          test_restart_from_persisted_state_continues},
+        {"test_leader_replicates_again_to_a_follower_that_lost_acknowledged_entries",
+         test_leader_replicates_again_to_a_follower_that_lost_acknowledged_entries},
+        {"test_leader_backs_off_below_match_when_a_rejection_shows_a_shorter_log",
+         test_leader_backs_off_below_match_when_a_rejection_shows_a_shorter_log},
+        {"test_a_lost_acknowledgement_is_not_counted_for_commit",
+         test_a_lost_acknowledgement_is_not_counted_for_commit},
         {"test_pipelined_appends_bounded_by_inflight_window",
          test_pipelined_appends_bounded_by_inflight_window},
         {"test_proposals_batched_into_one_append", test_proposals_batched_into_one_append},

@@ -67,6 +67,7 @@ void samples_msg(int type, uint32_t from, uint32_t to, struct raft_msg *m,
 		m->u.append_resp.index = 12;
 		m->u.append_resp.hint_index = 3;
 		m->u.append_resp.hint_term = 2;
+		m->u.append_resp.last_index = 14;
 		break;
 	case RAFT_MSG_HEARTBEAT:
 		m->u.heartbeat.commit = 99;
@@ -74,6 +75,7 @@ void samples_msg(int type, uint32_t from, uint32_t to, struct raft_msg *m,
 		break;
 	case RAFT_MSG_HEARTBEAT_RESP:
 		m->u.heartbeat_resp.read_seq = 5;
+		m->u.heartbeat_resp.last_index = 77;
 		break;
 	case RAFT_MSG_SNAPSHOT:
 		m->u.snapshot.meta.index = 1000;

@@ -204,10 +204,13 @@ static void list_del(struct kv_node *n, struct kv_req *r)
 	n->n_pending--;
 }
 
+/* n->raft and n->storage are NULL only in a node stopped by a failed node_reload. */
 uint32_t kv_node_leader(const struct kv_node *n)
 {
 	struct raft_status st;
 
+	if (!n->raft)
+		return 0;
 	raft_status(n->raft, &st);
 	return st.leader;
 }
@@ -216,6 +219,8 @@ bool kv_node_is_leader(const struct kv_node *n)
 {
 	struct raft_status st;
 
+	if (!n->raft)
+		return false;
 	raft_status(n->raft, &st);
 	return st.role == RAFT_LEADER;
 }
@@ -836,32 +841,35 @@ struct snap_io {
 	struct kv_node *n;
 	uint64_t index;
 	uint64_t offset;
+	bool staged; /* the image staged by raft_storage_persist_stage, not the current one */
 };
 
 static int snap_read(void *ctx, void *buf, size_t len)
 {
 	struct snap_io *io = ctx;
 	size_t got = 0;
+	int rc = io->staged
+	        ? raft_storage_staged_read(io->n->storage, io->index, io->offset, buf, len, &got)
+	        : raft_storage_snapshot_read(io->n->storage, io->index, io->offset, buf, len, &got);
 
-	if (raft_storage_snapshot_read(io->n->storage, io->index, io->offset, buf, len, &got) !=
-	            RAFT_OK ||
-	    got != len)
+	if (rc != RAFT_OK || got != len)
 		return -1;
 	io->offset += len;
 	return 0;
 }
 
 /*
- * Loads the state machine from the storage's current snapshot (after an install, or at start).
- * The old state goes first: the snapshot replaces it whole, and holding both at once doubled a
- * follower's memory when it installed a second snapshot (mem-restart.sh: 692 MiB for 252 MiB
- * of data, kept after the old state was freed). If the new state cannot be loaded the node
- * stops (handle_update) or does not start, so the old one is not needed; an empty state takes
- * its place meanwhile, so that n->store is never NULL.
+ * Loads the state machine from a snapshot image: the storage's current one (at start), or the one
+ * a leader sent, staged and checked but not installed yet (staged: handle_update). The old state
+ * goes first: the snapshot replaces it whole, and holding both at once doubled a follower's
+ * memory when it installed a second snapshot (mem-restart.sh: 692 MiB for 252 MiB of data, kept
+ * after the old state was freed). If the new state cannot be loaded, the old one is still on
+ * disk, untouched (node_reload takes it up again), or the node does not start; an empty state
+ * takes its place meanwhile, so that n->store is never NULL.
  */
-static int restore_store(struct kv_node *n, uint64_t index)
+static int restore_store(struct kv_node *n, uint64_t index, bool staged)
 {
-	struct snap_io io = {n, index, 0};
+	struct snap_io io = {n, index, 0, staged};
 	struct kv_store *fresh = NULL;
 	int rv;
 
@@ -1078,6 +1086,55 @@ static void maybe_propose_settings(struct kv_node *n)
 
 /* --- the update loop ---------------------------------------------------------------------------- */
 
+static void node_reload(struct kv_node *n, uint64_t refused);
+
+enum persist_outcome {
+	PERSIST_DONE,
+	PERSIST_FAILED, /* the storage failed: the node has stopped */
+	PERSIST_REFUSED /* a leader's snapshot could not be installed: the old state is on disk */
+};
+
+/*
+ * Makes an update's persistence work durable. An InstallSnapshot's last chunk must not cost the
+ * follower its state when the image is bad (issue 15): the image is checked whole against the
+ * leader's size and CRC on disk first (raft_storage_persist_stage, streaming: no memory), and
+ * loaded into the state machine before the old snapshot and log are dropped (commit). Freeing the
+ * old state before loading the new one keeps a second install at one state's memory (6fbcfd7);
+ * that is safe because the old state does not need memory to survive: its snapshot and log stay
+ * on disk until the new state is loaded, and a failed load (a bad image whose CRC checks, out of
+ * memory) ends in PERSIST_REFUSED, after which node_reload takes them up again.
+ */
+static enum persist_outcome persist(struct kv_node *n, const struct raft_update *u)
+{
+	bool install = u->has_snap_chunk && u->snap_last;
+	uint64_t index = u->snap_meta.index;
+	int rc = raft_storage_persist_stage(n->storage, u), rv;
+
+	if (rc == RAFT_ECORRUPT && install && !raft_storage_stopped(n->storage)) {
+		nlog(n, 2, "snapshot %llu from the leader refused: %s", (unsigned long long)index,
+		     raft_storage_errmsg(n->storage));
+		return PERSIST_REFUSED;
+	}
+	if (rc != RAFT_OK) {
+		node_fail(n, "persist");
+		return PERSIST_FAILED;
+	}
+	if (install) {
+		rv = restore_store(n, index, true);
+		if (rv != KV_OK) {
+			nlog(n, 2, "snapshot %llu from the leader cannot be loaded: %s",
+			     (unsigned long long)index, kv_strerror(rv));
+			raft_storage_persist_abandon(n->storage);
+			return PERSIST_REFUSED;
+		}
+	}
+	if (raft_storage_persist_commit(n->storage, u) != RAFT_OK) {
+		node_fail(n, "persist");
+		return PERSIST_FAILED;
+	}
+	return PERSIST_DONE;
+}
+
 static void handle_update(struct kv_node *n)
 {
 	struct raft_update u;
@@ -1092,22 +1149,17 @@ static void handle_update(struct kv_node *n)
 		n->env.flush_sends(n->env.ctx);
 	if (u.persist_seq) {
 		/* durable before anything that depends on it leaves (raft.h, persistence) */
-		if (raft_storage_persist(n->storage, &u) != RAFT_OK) {
+		enum persist_outcome po = persist(n, &u);
+		if (po != PERSIST_DONE) {
+			uint64_t refused = u.snap_meta.index; /* raft_update_done() clears u */
 			raft_update_done(n->raft, &u);
-			node_fail(n, "persist");
+			if (po == PERSIST_REFUSED)
+				node_reload(n, refused);
 			return;
 		}
 		for (size_t i = 0; i < u.n_entries; i++)
 			n->log_bytes += u.entries[i].len + ENTRY_OVERHEAD_BYTES;
 		if (u.has_snap_chunk && u.snap_last) {
-			if (restore_store(n, u.snap_meta.index) != KV_OK) {
-				raft_update_done(n->raft, &u);
-				snprintf(n->why, sizeof(n->why), "install snapshot %llu failed",
-				         (unsigned long long)u.snap_meta.index);
-				n->failed = true;
-				fail_all(n, KV_STATUS_SHUTDOWN);
-				return;
-			}
 			abandon_proposals_to(n, u.snap_meta.index);
 			n->log_bytes = 0;
 			n->snap_log_bytes = 0;
@@ -1352,7 +1404,8 @@ void kv_node_snapshot_done(struct kv_node *n, struct kv_snapshot_job *job, bool 
 	}
 	n->snap_in_flight = false;
 	if (n->failed) {
-		raft_storage_snapshot_abort(n->storage);
+		if (n->storage)
+			raft_storage_snapshot_abort(n->storage);
 		return;
 	}
 	if (!ok) {
@@ -1381,7 +1434,7 @@ void kv_node_snapshot_done(struct kv_node *n, struct kv_snapshot_job *job, bool 
 		     (unsigned long long)index, raft_storage_errmsg(n->storage));
 		return;
 	}
-	if (raft_snapshot_taken(n->raft, index, job->size) != RAFT_OK)
+	if (raft_snapshot_taken(n->raft, index, job->size, job->crc) != RAFT_OK)
 		nlog(n, 3, "snapshot at index %llu: the core refused it",
 		     (unsigned long long)index);
 	nlog(n, 1, "snapshot at index %llu (%llu bytes), log compacted", (unsigned long long)index,
@@ -1429,7 +1482,8 @@ int kv_node_fill_snapshot(struct kv_node *n, uint64_t index, uint64_t offset, vo
 {
 	size_t got = 0;
 
-	if (raft_storage_snapshot_read(n->storage, index, offset, buf, len, &got) != RAFT_OK ||
+	if (!n->storage ||
+	    raft_storage_snapshot_read(n->storage, index, offset, buf, len, &got) != RAFT_OK ||
 	    got != len)
 		return -1;
 	return 0;
@@ -1439,8 +1493,12 @@ void kv_node_status(const struct kv_node *n, struct kv_proto_node_status *out)
 {
 	struct raft_status st;
 
-	raft_status(n->raft, &st);
 	memset(out, 0, sizeof(*out));
+	if (!n->raft) {
+		out->id = n->cfg.id;
+		return;
+	}
+	raft_status(n->raft, &st);
 	out->id = st.id;
 	out->role = (uint8_t)st.role;
 	out->leader = st.leader;
@@ -1487,41 +1545,25 @@ static void raft_log_cb(void *ctx, int level, const char *msg)
 	nlog(ctx, level, "raft: %s", msg);
 }
 
-int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env,
-                 struct kv_node **out, char *err, size_t err_len)
+/*
+ * Loads the node's durable state into n (whose cfg, env and dir are set): the storage opened and
+ * recovered, the state machine restored from its snapshot, a core over the log. At the start, and
+ * again by node_reload. On failure (a message in err) n holds none of the three.
+ */
+static int node_load(struct kv_node *n, char *err, size_t err_len)
 {
-	struct kv_node *n;
+	const struct kv_node_config *cfg = &n->cfg;
 	struct raft_restore restore;
 	struct raft_config rc;
 	struct raft_env renv;
 	int rv;
 
 	memset(&restore, 0, sizeof(restore));
-	n = calloc(1, sizeof(*n));
-	if (!n) {
-		snprintf(err, err_len, "out of memory");
-		return RAFT_ENOMEM;
-	}
-	n->cfg = *cfg;
-	n->env = *env;
-	n->next_key = (env->random(env->ctx) >> 2) | 1u; /* never wraps to 0 */
-	n->wall0_ms = env->realtime_ms(env->ctx);
-	n->mono0_ms = env->now_ms(env->ctx);
-	/* the store's table key: this process's secret (kv_store_config.hash_key) */
-	n->cfg.store.hash_key.k0 = env->random(env->ctx);
-	n->cfg.store.hash_key.k1 = env->random(env->ctx);
-	n->pending.next = n->pending.prev = &n->pending;
-	if (!cfg->dir || strlen(cfg->dir) >= sizeof(n->dir)) {
-		snprintf(err, err_len, "bad data directory");
-		rv = RAFT_EINVAL;
-		goto err_node;
-	}
-	strcpy(n->dir, cfg->dir);
-	n->cfg.dir = n->dir;
 	rv = raft_storage_new(&cfg->storage, &n->storage);
 	if (rv != RAFT_OK) {
 		snprintf(err, err_len, "storage: %s", raft_strerror(rv));
-		goto err_node;
+		n->storage = NULL;
+		return rv;
 	}
 	rv = raft_storage_open(n->storage, n->dir, &restore);
 	if (rv != RAFT_OK) {
@@ -1529,7 +1571,7 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
 		goto err_storage;
 	}
 	if (restore.snap.index > 0) {
-		rv = restore_store(n, restore.snap.index);
+		rv = restore_store(n, restore.snap.index, false);
 		if (rv != KV_OK) {
 			snprintf(err, err_len, "snapshot %llu in %s cannot be loaded: %s",
 			         (unsigned long long)restore.snap.index, n->dir, kv_strerror(rv));
@@ -1548,6 +1590,7 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
 		rv = RAFT_EINVAL;
 		goto err_store;
 	}
+	n->log_bytes = 0;
 	for (size_t i = 0; i < restore.n_entries; i++)
 		n->log_bytes += restore.entries[i].len + ENTRY_OVERHEAD_BYTES;
 	raft_config_default(&rc, cfg->id, &cfg->conf);
@@ -1567,24 +1610,98 @@ int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env
 	rv = raft_new(&rc, &renv, &restore, &n->raft);
 	if (rv != RAFT_OK) {
 		snprintf(err, err_len, "raft: %s", raft_strerror(rv));
+		n->raft = NULL;
 		goto err_store;
 	}
 	nlog(n, 1, "node %u open: snapshot %llu, log up to %llu", cfg->id,
 	     (unsigned long long)restore.snap.index,
 	     (unsigned long long)raft_storage_last_index(n->storage));
 	raft_storage_restore_free(&restore); /* zeroes restore: after the log line */
-	*out = n;
 	return RAFT_OK;
 
 err_store:
 	kv_store_free(n->store);
+	n->store = NULL;
 err_restore:
 	raft_storage_restore_free(&restore);
 err_storage:
 	raft_storage_free(n->storage);
-err_node:
-	free(n);
+	n->storage = NULL;
 	return rv;
+}
+
+/*
+ * A snapshot from the leader was refused (its image did not match the leader's CRC, or did not
+ * load): the node goes back to the snapshot and log it has on disk, which nothing touched, as a
+ * restart would, without exiting. Its core replaced its log with the snapshot when the last
+ * chunk arrived, so a new one is made rather than the old one told: what the old core held in
+ * memory only was never acknowledged (raft.h: nothing is, before it is durable), the messages it
+ * held back are lost as messages are, and term and vote are on disk. The leader, hearing nothing
+ * for its last chunk, sends it again; this node answers that it holds no transfer, and the leader
+ * starts over from offset 0. Requests in flight stay: their proposals and reads are matched by
+ * index and term, as after any change of leader. The state machine is loaded again from the old
+ * snapshot (an image the CRC refused left it intact, but it may be ahead of that snapshot, and
+ * the new core applies the log from there); it is freed first, so that memory stays at one state.
+ */
+static void node_reload(struct kv_node *n, uint64_t refused)
+{
+	char err[384];
+
+	raft_free(n->raft);
+	n->raft = NULL;
+	/* a background snapshot's temporary file goes with the storage (removed at the reopen) */
+	n->snap_stale = n->snap_in_flight;
+	raft_storage_free(n->storage);
+	n->storage = NULL;
+	kv_store_free(n->store);
+	n->store = NULL;
+	release_freed_memory();
+	if (node_load(n, err, sizeof(err)) != RAFT_OK) {
+		snprintf(n->why, sizeof(n->why), "snapshot %llu refused, then: %s",
+		         (unsigned long long)refused, err);
+		n->failed = true;
+		nlog(n, 3, "%s; the node stops", n->why);
+		fail_all(n, KV_STATUS_SHUTDOWN);
+		return;
+	}
+	nlog(n, 2, "snapshot %llu refused: the node goes on from its own snapshot and log",
+	     (unsigned long long)refused);
+}
+
+int kv_node_open(const struct kv_node_config *cfg, const struct kv_node_env *env,
+                 struct kv_node **out, char *err, size_t err_len)
+{
+	struct kv_node *n;
+	int rv;
+
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		snprintf(err, err_len, "out of memory");
+		return RAFT_ENOMEM;
+	}
+	n->cfg = *cfg;
+	n->env = *env;
+	n->next_key = (env->random(env->ctx) >> 2) | 1u; /* never wraps to 0 */
+	n->wall0_ms = env->realtime_ms(env->ctx);
+	n->mono0_ms = env->now_ms(env->ctx);
+	/* the store's table key: this process's secret (kv_store_config.hash_key) */
+	n->cfg.store.hash_key.k0 = env->random(env->ctx);
+	n->cfg.store.hash_key.k1 = env->random(env->ctx);
+	n->pending.next = n->pending.prev = &n->pending;
+	if (!cfg->dir || strlen(cfg->dir) >= sizeof(n->dir)) {
+		snprintf(err, err_len, "bad data directory");
+		free(n);
+		return RAFT_EINVAL;
+	}
+	strcpy(n->dir, cfg->dir);
+	n->cfg.dir = n->dir;
+	rv = node_load(n, err, err_len);
+	if (rv != RAFT_OK) {
+		free(n);
+		return rv;
+	}
+	*out = n;
+	return RAFT_OK;
 }
 
 void kv_node_close(struct kv_node *n)
@@ -1592,7 +1709,7 @@ void kv_node_close(struct kv_node *n)
 	if (!n)
 		return;
 	fail_all(n, KV_STATUS_SHUTDOWN);
-	if (n->snap_in_flight) /* its process was stopped by the caller: remove its file */
+	if (n->snap_in_flight && n->storage) /* its process was stopped: remove its file */
 		raft_storage_snapshot_abort(n->storage);
 	raft_free(n->raft);
 	kv_store_free(n->store);

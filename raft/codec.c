@@ -403,7 +403,6 @@ int raft_codec_decode_entry(const void *frame, size_t len, struct raft_entry *e)
 struct meta_args {
 	struct raft_codec_buf *out;
 	struct raft_snapshot_meta *meta;
-	uint32_t *crc;
 	const void *frame;
 	size_t len;
 };
@@ -412,7 +411,7 @@ static int meta_encode_body(struct codec_op *op, void *arg)
 {
 	struct meta_args *a = arg;
 	struct raft_conf conf = a->meta->conf;
-	uint32_t kind = RAFT_CODEC_KIND_SNAPSHOT_META, crc = *a->crc;
+	uint32_t kind = RAFT_CODEC_KIND_SNAPSHOT_META, crc = a->meta->crc;
 	uint64_t index = a->meta->index, term = a->meta->term, size = a->meta->size;
 	tpl_node *tn = tpl_map(FMT_SNAPSHOT_META, &kind, &index, &term, &size, &crc, &conf.n,
 	                       conf.ids, RAFT_MAX_NODES, &conf.n_old, conf.old_ids, RAFT_MAX_NODES);
@@ -424,11 +423,10 @@ static int meta_encode_body(struct codec_op *op, void *arg)
 }
 
 int raft_codec_encode_snapshot_meta(struct raft_codec_buf *out,
-                                    const struct raft_snapshot_meta *meta, uint32_t image_crc)
+                                    const struct raft_snapshot_meta *meta)
 {
 	struct codec_op op;
-	struct meta_args a = {
-	        .out = out, .meta = (struct raft_snapshot_meta *)meta, .crc = &image_crc};
+	struct meta_args a = {.out = out, .meta = (struct raft_snapshot_meta *)meta};
 	size_t len0 = out->len;
 	int rc;
 
@@ -463,15 +461,14 @@ static int meta_decode_body(struct codec_op *op, void *arg)
 	a->meta->term = term;
 	a->meta->size = size;
 	a->meta->conf = conf;
-	*a->crc = crc;
+	a->meta->crc = crc;
 	return RAFT_OK;
 }
 
-int raft_codec_decode_snapshot_meta(const void *frame, size_t len, struct raft_snapshot_meta *meta,
-                                    uint32_t *image_crc)
+int raft_codec_decode_snapshot_meta(const void *frame, size_t len, struct raft_snapshot_meta *meta)
 {
 	struct codec_op op;
-	struct meta_args a = {.meta = meta, .crc = image_crc, .frame = frame, .len = len};
+	struct meta_args a = {.meta = meta, .frame = frame, .len = len};
 
 	op_init(&op);
 	return codec_run(&op, meta_decode_body, &a);
@@ -510,7 +507,7 @@ static const struct {
         [RAFT_MSG_APPEND_RESP] = {MSG_FLAG_SUCCESS, 4},
         [RAFT_MSG_HEARTBEAT] = {0, 2},
         [RAFT_MSG_HEARTBEAT_RESP] = {0, 2},
-        [RAFT_MSG_SNAPSHOT] = {MSG_FLAG_LAST, 3},
+        [RAFT_MSG_SNAPSHOT] = {MSG_FLAG_LAST, 4},
         [RAFT_MSG_SNAPSHOT_RESP] = {MSG_FLAG_DONE | MSG_FLAG_REJECT, 2},
         [RAFT_MSG_TIMEOUT_NOW] = {0, 0},
         [RAFT_MSG_READ_INDEX] = {0, 1},
@@ -566,6 +563,7 @@ static void msg_to_fields(const struct raft_msg *m, struct msg_fields *f)
 		f->a = m->u.snapshot.meta.index;
 		f->b = m->u.snapshot.meta.term;
 		f->c = m->u.snapshot.meta.size;
+		f->d = m->u.snapshot.meta.crc;
 		f->flags = (unsigned char)flag_if(m->u.snapshot.last, MSG_FLAG_LAST);
 		break;
 	case RAFT_MSG_SNAPSHOT_RESP:
@@ -629,6 +627,7 @@ static void msg_from_fields(const struct msg_fields *f, struct raft_msg *m)
 		m->u.snapshot.meta.index = f->a;
 		m->u.snapshot.meta.term = f->b;
 		m->u.snapshot.meta.size = f->c;
+		m->u.snapshot.meta.crc = (uint32_t)f->d;
 		m->u.snapshot.last = f->flags & MSG_FLAG_LAST;
 		break;
 	case RAFT_MSG_SNAPSHOT_RESP:
@@ -851,7 +850,8 @@ static int msg_decode_snapshot(struct codec_op *op, struct msg_args *a)
 	rc = frame_load(tn, a->frame, a->len);
 	if (rc != RAFT_OK)
 		return rc;
-	if (!msg_fields_valid(&f) || f.type != RAFT_MSG_SNAPSHOT || !conf_valid(&conf))
+	if (!msg_fields_valid(&f) || f.type != RAFT_MSG_SNAPSHOT || !conf_valid(&conf) ||
+	    f.d > UINT32_MAX) /* d: the image's CRC32C */
 		return RAFT_ECORRUPT;
 	msg_from_fields(&f, a->m);
 	s->meta.conf = conf;

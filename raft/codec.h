@@ -76,11 +76,10 @@ int raft_codec_decode_hard_state(const void *frame, size_t len, uint64_t *seq,
 int raft_codec_encode_entry(struct raft_codec_buf *out, const struct raft_entry *e);
 int raft_codec_decode_entry(const void *frame, size_t len, struct raft_entry *e);
 
-/* Snapshot metadata plus the CRC32C of the image bytes it describes. */
+/* Snapshot metadata, with meta->crc the CRC32C of the image bytes it describes. */
 int raft_codec_encode_snapshot_meta(struct raft_codec_buf *out,
-                                    const struct raft_snapshot_meta *meta, uint32_t image_crc);
-int raft_codec_decode_snapshot_meta(const void *frame, size_t len, struct raft_snapshot_meta *meta,
-                                    uint32_t *image_crc);
+                                    const struct raft_snapshot_meta *meta);
+int raft_codec_decode_snapshot_meta(const void *frame, size_t len, struct raft_snapshot_meta *meta);
 
 /*
  * A message of any RAFT_MSG_* type. Entry payloads of an append and the data of a snapshot

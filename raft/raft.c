@@ -1167,7 +1167,8 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
 		return;
 	}
 	same = r->in_snap_active && r->in_snap.index == s->meta.index &&
-	        r->in_snap.term == s->meta.term && r->in_snap.size == s->meta.size;
+	        r->in_snap.term == s->meta.term && r->in_snap.size == s->meta.size &&
+	        r->in_snap.crc == s->meta.crc;
 	if (!same) {
 		if (s->offset != 0) {
 			reply_snapshot(r, m->from, s->meta.index, 0, false, false);
@@ -1518,7 +1519,7 @@ int raft_transfer(struct raft *r, uint32_t target)
 	return RAFT_OK;
 }
 
-int raft_snapshot_taken(struct raft *r, uint64_t index, uint64_t size)
+int raft_snapshot_taken(struct raft *r, uint64_t index, uint64_t size, uint32_t crc)
 {
 	uint64_t term = raft_term_at(r, index);
 
@@ -1528,6 +1529,7 @@ int raft_snapshot_taken(struct raft *r, uint64_t index, uint64_t size)
 	r->snap.term = term;
 	r->snap.conf = r->conf;
 	r->snap.size = size;
+	r->snap.crc = crc;
 	if (index > r->cfg.snapshot_trailing) {
 		uint64_t to = index - r->cfg.snapshot_trailing;
 		if (to > r->log.base_index)

@@ -122,6 +122,9 @@ struct raft_snapshot_meta {
 	uint64_t term;
 	struct raft_conf conf;
 	uint64_t size; /* bytes of the snapshot image */
+	/* CRC32C of the whole image: every InstallSnapshot chunk carries it, and the follower
+	 * checks the image it assembled against it before anything of its old state goes */
+	uint32_t crc;
 };
 
 /* --- messages ----------------------------------------------------------------------------------- */
@@ -301,10 +304,10 @@ int raft_read_index(struct raft *r, uint64_t ctx);
 /* Leadership transfer to target (0: the most up-to-date follower). Leader only. */
 int raft_transfer(struct raft *r, uint32_t target);
 
-/* The application stored a durable snapshot of its state at applied index `index` (size bytes).
- * The core uses it for followers behind the log and drops in-memory entries up to
+/* The application stored a durable snapshot of its state at applied index `index` (size bytes,
+ * CRC32C crc). The core uses it for followers behind the log and drops in-memory entries up to
  * index - snapshot_trailing. index must be <= the applied index. */
-int raft_snapshot_taken(struct raft *r, uint64_t index, uint64_t size);
+int raft_snapshot_taken(struct raft *r, uint64_t index, uint64_t size, uint32_t crc);
 
 struct raft_read_state {
 	uint64_t ctx;
@@ -318,7 +321,10 @@ struct raft_update {
 	bool hs_changed;
 	struct raft_hard_state hs;
 	/* an incoming snapshot chunk to store; when snap_last, the snapshot replaces the application
-	 * state and the whole log (drop every entry) once the chunk is durable */
+	 * state and the whole log (drop every entry) once the chunk is durable and the assembled
+	 * image matches snap_meta (size, crc). If it does not (or the application cannot load it),
+	 * the caller keeps its old state and log and makes a new core from them: this one had
+	 * replaced its log already (raft_persisted must not be called for this work) */
 	bool has_snap_chunk;
 	struct raft_snapshot_meta snap_meta;
 	uint64_t snap_offset;

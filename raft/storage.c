@@ -18,7 +18,8 @@
 #define SNAP_PREFIX "snapshot-"
 #define INCOMING_PREFIX "incoming-"
 #define TMP_SUFFIX ".tmp"
-#define NAME_BYTES 64 /* the longest name we make is 54 bytes */
+#define DAMAGED_SUFFIX ".damaged" /* a snapshot found damaged at open, set aside */
+#define NAME_BYTES 64 /* the longest name we make is 55 bytes */
 #define READ_CHUNK_BYTES (64u << 10)
 #define TPL_PREAMBLE_BYTES 8 /* "tpl", flags, u32 image length */
 
@@ -40,6 +41,9 @@ struct snap_writer {
 	uint64_t written;
 	uint64_t synced; /* written bytes last made durable (RAFT_STORAGE_IMAGE_SYNC_BYTES) */
 	uint32_t crc; /* of the written bytes */
+	/* incoming: the image is whole, synced and matches the leader's metadata; it waits for
+	 * raft_storage_persist_commit (or _abandon), and raft_storage_staged_read reads it */
+	bool staged;
 };
 
 struct raft_storage {
@@ -440,6 +444,7 @@ static void writer_close(struct raft_storage *st, struct snap_writer *w)
 	st->vfs->close(st->vfs, w->f);
 	w->f = NULL;
 	w->active = false;
+	w->staged = false;
 }
 
 static void segments_free(struct raft_storage *st)
@@ -550,6 +555,52 @@ static int seg_remove(struct raft_storage *st, size_t i)
 	memmove(&st->segs[i], &st->segs[i + 1], (st->n_segs - i - 1) * sizeof(st->segs[0]));
 	st->n_segs--;
 	return remove_file(st, name);
+}
+
+/* CRC32C of file name, which must be size bytes long: else RAFT_ECORRUPT, with *actual its size.
+ * Reads 64 KiB at a time. A failed open or read stops the storage. */
+static int file_crc(struct raft_storage *st, const char *name, uint64_t size, uint32_t *crc,
+                    uint64_t *actual)
+{
+	struct raft_vfs_file *f;
+	unsigned char *buf;
+	uint64_t off = 0;
+	size_t got;
+	int err, rc = RAFT_OK;
+
+	err = st->vfs->open(st->vfs, path_in(st, st->path_a, name), RAFT_VFS_READ, &f);
+	if (err)
+		return fail_io(st, err, "open %s", name);
+	err = st->vfs->size(st->vfs, f, actual);
+	if (err) {
+		rc = fail_io(st, err, "stat %s", name);
+		goto close_file;
+	}
+	if (*actual != size) {
+		rc = RAFT_ECORRUPT;
+		goto close_file;
+	}
+	buf = st_malloc(st, READ_CHUNK_BYTES);
+	if (!buf) {
+		rc = fail_raft(st, RAFT_ENOMEM, "read %s", name);
+		goto close_file;
+	}
+	*crc = 0;
+	while (off < size) {
+		size_t want =
+		        size - off < READ_CHUNK_BYTES ? (size_t)(size - off) : READ_CHUNK_BYTES;
+		err = st->vfs->pread(st->vfs, f, buf, want, off, &got);
+		if (err || got != want) {
+			rc = fail_io(st, err ? err : EIO, "read %s", name);
+			break;
+		}
+		*crc = raft_crc32c(*crc, buf, got);
+		off += got;
+	}
+	free(buf);
+close_file:
+	st->vfs->close(st->vfs, f);
+	return rc;
 }
 
 /* --- hard state ------------------------------------------------------------------------------- */
@@ -934,8 +985,10 @@ static int writer_start(struct raft_storage *st, struct snap_writer *w, const ch
 	int err;
 
 	snap_name(w->tmp_name, prefix, meta->index, meta->term, ".data" TMP_SUFFIX);
+	/* read too: an incoming image is read back (the check, the application's restore) */
 	err = st->vfs->open(st->vfs, path_in(st, st->path_a, w->tmp_name),
-	                    RAFT_VFS_WRITE | RAFT_VFS_CREATE | RAFT_VFS_TRUNC, &w->f);
+	                    RAFT_VFS_READ | RAFT_VFS_WRITE | RAFT_VFS_CREATE | RAFT_VFS_TRUNC,
+	                    &w->f);
 	if (err) {
 		w->f = NULL;
 		return fail_io(st, err, "create %s", w->tmp_name);
@@ -945,6 +998,7 @@ static int writer_start(struct raft_storage *st, struct snap_writer *w, const ch
 	w->written = 0;
 	w->synced = 0;
 	w->crc = 0;
+	w->staged = false;
 	return RAFT_OK;
 }
 
@@ -1033,6 +1087,7 @@ static int snapshot_install(struct raft_storage *st, struct snap_writer *w, bool
 	int err, rc;
 
 	meta.size = w->written;
+	meta.crc = w->crc;
 	snap_name(data_name, SNAP_PREFIX, meta.index, meta.term, ".data");
 	snap_name(meta_name, SNAP_PREFIX, meta.index, meta.term, ".meta");
 	snap_name(meta_tmp, SNAP_PREFIX, meta.index, meta.term, ".meta" TMP_SUFFIX);
@@ -1041,7 +1096,7 @@ static int snapshot_install(struct raft_storage *st, struct snap_writer *w, bool
 		return fail_io(st, err, "fsync %s", w->tmp_name);
 	writer_close(st, w);
 	raft_codec_buf_init(&frame);
-	rc = raft_codec_encode_snapshot_meta(&frame, &meta, w->crc);
+	rc = raft_codec_encode_snapshot_meta(&frame, &meta);
 	if (rc != RAFT_OK) {
 		rc = fail_raft(st, rc, "encode %s", meta_name);
 		goto free_frame;
@@ -1297,6 +1352,39 @@ static int persist_check(struct raft_storage *st, const struct raft_update *u)
 	return entries_check(st, last + 1, u->entries, u->n_entries);
 }
 
+/*
+ * The last chunk of an incoming snapshot is written: the image is fsynced, then read back from
+ * the disk whole (64 KiB at a time: no memory) and must have the size and the CRC32C the leader's
+ * metadata give (raft_snapshot_meta.crc, sent with every chunk). The transport checks each frame,
+ * but nothing else checked the image end to end: a chunk misplaced, a buffer spoiled in memory
+ * or on the way, a disk that returns other bytes. An image that does not match is removed and
+ * refused with RAFT_ECORRUPT, the storage goes on and nothing else changed: the old snapshot and
+ * log are the node's state still. (A read that fails stops the storage, like any I/O error.)
+ */
+static int incoming_check(struct raft_storage *st, struct snap_writer *w)
+{
+	uint64_t actual = w->meta.size;
+	uint32_t crc = 0;
+	int err, rc;
+
+	err = st->vfs->fsync(st->vfs, w->f);
+	if (err)
+		return fail_io(st, err, "fsync %s", w->tmp_name);
+	rc = file_crc(st, w->tmp_name, w->meta.size, &crc, &actual);
+	if (rc == RAFT_OK && (crc != w->meta.crc || w->crc != w->meta.crc))
+		rc = RAFT_ECORRUPT;
+	if (rc != RAFT_ECORRUPT) {
+		w->staged = rc == RAFT_OK;
+		return rc;
+	}
+	snprintf(st->errmsg, sizeof(st->errmsg),
+	         "%s: %" PRIu64 " bytes with CRC %08" PRIx32 " (%08" PRIx32
+	         " as received), the leader's image has %" PRIu64 " bytes with CRC %08" PRIx32,
+	         w->tmp_name, actual, crc, w->crc, w->meta.size, w->meta.crc);
+	(void)writer_remove(st, w, false);
+	return RAFT_ECORRUPT;
+}
+
 static int persist_chunk(struct raft_storage *st, const struct raft_update *u)
 {
 	struct snap_writer *w = &st->incoming;
@@ -1312,21 +1400,23 @@ static int persist_chunk(struct raft_storage *st, const struct raft_update *u)
 	rc = writer_write(st, w, u->snap_offset, u->snap_data, u->snap_len);
 	if (rc != RAFT_OK)
 		return rc;
-	/* The image is fsynced once, whole, when it is installed. A chunk before the last needs
-	 * no sync of its own: its acknowledgement promises nothing durable (the leader counts the
+	/* The image is fsynced once, whole, when it is checked. A chunk before the last needs no
+	 * sync of its own: its acknowledgement promises nothing durable (the leader counts the
 	 * snapshot only when the last chunk is installed), and after a crash the temporary file is
 	 * removed at open and the transfer starts again from offset 0. */
 	if (u->snap_last)
-		return snapshot_install(st, w, true, true);
+		return incoming_check(st, w);
 	return RAFT_OK;
 }
 
-int raft_storage_persist(struct raft_storage *st, const struct raft_update *u)
+int raft_storage_persist_stage(struct raft_storage *st, const struct raft_update *u)
 {
 	int rc = usable(st);
 
 	if (rc != RAFT_OK)
 		return rc;
+	if (st->incoming.staged)
+		return invalid(st, "persist: a staged snapshot waits for its commit");
 	rc = persist_check(st, u);
 	if (rc != RAFT_OK)
 		return rc;
@@ -1334,6 +1424,29 @@ int raft_storage_persist(struct raft_storage *st, const struct raft_update *u)
 		return rc;
 	if (u->has_snap_chunk && (rc = persist_chunk(st, u)) != RAFT_OK)
 		return rc;
+	check_invariants(st);
+	return RAFT_OK;
+}
+
+int raft_storage_persist_commit(struct raft_storage *st, const struct raft_update *u)
+{
+	struct snap_writer *w = &st->incoming;
+	int rc = usable(st);
+
+	if (rc != RAFT_OK)
+		return rc;
+	if (u->has_snap_chunk && u->snap_last) {
+		if (!w->staged || w->meta.index != u->snap_meta.index ||
+		    w->meta.term != u->snap_meta.term)
+			return invalid(st, "persist: snapshot %" PRIu64 " is not staged",
+			               u->snap_meta.index);
+		/* the image was synced by the check: metadata, renames, then the old state goes */
+		rc = snapshot_install(st, w, true, false);
+		if (rc != RAFT_OK)
+			return rc;
+	} else if (w->staged) {
+		return invalid(st, "persist: a staged snapshot waits for its commit");
+	}
 	if (u->truncate_from && (rc = raft_storage_truncate(st, u->truncate_from)) != RAFT_OK)
 		return rc;
 	if (u->n_entries && (rc = raft_storage_append(st, u->entries, u->n_entries)) != RAFT_OK)
@@ -1343,6 +1456,47 @@ int raft_storage_persist(struct raft_storage *st, const struct raft_update *u)
 	return rc;
 }
 
+void raft_storage_persist_abandon(struct raft_storage *st)
+{
+	if (st->incoming.staged && !st->stopped)
+		(void)writer_remove(st, &st->incoming, false);
+	else if (st->incoming.staged)
+		writer_close(st, &st->incoming);
+}
+
+int raft_storage_persist(struct raft_storage *st, const struct raft_update *u)
+{
+	int rc = raft_storage_persist_stage(st, u);
+
+	if (rc == RAFT_OK)
+		rc = raft_storage_persist_commit(st, u);
+	return rc;
+}
+
+int raft_storage_staged_read(struct raft_storage *st, uint64_t index, uint64_t offset, void *buf,
+                             size_t len, size_t *got)
+{
+	struct snap_writer *w = &st->incoming;
+	int err, rc = usable(st);
+
+	*got = 0;
+	if (rc != RAFT_OK)
+		return rc;
+	if (!w->staged || w->meta.index != index)
+		return RAFT_ENOENT;
+	if (offset >= w->written)
+		return RAFT_OK;
+	if (len > w->written - offset)
+		len = (size_t)(w->written - offset);
+	err = st->vfs->pread(st->vfs, w->f, buf, len, offset, got);
+	if (err) {
+		snprintf(st->errmsg, sizeof(st->errmsg), "read %s: %s", w->tmp_name,
+		         errno_name(err));
+		return RAFT_EIO;
+	}
+	return RAFT_OK;
+}
+
 /* --- recovery --------------------------------------------------------------------------------- */
 
 struct snap_cand {
@@ -1350,6 +1504,7 @@ struct snap_cand {
 	uint64_t term;
 	bool has_meta;
 	bool has_data;
+	bool damaged; /* both files there, failing their check: set aside, never removed */
 };
 
 /* What the directory listing holds. */
@@ -1361,6 +1516,9 @@ struct scan {
 	struct snap_cand *snaps;
 	size_t n_snaps;
 	bool meta_present[2];
+	/* the newest damaged snapshot, newer than the one used (NULL: none), and what is wrong */
+	const struct snap_cand *damaged;
+	char damaged_why[200];
 };
 
 static void scan_free(struct scan *sc)
@@ -1396,6 +1554,7 @@ static struct snap_cand *snap_cand_get(struct scan *sc, uint64_t index, uint64_t
 	sc->snaps[sc->n_snaps].term = term;
 	sc->snaps[sc->n_snaps].has_meta = false;
 	sc->snaps[sc->n_snaps].has_data = false;
+	sc->snaps[sc->n_snaps].damaged = false;
 	return &sc->snaps[sc->n_snaps++];
 }
 
@@ -1441,66 +1600,27 @@ static int scan_dir(struct raft_storage *st, struct scan *sc)
 	return removed ? sync_dir(st) : RAFT_OK;
 }
 
-/* CRC32C of the first size bytes of file name; RAFT_ECORRUPT if it is not exactly size long. */
-static int file_crc(struct raft_storage *st, const char *name, uint64_t size, uint32_t *crc)
-{
-	struct raft_vfs_file *f;
-	unsigned char *buf;
-	uint64_t actual, off = 0;
-	size_t got;
-	int err, rc = RAFT_OK;
-
-	err = st->vfs->open(st->vfs, path_in(st, st->path_a, name), RAFT_VFS_READ, &f);
-	if (err)
-		return fail_io(st, err, "open %s", name);
-	err = st->vfs->size(st->vfs, f, &actual);
-	if (err) {
-		rc = fail_io(st, err, "stat %s", name);
-		goto close_file;
-	}
-	if (actual != size) {
-		rc = RAFT_ECORRUPT;
-		goto close_file;
-	}
-	buf = st_malloc(st, READ_CHUNK_BYTES);
-	if (!buf) {
-		rc = fail_raft(st, RAFT_ENOMEM, "read %s", name);
-		goto close_file;
-	}
-	*crc = 0;
-	while (off < size) {
-		size_t want =
-		        size - off < READ_CHUNK_BYTES ? (size_t)(size - off) : READ_CHUNK_BYTES;
-		err = st->vfs->pread(st->vfs, f, buf, want, off, &got);
-		if (err || got != want) {
-			rc = fail_io(st, err ? err : EIO, "read %s", name);
-			break;
-		}
-		*crc = raft_crc32c(*crc, buf, got);
-		off += got;
-	}
-	free(buf);
-close_file:
-	st->vfs->close(st->vfs, f);
-	return rc;
-}
-
-/* Checks one snapshot candidate: RAFT_OK (valid, *meta filled), RAFT_ECORRUPT (not usable,
- * logged), or a hard error. */
+/*
+ * Checks one snapshot candidate: RAFT_OK (valid, *meta filled), RAFT_ECORRUPT (not usable,
+ * logged: *cut_short when a file is missing, else why says what is damaged), or a hard error.
+ */
 static int snap_check(struct raft_storage *st, const struct snap_cand *c,
-                      struct raft_snapshot_meta *meta)
+                      struct raft_snapshot_meta *meta, bool *cut_short, char *why, size_t why_len)
 {
 	char meta_name[NAME_BYTES], data_name[NAME_BYTES];
 	unsigned char *buf;
 	size_t len, frame_len = 0;
-	uint32_t crc = 0, actual_crc = 0;
+	uint64_t actual = 0;
+	uint32_t crc = 0;
 	int rc;
 
+	*cut_short = false;
 	snap_name(meta_name, SNAP_PREFIX, c->index, c->term, ".meta");
 	snap_name(data_name, SNAP_PREFIX, c->index, c->term, ".data");
 	if (!c->has_meta || !c->has_data) {
 		st_log(st, 2, "snapshot %s: %s missing (a commit cut short by a crash)",
 		       c->has_meta ? meta_name : data_name, c->has_meta ? "image" : "metadata");
+		*cut_short = true;
 		return RAFT_ECORRUPT;
 	}
 	rc = read_file(st, meta_name, RAFT_STORAGE_MAX_META_BYTES, &buf, &len);
@@ -1509,42 +1629,67 @@ static int snap_check(struct raft_storage *st, const struct snap_cand *c,
 	if (raft_codec_frame_length(buf, len, &frame_len) != RAFT_OK || frame_len > len)
 		rc = RAFT_ECORRUPT;
 	else
-		rc = raft_codec_decode_snapshot_meta(buf, frame_len, meta, &crc);
+		rc = raft_codec_decode_snapshot_meta(buf, frame_len, meta);
 	free(buf);
 	if (rc == RAFT_ENOMEM)
 		return fail_raft(st, rc, "decode %s", meta_name);
 	if (rc != RAFT_OK || meta->index != c->index || meta->term != c->term) {
-		st_log(st, 2, "%s: corrupt record at byte 0", meta_name);
+		snprintf(why, why_len, "%s: corrupt record at byte 0", meta_name);
+		st_log(st, 2, "%s", why);
 		return RAFT_ECORRUPT;
 	}
-	rc = file_crc(st, data_name, meta->size, &actual_crc);
-	if (rc == RAFT_OK && actual_crc != crc)
-		rc = RAFT_ECORRUPT;
+	rc = file_crc(st, data_name, meta->size, &crc, &actual);
 	if (rc == RAFT_ECORRUPT)
-		st_log(st, 2,
-		       "%s: image does not match its metadata (size %" PRIu64 ", crc %08" PRIx32
-		       ")",
-		       data_name, meta->size, crc);
-	return rc;
+		snprintf(why, why_len,
+		         "%s: %" PRIu64 " bytes, its metadata says %" PRIu64
+		         " (damaged from byte %" PRIu64 ")",
+		         data_name, actual, meta->size, actual < meta->size ? actual : meta->size);
+	else if (rc == RAFT_OK && crc != meta->crc)
+		snprintf(why, why_len,
+		         "%s: CRC %08" PRIx32 ", its metadata says %08" PRIx32
+		         " (damaged between bytes 0 and %" PRIu64 ")",
+		         data_name, crc, meta->crc, meta->size);
+	else
+		return rc;
+	st_log(st, 2, "%s", why);
+	return RAFT_ECORRUPT;
 }
 
-/* Picks the newest valid snapshot and removes the others. */
+/*
+ * Picks the newest valid snapshot. The older ones were replaced before a restart and are removed;
+ * so is one with a file missing: an install that a crash cut short (its files are renamed into
+ * place before anything depends on them, and the older snapshot and log are removed only after
+ * both are durable), so nothing was acknowledged on it and the older state is whole. A newer one
+ * whose files are both there but fail their check is damaged, and may have been acknowledged:
+ * it is not removed (nor used), and log_fit_snapshot decides whether the node may start from
+ * the older state (then it is set aside) or not at all.
+ */
 static int snap_recover(struct raft_storage *st, struct scan *sc)
 {
 	char name[NAME_BYTES];
-	bool found = false, removed = false;
+	bool found = false, removed = false, cut_short;
 	int rc;
 
 	for (size_t i = 0; i < sc->n_snaps; i++) {
-		const struct snap_cand *c = &sc->snaps[i];
+		struct snap_cand *c = &sc->snaps[i];
 		if (!found) {
-			rc = snap_check(st, c, &st->snap);
+			char why[sizeof(sc->damaged_why)];
+			rc = snap_check(st, c, &st->snap, &cut_short, why, sizeof(why));
 			if (rc == RAFT_OK) {
 				found = true;
 				continue;
 			}
 			if (rc != RAFT_ECORRUPT)
 				return rc;
+			if (!cut_short) {
+				c->damaged = true;
+				if (!sc->damaged) {
+					sc->damaged = c;
+					snprintf(sc->damaged_why, sizeof(sc->damaged_why), "%s",
+					         why);
+				}
+				continue;
+			}
 		} else {
 			st_log(st, 1,
 			       "removing snapshot %016" PRIx64 "-%016" PRIx64
@@ -1563,6 +1708,30 @@ static int snap_recover(struct raft_storage *st, struct scan *sc)
 	if (!found)
 		memset(&st->snap, 0, sizeof(st->snap));
 	return removed ? sync_dir(st) : RAFT_OK;
+}
+
+/* Renames the damaged snapshots aside (snapshot-...data -> snapshot-...data.damaged), so that
+ * an operator finds them and no later start takes them for anything. */
+static int snap_set_aside(struct raft_storage *st, const struct scan *sc)
+{
+	static const char *const kinds[2] = {".meta", ".data"};
+	static const char *const aside[2] = {".meta" DAMAGED_SUFFIX, ".data" DAMAGED_SUFFIX};
+	char from[NAME_BYTES], to[2][NAME_BYTES];
+	int rc;
+
+	for (size_t i = 0; i < sc->n_snaps; i++) {
+		const struct snap_cand *c = &sc->snaps[i];
+		if (!c->damaged)
+			continue;
+		for (int k = 0; k < 2; k++) {
+			snap_name(from, SNAP_PREFIX, c->index, c->term, kinds[k]);
+			snap_name(to[k], SNAP_PREFIX, c->index, c->term, aside[k]);
+			if ((rc = rename_file(st, from, to[k])) != RAFT_OK)
+				return rc;
+		}
+		st_log(st, 2, "damaged snapshot set aside: %s, %s", to[0], to[1]);
+	}
+	return sync_dir(st);
 }
 
 /* A growing array of recovered entries. */
@@ -1763,13 +1932,43 @@ static int log_load(struct raft_storage *st, const struct scan *sc, struct entry
 }
 
 /*
+ * A damaged snapshot (index d, term t) was found, newer than the one used (index s): the node may
+ * start from the older snapshot and the log only if the log holds entry d of term t (then,
+ * by Log Matching, every entry the damaged snapshot covered: nothing it may have acknowledged is
+ * lost). Otherwise start fails naming the file, which is left in place (so that every start
+ * refuses the same way until someone decides). Checked before anything is removed.
+ */
+static int damaged_covered(struct raft_storage *st, const struct scan *sc,
+                           const struct entry_vec *ev, bool drop_all)
+{
+	const struct snap_cand *c = sc->damaged;
+	uint64_t s = st->has_snap ? st->snap.index : 0, first, last;
+
+	first = ev->n ? ev->v[0].index : s + 1;
+	last = ev->n ? ev->v[ev->n - 1].index : s;
+	if (!drop_all && first <= s + 1 && c->index >= first && c->index <= last &&
+	    ev->v[c->index - first].term == c->term) {
+		st_log(st, 2,
+		       "%s; starting from snapshot %" PRIu64 " and the log to %" PRIu64
+		       ", which holds its index %" PRIu64,
+		       sc->damaged_why, s, last, c->index);
+		return snap_set_aside(st, sc);
+	}
+	return fail_raft(st, RAFT_ECORRUPT,
+	                 "%s; the older snapshot (%" PRIu64 ") and the log (to %" PRIu64
+	                 ") do not reach its index %" PRIu64
+	                 ": not starting without it (the file is left in place)",
+	                 sc->damaged_why, s, last, c->index);
+}
+
+/*
  * Fits the log to the snapshot (index s, term t). Entries <= s are not needed. If the log holds
  * index s with another term, the snapshot came from a leader and replaced a conflicting log
  * whose removal a crash cut short: the whole log goes (Raft paper section 7: "If existing log
  * entry has same index and term as snapshot's last included entry, retain log entries
  * following it ... Discard the entire log"). A log starting after s + 1 has lost entries.
  */
-static int log_fit_snapshot(struct raft_storage *st, struct entry_vec *ev)
+static int log_fit_snapshot(struct raft_storage *st, struct entry_vec *ev, const struct scan *sc)
 {
 	uint64_t s = st->has_snap ? st->snap.index : 0, t = st->has_snap ? st->snap.term : 0;
 	uint64_t first, last, skip;
@@ -1778,10 +1977,13 @@ static int log_fit_snapshot(struct raft_storage *st, struct entry_vec *ev)
 	int rc;
 
 	st->last_index = s;
+	first = ev->n ? ev->v[0].index : s + 1;
+	last = first + ev->n - 1;
+	drop_all = ev->n > 0 && (last <= s || (s >= first && ev->v[s - first].term != t));
+	if (sc->damaged && (rc = damaged_covered(st, sc, ev, drop_all)) != RAFT_OK)
+		return rc;
 	if (ev->n == 0)
 		return RAFT_OK;
-	first = ev->v[0].index;
-	last = first + ev->n - 1;
 	if (first > s + 1) {
 		seg_name(name, first);
 		return fail_raft(st, RAFT_ECORRUPT,
@@ -1789,7 +1991,6 @@ static int log_fit_snapshot(struct raft_storage *st, struct entry_vec *ev)
 		                 " but the snapshot ends at %" PRIu64,
 		                 name, first, s);
 	}
-	drop_all = last <= s || (s >= first && ev->v[s - first].term != t);
 	if (drop_all && last > s)
 		st_log(st, 1,
 		       "log holds index %" PRIu64 " with term %" PRIu64
@@ -1875,7 +2076,7 @@ int raft_storage_open(struct raft_storage *st, const char *dir, struct raft_rest
 	if (rc == RAFT_OK)
 		rc = log_load(st, &sc, &ev);
 	if (rc == RAFT_OK)
-		rc = log_fit_snapshot(st, &ev);
+		rc = log_fit_snapshot(st, &ev, &sc);
 	if (rc == RAFT_OK)
 		rc = tail_open(st);
 	scan_free(&sc);

@@ -87,12 +87,36 @@ const char *raft_storage_errmsg(const struct raft_storage *st);
 
 /*
  * All persistence work of a core update, durable when this returns RAFT_OK, in the order the
- * core asks: hard state, snapshot chunk (on snap_last the chunk file becomes the current
- * snapshot and the whole log is dropped), suffix truncation, entries. The entries go to disk
- * with one write and one fdatasync (group commit). u is only read; the caller then reports
- * raft_persisted(u->persist_seq).
+ * core asks: hard state, snapshot chunk (on snap_last the image assembled from the chunks is
+ * checked against u->snap_meta, size and CRC, then becomes the current snapshot and the whole
+ * log is dropped; RAFT_ECORRUPT, nothing changed, when it does not match), suffix truncation,
+ * entries. The entries go to disk with one write and one fdatasync (group commit). u is only
+ * read; the caller then reports raft_persisted(u->persist_seq).
  */
 int raft_storage_persist(struct raft_storage *st, const struct raft_update *u);
+
+/*
+ * raft_storage_persist in two steps, for an application that must load an incoming snapshot
+ * before anything it replaces is dropped (kv/node.c):
+ *   1. raft_storage_persist_stage: hard state, the snapshot chunk. With the last chunk the image
+ *      is fsynced and read back whole: it must have the size and CRC of u->snap_meta, else it is
+ *      removed and RAFT_ECORRUPT is returned, the storage going on, nothing else changed (the
+ *      old snapshot and log are the node's state still). Then it is staged:
+ *      raft_storage_staged_read reads it.
+ *   2. raft_storage_persist_commit with the same u: a staged image becomes the current snapshot
+ *      (metadata, renames, directory fsync), only then the old snapshot and the whole log go;
+ *      then truncation, entries and the sync.
+ *   Or, instead of 2, raft_storage_persist_abandon: the staged image is removed, the old state
+ *   stays as it was (the application could not load the image).
+ * A crash between the steps leaves the old state: the staged image is a temporary file.
+ */
+int raft_storage_persist_stage(struct raft_storage *st, const struct raft_update *u);
+int raft_storage_persist_commit(struct raft_storage *st, const struct raft_update *u);
+void raft_storage_persist_abandon(struct raft_storage *st);
+/* Reads the staged image of the snapshot with this index, as raft_storage_snapshot_read does
+ * the current one (RAFT_ENOENT when none is staged). */
+int raft_storage_staged_read(struct raft_storage *st, uint64_t index, uint64_t offset, void *buf,
+                             size_t len, size_t *got);
 
 /* The pieces of raft_storage_persist. */
 

@@ -88,6 +88,7 @@ static bool msgs_equal(const struct raft_msg *a, const struct raft_msg *b)
 		return a->u.snapshot.meta.index == b->u.snapshot.meta.index &&
 		        a->u.snapshot.meta.term == b->u.snapshot.meta.term &&
 		        a->u.snapshot.meta.size == b->u.snapshot.meta.size &&
+		        a->u.snapshot.meta.crc == b->u.snapshot.meta.crc &&
 		        memcmp(&a->u.snapshot.meta.conf, &b->u.snapshot.meta.conf,
 		               sizeof(struct raft_conf)) == 0 &&
 		        a->u.snapshot.offset == b->u.snapshot.offset &&
@@ -157,15 +158,14 @@ static void test_entries_with_and_without_data_round_trip(void)
 static void test_snapshot_meta_round_trips_with_its_configuration(void)
 {
 	struct raft_codec_buf out;
-	struct raft_snapshot_meta m = {.index = 100, .term = 7, .size = 123456}, got;
-	uint32_t crc = 0;
+	struct raft_snapshot_meta m = {.index = 100, .term = 7, .size = 123456, .crc = 0xabcdef01u},
+	                          got;
 
 	m.conf = samples_conf();
 	raft_codec_buf_init(&out);
-	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_snapshot_meta(&out, &m, 0xabcdef01u), RAFT_OK);
-	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_snapshot_meta(out.data, out.len, &got, &crc),
-	                      RAFT_OK);
-	CU_ASSERT_EQUAL(crc, 0xabcdef01u);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_snapshot_meta(&out, &m), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_snapshot_meta(out.data, out.len, &got), RAFT_OK);
+	CU_ASSERT_EQUAL(got.crc, 0xabcdef01u);
 	CU_ASSERT_EQUAL(got.index, 100);
 	CU_ASSERT_EQUAL(got.term, 7);
 	CU_ASSERT_EQUAL(got.size, 123456);
@@ -361,14 +361,12 @@ static void test_a_record_of_one_kind_does_not_decode_as_another(void)
 	struct raft_entry e;
 	struct raft_msg m;
 	struct raft_snapshot_meta meta;
-	uint32_t crc;
 
 	raft_codec_buf_init(&out);
 	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_hard_state(&out, 1, &hs), RAFT_OK);
 	CU_ASSERT_EQUAL(raft_codec_decode_entry(out.data, out.len, &e), RAFT_ECORRUPT);
 	CU_ASSERT_EQUAL(raft_codec_decode_msg(out.data, out.len, &m), RAFT_ECORRUPT);
-	CU_ASSERT_EQUAL(raft_codec_decode_snapshot_meta(out.data, out.len, &meta, &crc),
-	                RAFT_ECORRUPT);
+	CU_ASSERT_EQUAL(raft_codec_decode_snapshot_meta(out.data, out.len, &meta), RAFT_ECORRUPT);
 	raft_codec_buf_free(&out);
 }
 

@@ -9,6 +9,7 @@
 #include "kv/node.h"
 #include "kv/proto.h"
 #include "kv/store.h"
+#include "raft/crc32c.h"
 #include "raft/raft.h"
 #include "tests/lib/cu.h"
 #include "tests/lib/nodesim.h"
@@ -1137,6 +1138,170 @@ static void test_a_background_snapshot_ending_after_the_leaders_was_installed_is
 out:
 	nodesim_req_release(&r);
 	nodesim_free(s);
+}
+
+/* --- an InstallSnapshot that cannot be installed ------------------------------------------------ */
+
+/* Spoils the first byte (the snapshot stream's magic) of every image sent to one follower while
+ * on. With fix_crc the chunks also carry the CRC of the spoiled image, which then checks and
+ * does not load (a leader whose image is bad from the start). */
+struct spoiler {
+	struct nodesim *s;
+	unsigned to;
+	bool on;
+	bool fix_crc;
+	uint64_t crc_index; /* the image the CRC below is for */
+	uint32_t crc;
+	unsigned spoiled; /* chunks spoiled */
+	uint64_t old_last; /* the follower's last index before */
+};
+
+static void spoil_chunks(void *arg, unsigned from, unsigned to, struct raft_msg *m)
+{
+	struct spoiler *sp = arg;
+	struct raft_msg_snapshot *sn = &m->u.snapshot;
+
+	if (!sp->on || to != sp->to || m->type != RAFT_MSG_SNAPSHOT)
+		return;
+	if (sn->offset == 0 && sn->len > 0) {
+		((unsigned char *)sn->data)[0] ^= 0x5a;
+		sp->spoiled++;
+	}
+	if (sp->fix_crc && sp->crc_index != sn->meta.index) {
+		/* the whole image as the leader has it, spoiled the same way */
+		unsigned char *img = malloc(sn->meta.size + 1);
+		if (img &&
+		    kv_node_fill_snapshot(nodesim_node(sp->s, from), sn->meta.index, 0, img,
+		                          sn->meta.size) == 0) {
+			img[0] ^= 0x5a;
+			sp->crc = raft_crc32c(0, img, sn->meta.size);
+			sp->crc_index = sn->meta.index;
+		}
+		free(img);
+	}
+	if (sp->fix_crc && sp->crc_index == sn->meta.index)
+		sn->meta.crc = sp->crc;
+}
+
+/* Three spoiled images sent, and the follower back on its old log after refusing the last. */
+static bool spoiled_installs(struct nodesim *s, void *arg)
+{
+	struct spoiler *sp = arg;
+	struct kv_proto_node_status st;
+
+	nodesim_status(s, sp->to, &st);
+	return nodesim_snapshots_received(s, sp->to) >= 3 && sp->spoiled >= 3 &&
+	        st.last_index == sp->old_last && st.applied == sp->old_last;
+}
+
+/*
+ * A follower cut off while the others write and snapshot far past it needs InstallSnapshot; every
+ * image sent to it is spoiled. It must refuse each one and keep its old state and log untouched
+ * (before: it deleted them and stopped, "install snapshot failed"), on disk too (a restart comes
+ * back to them), and catch up once a good image comes.
+ */
+static void a_spoiled_snapshot_leaves_the_follower_on_its_old_state(bool fix_crc)
+{
+	uint64_t seed = test_seed(131);
+	struct nodesim *s = cluster(3, seed, 4096); /* trailing 16: laggards need InstallSnapshot */
+	struct spoiler sp = {0};
+	struct nodesim_req r = {0};
+	struct kv_proto_node_status before, ps, ls;
+	void *v = NULL;
+	size_t len;
+	bool exists;
+	int l, p, st;
+
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	p = follower_of(s, l);
+	for (int k = 0; k < 40; k++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k/%d", k % 10);
+		st = op(s, (unsigned)l, KV_OP_PUT, key, "before", &r);
+		REQUIRE(st == KV_STATUS_OK, "put: %s", status_name(st));
+	}
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	nodesim_isolate(s, (unsigned)p);
+	nodesim_status(s, (unsigned)p, &before);
+	for (int round = 0; round < 40; round++) {
+		nodesim_status(s, (unsigned)l, &ls);
+		if (ls.snapshot_index > before.last_index + 64)
+			break;
+		for (int k = 0; k < 30; k++) {
+			char key[16], val[64];
+			snprintf(key, sizeof(key), "k/%d", k % 10);
+			snprintf(val, sizeof(val), "after %d %d .........................", round,
+			         k);
+			st = op(s, (unsigned)l, KV_OP_PUT, key, val, &r);
+			REQUIRE(st == KV_STATUS_OK, "put: %s", status_name(st));
+		}
+		REQUIRE(nodesim_run_for(s, SNAPSHOT_END_MS), "%s", "run");
+	}
+	nodesim_status(s, (unsigned)l, &ls);
+	REQUIRE(ls.snapshot_index > before.last_index + 64,
+	        "leader snapshot %llu, follower last %llu", (unsigned long long)ls.snapshot_index,
+	        (unsigned long long)before.last_index);
+
+	sp.s = s;
+	sp.to = (unsigned)p;
+	sp.on = true;
+	sp.fix_crc = fix_crc;
+	sp.old_last = before.last_index;
+	nodesim_set_mangle(s, spoil_chunks, &sp);
+	nodesim_heal(s);
+	REQUIRE(nodesim_run_until(s, spoiled_installs, &sp, 20000), "%u images spoiled, %llu sent",
+	        sp.spoiled, (unsigned long long)nodesim_snapshots_received(s, (unsigned)p));
+	REQUIRE_SAFE();
+	REQUIRE(nodesim_up(s, (unsigned)p) && !kv_node_failed(nodesim_node(s, (unsigned)p), NULL),
+	        "%s", "the follower stopped");
+	nodesim_status(s, (unsigned)p, &ps);
+	REQUIRE(ps.snapshot_index == before.snapshot_index && ps.last_index == before.last_index,
+	        "follower at snapshot %llu, log to %llu; it had %llu, %llu",
+	        (unsigned long long)ps.snapshot_index, (unsigned long long)ps.last_index,
+	        (unsigned long long)before.snapshot_index, (unsigned long long)before.last_index);
+	v = local_value(s, (unsigned)p, "k/3", &len, &exists);
+	REQUIRE(exists && len == 6 && memcmp(v, "before", 6) == 0, "%s",
+	        "the follower's state is not the old one");
+	raft_buf_unref(v);
+	v = NULL;
+	/* on disk as well: a restart comes back to the old state */
+	nodesim_crash(s, (unsigned)p, 0);
+	REQUIRE(nodesim_restart(s, (unsigned)p) == 0, "%s", "restart");
+	nodesim_status(s, (unsigned)p, &ps);
+	REQUIRE(ps.last_index == before.last_index, "restarted with its log to %llu, not %llu",
+	        (unsigned long long)ps.last_index, (unsigned long long)before.last_index);
+	REQUIRE(nodesim_run_until(s, spoiled_installs, &sp, 20000), "%s",
+	        "the restarted follower did not apply its log again");
+	v = local_value(s, (unsigned)p, "k/3", &len, &exists);
+	REQUIRE(exists && len == 6 && memcmp(v, "before", 6) == 0, "%s",
+	        "the restarted follower's state is not the old one");
+
+	sp.on = false;
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence with good images");
+	REQUIRE(nodesim_hash(s, (unsigned)p) == nodesim_hash(s, (unsigned)l), "%s",
+	        "the follower's state differs from the leader's");
+	REQUIRE_SAFE();
+out:
+	raft_buf_unref(v);
+	nodesim_set_mangle(s, NULL, NULL);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
+static void test_a_snapshot_damaged_on_its_way_is_refused_and_the_old_state_kept(void)
+{
+	TEST(test_a_snapshot_damaged_on_its_way_is_refused_and_the_old_state_kept);
+	a_spoiled_snapshot_leaves_the_follower_on_its_old_state(false);
+}
+
+/* The image checks (a leader whose own image is bad carries its CRC) but does not load: the
+ * follower has freed its state for it already, and takes it up again from its disk. */
+static void test_a_snapshot_that_checks_but_does_not_load_is_refused_and_the_old_state_kept(void)
+{
+	TEST(test_a_snapshot_that_checks_but_does_not_load_is_refused_and_the_old_state_kept);
+	a_spoiled_snapshot_leaves_the_follower_on_its_old_state(true);
 }
 
 /* --- request edges ------------------------------------------------------------------------------ */
@@ -2812,6 +2977,10 @@ static CU_TestInfo fault_tests[] = {
          test_a_failed_background_snapshot_stops_nothing_and_is_tried_again_later},
         {"test_a_background_snapshot_ending_after_the_leaders_was_installed_is_discarded",
          test_a_background_snapshot_ending_after_the_leaders_was_installed_is_discarded},
+        {"test_a_snapshot_damaged_on_its_way_is_refused_and_the_old_state_kept",
+         test_a_snapshot_damaged_on_its_way_is_refused_and_the_old_state_kept},
+        {"test_a_snapshot_that_checks_but_does_not_load_is_refused_and_the_old_state_kept",
+         test_a_snapshot_that_checks_but_does_not_load_is_refused_and_the_old_state_kept},
         CU_TEST_INFO_NULL,
 };
 

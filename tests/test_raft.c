@@ -1005,7 +1005,7 @@ static void snapshot_setup(void)
 	CU_ASSERT_EQUAL_FATAL(st(1).commit, 6);
 	CU_ASSERT_EQUAL_FATAL(st(1).applied, 6);
 	CU_ASSERT_EQUAL_FATAL(st(3).last_index, 1);
-	CU_ASSERT_EQUAL_FATAL(raft_snapshot_taken(N(1)->r, 6, 250), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(raft_snapshot_taken(N(1)->r, 6, 250, 0x1234abcdu), RAFT_OK);
 	CU_ASSERT_EQUAL(st(1).first_index, 7);
 	CU_ASSERT_EQUAL(st(1).snapshot_index, 6);
 	fx_isolate(3, false);

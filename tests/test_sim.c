@@ -32,7 +32,7 @@ static unsigned seeds_per_mix(void)
 static unsigned run_mix(enum sim_mix mix, uint64_t first, unsigned count)
 {
 	unsigned failures = 0;
-	uint64_t events = 0, acked = 0, reads = 0, installs = 0, crashes = 0, disk = 0;
+	uint64_t events = 0, acked = 0, reads = 0, installs = 0, refused = 0, crashes = 0, disk = 0;
 	double t0 = now_s();
 
 	for (unsigned k = 0; k < count; k++) {
@@ -54,15 +54,17 @@ static unsigned run_mix(enum sim_mix mix, uint64_t first, unsigned count)
 		acked += res.proposals_acked;
 		reads += res.reads_ok;
 		installs += res.snapshots_installed;
+		refused += res.snapshots_refused;
 		crashes += res.crashes;
 		disk += res.disk_faults;
 	}
 	double dt = now_s() - t0;
 	printf("\n  sim %-9s %4u seeds in %5.2fs (%6.1f seeds/s): %llu events, %llu writes acked, "
-	       "%llu reads, %llu snapshot installs, %llu crashes (%llu disk faults)",
+	       "%llu reads, %llu snapshot installs (%llu refused), %llu crashes (%llu disk faults)",
 	       sim_mix_name(mix), count, dt, count / (dt > 0 ? dt : 1e-9),
 	       (unsigned long long)events, (unsigned long long)acked, (unsigned long long)reads,
-	       (unsigned long long)installs, (unsigned long long)crashes, (unsigned long long)disk);
+	       (unsigned long long)installs, (unsigned long long)refused,
+	       (unsigned long long)crashes, (unsigned long long)disk);
 	return failures;
 }
 
@@ -143,13 +145,14 @@ int main(int argc, char **argv)
 		struct sim_result res;
 		bool ok = sim_run(&opt, &res);
 		printf("seed %llu (%s, %u nodes): %s%s\n  %llu events, committed %llu, %llu writes "
-		       "acked, %llu reads, %llu elections, %llu snapshot installs, %llu crashes (%llu disk "
-		       "faults)\n",
+		       "acked, %llu reads, %llu elections, %llu snapshot installs (%llu refused), %llu "
+		       "crashes (%llu disk faults)\n",
 		       (unsigned long long)opt.seed, sim_mix_name(res.mix), res.nodes,
 		       ok ? "ok" : "FAILED: ", ok ? "" : res.error, (unsigned long long)res.events,
 		       (unsigned long long)res.committed, (unsigned long long)res.proposals_acked,
 		       (unsigned long long)res.reads_ok, (unsigned long long)res.elections,
-		       (unsigned long long)res.snapshots_installed, (unsigned long long)res.crashes,
+		       (unsigned long long)res.snapshots_installed,
+		       (unsigned long long)res.snapshots_refused, (unsigned long long)res.crashes,
 		       (unsigned long long)res.disk_faults);
 		return ok ? 0 : 1;
 	}

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "raft/codec.h"
+#include "raft/crc32c.h"
 #include "raft/storage.h"
 #include "raft/vfs.h"
 #include "tests/lib/cu.h"
@@ -170,6 +171,18 @@ static int persist_hs(struct raft_storage *st, uint64_t term, uint32_t vote)
 static unsigned char image_byte(uint64_t index, uint64_t j)
 {
 	return (unsigned char)(index ^ (j * 13));
+}
+
+/* CRC32C of the first size bytes of the image of index. */
+static uint32_t image_crc(uint64_t index, uint64_t size)
+{
+	uint32_t crc = 0;
+
+	for (uint64_t j = 0; j < size; j++) {
+		unsigned char b = image_byte(index, j);
+		crc = raft_crc32c(crc, &b, 1);
+	}
+	return crc;
 }
 
 static int snapshot_begin_at(struct raft_storage *st, uint64_t index, uint64_t term)
@@ -636,6 +649,7 @@ static void test_a_snapshot_image_is_discarded_when_a_newer_snapshot_was_install
 	lm.index = 50;
 	lm.term = 2;
 	lm.size = 300;
+	lm.crc = image_crc(50, 300);
 	lm.conf.n = 3;
 	lm.conf.ids[0] = 1;
 	lm.conf.ids[1] = 2;
@@ -728,6 +742,7 @@ static struct raft_snapshot_meta leader_snapshot_meta(uint64_t size)
 	m.index = 500;
 	m.term = 9;
 	m.size = size;
+	m.crc = image_crc(500, size);
 	m.conf.n = 1;
 	m.conf.ids[0] = 4;
 	return m;
@@ -800,6 +815,120 @@ static void test_a_crash_in_the_middle_of_an_incoming_snapshot_leaves_the_old_st
 	}
 }
 
+/* The state a refused or unfinished install must leave: snapshot 20, entries 21..60, no
+ * temporary file (after a crash, once reopened). */
+static void check_old_state_kept(struct fixture *fx, uint64_t segs, bool crashed)
+{
+	if (crashed)
+		fx_reopen(fx);
+	CU_ASSERT_FALSE(raft_storage_stopped(fx->st));
+	CU_ASSERT_EQUAL(raft_storage_last_index(fx->st), 60);
+	CU_ASSERT_TRUE(image_ok(fx->st, 20, 100));
+	CU_ASSERT_EQUAL(count_files(fx->vfs, "wal-"), segs);
+	CU_ASSERT_EQUAL(count_files(fx->vfs, "incoming-"), 0);
+	fx_reopen(fx);
+	CU_ASSERT_EQUAL(fx->r.snap.index, 20);
+	CU_ASSERT_EQUAL_FATAL(fx->r.n_entries, 40);
+	CU_ASSERT_TRUE(entry_ok(&fx->r.entries[39], 60, 1));
+}
+
+/* An image whose bytes or CRC differ from the leader's metadata is refused at its last chunk
+ * (RAFT_ECORRUPT, the message naming the file and both CRCs); the storage goes on, the old
+ * snapshot and log are untouched. Before, it replaced them. */
+static void test_an_incoming_image_that_does_not_match_the_leaders_crc_is_refused(void)
+{
+	for (int how = 0; how < 3; how++) {
+		struct fixture fx;
+		struct raft_snapshot_meta m;
+		size_t segs;
+
+		fx_init_with_snapshot(&fx, 60, 20, 100);
+		segs = count_files(fx.vfs, "wal-");
+		m = leader_snapshot_meta(2500);
+		if (how == 0)
+			m.crc ^= 1; /* the leader's CRC is not the image's */
+		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 0, 1000, false), RAFT_OK);
+		if (how == 1) /* a byte of the image spoiled on the disk after it was written */
+			file_flip(fx.vfs, "incoming-00000000000001f4-0000000000000009.data.tmp",
+			          777, 4);
+		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 1000, 1000, false), RAFT_OK);
+		if (how == 2) { /* a chunk is lost: the last one ends short of the size */
+			CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 2000, 499, true), RAFT_EINVAL);
+		} else {
+			CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 2000, 500, true), RAFT_ECORRUPT);
+		}
+		if (how < 2) {
+			CU_ASSERT_PTR_NOT_NULL(strstr(raft_storage_errmsg(fx.st), "incoming-"));
+			CU_ASSERT_PTR_NOT_NULL(strstr(raft_storage_errmsg(fx.st), "CRC"));
+		}
+		if (how == 2) /* the bad chunk changed nothing: a restart removes the transfer */
+			raft_vfs_mem_crash(fx.vfs, 0);
+		check_old_state_kept(&fx, segs, how == 2);
+		/* and the next transfer, a good one, installs */
+		m = leader_snapshot_meta(2500);
+		CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 0, 2500, true), RAFT_OK);
+		CU_ASSERT_TRUE(image_ok(fx.st, 500, 2500));
+		CU_ASSERT_EQUAL(count_files(fx.vfs, "wal-"), 0);
+		fx_fini(&fx);
+	}
+}
+
+/* Stage, then commit or abandon: a staged image (checked) can be read while it replaces
+ * nothing yet; abandoned, or cut by a crash, it leaves the old state as it was; committed, it
+ * becomes the snapshot, and the old one and the log go. */
+static void test_a_staged_image_replaces_nothing_until_committed(void)
+{
+	for (int end = 0; end < 3; end++) {
+		struct fixture fx;
+		struct raft_snapshot_meta m = leader_snapshot_meta(2500);
+		struct raft_update u;
+		unsigned char *data = malloc(2500), buf[100];
+		size_t segs, got;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+		for (uint32_t j = 0; j < 2500; j++)
+			data[j] = image_byte(500, j);
+		fx_init_with_snapshot(&fx, 60, 20, 100);
+		segs = count_files(fx.vfs, "wal-");
+		memset(&u, 0, sizeof(u));
+		u.persist_seq = 1;
+		u.has_snap_chunk = true;
+		u.snap_meta = m;
+		u.snap_len = 2500;
+		u.snap_data = data;
+		u.snap_last = true;
+		CU_ASSERT_EQUAL_FATAL(raft_storage_persist_stage(fx.st, &u), RAFT_OK);
+		CU_ASSERT_EQUAL(raft_storage_staged_read(fx.st, 500, 2400, buf, sizeof(buf), &got),
+		                RAFT_OK);
+		CU_ASSERT_EQUAL(got, 100);
+		CU_ASSERT_EQUAL(buf[7], image_byte(500, 2407));
+		CU_ASSERT_EQUAL(raft_storage_staged_read(fx.st, 499, 0, buf, 1, &got), RAFT_ENOENT);
+		CU_ASSERT_EQUAL(raft_storage_last_index(fx.st), 60);
+		CU_ASSERT_TRUE(image_ok(fx.st, 20, 100));
+		/* nothing else is persisted while an image is staged */
+		CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 61, 1, 1), RAFT_EINVAL);
+		if (end == 0) {
+			raft_storage_persist_abandon(fx.st);
+			check_old_state_kept(&fx, segs, false);
+		} else if (end == 1) {
+			raft_vfs_mem_crash(fx.vfs, 0);
+			check_old_state_kept(&fx, segs, true);
+		} else {
+			CU_ASSERT_EQUAL(raft_storage_persist_commit(fx.st, &u), RAFT_OK);
+			CU_ASSERT_EQUAL(raft_storage_staged_read(fx.st, 500, 0, buf, 1, &got),
+			                RAFT_ENOENT);
+			CU_ASSERT_TRUE(image_ok(fx.st, 500, 2500));
+			CU_ASSERT_EQUAL(count_files(fx.vfs, "wal-"), 0);
+			fx_reopen(&fx);
+			CU_ASSERT_EQUAL(fx.r.snap.index, 500);
+			CU_ASSERT_EQUAL(fx.r.snap.crc, m.crc);
+			CU_ASSERT_EQUAL(fx.r.n_entries, 0);
+		}
+		free(data);
+		fx_fini(&fx);
+	}
+}
+
 /* A large image, incoming or local, is fdatasynced every RAFT_STORAGE_IMAGE_SYNC_BYTES, so
  * that it never has much more than that ahead of the log's own syncs in the disk's queue. */
 static void test_a_large_snapshot_image_is_synced_in_steps(void)
@@ -849,6 +978,7 @@ static void test_a_log_conflicting_with_the_snapshot_is_dropped_at_open(void)
 	m.index = 30; /* inside the log, but with another term */
 	m.term = 4;
 	m.size = 10;
+	m.crc = image_crc(30, 10);
 	/* fail the removal of the first segment: the snapshot is durable, the log is still there */
 	raft_vfs_mem_fail(fx.vfs, RAFT_VFS_OP_UNLINK, 1, EIO, false);
 	CU_ASSERT_EQUAL(persist_chunk(fx.st, &m, 0, 10, true), RAFT_EIO);
@@ -1140,6 +1270,88 @@ static void test_enospc_on_a_write_stops_the_storage_with_a_clear_message(void)
 	fx_fini(&fx);
 }
 
+/* --- damaged snapshots at open ---------------------------------------------------------------- */
+
+#define SNAP30_DATA "snapshot-000000000000001e-0000000000000001.data"
+#define SNAP30_META "snapshot-000000000000001e-0000000000000001.meta"
+
+/* Snapshot 10 and its log (entries 1..60), then snapshot 30, whose install a failed removal
+ * stopped before the old snapshot and the log went: both snapshots and the whole log are on disk
+ * (as after a crash at that moment). */
+static void fx_init_with_two_snapshots(struct fixture *fx)
+{
+	fx_init_with_snapshot(fx, 60, 10, 500);
+	raft_vfs_mem_fail(fx->vfs, RAFT_VFS_OP_UNLINK, 1, EIO, false);
+	CU_ASSERT_EQUAL(take_snapshot(fx->st, 30, 1, 700), RAFT_EIO);
+	raft_vfs_mem_clear_faults(fx->vfs);
+	raft_vfs_mem_crash(fx->vfs, 0);
+	CU_ASSERT_EQUAL_FATAL(count_files(fx->vfs, "snapshot-"), 4);
+}
+
+/* The newest snapshot is damaged, but the older one and the log hold everything it covered:
+ * the node starts from them, and the damaged files are renamed aside (not removed: an operator
+ * may want them), with a warning naming the file. Before, they were deleted. */
+static void test_a_damaged_newest_snapshot_is_set_aside_when_the_log_still_holds_it(void)
+{
+	for (int meta = 0; meta <= 1; meta++) {
+		struct fixture fx;
+
+		fx_init_with_two_snapshots(&fx);
+		file_flip(fx.vfs, meta ? SNAP30_META : SNAP30_DATA, meta ? 20 : 321, 0x10);
+		fx.warnings = 0;
+		fx_reopen(&fx);
+		CU_ASSERT_EQUAL(fx.r.snap.index, 10);
+		CU_ASSERT_TRUE(image_ok(fx.st, 10, 500));
+		CU_ASSERT_EQUAL_FATAL(fx.r.n_entries, 50); /* 11..60 */
+		CU_ASSERT_TRUE(entry_ok(&fx.r.entries[0], 11, 1));
+		CU_ASSERT_TRUE(entry_ok(&fx.r.entries[49], 60, 1));
+		CU_ASSERT_EQUAL(file_size(fx.vfs, SNAP30_DATA), UINT64_MAX);
+		CU_ASSERT_EQUAL(file_size(fx.vfs, SNAP30_DATA ".damaged"), 700);
+		CU_ASSERT(file_size(fx.vfs, SNAP30_META ".damaged") != UINT64_MAX);
+		CU_ASSERT(fx.warnings >= 2);
+		CU_ASSERT_PTR_NOT_NULL(
+		        strstr(fx.last_warning, "set aside: " SNAP30_META ".damaged"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(fx.last_warning, SNAP30_DATA ".damaged"));
+		/* the next start is a plain one */
+		fx.warnings = 0;
+		fx_reopen(&fx);
+		CU_ASSERT_EQUAL(fx.r.snap.index, 10);
+		CU_ASSERT_EQUAL(fx.r.n_entries, 50);
+		CU_ASSERT_EQUAL(fx.warnings, 0);
+		fx_fini(&fx);
+	}
+}
+
+/* The newest snapshot is damaged and the log no longer holds what it covered (its segments went
+ * when it was installed): starting from anything older would lose what the node acknowledged.
+ * Open refuses, naming the file, and leaves it in place, so that every start refuses the same
+ * way. Before, the damaged snapshot was deleted. */
+static void test_a_damaged_snapshot_the_log_does_not_cover_refuses_open_naming_it(void)
+{
+	for (int meta = 0; meta <= 1; meta++) {
+		struct fixture fx;
+		size_t segs;
+
+		fx_init_with_snapshot(&fx, 60, 30, 700);
+		CU_ASSERT_EQUAL(count_files(fx.vfs, "snapshot-"), 2);
+		segs = count_files(fx.vfs, "wal-");
+		file_flip(fx.vfs, meta ? SNAP30_META : SNAP30_DATA, meta ? 20 : 321, 0x10);
+		for (int attempt = 0; attempt < 2; attempt++) {
+			raft_storage_restore_free(&fx.r);
+			raft_storage_free(fx.st);
+			fx.st = NULL;
+			CU_ASSERT_EQUAL(fx_try_open(&fx), RAFT_ECORRUPT);
+			CU_ASSERT_PTR_NOT_NULL(strstr(raft_storage_errmsg(fx.st),
+			                              meta ? SNAP30_META : SNAP30_DATA));
+			CU_ASSERT_PTR_NOT_NULL(strstr(raft_storage_errmsg(fx.st), "not starting"));
+			CU_ASSERT_EQUAL(file_size(fx.vfs, SNAP30_DATA), 700);
+			CU_ASSERT(file_size(fx.vfs, SNAP30_META) != UINT64_MAX);
+			CU_ASSERT_EQUAL(count_files(fx.vfs, "wal-"), segs);
+		}
+		fx_fini(&fx);
+	}
+}
+
 /* --- fault sweep (STYLE.md 12) ---------------------------------------------------------------- */
 
 /* What the workload has had acknowledged, to check after a crash. */
@@ -1214,6 +1426,7 @@ static int workload(struct fixture *fx, struct model *m)
 	sm.index = 100;
 	sm.term = 3;
 	sm.size = 400;
+	sm.crc = image_crc(100, 400);
 	if ((rc = persist_chunk(fx->st, &sm, 0, 250, false)) != RAFT_OK)
 		return rc;
 	if ((rc = persist_chunk(fx->st, &sm, 250, 150, true)) != RAFT_OK)
@@ -1537,6 +1750,10 @@ static CU_TestInfo snapshot_tests[] = {
          test_incoming_snapshot_chunks_replace_the_snapshot_and_the_whole_log},
         {"test_a_crash_in_the_middle_of_an_incoming_snapshot_leaves_the_old_state",
          test_a_crash_in_the_middle_of_an_incoming_snapshot_leaves_the_old_state},
+        {"test_an_incoming_image_that_does_not_match_the_leaders_crc_is_refused",
+         test_an_incoming_image_that_does_not_match_the_leaders_crc_is_refused},
+        {"test_a_staged_image_replaces_nothing_until_committed",
+         test_a_staged_image_replaces_nothing_until_committed},
         {"test_a_large_snapshot_image_is_synced_in_steps",
          test_a_large_snapshot_image_is_synced_in_steps},
         {"test_a_snapshot_image_written_apart_is_installed_after_more_appends",
@@ -1553,6 +1770,10 @@ static CU_TestInfo snapshot_tests[] = {
 };
 
 static CU_TestInfo damage_tests[] = {
+        {"test_a_damaged_newest_snapshot_is_set_aside_when_the_log_still_holds_it",
+         test_a_damaged_newest_snapshot_is_set_aside_when_the_log_still_holds_it},
+        {"test_a_damaged_snapshot_the_log_does_not_cover_refuses_open_naming_it",
+         test_a_damaged_snapshot_the_log_does_not_cover_refuses_open_naming_it},
         {"test_a_torn_record_in_preallocated_space_is_cut_at_every_byte_offset",
          test_a_torn_record_in_preallocated_space_is_cut_at_every_byte_offset},
         {"test_preallocated_space_ends_the_log_quietly_and_closed_segments_are_cut",

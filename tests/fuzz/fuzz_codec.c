@@ -64,7 +64,6 @@ static void decode_all(const uint8_t *frame, size_t len)
 	struct raft_hard_state hs;
 	struct raft_snapshot_meta meta;
 	uint64_t seq;
-	uint32_t crc;
 
 	if (raft_codec_decode_msg(frame, len, &m) == RAFT_OK) {
 		msg_round_trip(&m);
@@ -75,7 +74,7 @@ static void decode_all(const uint8_t *frame, size_t len)
 		raft_buf_unref(e.data);
 	}
 	(void)raft_codec_decode_hard_state(frame, len, &seq, &hs);
-	if (raft_codec_decode_snapshot_meta(frame, len, &meta, &crc) == RAFT_OK)
+	if (raft_codec_decode_snapshot_meta(frame, len, &meta) == RAFT_OK)
 		check(meta.conf.n <= RAFT_MAX_NODES && meta.conf.n_old <= RAFT_MAX_NODES,
 		      "configuration out of bounds");
 }

@@ -99,6 +99,8 @@ struct nodesim {
 	void *filter_arg;
 	nodesim_app_filter_fn app_filter;
 	void *app_filter_arg;
+	nodesim_mangle_fn mangle;
+	void *mangle_arg;
 	uint64_t crashes;
 	char logs[NODESIM_LOG_LINES][NODESIM_LOG_LINE_BYTES];
 	unsigned log_next;
@@ -246,6 +248,8 @@ static void env_send(void *ctx, const struct raft_msg *m)
 			}
 			e.msg->u.snapshot.data = e.bytes;
 		}
+		if (s->mangle)
+			s->mangle(s->mangle_arg, from->idx, to, e.msg);
 		schedule(s, delay_of(s), &e);
 	}
 }
@@ -874,6 +878,12 @@ uint64_t nodesim_realtime_unjumped(const struct nodesim *s, unsigned i)
 uint64_t nodesim_realtime(const struct nodesim *s, unsigned i)
 {
 	return nodesim_realtime_unjumped(s, i) + (i < s->o.n ? s->nodes[i].clock_jump_ms : 0);
+}
+
+void nodesim_set_mangle(struct nodesim *s, nodesim_mangle_fn fn, void *arg)
+{
+	s->mangle = fn;
+	s->mangle_arg = arg;
 }
 
 void nodesim_drop_in_flight(struct nodesim *s)

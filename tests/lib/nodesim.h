@@ -152,6 +152,11 @@ void nodesim_clock_jump(struct nodesim *s, unsigned i, uint64_t ms);
  * the time as the node would have it had its clock not jumped. */
 uint64_t nodesim_realtime(const struct nodesim *s, unsigned i);
 uint64_t nodesim_realtime_unjumped(const struct nodesim *s, unsigned i);
+/* A test's own rule for changing messages in flight: called for every Raft message copy about to
+ * be queued (a snapshot chunk already filled: m->u.snapshot.data is the copy's, writable). NULL
+ * removes the rule. */
+typedef void (*nodesim_mangle_fn)(void *arg, unsigned from, unsigned to, struct raft_msg *m);
+void nodesim_set_mangle(struct nodesim *s, nodesim_mangle_fn fn, void *arg);
 /* Drops every message in flight (a network glitch). */
 void nodesim_drop_in_flight(struct nodesim *s);
 /* Crashes node i (no-op when down): kv_node_close, then raft_vfs_mem_crash(vfs, torn_bytes). */

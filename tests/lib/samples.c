@@ -82,6 +82,7 @@ void samples_msg(int type, uint32_t from, uint32_t to, struct raft_msg *m,
 		m->u.snapshot.meta.term = 8;
 		m->u.snapshot.meta.conf = samples_conf();
 		m->u.snapshot.meta.size = 1u << 20;
+		m->u.snapshot.meta.crc = 0xfedcba98u;
 		m->u.snapshot.offset = 4096;
 		m->u.snapshot.last = true;
 		break;

@@ -26,6 +26,7 @@
 #define SIM_DISK_FAULT_PM 250 /* crash mixes: per mille of nemesis turns arming an I/O error */
 #define SIM_SLOW_DISK_PM 250 /* crash mixes: per mille of nodes with a slow disk */
 #define SIM_TORN_MAX_BYTES 300 /* a crash keeps up to this much of an unsynced appended tail */
+#define SIM_SPOIL_CHUNK_PM 30 /* lossy mixes: per mille of snapshot chunks spoiled on their way */
 
 /* --- deterministic randomness (splitmix64) ------------------------------------------------------ */
 
@@ -74,6 +75,7 @@ struct event {
 	uint64_t epoch;
 	struct raft_msg *msg; /* EV_DELIVER: owned by the event */
 	void *snap_data; /* EV_DELIVER of a snapshot chunk: raft_buf */
+	bool spoiled; /* EV_DELIVER of a snapshot chunk whose bytes were spoiled on the way */
 };
 
 /* The queue's order: by time, and at one instant by the order of scheduling. */
@@ -131,6 +133,7 @@ struct node {
 	uint64_t segment_max_bytes;
 	unsigned persist_ms; /* a sync takes 0 .. persist_ms - 1 ms (more on a slow disk) */
 	bool disk_fault_armed; /* an I/O error waits in the vfs: the node stops when it fires */
+	bool chunk_spoiled; /* a spoiled chunk reached it since its last install or restart */
 	bool power_cut_armed; /* a sync fault stands for power lost in the middle of a persist */
 
 	/* shadow of the durable state; dterm[k] is the term of entry dfirst + k, and
@@ -232,15 +235,21 @@ static void trace(struct sim *s, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static void schedule(struct sim *s, uint64_t delay, enum ev_kind kind, unsigned node,
-                     struct raft_msg *msg, void *snap_data)
+static void schedule_event(struct sim *s, uint64_t delay, enum ev_kind kind, unsigned node,
+                           struct raft_msg *msg, void *snap_data, bool spoiled)
 {
-	struct event e = {s->now + delay, s->ev_seq++, kind, node, 0, msg, snap_data};
+	struct event e = {s->now + delay, s->ev_seq++, kind, node, 0, msg, snap_data, spoiled};
 
 	if (node < s->n)
 		e.epoch = s->nodes[node].epoch;
 	if (heap_push(&s->heap, &e) != 0)
 		fail(s, "out of memory scheduling an event");
+}
+
+static void schedule(struct sim *s, uint64_t delay, enum ev_kind kind, unsigned node,
+                     struct raft_msg *msg, void *snap_data)
+{
+	schedule_event(s, delay, kind, node, msg, snap_data, false);
 }
 
 static uint64_t sim_random(void *ctx)
@@ -318,6 +327,7 @@ static bool app_restore(struct sim *s, struct node *nd, const unsigned char *b, 
 /* --- durable state ------------------------------------------------------------------------------ */
 
 static void node_crash(struct sim *s, unsigned i);
+static void node_reload(struct sim *s, unsigned i);
 static void storage_failed(struct sim *s, struct node *nd, const char *what, int rv);
 static bool mix_has(const struct sim *s, enum sim_mix m);
 
@@ -482,8 +492,10 @@ static int node_recover(struct sim *s, struct node *nd, bool exact, uint64_t kee
 	return s->failed ? -1 : 0;
 }
 
-/* The application restores its state from the storage's current snapshot image. */
-static bool app_restore_stored(struct sim *s, struct node *nd, const struct raft_snapshot_meta *m)
+/* The application restores its state from the storage's current snapshot image, or (staged)
+ * from the one a leader sent, checked but not installed yet. */
+static bool app_restore_stored(struct sim *s, struct node *nd, const struct raft_snapshot_meta *m,
+                               bool staged)
 {
 	unsigned char *b = malloc(m->size + 1);
 	size_t got = 0;
@@ -494,7 +506,8 @@ static bool app_restore_stored(struct sim *s, struct node *nd, const struct raft
 		fail(s, "out of memory");
 		return false;
 	}
-	rv = raft_storage_snapshot_read(nd->st, m->index, 0, b, (size_t)m->size, &got);
+	rv = staged ? raft_storage_staged_read(nd->st, m->index, 0, b, (size_t)m->size, &got)
+	            : raft_storage_snapshot_read(nd->st, m->index, 0, b, (size_t)m->size, &got);
 	if (rv == RAFT_EIO && raft_vfs_mem_fault_fired(nd->vfs)) {
 		free(b);
 		storage_failed(s, nd, "read snapshot", rv); /* the node stops */
@@ -559,6 +572,8 @@ static void persist_complete(struct sim *s, struct node *nd)
 {
 	struct pending_persist *pp = &nd->pp;
 	struct raft_update u;
+	unsigned ni = (unsigned)(nd - s->nodes);
+	bool install = pp->has_chunk && pp->chunk_last, spoiled = nd->chunk_spoiled;
 	int rv;
 
 	if (pp->hs_changed && pp->hs.term < nd->hs.term) {
@@ -582,7 +597,24 @@ static void persist_complete(struct sim *s, struct node *nd)
 	if (!s->healed && !nd->disk_fault_armed && mix_has(s, SIM_MIX_CRASH) &&
 	    rng_chance(&s->disk_rng, SIM_POWER_CUT_PM))
 		maybe_arm_power_cut(s, nd);
-	rv = raft_storage_persist(nd->st, &u);
+	/* as kv/node.c does: the image is checked, then loaded, and only then does it replace the
+	 * old snapshot and log (the application restores before the core is told) */
+	rv = raft_storage_persist_stage(nd->st, &u);
+	if (rv == RAFT_ECORRUPT && install && spoiled && !raft_storage_stopped(nd->st)) {
+		/* a chunk was spoiled on its way: refused, the old state stays; the node takes it
+		 * up again (kv/node.c node_reload: a restart in place) */
+		trace(s, "node %u refused snapshot %llu: %s", nd->id,
+		      (unsigned long long)pp->chunk_meta.index, raft_storage_errmsg(nd->st));
+		s->res->snapshots_refused++;
+		if (pp->hs_changed)
+			nd->hs = pp->hs;
+		node_reload(s, ni);
+		return;
+	}
+	if (rv == RAFT_OK && install && !app_restore_stored(s, nd, &pp->chunk_meta, true))
+		return;
+	if (rv == RAFT_OK)
+		rv = raft_storage_persist_commit(nd->st, &u);
 	if (rv != RAFT_OK) {
 		storage_failed(s, nd, "persist", rv);
 		return;
@@ -594,18 +626,17 @@ static void persist_complete(struct sim *s, struct node *nd)
 	}
 	if (pp->hs_changed)
 		nd->hs = pp->hs;
-	if (pp->has_chunk && pp->chunk_last) {
+	if (install) {
 		struct raft_snapshot_meta m;
 		if (raft_storage_snapshot_meta(nd->st, &m) != RAFT_OK ||
-		    m.index != pp->chunk_meta.index || m.size != pp->chunk_meta.size) {
+		    m.index != pp->chunk_meta.index || m.size != pp->chunk_meta.size ||
+		    m.crc != pp->chunk_meta.crc) {
 			fail(s, "node %u: snapshot %llu persisted but not current", nd->id,
 			     (unsigned long long)pp->chunk_meta.index);
 			return;
 		}
 		shadow_snapshot(nd, &m, true);
-		/* the application restores before the core is told (raft_persisted) */
-		if (!app_restore_stored(s, nd, &m))
-			return;
+		nd->chunk_spoiled = false;
 		s->res->snapshots_installed++;
 		trace(s, "node %u installed snapshot %llu", nd->id, (unsigned long long)m.index);
 	}
@@ -728,6 +759,7 @@ static void net_send(struct sim *s, struct node *from, const struct raft_msg *m)
 	for (unsigned c = 0; c < copies; c++) {
 		struct raft_msg *copy = msg_copy(m);
 		void *data = NULL;
+		bool spoiled = false;
 		if (!copy) {
 			fail(s, "out of memory");
 			return;
@@ -755,9 +787,16 @@ static void net_send(struct sim *s, struct node *from, const struct raft_msg *m)
 				return; /* that snapshot is gone: the core resends later */
 			}
 			copy->u.snapshot.data = data;
+			/* the lossy mixes spoil a few chunks on their way: the receiver must refuse
+			 * the image (its CRC) and keep its old state */
+			if (sn->len > 0 && !s->healed && mix_has(s, SIM_MIX_LOSSY) &&
+			    rng_chance(&s->rng, SIM_SPOIL_CHUNK_PM)) {
+				((unsigned char *)data)[rng_below(&s->rng, sn->len)] ^= 0x20;
+				spoiled = true;
+			}
 		}
 		uint64_t delay = s->delay_min_ms + rng_below(&s->rng, s->delay_jitter_ms + 1);
-		schedule(s, delay, EV_DELIVER, dst, copy, data);
+		schedule_event(s, delay, EV_DELIVER, dst, copy, data, spoiled);
 	}
 }
 
@@ -1026,6 +1065,7 @@ static void maybe_snapshot(struct sim *s, struct node *nd)
 {
 	struct raft_snapshot_meta meta;
 	uint64_t size;
+	uint32_t crc = 0;
 	unsigned char *data;
 	int rv;
 
@@ -1050,6 +1090,7 @@ static void maybe_snapshot(struct sim *s, struct node *nd)
 		rv = raft_storage_image_write(&img, data, size);
 		if (rv == RAFT_OK)
 			rv = raft_storage_image_sync(&img);
+		crc = img.crc;
 		if (rv == RAFT_OK)
 			rv = raft_storage_snapshot_install(nd->st, img.size, img.crc);
 		else
@@ -1061,7 +1102,7 @@ static void maybe_snapshot(struct sim *s, struct node *nd)
 		return;
 	}
 	shadow_snapshot(nd, &meta, false);
-	rv = raft_snapshot_taken(nd->r, meta.index, size);
+	rv = raft_snapshot_taken(nd->r, meta.index, size, crc);
 	if (rv != RAFT_OK)
 		fail(s, "node %u: raft_snapshot_taken(%llu): %s", nd->id,
 		     (unsigned long long)meta.index, raft_strerror(rv));
@@ -1145,7 +1186,7 @@ static int node_start(struct sim *s, unsigned i)
 		return -1;
 	nd->applied = 0;
 	nd->app_hash = 0;
-	if (nd->rs.snap.index && !app_restore_stored(s, nd, &nd->rs.snap))
+	if (nd->rs.snap.index && !app_restore_stored(s, nd, &nd->rs.snap, false))
 		return -1;
 	rv = raft_new(&cfg, &env, &nd->rs, &nd->r);
 	raft_storage_restore_free(&nd->rs);
@@ -1188,8 +1229,32 @@ static void node_crash(struct sim *s, unsigned i)
 	raft_vfs_mem_clear_faults(nd->vfs);
 	nd->disk_fault_armed = false;
 	nd->power_cut_armed = false;
+	nd->chunk_spoiled = false;
 	raft_vfs_mem_crash(nd->vfs, torn);
 	node_recover(s, nd, !faulted, keep_to, may_install);
+}
+
+/*
+ * kv/node.c node_reload: a node that refused a leader's snapshot goes back to the state on its
+ * disk, which nothing touched: a new core over a reopened storage, without a power loss (what
+ * was synced is all there is: the refused update wrote only its hard state, synced, and the
+ * image, removed).
+ */
+static void node_reload(struct sim *s, unsigned i)
+{
+	struct node *nd = &s->nodes[i];
+
+	trace(s, "node %u reloads its state from its disk", nd->id);
+	nd->up = false;
+	nd->epoch++;
+	pp_clear(&nd->pp);
+	raft_free(nd->r);
+	nd->r = NULL;
+	raft_storage_free(nd->st);
+	nd->st = NULL;
+	nd->chunk_spoiled = false;
+	if (node_recover(s, nd, true, 0, false) == 0)
+		node_start(s, i);
 }
 
 /* The nemesis arms an I/O error on a node's disk: some later call fails and the node stops. */
@@ -1426,6 +1491,8 @@ static void dispatch(struct sim *s, struct event *e)
 				trace(s, "deliver %s %u->%u term %llu",
 				      raft_msg_type_name(e->msg->type), e->msg->from, e->msg->to,
 				      (unsigned long long)e->msg->term);
+			if (e->spoiled)
+				nd->chunk_spoiled = true;
 			raft_step(nd->r, e->msg);
 			process(s, nd);
 		}

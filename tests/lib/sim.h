@@ -56,6 +56,7 @@ struct sim_result {
 	uint64_t reads_ok;
 	uint64_t elections; /* terms that had a leader */
 	uint64_t snapshots_installed;
+	uint64_t snapshots_refused; /* images spoiled on their way and refused by their CRC */
 	uint64_t crashes; /* including nodes stopped by a disk fault */
 	uint64_t
 	        disk_faults; /* nodes stopped by an injected I/O error or a power cut mid-persist */

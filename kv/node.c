@@ -1523,6 +1523,11 @@ const struct kv_store *kv_node_store(const struct kv_node *n)
 	return n->store;
 }
 
+const struct raft *kv_node_raft(const struct kv_node *n)
+{
+	return n->raft;
+}
+
 void kv_node_config_default(struct kv_node_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));

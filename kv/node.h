@@ -275,5 +275,8 @@ void kv_node_transfer(struct kv_node *n);
 bool kv_node_failed(const struct kv_node *n, const char **why);
 /* The state machine, for local inspection (tests, simulator). */
 const struct kv_store *kv_node_store(const struct kv_node *n);
+/* The Raft core, for local inspection (tests, simulator); NULL in a node stopped because it
+ * could not reload its state (a refused snapshot, then a failed open). */
+const struct raft *kv_node_raft(const struct kv_node *n);
 
 #endif

@@ -20,6 +20,13 @@
 #define RAFT_ASSERT(x) ((void)0)
 #endif
 
+#ifdef RAFT_MUTANTS
+int raft_mutant; /* the broken rule in force (raft.h): tests/test_sim_mutant only */
+#define RAFT_MUTANT_ON(m) (raft_mutant == (m))
+#else
+#define RAFT_MUTANT_ON(m) false
+#endif
+
 enum progress_state {
 	PR_PROBE = 0, /* one AppendEntries at a time until the follower's log position is found */
 	PR_REPLICATE, /* pipelined: next advances optimistically as messages go out */
@@ -745,14 +752,10 @@ static void maybe_commit(struct raft *r)
 {
 	uint64_t q = quorum_value(r, pr_match);
 
-#ifdef RAFT_MUTANT_COMMIT_OLD_TERMS
-	/* a deliberately broken rule, compiled only into tests/test_sim_mutant: it must be caught */
-	if (q <= r->commit)
+	/* RAFT_MUTANT_COMMIT_OLD_TERMS: a broken rule, only in tests/test_sim_mutant */
+	if (q <= r->commit ||
+	    (core_log_term(&r->log, q) != r->term && !RAFT_MUTANT_ON(RAFT_MUTANT_COMMIT_OLD_TERMS)))
 		return;
-#else
-	if (q <= r->commit || core_log_term(&r->log, q) != r->term)
-		return;
-#endif
 	for (uint64_t i = r->commit + 1; i <= q; i++) {
 		const struct raft_entry *e = core_log_get(&r->log, i);
 		if (e && e->term == r->term)
@@ -1024,7 +1027,7 @@ static void handle_append(struct raft *r, const struct raft_msg *m)
  */
 static bool follower_log_ends(struct raft *r, struct progress *pr, uint64_t last)
 {
-	if (last >= pr->match)
+	if (last >= pr->match || RAFT_MUTANT_ON(RAFT_MUTANT_KEEP_MATCH))
 		return false;
 	logf_(r, 2,
 	      "follower %u's log ends at %llu, below the %llu it acknowledged: sending from there",

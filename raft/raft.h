@@ -380,4 +380,16 @@ void raft_status(const struct raft *r, struct raft_status *st);
 /* Term of the entry at index as this node knows it; 0 if unknown (compacted or beyond last). */
 uint64_t raft_term_at(const struct raft *r, uint64_t index);
 
+#ifdef RAFT_MUTANTS
+/* Only in the core that tests/test_sim_mutant links (Makefile.in MUTANT_FLAGS): rules broken on
+ * purpose, one at a time, which the simulator must catch. */
+enum raft_mutant {
+	RAFT_MUTANT_NONE = 0,
+	RAFT_MUTANT_COMMIT_OLD_TERMS, /* entries of earlier terms committed by counting replicas */
+	RAFT_MUTANT_KEEP_MATCH, /* the leader never lowers a match (a lost tail is never resent) */
+	RAFT_MUTANT_COUNT
+};
+extern int raft_mutant; /* enum raft_mutant */
+#endif
+
 #endif /* RAFT_RAFT_H */

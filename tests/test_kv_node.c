@@ -1304,6 +1304,71 @@ static void test_a_snapshot_that_checks_but_does_not_load_is_refused_and_the_old
 	a_spoiled_snapshot_leaves_the_follower_on_its_old_state(true);
 }
 
+/* --- a follower whose disk lost acknowledged entries -------------------------------------------- */
+
+/*
+ * A follower killed in the middle of writes, whose last segment then loses synced records (its
+ * disk damaged them: recovery cuts them off as torn), restarts without entries it acknowledged.
+ * The same leader must send them again at once. Before, the leader kept the match it had
+ * recorded, took the follower's rejections for stale answers, and the follower sat at its old
+ * commit (reads through it timing out) until the leader changed.
+ */
+static void test_a_follower_that_lost_acknowledged_entries_catches_up_under_the_same_leader(void)
+{
+	uint64_t seed = test_seed(141);
+	struct nodesim *s = cluster(3, seed, 0);
+	struct nodesim_req r = {0}, w[10];
+	struct kv_proto_node_status ls, now;
+	int l, f, st, cut;
+
+	TEST(test_a_follower_that_lost_acknowledged_entries_catches_up_under_the_same_leader);
+	memset(w, 0, sizeof(w));
+	REQUIRE(s != NULL, "%s", "no cluster");
+	l = nodesim_wait_leader(s, LEADER_MS);
+	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
+	f = follower_of(s, l);
+	for (int k = 0; k < 20; k++) {
+		char key[16];
+		snprintf(key, sizeof(key), "c/%d", k % 4);
+		st = op(s, (unsigned)l, KV_OP_PUT, key, "first", &r);
+		REQUIRE(st == KV_STATUS_OK, "put: %s", status_name(st));
+	}
+	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	/* writes in flight, and the follower killed among them */
+	for (int k = 0; k < 10; k++) {
+		struct kv_cmd c;
+		char key[16];
+		snprintf(key, sizeof(key), "c/%d", k % 4);
+		nodesim_cmd(s, &c, KV_OP_PUT, key, "second");
+		REQUIRE(nodesim_submit(s, (unsigned)l, &c, 5000, &w[k]) == 0, "submit %d", k);
+	}
+	REQUIRE(nodesim_run_for(s, 3), "%s", "run");
+	nodesim_crash(s, (unsigned)f, 0);
+	for (int k = 0; k < 10; k++)
+		REQUIRE(nodesim_wait(s, &w[k], 6000) && w[k].req.status == KV_STATUS_OK,
+		        "write %d: %s", k, status_name(w[k].done ? w[k].req.status : -1));
+	nodesim_status(s, (unsigned)l, &ls);
+	cut = nodesim_cut_tail(s, (unsigned)f, seed * 0x9e3779b97f4a7c15ULL);
+	REQUIRE(cut > 0, "%s", "nothing could be cut");
+	REQUIRE(nodesim_restart(s, (unsigned)f) == 0, "%s", "restart");
+	nodesim_status(s, (unsigned)f, &now);
+	REQUIRE(now.last_index < ls.commit, "the follower restarted with its log to %llu",
+	        (unsigned long long)now.last_index);
+	/* within a second, under the same leader (before: not until another one) */
+	REQUIRE(nodesim_wait_converged(s, 1000), "%s", "the follower did not catch up");
+	nodesim_status(s, (unsigned)l, &now);
+	REQUIRE(now.role == RAFT_LEADER && now.term == ls.term, "%s", "the leader changed");
+	st = op(s, (unsigned)f, KV_OP_GET, "c/1", NULL, &r);
+	REQUIRE(st == KV_STATUS_OK && value_is(&r.req.result, "second"), "read through it: %s",
+	        status_name(st));
+	REQUIRE_SAFE();
+out:
+	for (int k = 0; k < 10; k++)
+		nodesim_req_release(&w[k]);
+	nodesim_req_release(&r);
+	nodesim_free(s);
+}
+
 /* --- request edges ------------------------------------------------------------------------------ */
 
 static void test_cancel_gives_not_applied_while_waiting_for_a_leader_and_unknown_once_proposed(void)
@@ -2981,6 +3046,8 @@ static CU_TestInfo fault_tests[] = {
          test_a_snapshot_damaged_on_its_way_is_refused_and_the_old_state_kept},
         {"test_a_snapshot_that_checks_but_does_not_load_is_refused_and_the_old_state_kept",
          test_a_snapshot_that_checks_but_does_not_load_is_refused_and_the_old_state_kept},
+        {"test_a_follower_that_lost_acknowledged_entries_catches_up_under_the_same_leader",
+         test_a_follower_that_lost_acknowledged_entries_catches_up_under_the_same_leader},
         CU_TEST_INFO_NULL,
 };
 

@@ -93,6 +93,7 @@ struct clerk {
 
 struct run_stats {
 	uint64_t ok, unknown, failed, reads_dropped, attempts, crashes, snapshots, events_ms;
+	uint64_t tails_cut; /* crashes whose disk also lost a synced tail */
 	uint64_t local_snapshots; /* background snapshots the nodes started */
 	uint64_t history_ops;
 	uint64_t clock_jumps, hard_attempts;
@@ -498,12 +499,22 @@ static void fault_disk(struct run *t)
 	uint64_t pick = rnd(t, 100);
 	unsigned i = (unsigned)rnd(t, t->n);
 
-	if (pick < 35) {
+	if (pick < 30) {
 		unsigned long nth = 1 + (unsigned long)rnd(t, 10);
 		size_t torn = (size_t)rnd(t, 300);
 		if (nodesim_up(t->s, i) && down_count(t) < t->n / 2) {
 			nodesim_arm_sync_fault(t->s, i, nth, torn);
 			trace(t, "nemesis: fsync %lu of n%u fails (torn %zu)", nth, i + 1, torn);
+		}
+	} else if (pick < 45) {
+		/* a disk that loses synced records: the node's acknowledged tail is cut (only
+		 * entries a majority of the others hold: nodesim_cut_tail) */
+		if (nodesim_up(t->s, i) && down_count(t) < t->n / 2) {
+			int cut;
+			nodesim_crash(t->s, i, (size_t)rnd(t, 300));
+			cut = nodesim_cut_tail(t->s, i, rnd(t, UINT64_MAX));
+			trace(t, "nemesis: crash n%u, its disk loses %d synced entries", i + 1,
+			      cut);
 		}
 	} else if (pick < 75) {
 		uint64_t ms = 5 + rnd(t, rnd(t, 2) ? 60 : 600);
@@ -769,6 +780,7 @@ static void run_free(struct run *t)
 {
 	if (t->s) {
 		t->st.crashes = nodesim_crashes(t->s);
+		t->st.tails_cut = nodesim_tails_cut(t->s);
 		for (unsigned i = 0; i < t->n; i++)
 			t->st.snapshots += nodesim_snapshots_received(t->s, i);
 		for (unsigned i = 0; i < t->n; i++)
@@ -864,6 +876,7 @@ static unsigned run_mix(enum mix mix, uint64_t first, unsigned count)
 		tot.hard_attempts += t->st.hard_attempts;
 		run_free(t);
 		tot.crashes += t->st.crashes;
+		tot.tails_cut += t->st.tails_cut;
 		tot.snapshots += t->st.snapshots;
 		tot.local_snapshots += t->st.local_snapshots;
 		free(t);
@@ -872,15 +885,16 @@ static unsigned run_mix(enum mix mix, uint64_t first, unsigned count)
 	}
 	dt = now_s() - t0;
 	printf("\n  nodesim %-9s %4u seeds in %6.2fs (%6.1f seeds/s): %llu ops ok, %llu unknown, "
-	       "%llu failed, %llu reads dropped, %llu attempts, %llu history ops, %llu crashes, "
-	       "%llu snapshots installed, %llu taken in the background, %llu attempts without a "
-	       "deadline, %llu clock jumps",
+	       "%llu failed, %llu reads dropped, %llu attempts, %llu history ops, %llu crashes "
+	       "(%llu synced tails cut), %llu snapshots installed, %llu taken in the background, "
+	       "%llu attempts without a deadline, %llu clock jumps",
 	       mix_names[mix], count, dt, count / (dt > 0 ? dt : 1e-9), (unsigned long long)tot.ok,
 	       (unsigned long long)tot.unknown, (unsigned long long)tot.failed,
 	       (unsigned long long)tot.reads_dropped, (unsigned long long)tot.attempts,
 	       (unsigned long long)tot.history_ops, (unsigned long long)tot.crashes,
-	       (unsigned long long)tot.snapshots, (unsigned long long)tot.local_snapshots,
-	       (unsigned long long)tot.hard_attempts, (unsigned long long)tot.clock_jumps);
+	       (unsigned long long)tot.tails_cut, (unsigned long long)tot.snapshots,
+	       (unsigned long long)tot.local_snapshots, (unsigned long long)tot.hard_attempts,
+	       (unsigned long long)tot.clock_jumps);
 	fflush(stdout);
 	return failures;
 }

@@ -32,7 +32,8 @@ static unsigned seeds_per_mix(void)
 static unsigned run_mix(enum sim_mix mix, uint64_t first, unsigned count)
 {
 	unsigned failures = 0;
-	uint64_t events = 0, acked = 0, reads = 0, installs = 0, refused = 0, crashes = 0, disk = 0;
+	uint64_t events = 0, acked = 0, reads = 0, installs = 0, refused = 0, crashes = 0, disk = 0,
+	         cuts = 0;
 	double t0 = now_s();
 
 	for (unsigned k = 0; k < count; k++) {
@@ -57,14 +58,16 @@ static unsigned run_mix(enum sim_mix mix, uint64_t first, unsigned count)
 		refused += res.snapshots_refused;
 		crashes += res.crashes;
 		disk += res.disk_faults;
+		cuts += res.tails_cut;
 	}
 	double dt = now_s() - t0;
 	printf("\n  sim %-9s %4u seeds in %5.2fs (%6.1f seeds/s): %llu events, %llu writes acked, "
-	       "%llu reads, %llu snapshot installs (%llu refused), %llu crashes (%llu disk faults)",
+	       "%llu reads, %llu snapshot installs (%llu refused), %llu crashes (%llu disk faults, "
+	       "%llu synced tails cut)",
 	       sim_mix_name(mix), count, dt, count / (dt > 0 ? dt : 1e-9),
 	       (unsigned long long)events, (unsigned long long)acked, (unsigned long long)reads,
 	       (unsigned long long)installs, (unsigned long long)refused,
-	       (unsigned long long)crashes, (unsigned long long)disk);
+	       (unsigned long long)crashes, (unsigned long long)disk, (unsigned long long)cuts);
 	return failures;
 }
 
@@ -146,14 +149,14 @@ int main(int argc, char **argv)
 		bool ok = sim_run(&opt, &res);
 		printf("seed %llu (%s, %u nodes): %s%s\n  %llu events, committed %llu, %llu writes "
 		       "acked, %llu reads, %llu elections, %llu snapshot installs (%llu refused), %llu "
-		       "crashes (%llu disk faults)\n",
+		       "crashes (%llu disk faults, %llu synced tails cut)\n",
 		       (unsigned long long)opt.seed, sim_mix_name(res.mix), res.nodes,
 		       ok ? "ok" : "FAILED: ", ok ? "" : res.error, (unsigned long long)res.events,
 		       (unsigned long long)res.committed, (unsigned long long)res.proposals_acked,
 		       (unsigned long long)res.reads_ok, (unsigned long long)res.elections,
 		       (unsigned long long)res.snapshots_installed,
 		       (unsigned long long)res.snapshots_refused, (unsigned long long)res.crashes,
-		       (unsigned long long)res.disk_faults);
+		       (unsigned long long)res.disk_faults, (unsigned long long)res.tails_cut);
 		return ok ? 0 : 1;
 	}
 	if (cli.soak) {

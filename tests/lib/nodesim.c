@@ -12,6 +12,7 @@
 #include "raft/raft.h"
 #include "raft/vfs.h"
 #include "tests/lib/heap.h"
+#include "tests/lib/walcut.h"
 
 #define NODESIM_LOG_LINES 64
 #define NODESIM_LOG_LINE_BYTES 200
@@ -102,6 +103,7 @@ struct nodesim {
 	nodesim_mangle_fn mangle;
 	void *mangle_arg;
 	uint64_t crashes;
+	uint64_t tails_cut;
 	char logs[NODESIM_LOG_LINES][NODESIM_LOG_LINE_BYTES];
 	unsigned log_next;
 };
@@ -955,6 +957,69 @@ void nodesim_unstall(struct nodesim *s)
 {
 	for (unsigned i = 0; i < s->o.n; i++)
 		s->nodes[i].stall_until_ms = 0;
+}
+
+/* Whether up node j's core holds entry (index, term) durably (up to its stable index). */
+static bool durably_holds(struct nodesim *s, unsigned j, uint64_t index, uint64_t term)
+{
+	const struct raft *r = s->nodes[j].kv ? kv_node_raft(s->nodes[j].kv) : NULL;
+	struct raft_status st;
+
+	if (!r)
+		return false;
+	raft_status(r, &st);
+	return index <= st.stable && raft_term_at(r, index) == term;
+}
+
+int nodesim_cut_tail(struct nodesim *s, unsigned i, uint64_t pick)
+{
+	struct snode *nd = &s->nodes[i];
+	struct walcut_tail t;
+	unsigned quorum = s->o.n / 2 + 1;
+	size_t k;
+	int rc, cut = 0;
+
+	if (i >= s->o.n || nd->kv)
+		return 0;
+	rc = walcut_scan(nd->vfs, nd->dir, &t);
+	if (rc < 0) {
+		violation(s, "node %u: cannot read its last segment", i + 1);
+		walcut_tail_free(&t);
+		return -1;
+	}
+	for (k = t.n; rc == 0 && k > 0; k--) {
+		unsigned holders = 0;
+		for (unsigned j = 0; j < s->o.n; j++)
+			if (j != i && durably_holds(s, j, t.recs[k - 1].index, t.recs[k - 1].term))
+				holders++;
+		if (holders < quorum)
+			break;
+	}
+	if (rc == 0 && k < t.n) {
+		size_t c = k + (size_t)(pick % (t.n - k));
+		uint64_t at = t.recs[c].offset + (pick >> 20) % t.recs[c].len;
+		if (walcut_cut_at(nd->vfs, nd->dir, &t, at) != 0) {
+			violation(s, "node %u: cannot cut %s", i + 1, t.name);
+			cut = -1;
+		} else {
+			cut = (int)(t.n - c);
+			s->tails_cut++;
+			if (s->trace)
+				fprintf(stderr,
+				        "%6llums n%u loses entries %llu..%llu (%s cut at %llu)\n",
+				        (unsigned long long)s->now, i + 1,
+				        (unsigned long long)t.recs[c].index,
+				        (unsigned long long)t.recs[t.n - 1].index, t.name,
+				        (unsigned long long)at);
+		}
+	}
+	walcut_tail_free(&t);
+	return cut;
+}
+
+uint64_t nodesim_tails_cut(const struct nodesim *s)
+{
+	return s->tails_cut;
 }
 
 int nodesim_restart(struct nodesim *s, unsigned i)

@@ -171,6 +171,19 @@ void nodesim_disarm_faults(struct nodesim *s);
  * once. A crash ends the stall; nodesim_unstall ends every stall. */
 void nodesim_stall(struct nodesim *s, unsigned i, uint64_t ms);
 void nodesim_unstall(struct nodesim *s);
+/*
+ * A disk that lost synced bytes: down node i loses records at the end of its last segment (its
+ * log, entries it may have acknowledged), the first of them cut at a byte chosen by pick, so
+ * that recovery sees a torn record and cuts it off (or, at byte 0, a clean end). Only entries
+ * that a majority of the OTHER nodes hold durably (in their cores' logs up to their stable
+ * index; a down node counts as holding nothing) are cut: losing an entry that only a bare
+ * majority including node i held would lose it for the cluster, which nothing survives, so the
+ * fault stays within what the real system must survive (tests/lib/sim.c argues it). Returns the
+ * entries cut (0: none could be), or -1 (recorded as a violation).
+ */
+int nodesim_cut_tail(struct nodesim *s, unsigned i, uint64_t pick);
+/* Tails cut so far (nodesim_cut_tail calls that cut something). */
+uint64_t nodesim_tails_cut(const struct nodesim *s);
 /* Reopens a down node i from its vfs. 0, or -1 (recorded as a violation too, unless
  * may_stop_mask allows node i to refuse: then nodesim_stop_reason() says why). */
 int nodesim_restart(struct nodesim *s, unsigned i);

@@ -11,6 +11,7 @@
 #include "raft/storage.h"
 #include "raft/vfs.h"
 #include "tests/lib/heap.h"
+#include "tests/lib/walcut.h"
 
 #define SIM_MAX_NODES 5
 #define SIM_TICK_MS 10
@@ -27,6 +28,8 @@
 #define SIM_SLOW_DISK_PM 250 /* crash mixes: per mille of nodes with a slow disk */
 #define SIM_TORN_MAX_BYTES 300 /* a crash keeps up to this much of an unsynced appended tail */
 #define SIM_SPOIL_CHUNK_PM 30 /* lossy mixes: per mille of snapshot chunks spoiled on their way */
+#define SIM_CUT_TAIL_PM 500 /* crash and churn mixes: per mille of crashes cutting a synced tail */
+#define SIM_SETTLED_CUT_PM 500 /* ... and of runs whose settled cluster then loses a tail */
 
 /* --- deterministic randomness (splitmix64) ------------------------------------------------------ */
 
@@ -1202,7 +1205,78 @@ static int node_start(struct sim *s, unsigned i)
 	return 0;
 }
 
-static void node_crash(struct sim *s, unsigned i)
+/*
+ * Whether node y's durable state holds entry (index, term): in its log, or covered by its snapshot
+ * (then the entry must be the one the cluster committed there).
+ */
+static bool durably_holds(const struct sim *s, const struct node *y, uint64_t index, uint64_t term)
+{
+	if (index == y->snap.index)
+		return y->snap.term == term;
+	if (index < y->snap.index)
+		return index <= s->applied_max && s->applied[index].term == term;
+	return shadow_has(y, index, term);
+}
+
+/*
+ * A disk that loses synced bytes: the crashed node nd loses the last records of its last segment,
+ * entries it may have acknowledged (recovery cannot tell a record damaged after its sync from a
+ * torn one, and cuts it off: man raftfs(5), RECOVERY 5). The leader must notice the shorter log
+ * and send them again (raft.c follower_log_ends).
+ *
+ * Losing acknowledged entries can break Raft itself: an entry committed on a bare majority that
+ * included nd would then be on a minority, and a node lacking it could be elected. No system can
+ * survive that, so the fault is kept to what the real system must survive: only entries that a
+ * majority of the OTHER nodes hold durably are cut. Such an entry stays on a durable majority (a
+ * later cut elsewhere checks the same), and an entry on a durable majority is in every later
+ * leader's log (the voters' logs meet it: Figure 3, Leader Completeness), so it is never lost
+ * and never truncated, and counting nd's old acknowledgement of it commits nothing unsafe. Every
+ * safety check stays as strict as before; the cut is at a random byte of the first record cut,
+ * so recovery sees a torn record (or, at byte 0, a clean end).
+ */
+static void cut_acknowledged_tail(struct sim *s, struct node *nd)
+{
+	struct walcut_tail t;
+	unsigned quorum = s->n / 2 + 1;
+	size_t k;
+	int rc = walcut_scan(nd->vfs, nd->dir, &t);
+
+	if (rc < 0)
+		fail(s, "node %u: cannot read its last segment", nd->id);
+	for (k = t.n; rc == 0 && k > 0; k--) {
+		const struct walcut_rec *r = &t.recs[k - 1];
+		unsigned holders = 0;
+		if (r->index <= nd->snap.index)
+			break;
+		for (unsigned j = 0; j < s->n; j++)
+			if (&s->nodes[j] != nd && durably_holds(s, &s->nodes[j], r->index, r->term))
+				holders++;
+		if (holders < quorum)
+			break;
+	}
+	if (rc == 0 && k < t.n) {
+		size_t c = k + (size_t)rng_below(&s->disk_rng, t.n - k);
+		uint64_t at = t.recs[c].offset + rng_below(&s->disk_rng, t.recs[c].len);
+		trace(s, "node %u: its disk loses entries %llu..%llu (%s cut at byte %llu)", nd->id,
+		      (unsigned long long)t.recs[c].index,
+		      (unsigned long long)t.recs[t.n - 1].index, t.name, (unsigned long long)at);
+		if (walcut_cut_at(nd->vfs, nd->dir, &t, at) != 0) {
+			fail(s, "node %u: cannot cut %s", nd->id, t.name);
+		} else {
+			s->res->tails_cut++;
+			shadow_truncate(nd, t.recs[c].index);
+			raft_storage_restore_free(&nd->rs);
+			raft_storage_free(nd->st);
+			nd->st = NULL;
+			node_recover(s, nd, true, 0, false); /* exactly what is left */
+		}
+	}
+	walcut_tail_free(&t);
+}
+
+/* A power loss on node i; with cut_tail its disk also loses a synced tail it may have
+ * acknowledged (cut_acknowledged_tail). */
+static void node_crash_cut(struct sim *s, unsigned i, bool cut_tail)
 {
 	struct node *nd = &s->nodes[i];
 
@@ -1231,7 +1305,20 @@ static void node_crash(struct sim *s, unsigned i)
 	nd->power_cut_armed = false;
 	nd->chunk_spoiled = false;
 	raft_vfs_mem_crash(nd->vfs, torn);
-	node_recover(s, nd, !faulted, keep_to, may_install);
+	if (node_recover(s, nd, !faulted, keep_to, may_install) == 0 && cut_tail)
+		cut_acknowledged_tail(s, nd);
+}
+
+static bool mix_cuts_tails(const struct sim *s)
+{
+	return mix_has(s, SIM_MIX_CRASH) || s->opt.mix == SIM_MIX_CHURN;
+}
+
+static void node_crash(struct sim *s, unsigned i)
+{
+	bool cut = !s->healed && mix_cuts_tails(s) && rng_chance(&s->disk_rng, SIM_CUT_TAIL_PM);
+
+	node_crash_cut(s, i, cut);
 }
 
 /*
@@ -1253,6 +1340,10 @@ static void node_reload(struct sim *s, unsigned i)
 	raft_storage_free(nd->st);
 	nd->st = NULL;
 	nd->chunk_spoiled = false;
+	/* an I/O error still armed goes with the old storage, as at a crash */
+	raft_vfs_mem_clear_faults(nd->vfs);
+	nd->disk_fault_armed = false;
+	nd->power_cut_armed = false;
 	if (node_recover(s, nd, true, 0, false) == 0)
 		node_start(s, i);
 }
@@ -1607,6 +1698,27 @@ static bool final_failed(struct sim *s)
 	return true;
 }
 
+/*
+ * What tests/recover.test.sh does to a real cluster, once the cluster has healed and settled: a
+ * follower killed in the middle of writes, its disk losing a synced tail, restarted at once. The
+ * same leader stays, so only its lowering the follower's match brings the follower back: the
+ * liveness check that follows must see the next write applied on every node.
+ */
+static void settled_follower_loses_tail(struct sim *s, unsigned l)
+{
+	unsigned f = (l + 1 + (unsigned)rng_below(&s->disk_rng, s->n - 1)) % s->n;
+
+	trace(s, "node %u (a follower of %u) crashes during writes and loses a synced tail",
+	      s->nodes[f].id, s->nodes[l].id);
+	for (int k = 0; k < 3; k++)
+		client_propose(s, l);
+	process(s, &s->nodes[l]);
+	run_until(s, s->now + 3 + rng_below(&s->disk_rng, 8), NULL);
+	node_crash_cut(s, f, true);
+	if (!s->failed)
+		node_start(s, f);
+}
+
 static void heal_and_check_liveness(struct sim *s)
 {
 	uint64_t deadline;
@@ -1625,11 +1737,17 @@ static void heal_and_check_liveness(struct sim *s)
 		if (!s->nodes[i].up && node_start(s, i) != 0)
 			return;
 	deadline = s->now + SIM_LIVENESS_MS;
+	bool tail_cut = !mix_cuts_tails(s) || !rng_chance(&s->disk_rng, SIM_SETTLED_CUT_PM);
 	while (!s->failed && s->now < deadline) {
 		int l;
 		if (!run_until(s, deadline, stable_leader))
 			break;
 		l = leader_index(s);
+		if (!tail_cut) {
+			tail_cut = true;
+			settled_follower_loses_tail(s, (unsigned)l);
+			continue;
+		}
 		final_id = s->next_payload + 1;
 		client_propose(s, (unsigned)l);
 		if (s->n_props == 0 || s->props[s->n_props - 1].id != final_id) {

@@ -12,8 +12,10 @@
  * leadership transfers. Each node keeps its durable state in a real struct raft_storage over its
  * own in-memory file system (raft_vfs_mem): a crash keeps exactly what was synced, sometimes
  * with a torn last record, and a restart recovers through raft_storage_open. The crash mixes
- * also cut power in the middle of persists, arm I/O errors (EIO, ENOSPC) that stop a node, and
- * give some nodes a slow disk. Time is simulated milliseconds; events at the same instant run in the
+ * also cut power in the middle of persists, arm I/O errors (EIO, ENOSPC) that stop a node, give
+ * some nodes a slow disk, and cut synced records off the end of a crashed node's log (entries it
+ * acknowledged; only ones a majority of the other nodes hold: sim.c cut_acknowledged_tail). The
+ * lossy mixes spoil a few snapshot chunks on their way. Time is simulated milliseconds; events at the same instant run in the
  * order they were scheduled. After every event the safety properties are checked:
  *   - election safety: at most one leader per term;
  *   - state-machine safety: no two nodes apply different entries at one index, and each node
@@ -57,6 +59,7 @@ struct sim_result {
 	uint64_t elections; /* terms that had a leader */
 	uint64_t snapshots_installed;
 	uint64_t snapshots_refused; /* images spoiled on their way and refused by their CRC */
+	uint64_t tails_cut; /* crashes whose disk also lost a synced (acknowledged) tail */
 	uint64_t crashes; /* including nodes stopped by a disk fault */
 	uint64_t
 	        disk_faults; /* nodes stopped by an injected I/O error or a power cut mid-persist */

@@ -1699,7 +1699,7 @@ static bool final_failed(struct sim *s)
 }
 
 /*
- * What tests/recover.test.sh does to a real cluster, once the cluster has healed and settled: a
+ * What tests/lost-tail.test.sh does to a real cluster, once the cluster has healed and settled: a
  * follower killed in the middle of writes, its disk losing a synced tail, restarted at once. The
  * same leader stays, so only its lowering the follower's match brings the follower back: the
  * liveness check that follows must see the next write applied on every node.

@@ -17,6 +17,7 @@
  *   wal-<first index, 16 hex>   log segments of at most segment_max_bytes, one record per entry
  *   snapshot-<index>-<term>.meta / .data   the current snapshot: metadata record and image
  *   *.tmp                       work in progress, removed at open
+ *   snapshot-...*.damaged       a snapshot found damaged at open and set aside (never read)
  *
  * Use: raft_storage_new, raft_storage_open (recovery), then per loop turn raft_storage_persist
  * (or the pieces: set_hard_state, truncate, append, sync), and the snapshot calls.
@@ -68,7 +69,10 @@ int raft_storage_new(const struct raft_storage_options *opts, struct raft_storag
  * raft_storage_restore_free() (after raft_new took its own references).
  * A torn last record (a crash in mid-write) is cut off and logged. A corrupt or undecodable
  * record elsewhere, or a gap in the indexes, fails with RAFT_ECORRUPT and a message naming the
- * file and the byte offset; nothing is dropped silently. On failure the storage is stopped.
+ * file and the byte offset; nothing is dropped silently. A damaged snapshot newer than the one
+ * used is set aside (renamed *.damaged, logged) when the log still holds its index and term,
+ * else open fails with RAFT_ECORRUPT naming it (the file stays). On failure the storage is
+ * stopped.
  */
 int raft_storage_open(struct raft_storage *st, const char *dir, struct raft_restore *restore);
 

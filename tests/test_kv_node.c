@@ -1142,6 +1142,29 @@ out:
 
 /* --- an InstallSnapshot that cannot be installed ------------------------------------------------ */
 
+/* Waits for a leader, puts value on prefix/0..nkeys-1 through it, n puts in all, and waits until
+ * every node applied them. Returns the leader's index (and in *follower one of its followers),
+ * or -1 (the reason printed). */
+static int settle_with_puts(struct nodesim *s, int n, int nkeys, const char *prefix,
+                            const char *value, int *follower)
+{
+	struct nodesim_req r = {0};
+	int l = nodesim_wait_leader(s, LEADER_MS), st = KV_STATUS_OK;
+
+	for (int k = 0; l >= 0 && k < n && st == KV_STATUS_OK; k++) {
+		char key[32];
+		snprintf(key, sizeof(key), "%s/%d", prefix, k % nkeys);
+		st = op(s, (unsigned)l, KV_OP_PUT, key, value, &r);
+	}
+	nodesim_req_release(&r);
+	if (l < 0 || st != KV_STATUS_OK || !nodesim_wait_converged(s, CONVERGE_MS)) {
+		printf("\n  no leader, a put failed (%s) or no convergence\n", status_name(st));
+		return -1;
+	}
+	*follower = follower_of(s, l);
+	return l;
+}
+
 /* Spoils the first byte (the snapshot stream's magic) of every image sent to one follower while
  * on. With fix_crc the chunks also carry the CRC of the spoiled image, which then checks and
  * does not load (a leader whose image is bad from the start). */
@@ -1213,16 +1236,8 @@ static void a_spoiled_snapshot_leaves_the_follower_on_its_old_state(bool fix_crc
 	int l, p, st;
 
 	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	p = follower_of(s, l);
-	for (int k = 0; k < 40; k++) {
-		char key[16];
-		snprintf(key, sizeof(key), "k/%d", k % 10);
-		st = op(s, (unsigned)l, KV_OP_PUT, key, "before", &r);
-		REQUIRE(st == KV_STATUS_OK, "put: %s", status_name(st));
-	}
-	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	l = settle_with_puts(s, 40, 10, "k", "before", &p);
+	REQUIRE(l >= 0, "%s", "no settled cluster");
 	nodesim_isolate(s, (unsigned)p);
 	nodesim_status(s, (unsigned)p, &before);
 	for (int round = 0; round < 40; round++) {
@@ -1324,16 +1339,8 @@ static void test_a_follower_that_lost_acknowledged_entries_catches_up_under_the_
 	TEST(test_a_follower_that_lost_acknowledged_entries_catches_up_under_the_same_leader);
 	memset(w, 0, sizeof(w));
 	REQUIRE(s != NULL, "%s", "no cluster");
-	l = nodesim_wait_leader(s, LEADER_MS);
-	REQUIRE(l >= 0, "no leader after %d ms", LEADER_MS);
-	f = follower_of(s, l);
-	for (int k = 0; k < 20; k++) {
-		char key[16];
-		snprintf(key, sizeof(key), "c/%d", k % 4);
-		st = op(s, (unsigned)l, KV_OP_PUT, key, "first", &r);
-		REQUIRE(st == KV_STATUS_OK, "put: %s", status_name(st));
-	}
-	REQUIRE(nodesim_wait_converged(s, CONVERGE_MS), "%s", "no convergence");
+	l = settle_with_puts(s, 20, 4, "c", "first", &f);
+	REQUIRE(l >= 0, "%s", "no settled cluster");
 	/* writes in flight, and the follower killed among them */
 	for (int k = 0; k < 10; k++) {
 		struct kv_cmd c;

@@ -80,6 +80,7 @@ struct fs_handle {
 	struct fs_handle *prev, *next; /* f->handles */
 	uint64_t ino;
 	pid_t opener; /* trunc_pending: the opening process (thread group), 0 if unknown */
+	int open_flags; /* as the open gave them (fs/holders.h tells descriptions apart by them) */
 	bool append; /* O_APPEND: every write is an Append */
 	bool trunc_pending; /* O_TRUNC open of an existing file, not written yet */
 	bool write_failed; /* a write or flush of it failed, and its caller was told: no later
@@ -965,6 +966,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 static void handle_attach(struct fs_handle *h, fuse_req_t req, struct fuse_file_info *fi,
                           bool may_truncate)
 {
+	h->open_flags = fi->flags;
 	h->append = (fi->flags & O_APPEND) != 0;
 	h->trunc_pending =
 	        may_truncate && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
@@ -1263,7 +1265,8 @@ static bool trunc_held(struct fs_fuse *f, const struct fs_handle *h, pid_t flush
 {
 	if (flusher != h->opener)
 		return true;
-	return fs_holders_writable(h->opener, h->ino, &f->mount, 1) != 0; /* -1: cannot tell */
+	/* -1: cannot tell */
+	return fs_holders_writable(h->opener, h->ino, &f->mount, h->open_flags, 1) != 0;
 }
 
 /*

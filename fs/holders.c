@@ -138,15 +138,18 @@ static bool foreign_mount_is(pid_t tgid, uint64_t mnt_id, const struct fs_mount_
 	return found;
 }
 
-/* Whether descriptor fd (a decimal string) of tgid is writable and on inode ino of m. */
-static bool fd_matches(pid_t tgid, const char *fd, uint64_t ino, const struct fs_mount_id *m)
+/* Whether descriptor fd (a decimal string) of tgid is writable, on inode ino of m, with the
+ * open flags flags (masked). */
+static bool fd_matches(pid_t tgid, const char *fd, uint64_t ino, const struct fs_mount_id *m,
+                       int want)
 {
 	char path[96], text[FDINFO_BYTES];
 	unsigned long long flags, mnt_id, fino;
 
 	snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", (long)tgid, fd);
 	if (read_small(path, text, sizeof(text)) < 0 || !field(text, "flags", 8, &flags) ||
-	    !field(text, "ino", 10, &fino) || fino != ino || (flags & O_ACCMODE) == O_RDONLY)
+	    !field(text, "ino", 10, &fino) || fino != ino || (flags & O_ACCMODE) == O_RDONLY ||
+	    (int)(flags & FS_HOLDERS_FLAGS_MASK) != (want & FS_HOLDERS_FLAGS_MASK))
 		return false;
 	if (!field(text, "mnt_id", 10, &mnt_id))
 		return false;
@@ -157,7 +160,7 @@ static bool fd_matches(pid_t tgid, const char *fd, uint64_t ino, const struct fs
 	return m->known && foreign_mount_is(tgid, mnt_id, m);
 }
 
-int fs_holders_writable(pid_t tgid, uint64_t ino, const struct fs_mount_id *m, int limit)
+int fs_holders_writable(pid_t tgid, uint64_t ino, const struct fs_mount_id *m, int flags, int limit)
 {
 	char dir[64];
 	struct dirent *de;
@@ -167,7 +170,7 @@ int fs_holders_writable(pid_t tgid, uint64_t ino, const struct fs_mount_id *m, i
 	if (tgid <= 0)
 		return -1;
 	/* a shell redirection puts it on stdout: one read before the whole table */
-	if (fd_matches(tgid, "1", ino, m) && ++n >= limit)
+	if (fd_matches(tgid, "1", ino, m, flags) && ++n >= limit)
 		return n;
 	snprintf(dir, sizeof(dir), "/proc/%ld/fdinfo", (long)tgid);
 	d = opendir(dir);
@@ -176,7 +179,7 @@ int fs_holders_writable(pid_t tgid, uint64_t ino, const struct fs_mount_id *m, i
 	while (n < limit && (de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || strcmp(de->d_name, "1") == 0)
 			continue;
-		if (fd_matches(tgid, de->d_name, ino, m))
+		if (fd_matches(tgid, de->d_name, ino, m, flags))
 			n++;
 	}
 	closedir(d);

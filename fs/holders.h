@@ -2,6 +2,7 @@
 #ifndef FS_HOLDERS_H
 #define FS_HOLDERS_H
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -32,11 +33,18 @@ int fs_mount_id_find(const char *abs, struct fs_mount_id *out);
 /* The thread group (process) of thread tid, from /proc/TID/status; 0 when it cannot tell. */
 pid_t fs_holders_tgid(pid_t tid);
 
+/* The open flags that tell two open file descriptions of one file apart in fdinfo: the access
+ * mode, which never changes, and O_APPEND (fcntl F_SETFL can change it: a description whose
+ * O_APPEND was changed after its open is then taken for another one). */
+#define FS_HOLDERS_FLAGS_MASK (O_ACCMODE | O_APPEND)
+
 /*
- * How many of process tgid's descriptors are open for writing on inode ino of the mount m,
- * counting at most up to limit (a scan stops there). -1 when /proc cannot tell (the process is
- * gone or cannot be read): the caller chooses its safe answer.
+ * How many of process tgid's descriptors are open for writing on inode ino of the mount m with
+ * open flags (masked by FS_HOLDERS_FLAGS_MASK) equal to flags, counting at most up to limit (a
+ * scan stops there). -1 when /proc cannot tell (the process cannot be read): the caller chooses
+ * its safe answer. A process that is gone holds nothing (0).
  */
-int fs_holders_writable(pid_t tgid, uint64_t ino, const struct fs_mount_id *m, int limit);
+int fs_holders_writable(pid_t tgid, uint64_t ino, const struct fs_mount_id *m, int flags,
+                        int limit);
 
 #endif

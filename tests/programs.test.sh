@@ -47,6 +47,7 @@ for shape in fork-close fork-exec thread-dup opener-thread-exits dup2 child-hold
 	probe trunc "$shape" "$mf/t-$shape" "$mg/t-$shape" "$mh/t-$shape"
 done
 probe trunc-no-write "$mf/t-nowrite" "$mg/t-nowrite"
+probe trunc-no-write-beside "$mf/t-beside" "$mg/t-beside"
 probe trunc-opener-first "$mf/t-first" "$mg/t-first"
 probe trunc-threads "$mf/t-threads" "$mg/t-threads"
 probe trunc-close-race "$mf/t-race" "$mg/t-race"

@@ -24,6 +24,10 @@
  *                          the opener's own descriptor look like someone else's).
  *   trunc-no-write A B     an O_TRUNC open through A that a child closes too, then the opener
  *                          closes without writing: B reads "old" until that close, "" right after.
+ *   trunc-no-write-beside A B
+ *                          trunc-no-write while the opener keeps an O_RDWR and an O_APPEND
+ *                          descriptor of the same file open (a long-lived one): the O_TRUNC
+ *                          open's close still commits before it returns.
  *   trunc-opener-first A B an O_TRUNC open through A, a child keeps a copy, the opener closes
  *                          first: the truncation is committed by then (B reads ""); the child's
  *                          write at offset 0 gives "new\n".
@@ -349,6 +353,24 @@ static int cmd_trunc_no_write(int argc, char **argv)
 		die("close: %s", strerror(errno));
 	expect(b, "", "the last close returned before the truncation was committed");
 	return 0;
+}
+
+static int cmd_trunc_no_write_beside(int argc, char **argv)
+{
+	int rw, ap, rv;
+
+	if (argc != 2)
+		return 2;
+	put(argv[0], "old");
+	rw = open(argv[0], O_RDWR);
+	ap = open(argv[0], O_WRONLY | O_APPEND);
+	if (rw < 0 || ap < 0)
+		die("open %s: %s", argv[0], strerror(errno));
+	rv = cmd_trunc_no_write(argc, argv);
+	prog_step = "trunc-no-write-beside";
+	close(rw);
+	close(ap);
+	return rv;
 }
 
 static int cmd_trunc_opener_first(int argc, char **argv)
@@ -834,6 +856,7 @@ static const struct {
 } cmds[] = {
         {"trunc", cmd_trunc},
         {"trunc-no-write", cmd_trunc_no_write},
+        {"trunc-no-write-beside", cmd_trunc_no_write_beside},
         {"trunc-opener-first", cmd_trunc_opener_first},
         {"trunc-threads", cmd_trunc_threads},
         {"trunc-close-race", cmd_trunc_close_race},

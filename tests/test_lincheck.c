@@ -101,6 +101,22 @@ struct hop {
 	enum lin_status status;
 };
 
+/*
+ * One op of a history with WriteAt and Truncate: off is WriteAt's offset and Truncate's size;
+ * val is len bytes when len is not 0 (so that it may hold NULs), else strlen(val).
+ */
+struct rop {
+	int client;
+	enum lin_kind kind;
+	const char *key;
+	uint64_t off;
+	const char *val;
+	size_t len;
+	int64_t call;
+	int64_t ret;
+	enum lin_status status;
+};
+
 static struct lin_history *build(const struct hop *ops, size_t n)
 {
 	struct lin_history *h = lin_history_new();
@@ -484,6 +500,349 @@ static void test_reads_disagreeing_on_append_order_are_rejected(void)
 }
 
 /* A violation names the key, the op that could not be placed and the prefix before it. */
+/* ---- WriteAt and Truncate ---- */
+
+#define WAT LIN_WRITE_AT
+#define TRUNC LIN_TRUNCATE
+
+static enum lin_verdict rverdict_of(const struct rop *ops, size_t n, struct lin_result *res)
+{
+	struct lin_history *h = lin_history_new();
+	struct lin_options opt = {.timeout_ms = 5000};
+	struct lin_result r;
+	enum lin_verdict v;
+	size_t i;
+
+	CU_ASSERT_FATAL(h != NULL);
+	for (i = 0; i < n; i++) {
+		struct lin_op op = {
+		        .client = ops[i].client,
+		        .kind = ops[i].kind,
+		        .status = ops[i].status,
+		        .key = ops[i].key,
+		        .offset = ops[i].off,
+		        .value = ops[i].val,
+		        .output = ops[i].val,
+		        .call_time = ops[i].call,
+		        .return_time = ops[i].ret,
+		};
+		op.value_len = op.output_len = ops[i].len ? ops[i].len
+		        : ops[i].val                      ? strlen(ops[i].val)
+		                                          : 0;
+		CU_ASSERT_FATAL(lin_history_add(h, &op) == LIN_OK);
+	}
+	CU_ASSERT(lin_check(h, &opt, &r) == LIN_OK);
+	CU_ASSERT(r.explanation != NULL);
+	v = r.verdict;
+	if (res)
+		*res = r;
+	else
+		lin_result_free(&r);
+	lin_history_free(h);
+	return v;
+}
+
+#define RVERDICT(ops) rverdict_of(ops, N_OF(ops), NULL)
+
+static void test_write_at_overwrites_in_place_and_keeps_the_rest(void)
+{
+	static const struct rop ok[] = {
+	        {1, LIN_PUT, "k", 0, "abcdef", 0, 0, 10, OK},
+	        {1, WAT, "k", 2, "XY", 0, 20, 30, OK},
+	        {2, LIN_GET, "k", 0, "abXYef", 0, 40, 50, OK},
+	};
+	static const struct rop cut[] = {
+	        {1, LIN_PUT, "k", 0, "abcdef", 0, 0, 10, OK},
+	        {1, WAT, "k", 2, "XY", 0, 20, 30, OK},
+	        {2, LIN_GET, "k", 0, "abXY", 0, 40, 50, OK},
+	};
+	static const struct rop lost[] = {
+	        {1, LIN_PUT, "k", 0, "abcdef", 0, 0, 10, OK},
+	        {1, WAT, "k", 2, "XY", 0, 20, 30, OK},
+	        {2, LIN_GET, "k", 0, "abcdef", 0, 40, 50, OK},
+	};
+
+	CU_ASSERT(RVERDICT(ok) == LIN_LINEARIZABLE);
+	CU_ASSERT(RVERDICT(cut) == LIN_NOT_LINEARIZABLE);
+	CU_ASSERT(RVERDICT(lost) == LIN_NOT_LINEARIZABLE);
+}
+
+static void test_write_at_past_the_end_fills_the_gap_with_zeros(void)
+{
+	static const struct rop ok[] = {
+	        {1, LIN_PUT, "k", 0, "ab", 0, 0, 10, OK},
+	        {1, WAT, "k", 4, "z", 0, 20, 30, OK},
+	        {2, LIN_GET, "k", 0, "ab\0\0z", 5, 40, 50, OK},
+	};
+	static const struct rop spaces[] = {
+	        {1, LIN_PUT, "k", 0, "ab", 0, 0, 10, OK},
+	        {1, WAT, "k", 4, "z", 0, 20, 30, OK},
+	        {2, LIN_GET, "k", 0, "ab  z", 0, 40, 50, OK},
+	};
+
+	CU_ASSERT(RVERDICT(ok) == LIN_LINEARIZABLE);
+	CU_ASSERT(RVERDICT(spaces) == LIN_NOT_LINEARIZABLE);
+}
+
+static void test_write_at_on_a_missing_key_creates_it(void)
+{
+	static const struct rop at0[] = {
+	        {1, WAT, "k", 0, "ab", 0, 0, 10, OK},
+	        {2, LIN_GET, "k", 0, "ab", 0, 20, 30, OK},
+	};
+	static const struct rop at2[] = {
+	        {1, LIN_DELETE, "k", 0, NULL, 0, 0, 5, OK},
+	        {1, WAT, "k", 2, "ab", 0, 10, 20, OK},
+	        {2, LIN_GET, "k", 0, "\0\0ab", 4, 30, 40, OK},
+	};
+
+	CU_ASSERT(RVERDICT(at0) == LIN_LINEARIZABLE);
+	CU_ASSERT(RVERDICT(at2) == LIN_LINEARIZABLE);
+}
+
+/* At the end a WriteAt is an append (the model shares the bytes), and appends follow it. */
+static void test_write_at_at_the_end_extends_the_value(void)
+{
+	static const struct rop ok[] = {
+	        {1, LIN_PUT, "k", 0, "ab", 0, 0, 10, OK},     {1, WAT, "k", 2, "cd", 0, 20, 30, OK},
+	        {1, LIN_APPEND, "k", 0, "e", 0, 40, 50, OK},  {2, WAT, "k", 2, "C", 0, 60, 70, OK},
+	        {2, LIN_GET, "k", 0, "abCde", 0, 80, 90, OK},
+	};
+	static const struct rop bad[] = {
+	        {1, LIN_PUT, "k", 0, "ab", 0, 0, 10, OK},
+	        {1, WAT, "k", 2, "cd", 0, 20, 30, OK},
+	        {1, LIN_APPEND, "k", 0, "e", 0, 40, 50, OK},
+	        {2, LIN_GET, "k", 0, "abe", 0, 80, 90, OK},
+	};
+
+	CU_ASSERT(RVERDICT(ok) == LIN_LINEARIZABLE);
+	CU_ASSERT(RVERDICT(bad) == LIN_NOT_LINEARIZABLE);
+}
+
+static void test_truncate_cuts_and_zero_fills(void)
+{
+	static const struct rop ok[] = {
+	        {1, LIN_PUT, "k", 0, "abcdef", 0, 0, 10, OK},
+	        {1, TRUNC, "k", 3, NULL, 0, 20, 30, OK},
+	        {2, LIN_GET, "k", 0, "abc", 0, 40, 50, OK},
+	        {1, TRUNC, "k", 5, NULL, 0, 60, 70, OK},
+	        {2, LIN_GET, "k", 0, "abc\0\0", 5, 80, 90, OK},
+	        {1, TRUNC, "k", 0, NULL, 0, 100, 110, OK},
+	        {2, LIN_GET, "k", 0, "", 0, 120, 130, OK},
+	};
+	/* growing again does not bring the cut bytes back */
+	static const struct rop regrown[] = {
+	        {1, LIN_PUT, "k", 0, "abcdef", 0, 0, 10, OK},
+	        {1, TRUNC, "k", 3, NULL, 0, 20, 30, OK},
+	        {1, TRUNC, "k", 5, NULL, 0, 60, 70, OK},
+	        {2, LIN_GET, "k", 0, "abcde", 0, 80, 90, OK},
+	};
+	static const struct rop not_applied[] = {
+	        {1, LIN_PUT, "k", 0, "abcdef", 0, 0, 10, OK},
+	        {1, TRUNC, "k", 1, NULL, 0, 20, 30, OK},
+	        {2, LIN_GET, "k", 0, "abcdef", 0, 40, 50, OK},
+	};
+
+	CU_ASSERT(RVERDICT(ok) == LIN_LINEARIZABLE);
+	CU_ASSERT(RVERDICT(regrown) == LIN_NOT_LINEARIZABLE);
+	CU_ASSERT(RVERDICT(not_applied) == LIN_NOT_LINEARIZABLE);
+}
+
+/* A Truncate of a missing key fails (ENOENT): recorded as failed, it must not be seen. */
+static void test_failed_truncate_of_a_missing_key_is_not_seen(void)
+{
+	static const struct rop ok[] = {
+	        {1, TRUNC, "k", 3, NULL, 0, 0, 10, FAIL},
+	        {2, LIN_GET, "k", 0, "", 0, 20, 30, OK},
+	};
+	static const struct rop seen[] = {
+	        {1, TRUNC, "k", 3, NULL, 0, 0, 10, FAIL},
+	        {2, LIN_GET, "k", 0, "\0\0\0", 3, 20, 30, OK},
+	};
+
+	CU_ASSERT(RVERDICT(ok) == LIN_LINEARIZABLE);
+	CU_ASSERT(RVERDICT(seen) == LIN_NOT_LINEARIZABLE);
+}
+
+/* Concurrent WriteAt(0, "xy") and Truncate(1) on "abc": "x" or "xy" after both, never more. */
+static void test_concurrent_write_at_and_truncate_are_ordered(void)
+{
+	struct rop ops[] = {
+	        {1, LIN_PUT, "k", 0, "abc", 0, 0, 10, OK},
+	        {1, WAT, "k", 0, "xy", 0, 20, 40, OK},
+	        {2, TRUNC, "k", 1, NULL, 0, 25, 35, OK},
+	        {3, LIN_GET, "k", 0, "x", 0, 50, 60, OK},
+	};
+	static const char *const ok[] = {"x", "xy"}, *const bad[] = {"xyc", "a", "abc", "xbc"};
+	size_t i;
+
+	for (i = 0; i < N_OF(ok); i++) {
+		ops[3].val = ok[i];
+		CU_ASSERT(RVERDICT(ops) == LIN_LINEARIZABLE);
+	}
+	for (i = 0; i < N_OF(bad); i++) {
+		ops[3].val = bad[i];
+		CU_ASSERT(RVERDICT(ops) == LIN_NOT_LINEARIZABLE);
+	}
+}
+
+static void test_unknown_write_at_may_or_may_not_take_effect(void)
+{
+	struct rop ops[] = {
+	        {1, LIN_PUT, "k", 0, "abc", 0, 0, 10, OK},
+	        {2, WAT, "k", 1, "Z", 0, 20, INF, UNK},
+	        {3, LIN_GET, "k", 0, "abc", 0, 30, 40, OK},
+	        {3, LIN_GET, "k", 0, "aZc", 0, 50, 60, OK},
+	        {3, LIN_GET, "k", 0, "aZc", 0, 70, 80, OK},
+	};
+
+	CU_ASSERT(RVERDICT(ops) == LIN_LINEARIZABLE);
+	ops[4].val = "abc"; /* applied once, it stays */
+	CU_ASSERT(RVERDICT(ops) == LIN_NOT_LINEARIZABLE);
+}
+
+static void test_unknown_truncate_may_take_effect_long_after_its_call(void)
+{
+	struct rop ops[] = {
+	        {1, LIN_PUT, "k", 0, "abcd", 0, 0, 10, OK},
+	        {2, TRUNC, "k", 2, NULL, 0, 20, INF, UNK},
+	        {3, LIN_GET, "k", 0, "abcd", 0, 30, 40, OK},
+	        {3, LIN_GET, "k", 0, "ab", 0, 500, 510, OK},
+	        {3, LIN_GET, "k", 0, "ab", 0, 600, 610, OK},
+	};
+
+	CU_ASSERT(RVERDICT(ops) == LIN_LINEARIZABLE);
+	ops[4].val = "abcd";
+	CU_ASSERT(RVERDICT(ops) == LIN_NOT_LINEARIZABLE);
+	ops[4].val = "ab";
+	ops[2].call = 5; /* before the truncation was called, and after the Put */
+	ops[2].ret = 15;
+	ops[2].val = "ab";
+	CU_ASSERT(RVERDICT(ops) == LIN_NOT_LINEARIZABLE);
+}
+
+/*
+ * The reduction "a write whose input no Get read is dropped (unknown) or unreadable (definite)"
+ * does not hold when a Truncate or WriteAt can come after it: "cd" appended to "ab", then cut to
+ * 3 bytes, is read as "abc", and no Get holds "cd".
+ */
+static void test_write_cut_by_a_later_truncate_is_not_dropped(void)
+{
+	struct rop ops[] = {
+	        {1, LIN_PUT, "k", 0, "ab", 0, 0, 10, OK},
+	        {2, LIN_APPEND, "k", 0, "cd", 0, 20, INF, UNK},
+	        {3, TRUNC, "k", 3, NULL, 0, 30, 40, OK},
+	        {3, LIN_GET, "k", 0, "abc", 0, 50, 60, OK},
+	};
+	struct lin_result res;
+
+	CU_ASSERT(rverdict_of(ops, N_OF(ops), &res) == LIN_LINEARIZABLE);
+	CU_ASSERT(res.ops_dropped == 0);
+	lin_result_free(&res);
+	ops[1].status = OK; /* definite: its value is not "unreadable" either */
+	ops[1].ret = 25;
+	CU_ASSERT(RVERDICT(ops) == LIN_LINEARIZABLE);
+	ops[1].kind = LIN_PUT; /* a Put's input cut */
+	ops[1].val = "abcd";
+	CU_ASSERT(RVERDICT(ops) == LIN_LINEARIZABLE);
+	ops[1].kind = WAT; /* a WriteAt's, at the end */
+	ops[1].val = "cd";
+	ops[1].off = 2;
+	CU_ASSERT(RVERDICT(ops) == LIN_LINEARIZABLE);
+	ops[3].val = "abd"; /* no order makes this */
+	CU_ASSERT(RVERDICT(ops) == LIN_NOT_LINEARIZABLE);
+}
+
+/* Likewise a WriteAt over part of an unknown Put: the Get sees only the rest of its input. */
+static void test_write_partly_overwritten_by_a_later_write_at_is_not_dropped(void)
+{
+	struct rop ops[] = {
+	        {1, LIN_PUT, "k", 0, "wxyz", 0, 0, INF, UNK},
+	        {2, WAT, "k", 0, "ab", 0, 10, 20, OK},
+	        {3, LIN_GET, "k", 0, "abyz", 0, 30, 40, OK},
+	};
+
+	CU_ASSERT(RVERDICT(ops) == LIN_LINEARIZABLE);
+	ops[0].status = OK;
+	ops[0].ret = 5;
+	CU_ASSERT(RVERDICT(ops) == LIN_LINEARIZABLE);
+	ops[0].kind = WAT; /* an unknown WriteAt partly under an unknown WriteAt */
+	ops[0].status = UNK;
+	ops[0].ret = INF;
+	ops[1].status = UNK;
+	ops[1].ret = INF;
+	CU_ASSERT(RVERDICT(ops) == LIN_LINEARIZABLE);
+	ops[2].val = "abxyz"; /* no order of the two makes this */
+	CU_ASSERT(RVERDICT(ops) == LIN_NOT_LINEARIZABLE);
+}
+
+/* With no WriteAt or Truncate after it, an unseen unknown WriteAt is still dropped. */
+static void test_unseen_unknown_write_at_with_nothing_after_it_is_dropped(void)
+{
+	static const struct rop ops[] = {
+	        {1, LIN_PUT, "k", 0, "a", 0, 0, 10, OK},
+	        {2, TRUNC, "k", 1, NULL, 0, 15, 18, OK},
+	        {2, WAT, "k", 1, "q", 0, 20, INF, UNK},
+	        {3, LIN_GET, "k", 0, "a", 0, 30, 40, OK},
+	        {3, LIN_APPEND, "k", 0, "b", 0, 50, 60, OK},
+	        {3, LIN_GET, "k", 0, "ab", 0, 70, 80, OK},
+	};
+	struct lin_result res;
+
+	CU_ASSERT(rverdict_of(ops, N_OF(ops), &res) == LIN_LINEARIZABLE);
+	CU_ASSERT(res.ops_dropped == 1);
+	lin_result_free(&res);
+}
+
+/* A definite WriteAt that nothing can cut, and no Get read, must still be applied. */
+static void test_unseen_definite_write_at_still_hides_older_values(void)
+{
+	static const struct rop ops[] = {
+	        {1, LIN_PUT, "k", 0, "abc", 0, 0, 10, OK},
+	        {2, WAT, "k", 1, "Q", 0, 20, 30, OK},
+	        {3, LIN_GET, "k", 0, "abc", 0, 40, 50, OK},
+	};
+
+	CU_ASSERT(RVERDICT(ops) == LIN_NOT_LINEARIZABLE);
+}
+
+/* An unknown write before a Truncate: a later Get sees its effect zero-filled or cut away. */
+static void test_unknown_write_then_truncate(void)
+{
+	struct rop ops[] = {
+	        {1, LIN_PUT, "k", 0, "abc", 0, 0, 10, OK},
+	        {2, WAT, "k", 5, "z", 0, 20, INF, UNK},
+	        {3, TRUNC, "k", 4, NULL, 0, 30, 40, OK},
+	        {3, LIN_GET, "k", 0, "abc\0", 4, 50, 60, OK},
+	};
+
+	CU_ASSERT(RVERDICT(ops) == LIN_LINEARIZABLE);
+	ops[3].val = "abc\0\0z"; /* only if the WriteAt came after the Truncate */
+	ops[3].len = 6;
+	CU_ASSERT(RVERDICT(ops) == LIN_LINEARIZABLE);
+	ops[3].val = "abc\0z";
+	ops[3].len = 5;
+	CU_ASSERT(RVERDICT(ops) == LIN_NOT_LINEARIZABLE);
+}
+
+static void test_write_at_and_truncate_reports_name_offset_and_size(void)
+{
+	static const struct rop ops[] = {
+	        {1, WAT, "k", 3, "ab", 0, 0, 10, OK},
+	        {2, TRUNC, "k", 4, NULL, 0, 20, 30, OK},
+	        {3, LIN_GET, "k", 0, "zz", 0, 40, 50, OK},
+	};
+	struct lin_result res;
+
+	CU_ASSERT(rverdict_of(ops, N_OF(ops), &res) == LIN_NOT_LINEARIZABLE);
+	CU_ASSERT(strstr(res.explanation, "client 1 writeat \"k\" at 3 \"ab\" [0, 10] ok") != NULL);
+	CU_ASSERT(strstr(res.explanation, "client 2 truncate \"k\" to 4 bytes [20, 30] ok") !=
+	          NULL);
+	CU_ASSERT(strstr(res.explanation, "value after it: \"\\x00\\x00\\x00a\"") != NULL);
+	printf("\n%s", res.explanation);
+	lin_result_free(&res);
+}
+
 static void test_violation_report_names_key_prefix_and_blocked_op(void)
 {
 	static const struct hop ops[] = {
@@ -534,11 +893,22 @@ static void test_invalid_ops_are_refused(void)
 	op.value = NULL;
 	CU_ASSERT(lin_history_add(h, &op) == LIN_EINVAL);
 	op.value = "v";
+	op.kind = LIN_WRITE_AT;
+	op.offset = LIN_MAX_VALUE_BYTES; /* and one byte past it */
+	CU_ASSERT(lin_history_add(h, &op) == LIN_EINVAL);
+	op.kind = LIN_TRUNCATE;
+	op.offset = LIN_MAX_VALUE_BYTES + 1;
+	CU_ASSERT(lin_history_add(h, &op) == LIN_EINVAL);
+	op.kind = (enum lin_kind)LIN_KIND_COUNT;
+	CU_ASSERT(lin_history_add(h, &op) == LIN_EINVAL);
+	op.kind = LIN_PUT;
+	op.offset = UINT64_MAX; /* ignored for a Put */
 	CU_ASSERT(lin_history_add(h, &op) == LIN_OK);
 	op.status = UNK;
 	op.return_time = 0; /* ignored for unknown */
 	CU_ASSERT(lin_history_add(h, &op) == LIN_OK);
 	CU_ASSERT(lin_history_count(h) == 2);
+	CU_ASSERT(lin_history_op(h, 0)->offset == 0);
 	CU_ASSERT(lin_history_op(h, 1)->return_time == INF);
 	CU_ASSERT(lin_history_op(h, 2) == NULL);
 	CU_ASSERT(strcmp(lin_strerror(LIN_EPARSE), "malformed history") == 0);
@@ -686,6 +1056,20 @@ static void test_history_file_round_trips(void)
 		         .output = "",
 		         .call_time = INT64_MIN,
 		         .return_time = INT64_MAX - 1},
+		        {.client = 7,
+		         .kind = LIN_WRITE_AT,
+		         .key = "k",
+		         .value = all,
+		         .value_len = 3,
+		         .offset = 5,
+		         .call_time = 17,
+		         .return_time = 18},
+		        {.client = 8,
+		         .kind = LIN_TRUNCATE,
+		         .key = "k",
+		         .offset = LIN_MAX_VALUE_BYTES,
+		         .call_time = 19,
+		         .status = UNK},
 		};
 		for (i = 0; i < N_OF(ops); i++)
 			CU_ASSERT_FATAL(lin_history_add(h, &ops[i]) == LIN_OK);
@@ -706,6 +1090,7 @@ static void test_history_file_round_trips(void)
 		          memcmp(a->output, b->output, a->output_len) == 0);
 		CU_ASSERT(a->call_time == b->call_time);
 		CU_ASSERT(a->return_time == b->return_time);
+		CU_ASSERT(a->offset == b->offset);
 		CU_ASSERT(b->line == i + 2); /* after the header comment */
 	}
 	text2 = write_to_string(back);
@@ -751,7 +1136,14 @@ static void test_malformed_lines_are_reported_with_their_line_number(void)
 	        {"x put \"k\" \"v\" 0 1 ok", "h.txt:3: bad client id 'x'"},
 	        {"-1 put \"k\" \"v\" 0 1 ok", "h.txt:3: bad client id '-1'"},
 	        {"1 pt \"k\" \"v\" 0 1 ok",
-	         "h.txt:3: bad kind 'pt' (want put, append, get or delete)"},
+	         "h.txt:3: bad kind 'pt' (want put, append, get, delete, writeat or truncate)"},
+	        {"1 writeat \"k\" \"v\" 0 1 ok", "h.txt:3: bad offset '\"v\"'"},
+	        {"1 writeat \"k\" -1 \"v\" 0 1 ok", "h.txt:3: bad offset '-1'"},
+	        {"1 writeat \"k\" 67108864 \"v\" 0 1 ok", "h.txt:3: writeat past 67108864 bytes"},
+	        {"1 writeat \"k\" 3 - 0 1 ok", "h.txt:3: writeat needs a value"},
+	        {"1 truncate \"k\" 67108865 - 0 1 ok", "h.txt:3: bad size '67108865'"},
+	        {"1 truncate \"k\" 3 \"v\" 0 1 ok", "h.txt:3: truncate takes no value"},
+	        {"1 truncate \"k\" - 0 1 ok", "h.txt:3: bad size '-'"},
 	        {"1 put k \"v\" 0 1 ok",
 	         "h.txt:3: key must be a \"quoted string\" or x:HEX, got 'k'"},
 	        {"1 put \"k \"v\" 0 1 ok", "h.txt:3: unexpected 'v' right after the string in key"},
@@ -863,7 +1255,7 @@ static void test_command_line_check_exit_codes(void)
  * A simulated linearizable store: clients issue ops one at a time; each op takes effect at a
  * random instant of its interval (an unknown-outcome one possibly much later, or never), and Gets
  * return the value at their instant. Every write carries a unique token "[cC.S]", so a value
- * spells which writes built it.
+ * spells which writes built it (until a WriteAt or Truncate cuts a token: rewrite_percent).
  */
 struct gen_op {
 	int client;
@@ -874,6 +1266,7 @@ struct gen_op {
 	int64_t call, ret, at;
 	char *val; /* input of a write, result of an ok Get */
 	size_t len;
+	uint64_t off; /* WriteAt's offset, Truncate's size */
 };
 
 struct gen {
@@ -889,14 +1282,65 @@ struct gen_params {
 	int max_duration;
 	unsigned unknown_percent; /* of all ops: outcome unknown */
 	unsigned failed_percent; /* of all ops: definitely not applied */
+	unsigned rewrite_percent; /* of the writes: a WriteAt or a Truncate instead */
 };
+
+#define GEN_MAX_REWRITE_OFFSET 40 /* WriteAt offsets and Truncate sizes stay below it */
 
 /* The value of one key while generating. */
 struct gen_value {
 	char *p;
 	size_t len;
 	size_t cap;
+	bool exists; /* a Truncate of a missing key fails (ENOENT) */
 };
+
+static void gen_reserve(struct gen_value *v, size_t n)
+{
+	if (n <= v->cap)
+		return;
+	v->cap = 2 * n;
+	v->p = realloc(v->p, v->cap);
+	CU_ASSERT_FATAL(v->p != NULL);
+}
+
+/* Applies write o to v as the store does (kv/store.c); false for a Truncate of a missing key. */
+static bool gen_apply(struct gen_value *v, const struct gen_op *o)
+{
+	size_t end;
+
+	switch (o->kind) {
+	case LIN_GET:
+		return true;
+	case LIN_DELETE:
+		v->len = 0;
+		v->exists = false;
+		return true;
+	case LIN_TRUNCATE:
+		if (!v->exists)
+			return false;
+		gen_reserve(v, (size_t)o->off);
+		if (o->off > v->len)
+			memset(v->p + v->len, 0, (size_t)o->off - v->len);
+		v->len = (size_t)o->off;
+		return true;
+	case LIN_PUT:
+		v->len = 0;
+		/* fall through */
+	case LIN_APPEND:
+	case LIN_WRITE_AT:
+		end = (o->kind == LIN_WRITE_AT ? (size_t)o->off : v->len) + o->len;
+		gen_reserve(v, end);
+		if (o->kind == LIN_WRITE_AT && o->off > v->len)
+			memset(v->p + v->len, 0, (size_t)o->off - v->len);
+		memcpy(v->p + (end - o->len), o->val, o->len);
+		if (end > v->len)
+			v->len = end;
+		v->exists = true;
+		return true;
+	}
+	return true;
+}
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -960,6 +1404,11 @@ static void gen_history(uint64_t seed, const struct gen_params *gp, struct gen *
 		o->client = best;
 		o->key = (int)rng_below(&seed, (unsigned)gp->keys);
 		o->kind = r < 45 ? LIN_GET : r < 63 ? LIN_PUT : r < 92 ? LIN_APPEND : LIN_DELETE;
+		if (gp->rewrite_percent > 0 && o->kind != LIN_GET &&
+		    rng_below(&seed, 100) < gp->rewrite_percent) {
+			o->kind = rng_below(&seed, 3) ? LIN_WRITE_AT : LIN_TRUNCATE;
+			o->off = rng_below(&seed, GEN_MAX_REWRITE_OFFSET);
+		}
 		dur = 1 + rng_below(&seed, (unsigned)gp->max_duration);
 		o->call = next_call[best];
 		o->ret = o->call + dur;
@@ -974,7 +1423,7 @@ static void gen_history(uint64_t seed, const struct gen_params *gp, struct gen *
 			o->applied = true;
 			o->at = o->call + rng_below(&seed, 10 * dur);
 		}
-		if (o->kind == LIN_PUT || o->kind == LIN_APPEND) {
+		if (o->kind == LIN_PUT || o->kind == LIN_APPEND || o->kind == LIN_WRITE_AT) {
 			int n = snprintf(tok, sizeof(tok), "[c%d.%u]", best, seq[best]++);
 			o->val = dup_mem(tok, (size_t)n);
 			o->len = (size_t)n;
@@ -995,17 +1444,8 @@ static void gen_history(uint64_t seed, const struct gen_params *gp, struct gen *
 			o->len = v->len;
 			continue;
 		}
-		if (o->kind != LIN_APPEND)
-			v->len = 0;
-		if (o->kind == LIN_DELETE)
-			continue;
-		if (v->len + o->len > v->cap) {
-			v->cap = 2 * (v->len + o->len);
-			v->p = realloc(v->p, v->cap);
-			CU_ASSERT_FATAL(v->p != NULL);
-		}
-		memcpy(v->p + v->len, o->val, o->len);
-		v->len += o->len;
+		if (!gen_apply(v, o) && o->status == OK)
+			o->status = FAIL; /* the store answered ENOENT */
 	}
 	for (c = 0; c < gp->keys; c++)
 		free(value[c].p);
@@ -1041,6 +1481,7 @@ static struct lin_history *gen_to_history(const struct gen *g)
 		                    .value_len = o->len,
 		                    .output = o->val,
 		                    .output_len = o->len,
+		                    .offset = o->off,
 		                    .call_time = o->call,
 		                    .return_time = o->ret};
 		snprintf(key, sizeof(key), "key%d", o->key);
@@ -1268,6 +1709,22 @@ static bool corrupt_never_written(struct gen *g)
 	return false;
 }
 
+/* A byte of a Get result becomes one no write holds. */
+static bool corrupt_one_byte(struct gen *g)
+{
+	size_t i;
+
+	for (i = g->n / 2; i < g->n; i++) {
+		struct gen_op *r = &g->ops[i];
+		if (is_ok_get(r) && r->len > 0) {
+			corrupted_op = i;
+			r->val[r->len / 2] = '#';
+			return true;
+		}
+	}
+	return false;
+}
+
 #define BIG_SEEDS 3
 
 static const struct gen_params few_keys = {
@@ -1294,6 +1751,32 @@ static const struct gen_params crowd = {
         .max_duration = 300,
         .unknown_percent = 3,
         .failed_percent = 2,
+};
+
+/*
+ * A quarter of the writes are WriteAt or Truncate (offsets and sizes below 40 bytes), on keys of
+ * 250 and 500 ops. Those ops keep the checker from dropping unknown writes no Get read (they
+ * could cut them: unobserved()), so unknown ops pile up on a key: a few thousand ops on one key
+ * take the search minutes, which is why tests/nemesis.test.sh moves such clients to a new key
+ * every few seconds (Jepsen's key rotation).
+ */
+static const struct gen_params rewrites = {
+        .ops = BIG_OPS,
+        .keys = 40,
+        .clients = 12,
+        .max_duration = 300,
+        .unknown_percent = 3,
+        .failed_percent = 2,
+        .rewrite_percent = 25,
+};
+static const struct gen_params hot_rewrites = {
+        .ops = BIG_OPS,
+        .keys = 20,
+        .clients = 6,
+        .max_duration = 300,
+        .unknown_percent = 3,
+        .failed_percent = 2,
+        .rewrite_percent = 25,
 };
 
 /* On a wrong verdict: the seed, the command that replays it and the history in a file. */
@@ -1338,13 +1821,14 @@ static void big_linearizable(const struct gen_params *gp0, const char *test)
 	}
 }
 
-static void big_violation(bool (*corrupt)(struct gen *), const char *what, const char *test)
+static void big_violation_of(bool (*corrupt)(struct gen *), const char *what, const char *test,
+                             const struct gen_params *shape0, const struct gen_params *shape1)
 {
 	uint64_t s, base = seed_base();
 	int p;
 
 	for (p = 0; p < 2; p++) {
-		struct gen_params gp_env = p == 0 ? few_keys : hot_keys, *gp = &gp_env;
+		struct gen_params gp_env = p == 0 ? *shape0 : *shape1, *gp = &gp_env;
 		gp_env.clients = (int)env_or("LINCHECK_CLIENTS", (unsigned)gp_env.clients);
 		gp_env.keys = (int)env_or("LINCHECK_KEYS", (unsigned)gp_env.keys);
 		for (s = base; s < base + BIG_SEEDS; s++) {
@@ -1360,6 +1844,11 @@ static void big_violation(bool (*corrupt)(struct gen *), const char *what, const
 			gen_free(&g);
 		}
 	}
+}
+
+static void big_violation(bool (*corrupt)(struct gen *), const char *what, const char *test)
+{
+	big_violation_of(corrupt, what, test, &few_keys, &hot_keys);
 }
 
 static void test_large_histories_of_a_linearizable_store_are_linearizable(void)
@@ -1400,6 +1889,24 @@ static void test_large_history_with_a_value_never_written_is_rejected(void)
 {
 	big_violation(corrupt_never_written, "value never written",
 	              "test_large_history_with_a_value_never_written_is_rejected");
+}
+
+static void test_large_histories_with_write_at_and_truncate_are_linearizable(void)
+{
+	big_linearizable(&rewrites,
+	                 "test_large_histories_with_write_at_and_truncate_are_linearizable");
+	big_linearizable(&hot_rewrites,
+	                 "test_large_histories_with_write_at_and_truncate_are_linearizable");
+}
+
+static void test_large_history_with_write_at_truncate_and_a_byte_never_written_is_rejected(void)
+{
+	static const char test[] =
+	        "test_large_history_with_write_at_truncate_and_a_byte_never_written_is_rejected";
+
+	big_violation_of(corrupt_one_byte, "byte never written", test, &rewrites, &hot_rewrites);
+	big_violation_of(corrupt_never_written, "value never written", test, &rewrites,
+	                 &hot_rewrites);
 }
 
 /* The generated histories survive the file format, and the verdict with them. */
@@ -1467,6 +1974,32 @@ static CU_TestInfo lincheck_tests[] = {
         {"test_read_of_a_deleted_value_is_rejected", test_read_of_a_deleted_value_is_rejected},
         {"test_reads_disagreeing_on_append_order_are_rejected",
          test_reads_disagreeing_on_append_order_are_rejected},
+        {"test_write_at_overwrites_in_place_and_keeps_the_rest",
+         test_write_at_overwrites_in_place_and_keeps_the_rest},
+        {"test_write_at_past_the_end_fills_the_gap_with_zeros",
+         test_write_at_past_the_end_fills_the_gap_with_zeros},
+        {"test_write_at_on_a_missing_key_creates_it", test_write_at_on_a_missing_key_creates_it},
+        {"test_write_at_at_the_end_extends_the_value", test_write_at_at_the_end_extends_the_value},
+        {"test_truncate_cuts_and_zero_fills", test_truncate_cuts_and_zero_fills},
+        {"test_failed_truncate_of_a_missing_key_is_not_seen",
+         test_failed_truncate_of_a_missing_key_is_not_seen},
+        {"test_concurrent_write_at_and_truncate_are_ordered",
+         test_concurrent_write_at_and_truncate_are_ordered},
+        {"test_unknown_write_at_may_or_may_not_take_effect",
+         test_unknown_write_at_may_or_may_not_take_effect},
+        {"test_unknown_truncate_may_take_effect_long_after_its_call",
+         test_unknown_truncate_may_take_effect_long_after_its_call},
+        {"test_write_cut_by_a_later_truncate_is_not_dropped",
+         test_write_cut_by_a_later_truncate_is_not_dropped},
+        {"test_write_partly_overwritten_by_a_later_write_at_is_not_dropped",
+         test_write_partly_overwritten_by_a_later_write_at_is_not_dropped},
+        {"test_unseen_unknown_write_at_with_nothing_after_it_is_dropped",
+         test_unseen_unknown_write_at_with_nothing_after_it_is_dropped},
+        {"test_unseen_definite_write_at_still_hides_older_values",
+         test_unseen_definite_write_at_still_hides_older_values},
+        {"test_unknown_write_then_truncate", test_unknown_write_then_truncate},
+        {"test_write_at_and_truncate_reports_name_offset_and_size",
+         test_write_at_and_truncate_reports_name_offset_and_size},
         {"test_violation_report_names_key_prefix_and_blocked_op",
          test_violation_report_names_key_prefix_and_blocked_op},
         {"test_invalid_ops_are_refused", test_invalid_ops_are_refused},
@@ -1495,6 +2028,10 @@ static CU_TestInfo lincheck_tests[] = {
          test_large_history_with_a_duplicated_append_is_rejected},
         {"test_large_history_with_a_value_never_written_is_rejected",
          test_large_history_with_a_value_never_written_is_rejected},
+        {"test_large_histories_with_write_at_and_truncate_are_linearizable",
+         test_large_histories_with_write_at_and_truncate_are_linearizable},
+        {"test_large_history_with_write_at_truncate_and_a_byte_never_written_is_rejected",
+         test_large_history_with_write_at_truncate_and_a_byte_never_written_is_rejected},
         {"test_large_history_file_round_trip_keeps_the_verdict",
          test_large_history_file_round_trip_keeps_the_verdict},
         CU_TEST_INFO_NULL,

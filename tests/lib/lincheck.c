@@ -11,6 +11,7 @@
 #include <time.h>
 
 #define LIN_NIL UINT32_MAX
+#define LIN_FLAT (UINT32_MAX - 1) /* struct val.tail of a value spelled out in vals.arena */
 #define LIN_POISON 1u /* the value id of "holds the input of a write no Get read" */
 #define LIN_CLOCK_EVERY_STEPS 1024u /* steps between two looks at the clock */
 #define LIN_CACHE_PROBES 32u /* slots of the memo cache looked at from a tag's home slot */
@@ -53,10 +54,8 @@ const char *lin_verdict_name(enum lin_verdict v)
 }
 
 static const char *const kind_names[] = {
-        [LIN_PUT] = "put",
-        [LIN_APPEND] = "append",
-        [LIN_GET] = "get",
-        [LIN_DELETE] = "delete",
+        [LIN_PUT] = "put",       [LIN_APPEND] = "append",    [LIN_GET] = "get",
+        [LIN_DELETE] = "delete", [LIN_WRITE_AT] = "writeat", [LIN_TRUNCATE] = "truncate",
 };
 
 static const char *const status_names[] = {
@@ -67,7 +66,18 @@ static const char *const status_names[] = {
 
 static bool kind_has_input(enum lin_kind k)
 {
-	return k == LIN_PUT || k == LIN_APPEND;
+	return k == LIN_PUT || k == LIN_APPEND || k == LIN_WRITE_AT;
+}
+
+static bool kind_has_offset(enum lin_kind k)
+{
+	return k == LIN_WRITE_AT || k == LIN_TRUNCATE;
+}
+
+/* Whether an op of kind k may cut or overwrite bytes a Put or Append wrote. */
+static bool kind_rewrites(enum lin_kind k)
+{
+	return k == LIN_WRITE_AT || k == LIN_TRUNCATE;
 }
 
 static bool op_has_output(const struct lin_op *op)
@@ -78,8 +88,9 @@ static bool op_has_output(const struct lin_op *op)
 /* ---- history storage ---- */
 
 /*
- * ops[i] are normalized copies: strings owned here and NUL-terminated, value empty unless Put or
- * Append, output empty unless an ok Get, return_time LIN_TIME_INFINITY when unknown.
+ * ops[i] are normalized copies: strings owned here and NUL-terminated, value empty unless Put,
+ * Append or WriteAt, output empty unless an ok Get, offset 0 unless WriteAt or Truncate,
+ * return_time LIN_TIME_INFINITY when unknown.
  */
 struct lin_history {
 	struct lin_op *ops;
@@ -115,7 +126,11 @@ static bool op_is_valid(const struct lin_op *op)
 {
 	if (!op || !op->key || op->client < 0)
 		return false;
-	if ((unsigned)op->kind > LIN_DELETE || (unsigned)op->status > LIN_STATUS_UNKNOWN)
+	if ((unsigned)op->kind >= LIN_KIND_COUNT || (unsigned)op->status > LIN_STATUS_UNKNOWN)
+		return false;
+	if (kind_has_offset(op->kind) &&
+	    (op->offset > LIN_MAX_VALUE_BYTES ||
+	     (op->kind == LIN_WRITE_AT && op->value_len > LIN_MAX_VALUE_BYTES - op->offset)))
 		return false;
 	if (kind_has_input(op->kind) && !op->value && op->value_len > 0)
 		return false;
@@ -163,6 +178,8 @@ int lin_history_add(struct lin_history *h, const struct lin_op *op)
 		c.value_len = 0;
 	if (!op_has_output(&c))
 		c.output_len = 0;
+	if (!kind_has_offset(c.kind))
+		c.offset = 0;
 	if (c.status == LIN_STATUS_UNKNOWN)
 		c.return_time = LIN_TIME_INFINITY;
 	c.key = dup_bytes(op->key, strlen(op->key));
@@ -237,6 +254,8 @@ int lin_op_write(FILE *f, const struct lin_op *op)
 		return LIN_EIO;
 	rc = write_string(f, op->key, strlen(op->key));
 	if (rc != LIN_OK || fputc(' ', f) == EOF)
+		return LIN_EIO;
+	if (kind_has_offset(op->kind) && fprintf(f, "%" PRIu64 " ", op->offset) < 0)
 		return LIN_EIO;
 	if (kind_has_input(op->kind))
 		rc = write_string(f, op->value, op->value_len);
@@ -498,7 +517,7 @@ static int parse_word(struct parser *ps, const char *what, const char *const *na
 static int parse_line(struct parser *ps, struct lin_history *h)
 {
 	struct lin_op op;
-	long long client, call, ret = 0;
+	long long client, call, ret = 0, offset = 0;
 	bool no_value = false, no_return = false;
 	int kind, status, rc;
 
@@ -506,7 +525,8 @@ static int parse_line(struct parser *ps, struct lin_history *h)
 	rc = parse_int(ps, "client id", 0, INT_MAX, &client, NULL);
 	if (rc != LIN_OK)
 		return rc;
-	kind = parse_word(ps, "kind", kind_names, 4, "put, append, get or delete");
+	kind = parse_word(ps, "kind", kind_names, LIN_KIND_COUNT,
+	                  "put, append, get, delete, writeat or truncate");
 	if (kind < 0)
 		return LIN_EPARSE;
 	rc = parse_string(ps, &ps->key, "key", NULL);
@@ -516,6 +536,12 @@ static int parse_line(struct parser *ps, struct lin_history *h)
 		return parse_error(ps, "key holds a NUL byte");
 	if (buf_put(&ps->key, '\0') != LIN_OK)
 		return LIN_ENOMEM;
+	if (kind_has_offset((enum lin_kind)kind)) {
+		rc = parse_int(ps, kind == LIN_TRUNCATE ? "size" : "offset", 0,
+		               (long long)LIN_MAX_VALUE_BYTES, &offset, NULL);
+		if (rc != LIN_OK)
+			return rc;
+	}
 	rc = parse_string(ps, &ps->value, "value", &no_value);
 	if (rc != LIN_OK)
 		return rc;
@@ -542,10 +568,13 @@ static int parse_line(struct parser *ps, struct lin_history *h)
 	op.call_time = call;
 	op.return_time = no_return ? LIN_TIME_INFINITY : ret;
 	op.line = ps->line;
+	op.offset = (uint64_t)offset;
 	if (kind_has_input(op.kind) && no_value)
 		return parse_error(ps, "%s needs a value", kind_names[kind]);
-	if (op.kind == LIN_DELETE && !no_value)
-		return parse_error(ps, "delete takes no value (write -)");
+	if ((op.kind == LIN_DELETE || op.kind == LIN_TRUNCATE) && !no_value)
+		return parse_error(ps, "%s takes no value (write -)", kind_names[kind]);
+	if (op.kind == LIN_WRITE_AT && op.offset + ps->value.len > LIN_MAX_VALUE_BYTES)
+		return parse_error(ps, "writeat past %" PRIu64 " bytes", LIN_MAX_VALUE_BYTES);
 	if (op_has_output(&op) && no_value)
 		return parse_error(ps, "a get with status ok needs its result as value");
 	if (no_return && op.status != LIN_STATUS_UNKNOWN)
@@ -721,8 +750,8 @@ static uint64_t mix64(uint64_t x)
 struct kop {
 	const struct lin_op *op;
 	size_t index; /* in the history */
-	uint64_t hash; /* of the input (Put, Append) or of the output (Get) */
-	uint64_t pow; /* Append: LIN_HASH_BASE^value_len */
+	uint64_t hash; /* of the input (Put, Append, WriteAt) or of the output (Get) */
+	uint64_t pow; /* Append, WriteAt: LIN_HASH_BASE^value_len */
 	uint64_t zobrist; /* random bits xored into the cache tags while linearized */
 	uint32_t verified; /* Get: a value id known to equal the output, or LIN_NIL */
 	uint32_t prefix_ok; /* Get: a value id known to be a prefix of the output, or LIN_NIL */
@@ -743,14 +772,16 @@ struct entry {
 
 /*
  * An interned value: its bytes are those of parent (none if LIN_NIL) followed by the input of the
- * op tail. Id 0 is the empty value (tail LIN_NIL). Two ids differ exactly when the bytes differ:
- * the intern table compares real bytes on every hash match.
+ * op tail, or, when tail is LIN_FLAT (parent LIN_NIL), the len bytes at vals.arena + flat (what a
+ * WriteAt or Truncate made). Id 0 is the empty value (tail LIN_NIL). Two ids differ exactly when
+ * the bytes differ: the intern table compares real bytes on every hash match.
  */
 struct val {
 	uint64_t hash;
 	size_t len;
 	uint32_t parent;
 	uint32_t tail;
+	size_t flat; /* tail LIN_FLAT: offset of the bytes in vals.arena */
 };
 
 struct vals {
@@ -763,6 +794,12 @@ struct vals {
 	size_t table_cap;
 	char *scratch; /* a value spelled out, for comparisons */
 	size_t scratch_cap;
+	char *build; /* the value a WriteAt or Truncate makes, before it is interned */
+	size_t build_cap;
+	char *arena; /* the bytes of the LIN_FLAT values: arena_len <= arena_max */
+	size_t arena_len;
+	size_t arena_cap;
+	size_t arena_max; /* from lin_options.max_state_bytes */
 };
 
 /*
@@ -856,6 +893,7 @@ static int vals_init(struct vals *vs, size_t max_bytes)
 {
 	memset(vs, 0, sizeof(*vs));
 	vs->max_count = max_bytes / (sizeof(struct val) + 2 * sizeof(uint32_t));
+	vs->arena_max = max_bytes;
 	if (vs->max_count < 2)
 		vs->max_count = 2;
 	vs->cap = LIN_VALS_FIRST;
@@ -878,6 +916,8 @@ static void vals_free(struct vals *vs)
 	free(vs->v);
 	free(vs->table);
 	free(vs->scratch);
+	free(vs->build);
+	free(vs->arena);
 }
 
 static size_t val_slot(uint64_t hash, size_t len, size_t cap)
@@ -893,7 +933,11 @@ static bool val_equals_bytes(const struct checker *ck, uint32_t id, const char *
 	if (ck->vals.v[id].len != len)
 		return false;
 	while (id != LIN_NIL && ck->vals.v[id].tail != LIN_NIL) {
-		const struct lin_op *t = ck->ops[ck->vals.v[id].tail].op;
+		const struct val *x = &ck->vals.v[id];
+		const struct lin_op *t;
+		if (x->tail == LIN_FLAT) /* x->len == pos: the lengths of a chain add up */
+			return memcmp(p, ck->vals.arena + x->flat, pos) == 0;
+		t = ck->ops[x->tail].op;
 		if (t->value_len > pos ||
 		    memcmp(p + pos - t->value_len, t->value, t->value_len) != 0)
 			return false;
@@ -917,7 +961,12 @@ static int val_spell(struct checker *ck, uint32_t id)
 		vs->scratch_cap = pos;
 	}
 	while (id != LIN_NIL && vs->v[id].tail != LIN_NIL) {
-		const struct lin_op *t = ck->ops[vs->v[id].tail].op;
+		const struct lin_op *t;
+		if (vs->v[id].tail == LIN_FLAT) { /* pos == its len */
+			memcpy(vs->scratch, vs->arena + vs->v[id].flat, pos);
+			break;
+		}
+		t = ck->ops[vs->v[id].tail].op;
 		pos -= t->value_len;
 		memcpy(vs->scratch + pos, t->value, t->value_len);
 		id = vs->v[id].parent;
@@ -932,7 +981,7 @@ static int val_equals_parts(struct checker *ck, uint32_t id, uint32_t parent, ui
 	const struct lin_op *t = ck->ops[tail].op;
 	int rc;
 
-	if (a->parent == parent && a->tail != LIN_NIL) {
+	if (a->parent == parent && a->tail != LIN_NIL && a->tail != LIN_FLAT) {
 		const struct lin_op *at = ck->ops[a->tail].op;
 		if (at->value_len == t->value_len)
 			return memcmp(at->value, t->value, t->value_len) == 0;
@@ -967,6 +1016,26 @@ static int vals_grow_table(struct vals *vs)
 	return LIN_OK;
 }
 
+/* Adds *nv as a new value at free table slot s; *id is its id. LIN_ETOOBIG past the budget. */
+static int val_add(struct vals *vs, size_t s, const struct val *nv, uint32_t *id)
+{
+	if (vs->count >= vs->max_count || vs->count >= LIN_FLAT - 1)
+		return LIN_ETOOBIG;
+	if (vs->count == vs->cap) {
+		struct val *v = realloc(vs->v, 2 * vs->cap * sizeof(*v));
+		if (!v)
+			return LIN_ENOMEM;
+		vs->v = v;
+		vs->cap *= 2;
+	}
+	*id = (uint32_t)vs->count;
+	vs->v[vs->count++] = *nv;
+	vs->table[s] = *id;
+	if (vs->count * 2 > vs->table_cap)
+		return vals_grow_table(vs);
+	return LIN_OK;
+}
+
 /*
  * The id of the value parent + tail's input (hash and len given), interning it when new.
  * Returns LIN_OK, LIN_ENOMEM, or LIN_ETOOBIG when the value budget is spent.
@@ -990,21 +1059,135 @@ static int val_intern(struct checker *ck, uint32_t parent, uint32_t tail, uint64
 			return LIN_OK;
 		}
 	}
-	if (vs->count >= vs->max_count || vs->count >= LIN_NIL - 1)
-		return LIN_ETOOBIG;
-	if (vs->count == vs->cap) {
-		struct val *v = realloc(vs->v, 2 * vs->cap * sizeof(*v));
-		if (!v)
-			return LIN_ENOMEM;
-		vs->v = v;
-		vs->cap *= 2;
-	}
-	*id = (uint32_t)vs->count;
-	vs->v[vs->count++] = (struct val){.hash = hash, .len = len, .parent = parent, .tail = tail};
-	vs->table[s] = *id;
-	if (vs->count * 2 > vs->table_cap)
-		return vals_grow_table(vs);
+	return val_add(vs, s,
+	               &(struct val){.hash = hash, .len = len, .parent = parent, .tail = tail}, id);
+}
+
+/* Grows vs->build to hold n bytes. */
+static int build_reserve(struct vals *vs, size_t n)
+{
+	char *p;
+
+	if (n <= vs->build_cap)
+		return LIN_OK;
+	p = realloc(vs->build, n);
+	if (!p)
+		return LIN_ENOMEM;
+	vs->build = p;
+	vs->build_cap = n;
 	return LIN_OK;
+}
+
+/*
+ * The id of the value spelled in vals.build (len bytes), interning it as a LIN_FLAT value when
+ * new. Returns LIN_OK, LIN_ENOMEM, or LIN_ETOOBIG when the value budget is spent.
+ */
+static int val_intern_flat(struct checker *ck, size_t len, uint32_t *id)
+{
+	struct vals *vs = &ck->vals;
+	uint64_t hash;
+	size_t s;
+
+	if (len == 0) {
+		*id = 0;
+		return LIN_OK;
+	}
+	hash = hash_bytes(vs->build, len);
+	s = val_slot(hash, len, vs->table_cap);
+	for (; vs->table[s] != LIN_NIL; s = (s + 1) & (vs->table_cap - 1)) {
+		uint32_t x = vs->table[s];
+		if (vs->v[x].hash == hash && vs->v[x].len == len &&
+		    val_equals_bytes(ck, x, vs->build, len)) {
+			*id = x;
+			return LIN_OK;
+		}
+	}
+	if (len > vs->arena_max - vs->arena_len)
+		return LIN_ETOOBIG;
+	if (vs->arena_len + len > vs->arena_cap) {
+		size_t cap = vs->arena_cap ? vs->arena_cap : 65536;
+		char *p;
+		while (cap < vs->arena_len + len)
+			cap *= 2;
+		p = realloc(vs->arena, cap);
+		if (!p)
+			return LIN_ENOMEM;
+		vs->arena = p;
+		vs->arena_cap = cap;
+	}
+	memcpy(vs->arena + vs->arena_len, vs->build, len);
+	vs->arena_len += len;
+	return val_add(vs, s,
+	               &(struct val){.hash = hash,
+	                             .len = len,
+	                             .parent = LIN_NIL,
+	                             .tail = LIN_FLAT,
+	                             .flat = vs->arena_len - len},
+	               id);
+}
+
+/*
+ * WriteAt k on value v (not LIN_POISON: see unobserved()), as kv/store.c do_write does it: the
+ * input at op->offset, zeros between the old end and the offset, the old bytes past the input
+ * kept. At the end of the value it is an Append (the value shares the old one's bytes).
+ */
+static int model_write_at(struct checker *ck, uint32_t v, uint32_t k, uint32_t *nv)
+{
+	const struct kop *o = &ck->ops[k];
+	const struct lin_op *op = o->op;
+	struct vals *vs = &ck->vals;
+	const struct val *x = &vs->v[v];
+	size_t old = x->len, off = (size_t)op->offset, n = op->value_len;
+	size_t len = old > off + n ? old : off + n;
+	int rc;
+
+	if (n == 0 && off <= old) {
+		*nv = v;
+		return LIN_OK;
+	}
+	if (off == old) {
+		if (v == 0)
+			return val_intern(ck, LIN_NIL, k, o->hash, n, nv);
+		return val_intern(ck, v, k, mod61(mul61(x->hash, o->pow) + o->hash), old + n, nv);
+	}
+	rc = val_spell(ck, v);
+	if (rc != LIN_OK)
+		return rc;
+	if (off + n <= old && memcmp(vs->scratch + off, op->value, n) == 0) {
+		*nv = v; /* the same bytes again */
+		return LIN_OK;
+	}
+	if (build_reserve(vs, len) != LIN_OK)
+		return LIN_ENOMEM;
+	if (old > 0)
+		memcpy(vs->build, vs->scratch, old);
+	if (off > old)
+		memset(vs->build + old, 0, off - old);
+	memcpy(vs->build + off, op->value, n);
+	return val_intern_flat(ck, len, nv);
+}
+
+/* Truncate k on value v (not LIN_POISON): cut to op->offset bytes, or zero-filled up to it. */
+static int model_truncate(struct checker *ck, uint32_t v, uint32_t k, uint32_t *nv)
+{
+	struct vals *vs = &ck->vals;
+	size_t old = vs->v[v].len, len = (size_t)ck->ops[k].op->offset;
+	int rc;
+
+	if (len == old) {
+		*nv = v;
+		return LIN_OK;
+	}
+	rc = val_spell(ck, v);
+	if (rc != LIN_OK)
+		return rc;
+	if (build_reserve(vs, len) != LIN_OK)
+		return LIN_ENOMEM;
+	if (old > 0 && len > 0)
+		memcpy(vs->build, vs->scratch, old < len ? old : len);
+	if (len > old)
+		memset(vs->build + old, 0, len - old);
+	return val_intern_flat(ck, len, nv);
 }
 
 /*
@@ -1051,6 +1234,19 @@ static int model_step(struct checker *ck, uint32_t v, uint32_t k, uint32_t *nv)
 		else
 			rc = val_intern(ck, v, k, mod61(mul61(x->hash, o->pow) + o->hash),
 			                x->len + op->value_len, nv);
+		break;
+	case LIN_WRITE_AT:
+	case LIN_TRUNCATE:
+		if (o->poison) { /* a WriteAt no Get read: nothing can cut it (unobserved()) */
+			*nv = LIN_POISON;
+			break;
+		}
+		/* a poison value never meets them: checker_build() makes no write poison that
+		 * one of them can follow */
+		if (v == LIN_POISON)
+			return -LIN_EINVAL;
+		rc = op->kind == LIN_WRITE_AT ? model_write_at(ck, v, k, nv)
+		                              : model_truncate(ck, v, k, nv);
 		break;
 	}
 	return rc == LIN_OK ? 1 : -rc;
@@ -1425,13 +1621,136 @@ static bool val_is_prefix(const struct checker *ck, uint32_t v, const char *p, s
 	return ck->vals.v[v].len <= len && val_equals_bytes(ck, v, p, ck->vals.v[v].len);
 }
 
+/* How many bytes a and b (an and bn bytes long) have in common from their starts. */
+static size_t common_prefix(const char *a, size_t an, const char *b, size_t bn)
+{
+	size_t i, n = an < bn ? an : bn;
+
+	for (i = 0; i < n && a[i] == b[i]; i++)
+		;
+	return i;
+}
+
+/* Sets reach[p] and raises *ml to p; true when that changed anything. */
+static bool reach_mark(unsigned char *reach, size_t p, size_t *ml)
+{
+	bool changed = !reach[p] || *ml < p;
+
+	reach[p] = 1;
+	if (*ml < p)
+		*ml = p;
+	return changed;
+}
+
+/*
+ * get_reachable() where a WriteAt or Truncate may come before Get g. It tracks what any order of
+ * the ops called by g's return (each used any number of times: an over-approximation again) can
+ * make of the base v, in two facts about the result out (len bytes): reach[p] when a value may
+ * be exactly out's first p bytes, and ml, at least the longest common start of any such value
+ * and out. Each op maps them to facts true of its results:
+ *   Put x, base v: reach[|x|] if x begins out; ml >= how far x agrees with out. Delete: reach[0].
+ *   Append a: from reach[p], reach[p + |a|] if a continues out there, ml >= p + agreement;
+ *     on any other value the common start is unchanged.
+ *   Truncate s: cutting a value that agrees with out for s bytes (ml >= s) gives reach[s];
+ *     zero-filling reach[p] (p < s) agrees with out as far as out holds zeros from p.
+ *   WriteAt x at off: if x is out's bytes at off, nothing is proved (the bytes around it are
+ *     whatever the value held: answer true). Otherwise the result differs from out where x does
+ *     (at m = off + agreement, or is longer than out): never a start of out, and ml >= m.
+ * Iterated until nothing changes (reach only grows, ml only rises up to len): g can read out only
+ * if reach[len] holds. Unexpected failure (no memory to spell v) proves nothing: true.
+ */
+static bool get_reachable_rewrites(struct checker *ck, uint32_t g, uint32_t v)
+{
+	const struct lin_op *gop = ck->ops[g].op;
+	const char *out = gop->output;
+	size_t len = gop->output_len, ml = 0, p;
+	unsigned char *reach = ck->reach;
+	bool changed;
+	uint32_t e;
+
+	memset(reach, 0, len + 1);
+	if (v != LIN_POISON) {
+		size_t vl = ck->vals.v[v].len, q;
+		if (val_spell(ck, v) != LIN_OK)
+			return true;
+		q = common_prefix(ck->vals.scratch, vl, out, len);
+		ml = q;
+		if (q == vl)
+			reach[q] = 1;
+	}
+	do {
+		changed = false;
+		for (e = ck->ent[ck->head].next;
+		     e != LIN_NIL && ck->ent[e].time <= gop->return_time; e = ck->ent[e].next) {
+			const struct kop *w = &ck->ops[ck->ent[e].op];
+			const struct lin_op *wop = w->op;
+			size_t n = wop->value_len, off = (size_t)wop->offset, q;
+			if (!ck->ent[e].call || wop->kind == LIN_GET || w->poison)
+				continue;
+			switch (wop->kind) {
+			case LIN_GET:
+				break;
+			case LIN_DELETE:
+				changed |= reach_mark(reach, 0, &ml);
+				break;
+			case LIN_PUT:
+				q = common_prefix(wop->value, n, out, len);
+				if (q == n)
+					changed |= reach_mark(reach, q, &ml);
+				else if (q > ml)
+					ml = q, changed = true;
+				break;
+			case LIN_APPEND:
+				for (p = 0; p < len && n > 0; p++) {
+					if (!reach[p])
+						continue;
+					q = p + common_prefix(wop->value, n, out + p, len - p);
+					if (q - p == n)
+						changed |= reach_mark(reach, q, &ml);
+					else if (q > ml)
+						ml = q, changed = true;
+				}
+				break;
+			case LIN_TRUNCATE:
+				if (off <= len && ml >= off && !reach[off])
+					changed |= reach_mark(reach, off, &ml);
+				for (p = 0; p < off && p < len; p++) {
+					if (!reach[p])
+						continue;
+					for (q = p; q < off && q < len && out[q] == '\0'; q++)
+						;
+					if (q == off)
+						changed |= reach_mark(reach, q, &ml);
+					else if (q > ml)
+						ml = q, changed = true;
+				}
+				break;
+			case LIN_WRITE_AT:
+				if (off <= len && n <= len - off &&
+				    memcmp(out + off, wop->value, n) == 0)
+					return true;
+				q = off < len
+				        ? off + common_prefix(wop->value, n, out + off, len - off)
+				        : len;
+				if (q > ml)
+					ml = q, changed = true;
+				break;
+			}
+		}
+	} while (changed);
+	return reach[len] != 0;
+}
+
 /*
  * Whether Get g (not placed, not matching the value v now) can still read its result. Only ops
  * called by g's return can come before it, so what g reads is a base followed by appends of such
  * ops: the base is v (no reset in between), the input of a Put, or "" after a Delete (or a Put
  * of ""). The result must split that way; the check ignores that each append is used once and
  * in an order the history allows, so it is a necessary condition: a false answer proves the
- * configuration dead. ck->reach[p] marks the result's prefixes of length p so built.
+ * configuration dead. ck->reach[p] marks the result's prefixes of length p so built. When a
+ * WriteAt or Truncate may come before g, get_reachable_rewrites() answers instead (a poison one is
+ * skipped like the other writes: no Get reads its value, and nothing but a Put or Delete can
+ * follow it, so it is never between g's base and g).
  */
 static bool get_reachable(struct checker *ck, uint32_t g, uint32_t v)
 {
@@ -1451,6 +1770,8 @@ static bool get_reachable(struct checker *ck, uint32_t g, uint32_t v)
 		const struct lin_op *wop = w->op;
 		if (!ck->ent[e].call || wop->kind == LIN_GET || w->poison)
 			continue;
+		if (kind_rewrites(wop->kind))
+			return get_reachable_rewrites(ck, g, v);
 		if (wop->kind == LIN_DELETE || (wop->kind == LIN_PUT && wop->value_len == 0))
 			ck->reach[0] = 1;
 		else if (wop->kind == LIN_PUT && wop->value_len <= len &&
@@ -1565,20 +1886,24 @@ static int entry_cmp(const void *a, const void *b)
 
 /*
  * Whether no Get of the key could have seen write k: its input is not empty and occurs in no Get
- * result. After such a write the value contains its input until the next Put or Delete (appends
- * keep it), so no Get comes between them in any linearization. An unknown-outcome one can then be
- * dropped (removing it keeps a linearization valid). A definite one is a "poison" write: its
- * value, and any append to it, is the one state LIN_POISON that no Get matches, which is exact
- * for this model and merges the orders of such writes in the memo cache. *budget limits the
- * bytes scanned; past it the answer is false (always sound).
+ * result, and no WriteAt or Truncate but k itself can come after it (each of the key's others
+ * returned before k was called: rewrite_ret is the latest return among them). After such a write
+ * the value contains its input until the next Put or Delete (appends keep it), so no Get comes
+ * between them in any linearization. (A WriteAt or Truncate after it could cut the input or write
+ * over part of it, and a Get see the rest: Append "cd" to "ab", Truncate to 3, Get "abc" needs the
+ * Append.) An unknown-outcome one can then be dropped (removing it keeps a linearization valid).
+ * A definite one is a "poison" write: its value, and any append to it, is the one state
+ * LIN_POISON that no Get matches, which is exact for this model and merges the orders of such
+ * writes in the memo cache. *budget limits the bytes scanned; past it the answer is false
+ * (always sound).
  */
 static bool unobserved(const struct lin_history *h, const size_t *idx, size_t n, size_t k,
-                       size_t *budget)
+                       int64_t rewrite_ret, size_t *budget)
 {
 	const struct lin_op *w = &h->ops[k];
 	size_t i;
 
-	if (w->value_len == 0 || w->kind == LIN_DELETE || w->kind == LIN_GET)
+	if (!kind_has_input(w->kind) || w->value_len == 0 || rewrite_ret >= w->call_time)
 		return false;
 	for (i = 0; i < n; i++) {
 		const struct lin_op *g = &h->ops[idx[i]];
@@ -1664,27 +1989,56 @@ static int set_ranks(struct checker *ck)
 	return LIN_OK;
 }
 
+/*
+ * The latest return time among the key's WriteAt and Truncate ops (idx[n]) in rets[0] and the one
+ * before it in rets[1] (INT64_MIN when none), and in *latest the op of rets[0] (SIZE_MAX if none),
+ * so that "the latest among all but op j" is rets[j == *latest].
+ */
+static void rewrite_returns(const struct lin_history *h, const size_t *idx, size_t n,
+                            int64_t rets[2], size_t *latest)
+{
+	size_t i;
+
+	rets[0] = rets[1] = INT64_MIN;
+	*latest = SIZE_MAX;
+	for (i = 0; i < n; i++) {
+		const struct lin_op *op = &h->ops[idx[i]];
+		if (!kind_rewrites(op->kind))
+			continue;
+		if (op->return_time >= rets[0]) {
+			rets[1] = rets[0];
+			rets[0] = op->return_time;
+			*latest = idx[i];
+		} else if (op->return_time > rets[1]) {
+			rets[1] = op->return_time;
+		}
+	}
+}
+
 static int checker_build(struct checker *ck, const size_t *idx, size_t n,
                          const struct lin_options *opt, size_t *dropped)
 {
-	size_t i, budget = LIN_UNOBSERVED_SCAN_BYTES, max_out, w;
+	size_t i, budget = LIN_UNOBSERVED_SCAN_BYTES, max_out, w, latest;
+	int64_t rets[2];
 	uint32_t k = 0;
 
 	ck->ops = calloc(n ? n : 1, sizeof(*ck->ops));
 	if (!ck->ops)
 		return LIN_ENOMEM;
+	rewrite_returns(ck->h, idx, n, rets, &latest);
 	for (i = 0; i < n; i++) {
 		const struct lin_op *op = &ck->h->ops[idx[i]];
 		struct kop *o = &ck->ops[k];
+		int64_t rewrite_ret = rets[idx[i] == latest];
 		if (op->status == LIN_STATUS_UNKNOWN &&
-		    unobserved(ck->h, idx, n, idx[i], &budget)) {
+		    unobserved(ck->h, idx, n, idx[i], rewrite_ret, &budget)) {
 			(*dropped)++;
 			continue;
 		}
 		o->op = op;
 		o->index = idx[i];
 		o->unknown = op->status == LIN_STATUS_UNKNOWN;
-		o->poison = !o->unknown && unobserved(ck->h, idx, n, idx[i], &budget);
+		o->poison = !o->unknown && unobserved(ck->h, idx, n, idx[i], rewrite_ret, &budget);
 		ck->n_poison += o->poison;
 		o->verified = LIN_NIL;
 		o->prefix_ok = LIN_NIL;
@@ -1693,7 +2047,7 @@ static int checker_build(struct checker *ck, const size_t *idx, size_t n,
 			o->hash = hash_bytes(op->output, op->output_len);
 		else
 			o->hash = hash_bytes(op->value, op->value_len);
-		if (op->kind == LIN_APPEND)
+		if (op->kind == LIN_APPEND || op->kind == LIN_WRITE_AT)
 			o->pow = pow61(op->value_len);
 		ck->n_unknown += o->unknown;
 		k++;
@@ -1840,6 +2194,10 @@ static void sb_op(struct sbuf *b, const struct lin_history *h, size_t index)
 		sb_printf(b, " (line %lu)", op->line);
 	sb_printf(b, ": client %d %s ", op->client, kind_names[op->kind]);
 	sb_value(b, op->key, strlen(op->key));
+	if (op->kind == LIN_WRITE_AT)
+		sb_printf(b, " at %" PRIu64, op->offset);
+	else if (op->kind == LIN_TRUNCATE)
+		sb_printf(b, " to %" PRIu64 " bytes", op->offset);
 	if (kind_has_input(op->kind)) {
 		sb_printf(b, " ");
 		sb_value(b, op->value, op->value_len);

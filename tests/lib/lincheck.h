@@ -1,4 +1,5 @@
-/* lincheck.h - linearizability checker for key/value histories of Put, Append, Get and Delete. */
+/* lincheck.h - linearizability checker for key/value histories: Put, Append, Get, Delete, WriteAt,
+ * Truncate. */
 #ifndef TESTS_LIB_LINCHECK_H
 #define TESTS_LIB_LINCHECK_H
 
@@ -9,7 +10,12 @@
 /*
  * The model: each key holds a byte string. Get of a missing key returns "" (so a missing key and an
  * empty value cannot be told apart, and the checker treats them as one state); Put sets the value;
- * Append concatenates (Append to a missing key acts like Put); Delete makes the key missing.
+ * Append concatenates (Append to a missing key acts like Put); Delete makes the key missing;
+ * WriteAt(offset, bytes) writes the bytes at offset, zero-filling a gap past the end, so that the
+ * value is max(old size, offset + length) bytes long (a missing key is created: kv/store.c
+ * do_write); Truncate(size) cuts the value to size bytes or zero-fills it up to size (on a missing
+ * key the real system answers ENOENT, so a Truncate that succeeded found the key: the model,
+ * which cannot tell a missing key from an empty one, lets it act on "").
  *
  * A history is a list of completed or abandoned operations with their call and return times (any
  * monotone int64 clock). Two operations are ordered in real time when one returned strictly before
@@ -25,11 +31,16 @@
  * memoization of (set of linearized ops, value), trying the op that must return first before the
  * others. Sound reductions keep it fast: a Get that matches the value now is placed at once; a
  * configuration is pruned when an explored one has the same definite ops and value but a subset
- * of the unknown-outcome ops, or when some pending Get can no longer read its result; an
+ * of the unknown-outcome ops, or when some pending Get can no longer read its result (a coarser
+ * test when a WriteAt or Truncate may come before that Get, get_reachable_rewrites()); an
  * unknown write whose input no Get ever returned is dropped, and a definite one makes the value
- * an opaque "unreadable" state. Values are interned (hash, then real bytes compared), so equal
- * states are found exactly. The search has a wall-clock, step and memory budget; running out
- * gives LIN_TIMEOUT, which a caller must treat as a failure.
+ * an opaque "unreadable" state, both only when no WriteAt or Truncate can come after it (one
+ * could cut or overwrite the input, leaving a Get that saw part of it). Values are interned
+ * (hash, then real bytes compared), so equal states are found exactly; a WriteAt or Truncate
+ * spells its value out, so keys written that way cost memory in proportion to their size, and
+ * unknown ops pile up on such keys (none is dropped): keep them to a few hundred ops each (the
+ * nemesis rotates its keys for them). The search has a wall-clock, step and memory budget;
+ * running out gives LIN_TIMEOUT, which a caller must treat as a failure.
  */
 
 /* Errors of the checker and the history reader. 0 is success. */
@@ -50,8 +61,11 @@ const char *lin_strerror(int err);
 #define LIN_MAX_OPS (1u << 24) /* operations in one history */
 #define LIN_MAX_FILE_BYTES ((size_t)1 << 30) /* size of a history file */
 #define LIN_TIME_INFINITY INT64_MAX /* return time of an operation whose outcome is unknown */
+/* WriteAt: offset + length; Truncate: size (the model builds such values byte by byte) */
+#define LIN_MAX_VALUE_BYTES ((uint64_t)1 << 26)
 
-enum lin_kind { LIN_PUT, LIN_APPEND, LIN_GET, LIN_DELETE };
+enum lin_kind { LIN_PUT, LIN_APPEND, LIN_GET, LIN_DELETE, LIN_WRITE_AT, LIN_TRUNCATE };
+#define LIN_KIND_COUNT 6
 
 enum lin_status { LIN_STATUS_OK, LIN_STATUS_FAILED, LIN_STATUS_UNKNOWN };
 
@@ -61,8 +75,10 @@ struct lin_op {
 	enum lin_kind kind;
 	enum lin_status status;
 	const char *key; /* NUL-terminated */
-	const char *value; /* Put/Append input (value_len bytes, may hold NULs); else ignored */
+	const char *
+	        value; /* Put/Append/WriteAt input (value_len bytes, may hold NULs); else ignored */
 	size_t value_len;
+	uint64_t offset; /* WriteAt: where the input goes; Truncate: the new size; else ignored */
 	const char *output; /* Get result (output_len bytes) when status is OK; else ignored */
 	size_t output_len;
 	int64_t call_time;
@@ -82,7 +98,8 @@ void lin_history_free(struct lin_history *h);
 /*
  * Appends a copy of *op: the key, value and output bytes are copied, so the caller keeps ownership
  * of its strings. Returns LIN_OK, LIN_EINVAL (unknown kind or status, NULL key, NULL value with a
- * non-zero length, return before call, negative client) or LIN_ENOMEM / LIN_ETOOBIG (h unchanged).
+ * non-zero length, return before call, negative client, an offset over LIN_MAX_VALUE_BYTES) or
+ * LIN_ENOMEM / LIN_ETOOBIG (h unchanged).
  */
 int lin_history_add(struct lin_history *h, const struct lin_op *op);
 
@@ -102,12 +119,17 @@ const struct lin_op *lin_history_op(const struct lin_history *h, size_t i);
  *     3 append "a/b" "x\n" 1200 1350 ok
  *     4 get "a/b" x:780a 1300 1400 ok
  *     5 put "a/b" "v" 1500 - unknown
+ *     6 writeat "a/b" 2 "yz" 1600 1700 ok
+ *     7 truncate "a/b" 1 - 1800 1900 ok
  *
- * KIND is put, append, get or delete; STATUS is ok, fail or unknown. KEY and VALUE are strings: a
- * double-quoted string with the escapes \\ \" \n \r \t \xHH, or x: followed by an even number of
- * hex digits (easy to produce from a shell with xxd -p). VALUE is the input of put and append, the
- * result of a get whose status is ok, and - otherwise. CALL and RETURN are decimal int64; RETURN
- * is - for unknown. Blank lines and lines starting with # are ignored. The writer always quotes.
+ * KIND is put, append, get, delete, writeat or truncate; STATUS is ok, fail or unknown. writeat
+ * and truncate have one more field after KEY: OFFSET (the offset of writeat, the size of
+ * truncate), decimal, at most LIN_MAX_VALUE_BYTES together with the input's length. KEY and VALUE
+ * are strings: a double-quoted string with the escapes \\ \" \n \r \t \xHH, or x: followed by an
+ * even number of hex digits (easy to produce from a shell with xxd -p). VALUE is the input of
+ * put, append and writeat, the result of a get whose status is ok, and - otherwise. CALL and
+ * RETURN are decimal int64; RETURN is - for unknown. Blank lines and lines starting with # are
+ * ignored. The writer always quotes.
  */
 
 /*
@@ -138,7 +160,8 @@ struct lin_options {
 	int64_t timeout_ms; /* wall clock for the whole check; default LIN_DEFAULT_TIMEOUT_MS */
 	uint64_t max_steps; /* search steps over all keys; default unlimited */
 	size_t max_cache_bytes; /* memo cache of one key; past it entries are overwritten */
-	size_t max_state_bytes; /* interned values of one key; past it the check gives up (TIMEOUT) */
+	size_t max_state_bytes; /* interned values of one key, and apart the bytes of those a WriteAt
+	                         * or Truncate made; past either the check gives up (TIMEOUT) */
 };
 
 #define LIN_DEFAULT_TIMEOUT_MS 10000

@@ -9,7 +9,12 @@
 #
 # NEMESIS_SEED=N replays the schedule of a run (the faults and their timing; which node is the
 # leader when a fault strikes is up to the cluster). Other knobs: NEMESIS_KEYS (8),
-# NEMESIS_MOUNT_CLIENTS (2 per node), NEMESIS_CLERK_CLIENTS (3), NEMESIS_RATE (1000 operations
+# NEMESIS_MOUNT_CLIENTS (2 per node), NEMESIS_CLERK_CLIENTS (3), NEMESIS_FD_CLIENTS (1 per node:
+# a thread keeping an O_RDWR and an O_APPEND descriptor open across pwrite, ftruncate, pread and
+# appends), NEMESIS_FORK_CLIENTS (1 per node: O_TRUNC open, fork and exec while holding it, write,
+# close), NEMESIS_FD_KEYS (2 rotated keys at a time, a new generation every
+# NEMESIS_ROTATE_SECONDS, 5, so that each key's history stays short for the checker; the other
+# clients send 15% of their operations there), NEMESIS_RATE (1000 operations
 # per second in all; 0 for no cap: the checker's time grows with the history),
 # NEMESIS_OP_TIMEOUT (5 s, the mounts' timeout option and the clerk's), NEMESIS_CHECK_SECONDS
 # (the checker's budget, 30 + NEMESIS_SECONDS / 4), NEMESIS_TIMEDOUT_UNKNOWN=1 (count a mount
@@ -40,6 +45,10 @@ DURATION=${NEMESIS_SECONDS:-120}
 KEYS=${NEMESIS_KEYS:-8}
 MOUNT_CLIENTS=${NEMESIS_MOUNT_CLIENTS:-2}
 CLERK_CLIENTS=${NEMESIS_CLERK_CLIENTS:-3}
+FD_CLIENTS=${NEMESIS_FD_CLIENTS:-1}
+FORK_CLIENTS=${NEMESIS_FORK_CLIENTS:-1}
+FD_KEYS=${NEMESIS_FD_KEYS:-2}
+ROTATE_SECONDS=${NEMESIS_ROTATE_SECONDS:-5}
 OP_TIMEOUT=${NEMESIS_OP_TIMEOUT:-5}
 RATE=${NEMESIS_RATE:-1000}
 CHECK_SECONDS=${NEMESIS_CHECK_SECONDS:-$((30 + DURATION / 4))}
@@ -193,16 +202,35 @@ got=$(t bash -c '{ head -c 5; printf "a much longer value" >"$2" || exit 3; cat;
 [ "$got" = "shorth longer value" ] ||
 	fail "a read did not see a write completed before it began: '$got' (fs/fuse.c fs_read)"
 
-# the second one is a fault of the nemesis, struck first (regress_trunc_fault, below)
+step "regression: a child's close of an O_TRUNC copy commits no truncation while the opener holds it"
+# nemesis_client fork-trunc opens the file writable and forks a keeper child holding that copy,
+# closes its own (the handle lives on without a descriptor of the opener), opens the file O_TRUNC
+# and forks a child that execs /bin/true with it. The one-Put rule (fs/fuse.c trunc_held)
+# counted the opener's descriptors on the file (one) against its other live handles (one: the
+# keeper's), found no extra, and committed Put("") at /bin/true's exit: another node read the
+# file empty before the opener's write (the nemesis's fork clients saw a Get return "" after
+# every Put had returned).
+ctl put regress-fork old >/dev/null || fail "put regress-fork"
+got=$(t "$CLIENT" fork-trunc --mount="${M[1]}" --mount="${M[2]}" --key=regress-fork \
+	--value=new) || fail "nemesis_client fork-trunc on regress-fork"
+[ "$got" = "old|new" ] ||
+	fail "before|after the opener's write another node read '$got', not 'old|new' (fs/fuse.c trunc_held)"
+
+# the third one is a fault of the nemesis, struck first (regress_trunc_fault, below)
 ctl put regress-trunc old >/dev/null || fail "put regress-trunc"
 
 # ---- the clients ----
-step "clients: $MOUNT_CLIENTS per mount, $CLERK_CLIENTS on the clerk, $KEYS keys, $DURATION s"
+step "clients: $MOUNT_CLIENTS + $FD_CLIENTS descriptor + $FORK_CLIENTS fork per mount, \
+$CLERK_CLIENTS on the clerk, $KEYS keys + $FD_KEYS rotated every $ROTATE_SECONDS s, $DURATION s"
 mount_args=()
 for i in $(seq 1 "$N"); do mount_args+=(--mount="${M[$i]}"); done
-"$CLIENT" run --history="$HISTORY" --clerk="$CLUSTER_LIST" "${mount_args[@]}" \
-	--seconds="$DURATION" --mount-clients="$MOUNT_CLIENTS" --clerk-clients="$CLERK_CLIENTS" \
-	--keys="$KEYS" --seed="$SEED" --timeout-ms=$((OP_TIMEOUT * 1000)) \
+# the keys of the run: final and audit read the rotated ones back too
+key_args=(--keys="$KEYS" --seconds="$DURATION" --fd-keys="$FD_KEYS" \
+	--rotate-seconds="$ROTATE_SECONDS")
+"$CLIENT" run --history="$HISTORY" --clerk="$CLUSTER_LIST" "${mount_args[@]}" "${key_args[@]}" \
+	--mount-clients="$MOUNT_CLIENTS" --clerk-clients="$CLERK_CLIENTS" \
+	--fd-clients="$FD_CLIENTS" --fork-clients="$FORK_CLIENTS" \
+	--seed="$SEED" --timeout-ms=$((OP_TIMEOUT * 1000)) \
 	--stuck-seconds="$STUCK_SECONDS" --rate="$RATE" --ready="$CLUSTER_DIR/ready" \
 	"${client_flags[@]}" \
 	>"$CLUSTER_DIR/client.log" 2>&1 &
@@ -363,12 +391,12 @@ check_alive
 
 step "final reads of every key on every node (mounts and clerk), and the nodes' state"
 bg_wait timeout -k 5 180 "$CLIENT" final --history="$HISTORY" --clerk="$CLUSTER_LIST" \
-	"${mount_args[@]}" --keys="$KEYS" --timeout-ms=$((OP_TIMEOUT * 1000)) --wait-seconds=30
+	"${mount_args[@]}" "${key_args[@]}" --timeout-ms=$((OP_TIMEOUT * 1000)) --wait-seconds=30
 rc=$?
 [ "$rc" -eq 0 ] || fail "the final reads found the nodes different (exit $rc)"
 
 step "audit: operations per minute, lost or duplicated writes"
-"$CLIENT" audit --history="$HISTORY" --keys="$KEYS"
+"$CLIENT" audit --history="$HISTORY" "${key_args[@]}"
 rc=$?
 [ "$rc" -eq 0 ] || fail "the audit of the history found problems (exit $rc)"
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,19 +63,29 @@
  */
 
 #define MAX_MOUNTS 9
-#define MAX_KEYS 64
+#define MAX_KEYS 64 /* --keys */
+#define MAX_FINAL_KEYS 4096 /* keys read back at the end: --keys and the rotated ones */
 #define MAX_CLIENTS_PER_SOURCE 64
-#define KEY_BYTES 16
+#define MAX_FD_CLIENTS 8 /* --fd-clients and --fork-clients, per mount */
+#define MAX_FD_SLOTS 8 /* --fd-keys */
+#define KEY_BYTES 32
 #define VALUE_BYTES 48
-/* The largest value read back (a run's values stay far smaller). */
-#define MAX_READ_BYTES ((size_t)64 << 20)
+/* A Get is ONE read(2) of this many bytes from offset 0 (every read(2) is one linearizable Read,
+ * DESIGN.md 6; two reads could join two versions). It is below the kernel's largest FUSE read
+ * (128 KiB), so the read is one request; a value that fills it is not read whole: the Get fails. */
+#define GET_READ_BYTES ((size_t)64 << 10)
 #define DEFAULT_KEYS 8
+#define DEFAULT_FD_KEYS 2
+#define DEFAULT_ROTATE_SECONDS 5
 #define DEFAULT_TIMEOUT_MS 5000u
 #define DEFAULT_STUCK_SECONDS 30
 #define DEFAULT_WAIT_SECONDS 30
-/* Client ids: mount clients from 1, clerk clients from 500, the key setup 900, final reads of
- * mount i 1000 + i and of node i's clerk 1100 + i. */
-#define CLIENT_CLERK_BASE 500
+/* Client ids: mount clients from 1, descriptor clients from 600, fork clients from 700, clerk
+ * clients from 800, the key setup 900, final reads of mount i 1000 + i and of node i's clerk
+ * 1100 + i. */
+#define CLIENT_FD_BASE 600
+#define CLIENT_FORK_BASE 700
+#define CLIENT_CLERK_BASE 800
 #define CLIENT_SETUP 900
 #define CLIENT_FINAL_BASE 1000
 #define CLIENT_FINAL_CLERK_BASE 1100
@@ -104,6 +115,10 @@ struct config {
 	int n_mounts;
 	int mount_clients;
 	int clerk_clients;
+	int fd_clients; /* per mount: long-lived descriptors, pwrite, ftruncate, pread */
+	int fork_clients; /* per mount: O_TRUNC open, fork (and exec), write, close */
+	int fd_keys; /* slots of the rotated keys f<slot>.<generation> */
+	int rotate_seconds; /* a generation of rotated keys lasts this long */
 	int keys;
 	int seconds;
 	int wait_seconds;
@@ -122,9 +137,12 @@ struct recorder {
 	atomic_long ops[3]; /* by enum lin_status */
 };
 
+enum worker_kind { WK_MOUNT, WK_CLERK, WK_FD, WK_FORK };
+
 struct worker {
 	const struct config *cfg;
 	struct recorder *rec;
+	enum worker_kind kind;
 	int client;
 	const char *dir; /* a mount, or NULL for a clerk client */
 	int root; /* O_PATH fd of the mount's root, -1 when none */
@@ -135,11 +153,18 @@ struct worker {
 	uint64_t rng;
 	unsigned long counter;
 	pthread_t tid;
+	/* WK_FD: the descriptors it keeps on fd_key, -1 when closed */
+	int fd_rw; /* O_RDWR: pwrite, ftruncate, pread */
+	int fd_app; /* O_WRONLY|O_APPEND: write */
+	char fd_key[KEY_BYTES];
+	int fd_gen; /* the generation of fd_key */
+	size_t fd_len; /* the size its last Get saw, for choosing offsets */
 };
 
 static atomic_bool stop_flag;
 static atomic_int hangs;
 static atomic_llong next_slot_ns; /* --rate: when the next operation may start */
+static int64_t run_start_ns; /* generation 0 of the rotated keys starts here */
 
 /* --- small helpers ------------------------------------------------------------------------------ */
 
@@ -179,6 +204,40 @@ static void key_name(char *buf, int k)
 	snprintf(buf, KEY_BYTES, "k%d", k);
 }
 
+/* Percent of the other clients' operations that go to a rotated key of the current generation. */
+#define ROTATED_SHARE_PERCENT 15
+
+/* The generations of rotated keys a run of cfg makes (setup_keys creates them all). */
+static int rotated_generations(const struct config *cfg)
+{
+	return cfg->fd_keys > 0 ? cfg->seconds / cfg->rotate_seconds + 1 : 0;
+}
+
+/* Rotated key slot of generation gen: its history stays a few hundred operations long, which the
+ * checker needs once WriteAt and Truncate keep it from dropping unknown writes (lincheck.h). */
+static void rotated_name(char *buf, int slot, int gen)
+{
+	snprintf(buf, KEY_BYTES, "f%d.%d", slot, gen);
+}
+
+static int current_generation(const struct config *cfg)
+{
+	int64_t g = (now_ns() - run_start_ns) / (cfg->rotate_seconds * NS_PER_S);
+	int last = rotated_generations(cfg) - 1;
+
+	return g < 0 ? 0 : g > last ? last : (int)g;
+}
+
+/* The key of the next operation of a mount, clerk or fork client (r: random bits). */
+static void pick_key(const struct worker *wk, uint64_t r, char *key)
+{
+	if (wk->cfg->fd_keys > 0 && (r >> 40) % 100 < ROTATED_SHARE_PERCENT)
+		rotated_name(key, (int)((r >> 8) % (uint64_t)wk->cfg->fd_keys),
+		             current_generation(wk->cfg));
+	else
+		key_name(key, (int)((r >> 8) % (uint64_t)wk->cfg->keys));
+}
+
 static void record(struct recorder *rec, const struct lin_op *op)
 {
 	pthread_mutex_lock(&rec->mu);
@@ -201,19 +260,27 @@ static void record_get(struct recorder *rec, int client, const char *key, int64_
 	record(rec, &op);
 }
 
-static void record_write(struct recorder *rec, int client, enum lin_kind kind, const char *key,
-                         const char *value, int64_t call, int64_t ret, enum lin_status status)
+static void record_write_at(struct recorder *rec, int client, enum lin_kind kind, const char *key,
+                            uint64_t offset, const char *value, int64_t call, int64_t ret,
+                            enum lin_status status)
 {
 	struct lin_op op = {.client = client,
 	                    .kind = kind,
 	                    .status = status,
 	                    .key = key,
 	                    .value = value,
-	                    .value_len = strlen(value),
+	                    .value_len = value ? strlen(value) : 0,
+	                    .offset = offset,
 	                    .call_time = call,
 	                    .return_time = ret};
 
 	record(rec, &op);
+}
+
+static void record_write(struct recorder *rec, int client, enum lin_kind kind, const char *key,
+                         const char *value, int64_t call, int64_t ret, enum lin_status status)
+{
+	record_write_at(rec, client, kind, key, 0, value, call, ret, status);
 }
 
 /* --- mounts --------------------------------------------------------------------------------------- */
@@ -337,46 +404,48 @@ static void mount_write(struct worker *wk, enum lin_kind kind, const char *key, 
 	rc = close(fd);
 	busy_end(wk);
 	if (kind == LIN_PUT) {
-		/* the O_TRUNC handle was not written: its flush at close is a Put of "" */
+		/* the O_TRUNC handle was not written: its flush at close is a Put of "", or an
+		 * earlier flush of a copy a fork client's child inherited and closed (after the
+		 * failed write, the first flush commits it: fs/fuse.c fs_flush), so it may come
+		 * any time after the open */
 		int cerr = rc == 0 ? 0 : errno;
 		enum lin_status st = rc == 0 ? LIN_STATUS_OK : write_status(wk, cerr);
 
-		record_write(wk->rec, wk->client, LIN_PUT, key, "", close_call, now_ns(), st);
+		record_write(wk->rec, wk->client, LIN_PUT, key, "", call, now_ns(), st);
 		root_check(wk, cerr);
 	}
 	root_check(wk, err);
 }
 
-/* Reads fd to its end into *buf (grown as needed). 0, or -1 with errno. */
-static int read_all(int fd, char **buf, size_t *cap, size_t *len)
+/*
+ * A Get on fd: ONE pread of GET_READ_BYTES from offset 0 into *buf (allocated on first use, cap
+ * bytes). Reading on to the end would be a second Read that may see another version (the old
+ * read-to-EOF loop joined "p5.1176;" to the tail "2;" of a longer value). 0, or -1 with errno
+ * (EFBIG for a value that filled the buffer: not read whole).
+ */
+static int read_value(int fd, char **buf, size_t *cap, size_t *len)
 {
-	*len = 0;
-	for (;;) {
-		ssize_t n;
+	ssize_t n;
 
-		if (*len == *cap) {
-			size_t ncap = *cap ? *cap * 2 : 4096;
-			char *p;
+	if (*cap < GET_READ_BYTES) {
+		char *p = realloc(*buf, GET_READ_BYTES);
 
-			if (ncap > MAX_READ_BYTES) {
-				errno = EFBIG;
-				return -1;
-			}
-			p = realloc(*buf, ncap);
-			if (!p) {
-				errno = ENOMEM;
-				return -1;
-			}
-			*buf = p;
-			*cap = ncap;
-		}
-		n = read(fd, *buf + *len, *cap - *len);
-		if (n < 0)
+		if (!p) {
+			errno = ENOMEM;
 			return -1;
-		if (n == 0)
-			return 0;
-		*len += (size_t)n;
+		}
+		*buf = p;
+		*cap = GET_READ_BYTES;
 	}
+	n = pread(fd, *buf, GET_READ_BYTES, 0);
+	if (n < 0)
+		return -1;
+	if ((size_t)n == GET_READ_BYTES) {
+		errno = EFBIG;
+		return -1;
+	}
+	*len = (size_t)n;
+	return 0;
 }
 
 /* Get through a mount root: true with the value in *buf (len bytes). */
@@ -393,7 +462,7 @@ static bool root_get(struct worker *wk, const char *key, char **buf, size_t *cap
 		*len = 0;
 		return *err == ENOENT; /* a missing key reads as "" */
 	}
-	rc = read_all(fd, buf, cap, len);
+	rc = read_value(fd, buf, cap, len);
 	*err = rc == 0 ? 0 : errno;
 	close(fd);
 	busy_end(wk);
@@ -410,6 +479,251 @@ static void mount_get(struct worker *wk, const char *key, char **buf, size_t *ca
 	record_get(wk->rec, wk->client, key, call, ok, *buf, len);
 	if (!ok)
 		root_check(wk, err);
+}
+
+/* --- descriptor clients: one O_RDWR and one O_APPEND descriptor kept open ------------------- */
+
+#define FD_MAX_OFFSET 256 /* pwrite offsets stay below it, so values stay small */
+#define FD_MAX_TRUNCATE 64 /* ftruncate sizes below it */
+#define FD_GROW_LIMIT 1024 /* a value past this many bytes is truncated next */
+
+static void fd_close_all(struct worker *wk)
+{
+	if (wk->fd_rw >= 0)
+		close(wk->fd_rw); /* handles without a pending truncation: no request */
+	if (wk->fd_app >= 0)
+		close(wk->fd_app);
+	wk->fd_rw = wk->fd_app = -1;
+}
+
+/*
+ * Opens the two descriptors on the current generation's key of a random slot (the keys exist:
+ * setup_keys made them, so O_CREAT only looks them up). 0, or -1 when the mount refused.
+ */
+static int fd_open_all(struct worker *wk)
+{
+	uint64_t r = rng_next(&wk->rng);
+	int cloexec = (r & 1) ? O_CLOEXEC : 0, err;
+
+	wk->fd_gen = current_generation(wk->cfg);
+	rotated_name(wk->fd_key, (int)((r >> 8) % (uint64_t)wk->cfg->fd_keys), wk->fd_gen);
+	busy_begin(wk);
+	wk->fd_rw = openat(wk->root, wk->fd_key, O_RDWR | O_CREAT | cloexec, 0644);
+	err = errno;
+	if (wk->fd_rw >= 0) {
+		wk->fd_app =
+		        openat(wk->root, wk->fd_key, O_WRONLY | O_APPEND | O_CREAT | cloexec, 0644);
+		err = errno;
+	}
+	busy_end(wk);
+	if (wk->fd_rw < 0 || wk->fd_app < 0) {
+		fd_close_all(wk);
+		root_check(wk, err);
+		return -1;
+	}
+	wk->fd_len = 0;
+	return 0;
+}
+
+/* After a failed call on a kept descriptor: a lost connection closes them and the root. */
+static void fd_check(struct worker *wk, int err)
+{
+	if (is_connection_lost(err)) {
+		fd_close_all(wk);
+		root_close(wk);
+	}
+}
+
+/* A write through a kept descriptor: pwrite at off (WriteAt) or write on the O_APPEND one. */
+static void fd_write(struct worker *wk, enum lin_kind kind, uint64_t off)
+{
+	char value[VALUE_BYTES];
+	size_t len = (size_t)snprintf(value, sizeof value, "%c%d.%lu;",
+	                              kind == LIN_APPEND ? 'a' : 'w', wk->client, ++wk->counter);
+	int64_t call = now_ns();
+	ssize_t n;
+	int err;
+
+	busy_begin(wk);
+	n = kind == LIN_APPEND ? write(wk->fd_app, value, len)
+	                       : pwrite(wk->fd_rw, value, len, (off_t)off);
+	err = errno;
+	busy_end(wk);
+	if (n == (ssize_t)len) {
+		record_write_at(wk->rec, wk->client, kind, wk->fd_key, off, value, call, now_ns(),
+		                LIN_STATUS_OK);
+		if (kind == LIN_WRITE_AT && off + len > wk->fd_len)
+			wk->fd_len = off + len;
+		return;
+	}
+	if (n >= 0) { /* a short write: one request, so not expected; its effect is unknown */
+		fprintf(stderr, "nemesis_client: client %d: short write (%zd of %zu) on %s\n",
+		        wk->client, n, len, wk->fd_key);
+		err = EIO;
+	}
+	record_write_at(wk->rec, wk->client, kind, wk->fd_key, off, value, call, now_ns(),
+	                write_status(wk, err));
+	fd_check(wk, err);
+}
+
+static void fd_truncate(struct worker *wk, uint64_t size)
+{
+	int64_t call = now_ns();
+	enum lin_status st;
+	int rc, err;
+
+	busy_begin(wk);
+	rc = ftruncate(wk->fd_rw, (off_t)size);
+	err = errno;
+	busy_end(wk);
+	/* ENOENT: the key was missing, the Truncate refused (never here: keys are not removed) */
+	st = rc == 0 ? LIN_STATUS_OK : err == ENOENT ? LIN_STATUS_FAILED : write_status(wk, err);
+	record_write_at(wk->rec, wk->client, LIN_TRUNCATE, wk->fd_key, size, NULL, call, now_ns(),
+	                st);
+	if (rc == 0)
+		wk->fd_len = (size_t)size;
+	else
+		fd_check(wk, err);
+}
+
+static void fd_get(struct worker *wk, char **buf, size_t *cap)
+{
+	int64_t call = now_ns();
+	size_t len = 0;
+	int rc, err;
+
+	busy_begin(wk);
+	rc = read_value(wk->fd_rw, buf, cap, &len);
+	err = errno;
+	busy_end(wk);
+	record_get(wk->rec, wk->client, wk->fd_key, call, rc == 0, *buf, len);
+	if (rc == 0)
+		wk->fd_len = len;
+	else
+		fd_check(wk, err);
+}
+
+/*
+ * One operation of a descriptor client: pwrite at the end, inside or past it (WriteAt), ftruncate
+ * (Truncate), pread of the whole file (Get), a write on the O_APPEND descriptor (Append), or, now
+ * and then, both descriptors closed and opened again; the key changes with the generation.
+ */
+static void fd_op(struct worker *wk, char **buf, size_t *cap)
+{
+	uint64_t r = rng_next(&wk->rng), off;
+	int pick = (int)(r % 100);
+
+	if (wk->fd_rw >= 0 && (pick >= 97 || wk->fd_gen != current_generation(wk->cfg)))
+		fd_close_all(wk);
+	if (wk->fd_rw < 0 && fd_open_all(wk) != 0)
+		return;
+	if (wk->fd_len > FD_GROW_LIMIT)
+		pick = 35; /* a truncation */
+	if (pick < 30) {
+		switch ((r >> 8) % 3) {
+		case 0:
+			off = wk->fd_len; /* at the end: extends */
+			break;
+		case 1:
+			off = wk->fd_len ? (r >> 16) % wk->fd_len : 0; /* inside */
+			break;
+		default:
+			off = (r >> 16) % FD_MAX_OFFSET; /* anywhere: maybe past the end */
+		}
+		fd_write(wk, LIN_WRITE_AT, off);
+	} else if (pick < 40) {
+		fd_truncate(wk, (r >> 16) % FD_MAX_TRUNCATE);
+	} else if (pick < 75) {
+		fd_get(wk, buf, cap);
+	} else {
+		fd_write(wk, LIN_APPEND, 0);
+	}
+}
+
+/* --- fork clients: O_TRUNC open, fork (and exec) while holding it, write, close -------------- */
+
+/*
+ * The child of a fork client: only async-signal-safe calls (the parent has threads). It execs
+ * /bin/true, whose exec closes an O_CLOEXEC copy (a FLUSH from another process) and whose exit
+ * closes any other; or closes its copy and exits; or exits holding it.
+ */
+static void fork_child(int fd, int how)
+{
+	static char *const argv[] = {"/bin/true", NULL};
+	extern char **environ;
+
+	if (how == 0)
+		execve(argv[0], argv, environ);
+	else if (how == 1)
+		close(fd);
+	_exit(0);
+}
+
+static void fork_reap(pid_t pid)
+{
+	int st;
+
+	while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * One Put through an O_TRUNC descriptor held across a fork: open (O_CLOEXEC or not), fork a child
+ * (fork_child), maybe wait for it, then write the value and close, or close without writing (a
+ * Put of ""). The one-Put promise (DESIGN.md 6): the write is ONE Put, no reader sees the file
+ * empty in between, and the child's close commits nothing.
+ */
+static void fork_put(struct worker *wk, uint64_t r, const char *key)
+{
+	char value[VALUE_BYTES];
+	int cloexec = (r & 1) ? O_CLOEXEC : 0, how = (int)((r >> 1) % 3);
+	bool wait_first = (r >> 3) & 1, no_write = (r >> 4) % 100 < 15;
+	int64_t call = now_ns(), wret = 0;
+	int fd, err = 0, cerr = 0, rc;
+	pid_t pid;
+	bool wrote = false;
+
+	snprintf(value, sizeof value, "p%d.%lu;", wk->client, ++wk->counter);
+	if (no_write)
+		value[0] = '\0';
+	busy_begin(wk);
+	fd = openat(wk->root, key, O_WRONLY | O_CREAT | O_TRUNC | cloexec, 0644);
+	err = errno;
+	busy_end(wk);
+	if (fd < 0) {
+		record_write(wk->rec, wk->client, LIN_PUT, key, value, call, now_ns(),
+		             LIN_STATUS_FAILED);
+		root_check(wk, err);
+		return;
+	}
+	pid = fork();
+	if (pid == 0)
+		fork_child(fd, how);
+	if (pid < 0)
+		fprintf(stderr, "nemesis_client: client %d: fork: %s\n", wk->client,
+		        strerror(errno));
+	if (wait_first)
+		fork_reap(pid);
+	err = 0;
+	if (!no_write) {
+		busy_begin(wk);
+		wrote = write_all(fd, value, strlen(value)) == 0;
+		err = wrote ? 0 : errno;
+		busy_end(wk);
+		wret = now_ns();
+		record_write(wk->rec, wk->client, LIN_PUT, key, value, call, wret,
+		             wrote ? LIN_STATUS_OK : write_status(wk, err));
+	}
+	busy_begin(wk);
+	rc = close(fd);
+	cerr = rc == 0 ? 0 : errno;
+	busy_end(wk);
+	if (!wrote) /* nothing written: the close commits Put("") (see mount_write) */
+		record_write(wk->rec, wk->client, LIN_PUT, key, "", call, now_ns(),
+		             rc == 0 ? LIN_STATUS_OK : write_status(wk, cerr));
+	if (!wait_first)
+		fork_reap(pid);
+	root_check(wk, err ? err : cerr);
 }
 
 /* --- the clerk ------------------------------------------------------------------------------------ */
@@ -491,7 +805,15 @@ static void worker_op(struct worker *wk, char **buf, size_t *cap)
 	int pick = (int)(r % 100);
 	enum lin_kind kind = pick < 40 ? LIN_GET : pick < 75 ? LIN_APPEND : LIN_PUT;
 
-	key_name(key, (int)((r >> 8) % (uint64_t)wk->cfg->keys));
+	if (wk->kind == WK_FD) {
+		fd_op(wk, buf, cap);
+		return;
+	}
+	pick_key(wk, r, key);
+	if (wk->kind == WK_FORK) {
+		fork_put(wk, r >> 20, key);
+		return;
+	}
 	snprintf(value, sizeof value, "%c%d.%lu;", kind == LIN_PUT ? 'p' : 'a', wk->client,
 	         ++wk->counter);
 	if (wk->dir) {
@@ -541,6 +863,7 @@ static void *worker_main(void *arg)
 		pace(wk->cfg->rate);
 		worker_op(wk, &buf, &cap);
 	}
+	fd_close_all(wk);
 	free(buf);
 	return NULL;
 }
@@ -584,29 +907,46 @@ static void watchdog_pass(struct worker *wks, int n, int64_t stuck_ns)
 	}
 }
 
-/* Puts "" in every key until each Put is acknowledged (the mounts' O_TRUNC opens then find an
- * existing file: one Put, DESIGN.md 6). */
+/* The keys of a run: --keys, and the rotated ones of every generation. */
+static int run_key_count(const struct config *cfg)
+{
+	return cfg->keys + cfg->fd_keys * rotated_generations(cfg);
+}
+
+/* The name of key k of a run: k0..kK-1, then the rotated keys generation by generation. */
+static void run_key_name(const struct config *cfg, int k, char *key)
+{
+	if (k < cfg->keys)
+		key_name(key, k);
+	else
+		rotated_name(key, (k - cfg->keys) % cfg->fd_keys, (k - cfg->keys) / cfg->fd_keys);
+}
+
+/* Puts "" in every key, the rotated ones of every generation too, until each Put is acknowledged
+ * (the mounts' O_TRUNC opens then find an existing file: one Put, DESIGN.md 6; on a missing
+ * file the create and the write would be two operations). */
 static int setup_keys(const struct config *cfg, struct recorder *rec)
 {
 	struct kv_clerk *c = clerk_new(cfg->clerk_list, cfg->bind);
 	int64_t deadline = now_ns() + SETUP_SECONDS * NS_PER_S;
+	int total = run_key_count(cfg);
 	char key[KEY_BYTES];
 	int k = 0;
 
 	if (!c)
 		return -1;
-	while (k < cfg->keys && now_ns() < deadline) {
-		key_name(key, k);
+	while (k < total && now_ns() < deadline) {
+		run_key_name(cfg, k, key);
 		if (clerk_write(c, rec, CLIENT_SETUP, LIN_PUT, key, "", cfg->timeout_ms) ==
 		    LIN_STATUS_OK)
 			k++;
 		else
 			sleep_ms(REOPEN_PAUSE_MS);
 	}
-	if (k < cfg->keys)
+	if (k < total)
 		fprintf(stderr, "nemesis_client: setup: put %s: %s\n", key, kv_clerk_errmsg(c));
 	kv_clerk_close(c);
-	return k < cfg->keys ? -1 : 0;
+	return k < total ? -1 : 0;
 }
 
 static void write_ready(const char *path)
@@ -637,12 +977,24 @@ static int workers_start(const struct config *cfg, struct recorder *rec, struct 
 {
 	int n = 0;
 
-	for (int m = 0; m < cfg->n_mounts; m++)
+	for (int m = 0; m < cfg->n_mounts; m++) {
 		for (int j = 0; j < cfg->mount_clients; j++, n++) {
 			wks[n].dir = cfg->mounts[m];
 			wks[n].client = 1 + m * cfg->mount_clients + j;
 		}
+		for (int j = 0; j < cfg->fd_clients; j++, n++) {
+			wks[n].kind = WK_FD;
+			wks[n].dir = cfg->mounts[m];
+			wks[n].client = CLIENT_FD_BASE + m * cfg->fd_clients + j;
+		}
+		for (int j = 0; j < cfg->fork_clients; j++, n++) {
+			wks[n].kind = WK_FORK;
+			wks[n].dir = cfg->mounts[m];
+			wks[n].client = CLIENT_FORK_BASE + m * cfg->fork_clients + j;
+		}
+	}
 	for (int j = 0; j < cfg->clerk_clients; j++, n++) {
+		wks[n].kind = WK_CLERK;
 		wks[n].client = CLIENT_CLERK_BASE + j;
 		wks[n].clerk = clerk_new(cfg->clerk_list, cfg->bind);
 		if (!wks[n].clerk)
@@ -652,6 +1004,7 @@ static int workers_start(const struct config *cfg, struct recorder *rec, struct 
 		wks[i].cfg = cfg;
 		wks[i].rec = rec;
 		wks[i].root = -1;
+		wks[i].fd_rw = wks[i].fd_app = -1;
 		wks[i].rng = cfg->seed * 1000003u + (uint64_t)wks[i].client;
 		if (pthread_create(&wks[i].tid, NULL, worker_main, &wks[i]) != 0) {
 			fprintf(stderr, "nemesis_client: pthread_create failed\n");
@@ -668,7 +1021,9 @@ static int cmd_run(const struct config *cfg, struct recorder *rec)
 {
 	struct worker *wks;
 	int64_t start, deadline, next_progress;
-	int n, total = cfg->n_mounts * cfg->mount_clients + cfg->clerk_clients;
+	int n,
+	        total = cfg->n_mounts * (cfg->mount_clients + cfg->fd_clients + cfg->fork_clients) +
+	        cfg->clerk_clients;
 
 	if (setup_keys(cfg, rec) != 0)
 		return EXIT_USAGE;
@@ -676,6 +1031,7 @@ static int cmd_run(const struct config *cfg, struct recorder *rec)
 	if (!wks)
 		return EXIT_USAGE;
 	start = now_ns();
+	run_start_ns = start;
 	atomic_store(&next_slot_ns, start);
 	deadline = start + cfg->seconds * NS_PER_S;
 	next_progress = start + PROGRESS_EVERY_S * NS_PER_S;
@@ -723,8 +1079,8 @@ static int cmd_run(const struct config *cfg, struct recorder *rec)
 struct final_reads {
 	int readers;
 	char *name[MAX_MOUNTS + RAFT_MAX_NODES];
-	char *val[MAX_MOUNTS + RAFT_MAX_NODES][MAX_KEYS]; /* NULL: never read */
-	size_t len[MAX_MOUNTS + RAFT_MAX_NODES][MAX_KEYS];
+	char *val[MAX_MOUNTS + RAFT_MAX_NODES][MAX_FINAL_KEYS]; /* NULL: never read */
+	size_t len[MAX_MOUNTS + RAFT_MAX_NODES][MAX_FINAL_KEYS];
 };
 
 /* Polls every node's status until all report the same commit and applied index twice in a row,
@@ -780,15 +1136,20 @@ static char *dup_bytes(const char *p, size_t n)
 static void final_mount_reads(const struct config *cfg, struct recorder *rec, int m,
                               struct final_reads *fr)
 {
-	struct worker wk = {.cfg = cfg, .rec = rec, .dir = cfg->mounts[m], .root = -1};
+	struct worker wk = {.cfg = cfg,
+	                    .rec = rec,
+	                    .dir = cfg->mounts[m],
+	                    .root = -1,
+	                    .fd_rw = -1,
+	                    .fd_app = -1};
 	char key[KEY_BYTES], *buf = NULL;
 	size_t cap = 0, len;
 	int r = fr->readers++, err;
 
 	wk.client = CLIENT_FINAL_BASE + m;
 	fr->name[r] = strdup(cfg->mounts[m]);
-	for (int k = 0; k < cfg->keys; k++) {
-		key_name(key, k);
+	for (int k = 0; k < run_key_count(cfg); k++) {
+		run_key_name(cfg, k, key);
 		for (int a = 0; a < FINAL_READ_ATTEMPTS && !fr->val[r][k]; a++) {
 			int64_t call = now_ns();
 			bool ok;
@@ -827,8 +1188,8 @@ static void final_clerk_reads(const struct config *cfg, struct recorder *rec,
 	c = clerk_new(list, cfg->bind); /* only that node: it serves the read from its state */
 	if (!c)
 		return;
-	for (int k = 0; k < cfg->keys; k++) {
-		key_name(key, k);
+	for (int k = 0; k < run_key_count(cfg); k++) {
+		run_key_name(cfg, k, key);
 		for (int a = 0; a < FINAL_READ_ATTEMPTS && !fr->val[r][k]; a++) {
 			if (!clerk_get(c, rec, client, key, cfg->timeout_ms, &fr->val[r][k],
 			               &fr->len[r][k])) {
@@ -857,8 +1218,8 @@ static int final_compare(const struct config *cfg, const struct final_reads *fr)
 	char key[KEY_BYTES];
 	int bad = 0;
 
-	for (int k = 0; k < cfg->keys; k++) {
-		key_name(key, k);
+	for (int k = 0; k < run_key_count(cfg); k++) {
+		run_key_name(cfg, k, key);
 		for (int r = 0; r < fr->readers; r++) {
 			const char *v = fr->val[r][k], *v0 = fr->val[0][k];
 
@@ -915,7 +1276,7 @@ static int cmd_final(const struct config *cfg, struct recorder *rec)
 	kv_clerk_close(c);
 	for (int r = 0; r < fr->readers; r++) {
 		free(fr->name[r]);
-		for (int k = 0; k < MAX_KEYS; k++)
+		for (int k = 0; k < MAX_FINAL_KEYS; k++)
 			free(fr->val[r][k]);
 	}
 	free(fr);
@@ -944,17 +1305,37 @@ static bool is_final(const struct lin_op *op)
 	return op->client >= CLIENT_FINAL_BASE;
 }
 
-/* Operations per minute of call time, by kind and outcome; figures for the whole run. */
+/* The kind of client that made op (its id range), or -1 for the setup and the final reads. */
+static int client_kind(const struct lin_op *op)
+{
+	if (op->client <= 0 || op->client >= CLIENT_SETUP)
+		return -1;
+	return op->client >= CLIENT_CLERK_BASE   ? WK_CLERK
+	        : op->client >= CLIENT_FORK_BASE ? WK_FORK
+	        : op->client >= CLIENT_FD_BASE   ? WK_FD
+	                                         : WK_MOUNT;
+}
+
+static const char *const kind_label[] = {
+        [LIN_PUT] = "put",       [LIN_APPEND] = "append",    [LIN_GET] = "get",
+        [LIN_DELETE] = "delete", [LIN_WRITE_AT] = "writeat", [LIN_TRUNCATE] = "truncate"};
+static const char *const client_label[] = {
+        [WK_MOUNT] = "mount", [WK_CLERK] = "clerk", [WK_FD] = "descriptor", [WK_FORK] = "fork"};
+
+/* Operations per minute of call time by kind and outcome, and per client kind for the run. */
 static void audit_minutes(const struct lin_history *h)
 {
+	enum { KINDS = LIN_KIND_COUNT, CLIENT_KINDS = WK_FORK + 1 };
 	size_t n = lin_history_count(h), minutes = 0;
-	long(*cnt)[3][3] = NULL, all[3][3] = {{0}}, mounts = 0, clerks = 0;
+	long(*cnt)[KINDS][3] = NULL, all[KINDS][3] = {{0}}, by_client[CLIENT_KINDS][KINDS][3];
 	int64_t origin = INT64_MAX, last = 0;
+	static const int cols[] = {LIN_PUT, LIN_APPEND, LIN_GET, LIN_WRITE_AT, LIN_TRUNCATE};
 
+	memset(by_client, 0, sizeof by_client);
 	for (size_t i = 0; i < n; i++) {
 		const struct lin_op *op = lin_history_op(h, i);
 
-		if (op->client > 0 && op->client < CLIENT_SETUP) {
+		if (client_kind(op) >= 0) {
 			origin = op->call_time < origin ? op->call_time : origin;
 			last = op->call_time > last ? op->call_time : last;
 		}
@@ -967,32 +1348,44 @@ static void audit_minutes(const struct lin_history *h)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		const struct lin_op *op = lin_history_op(h, i);
+		int ck = client_kind(op);
 		size_t m;
 
-		if (op->client <= 0 || op->client >= CLIENT_SETUP || op->kind > LIN_GET)
+		if (ck < 0)
 			continue;
 		m = (size_t)((op->call_time - origin) / (60 * NS_PER_S));
 		cnt[m][op->kind][op->status]++;
 		all[op->kind][op->status]++;
-		*(op->client < CLIENT_CLERK_BASE ? &mounts : &clerks) += 1;
+		by_client[ck][op->kind][op->status]++;
 	}
 	printf("operations per minute of the run (by call time), ok/fail/unknown:\n");
-	printf("  %-6s %-18s %-18s %-12s %s\n", "minute", "put", "append", "get", "total");
+	printf("  %-6s", "minute");
+	for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++)
+		printf(" %-20s", kind_label[cols[c]]);
+	printf(" total\n");
 	for (size_t m = 0; m <= minutes; m++) {
 		long(*c)[3] = m < minutes ? cnt[m] : all;
 		long total = 0;
 		char label[16];
 
-		for (int k = 0; k < 3; k++)
-			for (int s = 0; s < 3; s++)
-				total += c[k][s];
+		for (int k = 0; k < KINDS; k++)
+			for (int st = 0; st < 3; st++)
+				total += c[k][st];
 		snprintf(label, sizeof label, m < minutes ? "%zu" : "all", m);
-		printf("  %-6s %5ld/%5ld/%5ld  %5ld/%5ld/%5ld  %5ld/%5ld  %6ld\n", label,
-		       c[LIN_PUT][0], c[LIN_PUT][1], c[LIN_PUT][2], c[LIN_APPEND][0],
-		       c[LIN_APPEND][1], c[LIN_APPEND][2], c[LIN_GET][0], c[LIN_GET][1], total);
+		printf("  %-6s", label);
+		for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++)
+			printf(" %6ld/%6ld/%6ld", c[cols[k]][0], c[cols[k]][1], c[cols[k]][2]);
+		printf(" %7ld\n", total);
 	}
-	printf("  through the mounts %ld, through the clerk %ld, over %.1f minutes\n", mounts,
-	       clerks, (double)(last - origin) / (60.0 * NS_PER_S));
+	printf("by client kind, ok/fail/unknown:\n");
+	for (int ck = 0; ck < CLIENT_KINDS; ck++) {
+		printf("  %-10s", client_label[ck]);
+		for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++)
+			printf(" %6ld/%6ld/%6ld", by_client[ck][cols[k]][0],
+			       by_client[ck][cols[k]][1], by_client[ck][cols[k]][2]);
+		printf("\n");
+	}
+	printf("  over %.1f minutes\n", (double)(last - origin) / (60.0 * NS_PER_S));
 	free(cnt);
 }
 
@@ -1177,7 +1570,19 @@ static int cmd_audit(const struct config *cfg)
 		free(first);
 		keys++;
 	}
-	printf("audit: %zu operations, %d keys: %s\n", n, keys,
+	/* WriteAt and Truncate cut tokens: the rotated keys are checked for linearizability only,
+	 * and here for being read back alike everywhere */
+	for (int k = cfg->keys; k < run_key_count(cfg); k++) {
+		char key[KEY_BYTES];
+
+		run_key_name(cfg, k, key);
+		if (!final_read(h, key, &bad)) {
+			printf("NO FINAL VALUE: %s was not read at the end\n", key);
+			bad++;
+		}
+	}
+	printf("audit: %zu operations, %d keys and %d rotated ones: %s\n", n, keys,
+	       run_key_count(cfg) - cfg->keys,
 	       bad ? "PROBLEMS FOUND"
 	           : "every final value is made of written values, each once, "
 	             "and no acknowledged write is missing");
@@ -1227,6 +1632,77 @@ static int cmd_put(const struct config *cfg)
 	return EXIT_OK;
 }
 
+/* --- fork-trunc ----------------------------------------------------------------------------------- */
+
+/* The value of key through mount dir (one read), into buf (NUL-terminated); "?" on an error. */
+static void read_through(const char *dir, const char *key, char *buf, size_t cap)
+{
+	char path[4096];
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s", dir, key);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = pread(fd, buf, cap - 1, 0);
+		close(fd);
+	}
+	snprintf(buf + (n < 0 ? 0 : n), cap - (size_t)(n < 0 ? 0 : n), "%s", n < 0 ? "?" : "");
+}
+
+/*
+ * The one-Put rule with a handle a child keeps alive (regression of tests/nemesis.test.sh): opens
+ * --key on the first --mount writable and forks a keeper child holding it, closes its own copy,
+ * opens the key O_TRUNC (no dup) and forks a child that execs /bin/true with it, then reads the
+ * key through the second --mount, writes --value, closes, and reads again: prints
+ * "MID|END". The truncation must wait for the write: MID is the old value.
+ */
+static int cmd_fork_trunc(const struct config *cfg)
+{
+	char path[4096], mid[256], end[256];
+	int fd, keep[2], rc = EXIT_OK;
+	pid_t keeper, child;
+
+	snprintf(path, sizeof path, "%s/%s", cfg->mounts[0], cfg->key);
+	if (pipe2(keep, O_CLOEXEC) != 0)
+		return EXIT_USAGE;
+	fd = open(path, O_WRONLY | O_APPEND);
+	if (fd < 0) {
+		fprintf(stderr, "nemesis_client: %s: %s\n", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	keeper = fork();
+	if (keeper == 0) { /* holds the handle until the parent closes the pipe */
+		char c;
+		close(keep[1]);
+		while (read(keep[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(keep[0]);
+	close(fd);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd < 0) {
+		fprintf(stderr, "nemesis_client: %s: %s\n", path, strerror(errno));
+		rc = EXIT_USAGE;
+		goto out_keeper;
+	}
+	child = fork();
+	if (child == 0)
+		fork_child(fd, 0);
+	fork_reap(child);
+	read_through(cfg->mounts[1], cfg->key, mid, sizeof mid);
+	if (write_all(fd, cfg->value, strlen(cfg->value)) != 0)
+		fprintf(stderr, "nemesis_client: write %s: %s\n", path, strerror(errno));
+	close(fd);
+	read_through(cfg->mounts[1], cfg->key, end, sizeof end);
+	printf("%s|%s\n", mid, end);
+out_keeper:
+	close(keep[1]);
+	fork_reap(keeper);
+	return rc;
+}
+
 /* --- command line --------------------------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -1235,13 +1711,19 @@ static void usage(FILE *f)
 	        "usage: nemesis_client run --history=FILE --clerk=LIST [--mount=DIR]... [--seconds=S]\n"
 	        "           [--mount-clients=N] [--clerk-clients=N] [--keys=K] [--seed=N]\n"
 	        "           [--timeout-ms=MS] [--stuck-seconds=S] [--ready=FILE] [--timedout-unknown]\n"
-	        "           [--rate=OPS_PER_S]\n"
+	        "           [--rate=OPS_PER_S] [--fd-clients=N] [--fork-clients=N] [--fd-keys=F]\n"
+	        "           [--rotate-seconds=R]\n"
 	        "       nemesis_client final --history=FILE --clerk=LIST [--mount=DIR]... [--keys=K]\n"
-	        "           [--wait-seconds=S] [--timeout-ms=MS]\n"
-	        "       nemesis_client audit --history=FILE [--keys=K]\n"
+	        "           [--wait-seconds=S] [--timeout-ms=MS] [--seconds=S --fd-keys=F\n"
+	        "           --rotate-seconds=R]\n"
+	        "       nemesis_client audit --history=FILE [--keys=K] [--seconds=S --fd-keys=F\n"
+	        "           --rotate-seconds=R]\n"
 	        "       nemesis_client put --mount=DIR --key=KEY --value=VALUE [--after=FILE]\n"
+	        "       nemesis_client fork-trunc --mount=DIR --mount=DIR2 --key=KEY --value=VALUE\n"
 	        "run: N threads per mount and N clerk threads of random Get/Append/Put on keys\n"
-	        "k0..kK-1 for S seconds, recorded in FILE (tests/lib/lincheck.h format); final: waits\n"
+	        "k0..kK-1 for S seconds, with descriptor and fork clients per mount on the rotated\n"
+	        "keys f<slot>.<generation> (F slots, a generation every R seconds: the same flags\n"
+	        "for final and audit), recorded in FILE (tests/lib/lincheck.h format); final: waits\n"
 	        "for the nodes to agree, reads every key on every mount and node, records the reads,\n"
 	        "fails if they differ; audit: operations per minute and the lost-write checks; put:\n"
 	        "one O_TRUNC open + write + close, printing each call's outcome.\n"
@@ -1297,6 +1779,10 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		         int_arg(a, "--clerk-clients=", 0, MAX_CLIENTS_PER_SOURCE,
 		                 &cfg->clerk_clients) ||
 		         int_arg(a, "--keys=", 1, MAX_KEYS, &cfg->keys) ||
+		         int_arg(a, "--fd-clients=", 0, MAX_FD_CLIENTS, &cfg->fd_clients) ||
+		         int_arg(a, "--fork-clients=", 0, MAX_FD_CLIENTS, &cfg->fork_clients) ||
+		         int_arg(a, "--fd-keys=", 0, MAX_FD_SLOTS, &cfg->fd_keys) ||
+		         int_arg(a, "--rotate-seconds=", 1, 3600, &cfg->rotate_seconds) ||
 		         int_arg(a, "--rate=", 0, 1000000, &cfg->rate) ||
 		         int_arg(a, "--stuck-seconds=", 1, 3600, &cfg->stuck_seconds) ||
 		         int_arg(a, "--wait-seconds=", 1, 3600, &cfg->wait_seconds))
@@ -1308,6 +1794,17 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 	}
 	if (strcmp(argv[1], "put") == 0)
 		return cfg->n_mounts == 1 && cfg->key && cfg->value ? 0 : -1;
+	if (strcmp(argv[1], "fork-trunc") == 0)
+		return cfg->n_mounts == 2 && cfg->key && cfg->value ? 0 : -1;
+	if (cfg->fd_clients > 0 && cfg->fd_keys == 0)
+		return -1; /* descriptor clients work on rotated keys */
+	if (run_key_count(cfg) > MAX_FINAL_KEYS) {
+		fprintf(stderr,
+		        "nemesis_client: over %d keys: fewer --fd-keys or a longer "
+		        "--rotate-seconds\n",
+		        MAX_FINAL_KEYS);
+		return -1;
+	}
 	return cfg->history ? 0 : -1;
 }
 
@@ -1315,6 +1812,8 @@ int main(int argc, char **argv)
 {
 	struct config cfg = {.mount_clients = 2,
 	                     .clerk_clients = 2,
+	                     .fd_keys = DEFAULT_FD_KEYS,
+	                     .rotate_seconds = DEFAULT_ROTATE_SECONDS,
 	                     .keys = DEFAULT_KEYS,
 	                     .seconds = 60,
 	                     .wait_seconds = DEFAULT_WAIT_SECONDS,
@@ -1337,6 +1836,8 @@ int main(int argc, char **argv)
 		return cmd_audit(&cfg);
 	if (strcmp(cmd, "put") == 0)
 		return cmd_put(&cfg);
+	if (strcmp(cmd, "fork-trunc") == 0)
+		return cmd_fork_trunc(&cfg);
 	if ((strcmp(cmd, "run") != 0 && strcmp(cmd, "final") != 0) || !cfg.clerk_list) {
 		usage(stderr);
 		return EXIT_USAGE;

@@ -19,7 +19,7 @@
 #include "tests/lib/lincheck.h"
 
 /*
- * Three commands, one per phase of the nemesis test, sharing one history file (the format of
+ * Commands, one per phase of the nemesis test, sharing one history file (the format of
  * tests/lib/lincheck.h, times in CLOCK_MONOTONIC nanoseconds so that the phases, run as separate
  * processes, share one clock):
  *
@@ -28,7 +28,13 @@
  *          threads on the clerk, each a closed loop of random Get, Append and Put on random keys
  *          with values unique in the run ("p<client>.<n>;" and "a<client>.<n>;"), each operation
  *          recorded when it ends; --rate caps the operations per second of all threads together
- *          (the checker's time grows with the history).
+ *          (the checker's time grows with the history). Per mount also --fd-clients descriptor
+ *          clients (fd_op: pwrite "w<client>.<n>;" at an offset, ftruncate, pread, O_APPEND
+ *          writes, all on two descriptors kept open) on the rotated keys f<slot>.<generation>
+ *          (--fd-keys slots, a generation every --rotate-seconds, all made by the setup), and
+ *          --fork-clients fork clients (fork_put: O_TRUNC open, fork and exec while holding it,
+ *          write, close); mount, clerk and fork clients send ROTATED_SHARE_PERCENT of their
+ *          operations to the rotated keys, the rest to k0..kK-1.
  *   final  Waits until every node of --clerk reports the same applied index, then reads every key
  *          through every --mount and through a clerk that knows only that node, records the
  *          reads, and fails when two of them differ or the nodes' applied index or key count
@@ -37,6 +43,8 @@
  *          checks of the final values: every token in them was written, none twice, a Put's
  *          token only first; no acknowledged Append or Put that nothing could have overwritten
  *          is missing. (Linearizability itself is tests/test_lincheck --check.)
+ *   fork-trunc  The regression of a child's close committing the opener's O_TRUNC: see
+ *          cmd_fork_trunc().
  *   put    One Put of --value to --key through one --mount, made as the run makes it, printing
  *          what each call returned ("open ok write ETIMEDOUT close ETIMEDOUT"): for the
  *          regression checks of the test script. No history. With --after=FILE it prints
@@ -44,7 +52,7 @@
  *
  * Through a mount, Put is open(O_WRONLY|O_CREAT|O_TRUNC) + write + close (one Put of the bytes:
  * the keys exist, DESIGN.md 6), Append is open(O_WRONLY|O_APPEND|O_CREAT) + write + close, Get
- * is open + read to the end + close (ENOENT reads as ""). A write that failed with ETIMEDOUT was
+ * is open + ONE read + close (ENOENT reads as ""; see read_value()). A write that failed with ETIMEDOUT was
  * certainly not applied (raftfs(8)): fail, unless --timedout-unknown; any other error after the
  * write was sent (EIO, ENOTCONN, ECONNABORTED, EINTR...) leaves it unknown; an error before it
  * (open) is a failure. An O_TRUNC handle whose write failed still truncates at close (a Put of

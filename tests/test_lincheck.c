@@ -544,44 +544,41 @@ static enum lin_verdict rverdict_of(const struct rop *ops, size_t n, struct lin_
 
 #define RVERDICT(ops) rverdict_of(ops, N_OF(ops), NULL)
 
+/* The verdict on ops when the last one, a Get, returns the len bytes at val (len 0: a string). */
+static enum lin_verdict rverdict_if_last_reads(struct rop *ops, size_t n, const char *val,
+                                               size_t len)
+{
+	ops[n - 1].val = val;
+	ops[n - 1].len = len;
+	return rverdict_of(ops, n, NULL);
+}
+
+#define READS(ops, val) rverdict_if_last_reads(ops, N_OF(ops), val, sizeof(val) - 1)
+
 static void test_write_at_overwrites_in_place_and_keeps_the_rest(void)
 {
-	static const struct rop ok[] = {
+	struct rop ops[] = {
 	        {1, LIN_PUT, "k", 0, "abcdef", 0, 0, 10, OK},
 	        {1, WAT, "k", 2, "XY", 0, 20, 30, OK},
-	        {2, LIN_GET, "k", 0, "abXYef", 0, 40, 50, OK},
-	};
-	static const struct rop cut[] = {
-	        {1, LIN_PUT, "k", 0, "abcdef", 0, 0, 10, OK},
-	        {1, WAT, "k", 2, "XY", 0, 20, 30, OK},
-	        {2, LIN_GET, "k", 0, "abXY", 0, 40, 50, OK},
-	};
-	static const struct rop lost[] = {
-	        {1, LIN_PUT, "k", 0, "abcdef", 0, 0, 10, OK},
-	        {1, WAT, "k", 2, "XY", 0, 20, 30, OK},
-	        {2, LIN_GET, "k", 0, "abcdef", 0, 40, 50, OK},
+	        {2, LIN_GET, "k", 0, NULL, 0, 40, 50, OK},
 	};
 
-	CU_ASSERT(RVERDICT(ok) == LIN_LINEARIZABLE);
-	CU_ASSERT(RVERDICT(cut) == LIN_NOT_LINEARIZABLE);
-	CU_ASSERT(RVERDICT(lost) == LIN_NOT_LINEARIZABLE);
+	CU_ASSERT(READS(ops, "abXYef") == LIN_LINEARIZABLE);
+	CU_ASSERT(READS(ops, "abXY") == LIN_NOT_LINEARIZABLE); /* the rest cut */
+	CU_ASSERT(READS(ops, "abcdef") == LIN_NOT_LINEARIZABLE); /* the write lost */
 }
 
 static void test_write_at_past_the_end_fills_the_gap_with_zeros(void)
 {
-	static const struct rop ok[] = {
+	struct rop ops[] = {
 	        {1, LIN_PUT, "k", 0, "ab", 0, 0, 10, OK},
 	        {1, WAT, "k", 4, "z", 0, 20, 30, OK},
-	        {2, LIN_GET, "k", 0, "ab\0\0z", 5, 40, 50, OK},
-	};
-	static const struct rop spaces[] = {
-	        {1, LIN_PUT, "k", 0, "ab", 0, 0, 10, OK},
-	        {1, WAT, "k", 4, "z", 0, 20, 30, OK},
-	        {2, LIN_GET, "k", 0, "ab  z", 0, 40, 50, OK},
+	        {2, LIN_GET, "k", 0, NULL, 0, 40, 50, OK},
 	};
 
-	CU_ASSERT(RVERDICT(ok) == LIN_LINEARIZABLE);
-	CU_ASSERT(RVERDICT(spaces) == LIN_NOT_LINEARIZABLE);
+	CU_ASSERT(READS(ops, "ab\0\0z") == LIN_LINEARIZABLE);
+	CU_ASSERT(READS(ops, "ab  z") == LIN_NOT_LINEARIZABLE);
+	CU_ASSERT(READS(ops, "abz") == LIN_NOT_LINEARIZABLE);
 }
 
 static void test_write_at_on_a_missing_key_creates_it(void)
@@ -603,20 +600,15 @@ static void test_write_at_on_a_missing_key_creates_it(void)
 /* At the end a WriteAt is an append (the model shares the bytes), and appends follow it. */
 static void test_write_at_at_the_end_extends_the_value(void)
 {
-	static const struct rop ok[] = {
-	        {1, LIN_PUT, "k", 0, "ab", 0, 0, 10, OK},     {1, WAT, "k", 2, "cd", 0, 20, 30, OK},
-	        {1, LIN_APPEND, "k", 0, "e", 0, 40, 50, OK},  {2, WAT, "k", 2, "C", 0, 60, 70, OK},
-	        {2, LIN_GET, "k", 0, "abCde", 0, 80, 90, OK},
-	};
-	static const struct rop bad[] = {
-	        {1, LIN_PUT, "k", 0, "ab", 0, 0, 10, OK},
-	        {1, WAT, "k", 2, "cd", 0, 20, 30, OK},
-	        {1, LIN_APPEND, "k", 0, "e", 0, 40, 50, OK},
-	        {2, LIN_GET, "k", 0, "abe", 0, 80, 90, OK},
+	struct rop ops[] = {
+	        {1, LIN_PUT, "k", 0, "ab", 0, 0, 10, OK},    {1, WAT, "k", 2, "cd", 0, 20, 30, OK},
+	        {1, LIN_APPEND, "k", 0, "e", 0, 40, 50, OK}, {2, WAT, "k", 2, "C", 0, 60, 70, OK},
+	        {2, LIN_GET, "k", 0, NULL, 0, 80, 90, OK},
 	};
 
-	CU_ASSERT(RVERDICT(ok) == LIN_LINEARIZABLE);
-	CU_ASSERT(RVERDICT(bad) == LIN_NOT_LINEARIZABLE);
+	CU_ASSERT(READS(ops, "abCde") == LIN_LINEARIZABLE);
+	CU_ASSERT(READS(ops, "abcde") == LIN_NOT_LINEARIZABLE); /* the last WriteAt lost */
+	CU_ASSERT(READS(ops, "abe") == LIN_NOT_LINEARIZABLE);
 }
 
 static void test_truncate_cuts_and_zero_fills(void)
@@ -651,17 +643,13 @@ static void test_truncate_cuts_and_zero_fills(void)
 /* A Truncate of a missing key fails (ENOENT): recorded as failed, it must not be seen. */
 static void test_failed_truncate_of_a_missing_key_is_not_seen(void)
 {
-	static const struct rop ok[] = {
+	struct rop ops[] = {
 	        {1, TRUNC, "k", 3, NULL, 0, 0, 10, FAIL},
-	        {2, LIN_GET, "k", 0, "", 0, 20, 30, OK},
-	};
-	static const struct rop seen[] = {
-	        {1, TRUNC, "k", 3, NULL, 0, 0, 10, FAIL},
-	        {2, LIN_GET, "k", 0, "\0\0\0", 3, 20, 30, OK},
+	        {2, LIN_GET, "k", 0, NULL, 0, 20, 30, OK},
 	};
 
-	CU_ASSERT(RVERDICT(ok) == LIN_LINEARIZABLE);
-	CU_ASSERT(RVERDICT(seen) == LIN_NOT_LINEARIZABLE);
+	CU_ASSERT(READS(ops, "") == LIN_LINEARIZABLE);
+	CU_ASSERT(READS(ops, "\0\0\0") == LIN_NOT_LINEARIZABLE);
 }
 
 /* Concurrent WriteAt(0, "xy") and Truncate(1) on "abc": "x" or "xy" after both, never more. */

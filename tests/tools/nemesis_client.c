@@ -17,6 +17,7 @@
 
 #include "kv/clerk.h"
 #include "tests/lib/lincheck.h"
+#include "tests/lib/nemesis.h"
 
 /*
  * Commands, one per phase of the nemesis test, sharing one history file (the format of
@@ -76,7 +77,7 @@
 #define MAX_CLIENTS_PER_SOURCE 64
 #define MAX_FD_CLIENTS 8 /* --fd-clients and --fork-clients, per mount */
 #define MAX_FD_SLOTS 8 /* --fd-keys */
-#define KEY_BYTES 32
+#define KEY_BYTES NEMESIS_KEY_BYTES
 #define VALUE_BYTES 48
 /* A Get is ONE read(2) of this many bytes from offset 0 (every read(2) is one linearizable Read,
  * DESIGN.md 6; two reads could join two versions). It is below the kernel's largest FUSE read
@@ -88,15 +89,12 @@
 #define DEFAULT_TIMEOUT_MS 5000u
 #define DEFAULT_STUCK_SECONDS 30
 #define DEFAULT_WAIT_SECONDS 30
-/* Client ids: mount clients from 1, descriptor clients from 600, fork clients from 700, clerk
- * clients from 800, the key setup 900, final reads of mount i 1000 + i and of node i's clerk
- * 1100 + i. */
-#define CLIENT_FD_BASE 600
-#define CLIENT_FORK_BASE 700
-#define CLIENT_CLERK_BASE 800
-#define CLIENT_SETUP 900
-#define CLIENT_FINAL_BASE 1000
-#define CLIENT_FINAL_CLERK_BASE 1100
+#define CLIENT_FD_BASE NEMESIS_CLIENT_FD_BASE /* client ids: tests/lib/nemesis.h */
+#define CLIENT_FORK_BASE NEMESIS_CLIENT_FORK_BASE
+#define CLIENT_CLERK_BASE NEMESIS_CLIENT_CLERK_BASE
+#define CLIENT_SETUP NEMESIS_CLIENT_SETUP
+#define CLIENT_FINAL_BASE NEMESIS_CLIENT_FINAL_BASE
+#define CLIENT_FINAL_CLERK_BASE NEMESIS_CLIENT_FINAL_CLERK_BASE
 #define SETUP_SECONDS 30
 #define FINAL_READ_ATTEMPTS 10
 #define PROGRESS_EVERY_S 10
@@ -104,7 +102,7 @@
 #define AFTER_WAIT_SECONDS 60
 #define PACE_SLACK_NS (NS_PER_S / 10) /* --rate: how far behind its schedule a run may fall */
 #define NS_PER_MS ((int64_t)1000000)
-#define NS_PER_S ((int64_t)1000000000)
+#define NS_PER_S NEMESIS_NS_PER_S
 #ifndef FUSE_SUPER_MAGIC
 #define FUSE_SUPER_MAGIC 0x65735546
 #endif
@@ -145,12 +143,10 @@ struct recorder {
 	atomic_long ops[3]; /* by enum lin_status */
 };
 
-enum worker_kind { WK_MOUNT, WK_CLERK, WK_FD, WK_FORK };
-
 struct worker {
 	const struct config *cfg;
 	struct recorder *rec;
-	enum worker_kind kind;
+	enum nemesis_client_kind kind;
 	int client;
 	const char *dir; /* a mount, or NULL for a clerk client */
 	int root; /* O_PATH fd of the mount's root, -1 when none */
@@ -161,7 +157,7 @@ struct worker {
 	uint64_t rng;
 	unsigned long counter;
 	pthread_t tid;
-	/* WK_FD: the descriptors it keeps on fd_key, -1 when closed */
+	/* NEMESIS_FD: the descriptors it keeps on fd_key, -1 when closed */
 	int fd_rw; /* O_RDWR: pwrite, ftruncate, pread */
 	int fd_app; /* O_WRONLY|O_APPEND: write */
 	char fd_key[KEY_BYTES];
@@ -207,11 +203,6 @@ static uint64_t rng_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-static void key_name(char *buf, int k)
-{
-	snprintf(buf, KEY_BYTES, "k%d", k);
-}
-
 /* Percent of the other clients' operations that go to a rotated key of the current generation. */
 #define ROTATED_SHARE_PERCENT 15
 
@@ -221,11 +212,13 @@ static int rotated_generations(const struct config *cfg)
 	return cfg->fd_keys > 0 ? cfg->seconds / cfg->rotate_seconds + 1 : 0;
 }
 
-/* Rotated key slot of generation gen: its history stays a few hundred operations long, which the
- * checker needs once WriteAt and Truncate keep it from dropping unknown writes (lincheck.h). */
-static void rotated_name(char *buf, int slot, int gen)
+/* The keys of a run of cfg. A rotated key's history stays a few hundred operations long, which
+ * the checker needs once WriteAt and Truncate keep it from dropping unknown writes (lincheck.h). */
+static struct nemesis_keys run_keys(const struct config *cfg)
 {
-	snprintf(buf, KEY_BYTES, "f%d.%d", slot, gen);
+	return (struct nemesis_keys){.keys = cfg->keys,
+	                             .fd_keys = cfg->fd_keys,
+	                             .generations = rotated_generations(cfg)};
 }
 
 static int current_generation(const struct config *cfg)
@@ -239,11 +232,13 @@ static int current_generation(const struct config *cfg)
 /* The key of the next operation of a mount, clerk or fork client (r: random bits). */
 static void pick_key(const struct worker *wk, uint64_t r, char *key)
 {
+	struct nemesis_keys k = run_keys(wk->cfg);
+
 	if (wk->cfg->fd_keys > 0 && (r >> 40) % 100 < ROTATED_SHARE_PERCENT)
-		rotated_name(key, (int)((r >> 8) % (uint64_t)wk->cfg->fd_keys),
-		             current_generation(wk->cfg));
+		nemesis_rotated_name((int)((r >> 8) % (uint64_t)wk->cfg->fd_keys),
+		                     current_generation(wk->cfg), key);
 	else
-		key_name(key, (int)((r >> 8) % (uint64_t)wk->cfg->keys));
+		nemesis_key_name(&k, (int)((r >> 8) % (uint64_t)wk->cfg->keys), key);
 }
 
 static void record(struct recorder *rec, const struct lin_op *op)
@@ -514,7 +509,7 @@ static int fd_open_all(struct worker *wk)
 	int cloexec = (r & 1) ? O_CLOEXEC : 0, err;
 
 	wk->fd_gen = current_generation(wk->cfg);
-	rotated_name(wk->fd_key, (int)((r >> 8) % (uint64_t)wk->cfg->fd_keys), wk->fd_gen);
+	nemesis_rotated_name((int)((r >> 8) % (uint64_t)wk->cfg->fd_keys), wk->fd_gen, wk->fd_key);
 	busy_begin(wk);
 	wk->fd_rw = openat(wk->root, wk->fd_key, O_RDWR | O_CREAT | cloexec, 0644);
 	err = errno;
@@ -813,12 +808,12 @@ static void worker_op(struct worker *wk, char **buf, size_t *cap)
 	int pick = (int)(r % 100);
 	enum lin_kind kind = pick < 40 ? LIN_GET : pick < 75 ? LIN_APPEND : LIN_PUT;
 
-	if (wk->kind == WK_FD) {
+	if (wk->kind == NEMESIS_FD) {
 		fd_op(wk, buf, cap);
 		return;
 	}
 	pick_key(wk, r, key);
-	if (wk->kind == WK_FORK) {
+	if (wk->kind == NEMESIS_FORK) {
 		fork_put(wk, r >> 20, key);
 		return;
 	}
@@ -918,16 +913,17 @@ static void watchdog_pass(struct worker *wks, int n, int64_t stuck_ns)
 /* The keys of a run: --keys, and the rotated ones of every generation. */
 static int run_key_count(const struct config *cfg)
 {
-	return cfg->keys + cfg->fd_keys * rotated_generations(cfg);
+	struct nemesis_keys k = run_keys(cfg);
+
+	return nemesis_key_count(&k);
 }
 
 /* The name of key k of a run: k0..kK-1, then the rotated keys generation by generation. */
 static void run_key_name(const struct config *cfg, int k, char *key)
 {
-	if (k < cfg->keys)
-		key_name(key, k);
-	else
-		rotated_name(key, (k - cfg->keys) % cfg->fd_keys, (k - cfg->keys) / cfg->fd_keys);
+	struct nemesis_keys ks = run_keys(cfg);
+
+	nemesis_key_name(&ks, k, key);
 }
 
 /* Puts "" in every key, the rotated ones of every generation too, until each Put is acknowledged
@@ -991,18 +987,18 @@ static int workers_start(const struct config *cfg, struct recorder *rec, struct 
 			wks[n].client = 1 + m * cfg->mount_clients + j;
 		}
 		for (int j = 0; j < cfg->fd_clients; j++, n++) {
-			wks[n].kind = WK_FD;
+			wks[n].kind = NEMESIS_FD;
 			wks[n].dir = cfg->mounts[m];
 			wks[n].client = CLIENT_FD_BASE + m * cfg->fd_clients + j;
 		}
 		for (int j = 0; j < cfg->fork_clients; j++, n++) {
-			wks[n].kind = WK_FORK;
+			wks[n].kind = NEMESIS_FORK;
 			wks[n].dir = cfg->mounts[m];
 			wks[n].client = CLIENT_FORK_BASE + m * cfg->fork_clients + j;
 		}
 	}
 	for (int j = 0; j < cfg->clerk_clients; j++, n++) {
-		wks[n].kind = WK_CLERK;
+		wks[n].kind = NEMESIS_CLERK;
 		wks[n].client = CLIENT_CLERK_BASE + j;
 		wks[n].clerk = clerk_new(cfg->clerk_list, cfg->bind);
 		if (!wks[n].clerk)
@@ -1129,18 +1125,6 @@ static int wait_converged(struct kv_clerk *c, int wait_seconds, struct kv_proto_
 	return same ? 0 : -1;
 }
 
-static char *dup_bytes(const char *p, size_t n)
-{
-	char *d = malloc(n + 1);
-
-	if (d) {
-		if (n)
-			memcpy(d, p, n);
-		d[n] = '\0';
-	}
-	return d;
-}
-
 static void final_mount_reads(const struct config *cfg, struct recorder *rec, int m,
                               struct final_reads *fr)
 {
@@ -1169,7 +1153,7 @@ static void final_mount_reads(const struct config *cfg, struct recorder *rec, in
 			ok = root_get(&wk, key, &buf, &cap, &len, &err);
 			record_get(rec, wk.client, key, call, ok, buf, ok ? len : 0);
 			if (ok) {
-				fr->val[r][k] = dup_bytes(buf, len);
+				fr->val[r][k] = nemesis_dup_bytes(buf, len);
 				fr->len[r][k] = len;
 			} else {
 				fprintf(stderr, "nemesis_client: final read of %s on %s: %s\n", key,
@@ -1291,313 +1275,14 @@ static int cmd_final(const struct config *cfg, struct recorder *rec)
 	return bad ? EXIT_CHECK : EXIT_OK;
 }
 
-/* --- audit ---------------------------------------------------------------------------------------- */
-
-/* A written value of the history, for finding the operation a token of a final value came from. */
-struct written {
-	const char *key;
-	const char *value;
-	size_t op;
-};
-
-static int written_cmp(const void *a, const void *b)
-{
-	const struct written *x = a, *y = b;
-	int c = strcmp(x->key, y->key);
-
-	return c ? c : strcmp(x->value, y->value);
-}
-
-static bool is_final(const struct lin_op *op)
-{
-	return op->client >= CLIENT_FINAL_BASE;
-}
-
-/* The kind of client that made op (its id range), or -1 for the setup and the final reads. */
-static int client_kind(const struct lin_op *op)
-{
-	if (op->client <= 0 || op->client >= CLIENT_SETUP)
-		return -1;
-	return op->client >= CLIENT_CLERK_BASE   ? WK_CLERK
-	        : op->client >= CLIENT_FORK_BASE ? WK_FORK
-	        : op->client >= CLIENT_FD_BASE   ? WK_FD
-	                                         : WK_MOUNT;
-}
-
-static const char *const kind_label[] = {
-        [LIN_PUT] = "put",       [LIN_APPEND] = "append",    [LIN_GET] = "get",
-        [LIN_DELETE] = "delete", [LIN_WRITE_AT] = "writeat", [LIN_TRUNCATE] = "truncate"};
-static const char *const client_label[] = {
-        [WK_MOUNT] = "mount", [WK_CLERK] = "clerk", [WK_FD] = "descriptor", [WK_FORK] = "fork"};
-
-/* Operations per minute of call time by kind and outcome, and per client kind for the run. */
-static void audit_minutes(const struct lin_history *h)
-{
-	enum { KINDS = LIN_KIND_COUNT, CLIENT_KINDS = WK_FORK + 1 };
-	size_t n = lin_history_count(h), minutes = 0;
-	long(*cnt)[KINDS][3] = NULL, all[KINDS][3] = {{0}}, by_client[CLIENT_KINDS][KINDS][3];
-	int64_t origin = INT64_MAX, last = 0;
-	static const int cols[] = {LIN_PUT, LIN_APPEND, LIN_GET, LIN_WRITE_AT, LIN_TRUNCATE};
-
-	memset(by_client, 0, sizeof by_client);
-	for (size_t i = 0; i < n; i++) {
-		const struct lin_op *op = lin_history_op(h, i);
-
-		if (client_kind(op) >= 0) {
-			origin = op->call_time < origin ? op->call_time : origin;
-			last = op->call_time > last ? op->call_time : last;
-		}
-	}
-	if (origin == INT64_MAX)
-		return;
-	minutes = (size_t)((last - origin) / (60 * NS_PER_S)) + 1;
-	cnt = calloc(minutes, sizeof *cnt);
-	if (!cnt)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		const struct lin_op *op = lin_history_op(h, i);
-		int ck = client_kind(op);
-		size_t m;
-
-		if (ck < 0)
-			continue;
-		m = (size_t)((op->call_time - origin) / (60 * NS_PER_S));
-		cnt[m][op->kind][op->status]++;
-		all[op->kind][op->status]++;
-		by_client[ck][op->kind][op->status]++;
-	}
-	printf("operations per minute of the run (by call time), ok/fail/unknown:\n");
-	printf("  %-6s", "minute");
-	for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++)
-		printf(" %-20s", kind_label[cols[c]]);
-	printf(" total\n");
-	for (size_t m = 0; m <= minutes; m++) {
-		long(*c)[3] = m < minutes ? cnt[m] : all;
-		long total = 0;
-		char label[16];
-
-		for (int k = 0; k < KINDS; k++)
-			for (int st = 0; st < 3; st++)
-				total += c[k][st];
-		snprintf(label, sizeof label, m < minutes ? "%zu" : "all", m);
-		printf("  %-6s", label);
-		for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++)
-			printf(" %6ld/%6ld/%6ld", c[cols[k]][0], c[cols[k]][1], c[cols[k]][2]);
-		printf(" %7ld\n", total);
-	}
-	printf("by client kind, ok/fail/unknown:\n");
-	for (int ck = 0; ck < CLIENT_KINDS; ck++) {
-		printf("  %-10s", client_label[ck]);
-		for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++)
-			printf(" %6ld/%6ld/%6ld", by_client[ck][cols[k]][0],
-			       by_client[ck][cols[k]][1], by_client[ck][cols[k]][2]);
-		printf("\n");
-	}
-	printf("  over %.1f minutes\n", (double)(last - origin) / (60.0 * NS_PER_S));
-	free(cnt);
-}
-
-/* The value the final reads of key agree on (NULL when none, or when they differ). */
-static const struct lin_op *final_read(const struct lin_history *h, const char *key, int *bad)
-{
-	const struct lin_op *first = NULL;
-	size_t n = lin_history_count(h);
-
-	for (size_t i = 0; i < n; i++) {
-		const struct lin_op *op = lin_history_op(h, i);
-
-		if (!is_final(op) || op->kind != LIN_GET || op->status != LIN_STATUS_OK ||
-		    strcmp(op->key, key) != 0)
-			continue;
-		if (!first) {
-			first = op;
-		} else if (op->output_len != first->output_len ||
-		           memcmp(op->output, first->output, first->output_len) != 0) {
-			printf("DIVERGENCE: final reads of %s differ (history lines %lu and %lu)\n",
-			       key, first->line, op->line);
-			(*bad)++;
-			return NULL;
-		}
-	}
-	return first;
-}
-
-/* Whether write l may have taken effect after operation x did. */
-static bool may_follow(const struct lin_op *l, const struct lin_op *x)
-{
-	return l != x && (l->status == LIN_STATUS_UNKNOWN || l->return_time >= x->call_time);
-}
-
-/*
- * The Puts that may have been the last applied to key: every Put of "" (its value leaves no
- * token) and the Put whose value the final value starts with (first, NULL if none). A write
- * missing from the final value was legitimately replaced only if one of them may have taken
- * effect after it. Returns how many were stored in *out (caller frees), or -1.
- */
-static long last_put_candidates(const struct lin_history *h, const char *key, const char *first,
-                                const struct lin_op ***out)
-{
-	size_t n = lin_history_count(h);
-	long c = 0;
-
-	*out = calloc(n ? n : 1, sizeof **out);
-	if (!*out)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		const struct lin_op *l = lin_history_op(h, i);
-
-		if (l->kind == LIN_PUT && l->status != LIN_STATUS_FAILED &&
-		    strcmp(l->key, key) == 0 &&
-		    (l->value_len == 0 || (first && strcmp(l->value, first) == 0)))
-			(*out)[c++] = l;
-	}
-	return c;
-}
-
-/* The tokens of a final value: written to this key, each once, a Put's only first, none of a
- * write that failed. The first token goes to *first (caller frees). Number of problems. */
-static int audit_tokens(const struct lin_history *h, const struct written *w, size_t nw,
-                        const char *key, const struct lin_op *fin, char **first, bool *present)
-{
-	const char *p = fin->output, *end = fin->output + fin->output_len;
-	int bad = 0;
-
-	while (p < end) {
-		const char *semi = memchr(p, ';', (size_t)(end - p));
-		size_t len = semi ? (size_t)(semi - p) + 1 : (size_t)(end - p);
-		char *tok = dup_bytes(p, len);
-		struct written probe = {.key = key, .value = tok}, *hit;
-		const struct lin_op *op;
-
-		if (!tok)
-			return bad + 1;
-		hit = bsearch(&probe, w, nw, sizeof *w, written_cmp);
-		op = hit ? lin_history_op(h, hit->op) : NULL;
-		if (!op) {
-			printf("BAD VALUE: %s holds \"%s\", never written to it\n", key, tok);
-			bad++;
-		} else if (present[hit->op]) {
-			printf("DUPLICATE: %s holds \"%s\" twice (history line %lu)\n", key, tok,
-			       op->line);
-			bad++;
-		} else if (op->status == LIN_STATUS_FAILED) {
-			printf("FAILED WRITE APPLIED: %s holds \"%s\" of a %s that failed (history "
-			       "line %lu)\n",
-			       key, tok, op->kind == LIN_PUT ? "put" : "append", op->line);
-			bad++;
-		} else if (op->kind == LIN_PUT && p != fin->output) {
-			printf("BAD VALUE: %s holds the put \"%s\" after other values\n", key, tok);
-			bad++;
-		}
-		if (hit)
-			present[hit->op] = true;
-		if (p == fin->output)
-			*first = strdup(tok);
-		free(tok);
-		p += len;
-	}
-	return bad;
-}
-
-/* Acknowledged writes to key that nothing applied later could have overwritten are present. */
-static int audit_lost(const struct lin_history *h, const char *key, const char *first,
-                      const bool *present)
-{
-	size_t n = lin_history_count(h);
-	const struct lin_op **last;
-	long nlast = last_put_candidates(h, key, first, &last);
-	int bad = 0;
-
-	if (nlast < 0)
-		return 1;
-	for (size_t i = 0; i < n; i++) {
-		const struct lin_op *op = lin_history_op(h, i);
-		bool put = op->kind == LIN_PUT, replaced = false;
-
-		if (is_final(op) || op->kind == LIN_GET || op->status != LIN_STATUS_OK ||
-		    op->value_len == 0 || strcmp(op->key, key) != 0)
-			continue;
-		if (put ? first && strcmp(first, op->value) == 0 : present[i])
-			continue;
-		for (long j = 0; j < nlast && !replaced; j++)
-			replaced = may_follow(last[j], op);
-		if (replaced)
-			continue;
-		printf("LOST WRITE: the acknowledged %s \"%s\" to %s (history line %lu) is not in "
-		       "the final value, and no later Put can have replaced it\n",
-		       put ? "put" : "append", op->value, key, op->line);
-		bad++;
-	}
-	free(last);
-	return bad;
-}
+/* --- audit: tests/lib/nemesis_audit.c ----------------------------------------------------------- */
 
 static int cmd_audit(const struct config *cfg)
 {
-	struct lin_history *h = NULL;
-	struct written *w;
-	bool *present;
-	char err[512];
-	size_t n, nw = 0;
-	int bad = 0, keys = 0;
+	struct nemesis_keys k = run_keys(cfg);
+	int rc = nemesis_audit(cfg->history, &k);
 
-	if (lin_history_load(cfg->history, &h, err, sizeof err) != LIN_OK) {
-		fprintf(stderr, "nemesis_client: %s\n", err);
-		return EXIT_USAGE;
-	}
-	n = lin_history_count(h);
-	w = calloc(n ? n : 1, sizeof *w);
-	present = calloc(n ? n : 1, sizeof *present);
-	if (!w || !present) {
-		free(w);
-		free(present);
-		lin_history_free(h);
-		return EXIT_USAGE;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct lin_op *op = lin_history_op(h, i);
-
-		if (op->kind != LIN_GET && op->value_len)
-			w[nw++] = (struct written){op->key, op->value, i};
-	}
-	qsort(w, nw, sizeof *w, written_cmp);
-	audit_minutes(h);
-	for (int k = 0; k < cfg->keys; k++) {
-		char key[KEY_BYTES], *first = NULL;
-		const struct lin_op *fin;
-
-		key_name(key, k);
-		fin = final_read(h, key, &bad);
-		if (!fin) {
-			printf("NO FINAL VALUE: %s was not read at the end\n", key);
-			bad++;
-			continue;
-		}
-		bad += audit_tokens(h, w, nw, key, fin, &first, present);
-		bad += audit_lost(h, key, first, present);
-		free(first);
-		keys++;
-	}
-	/* WriteAt and Truncate cut tokens: the rotated keys are checked for linearizability only,
-	 * and here for being read back alike everywhere */
-	for (int k = cfg->keys; k < run_key_count(cfg); k++) {
-		char key[KEY_BYTES];
-
-		run_key_name(cfg, k, key);
-		if (!final_read(h, key, &bad)) {
-			printf("NO FINAL VALUE: %s was not read at the end\n", key);
-			bad++;
-		}
-	}
-	printf("audit: %zu operations, %d keys and %d rotated ones: %s\n", n, keys,
-	       run_key_count(cfg) - cfg->keys,
-	       bad ? "PROBLEMS FOUND"
-	           : "every final value is made of written values, each once, "
-	             "and no acknowledged write is missing");
-	free(w);
-	free(present);
-	lin_history_free(h);
-	return bad ? EXIT_CHECK : EXIT_OK;
+	return rc == 0 ? EXIT_OK : rc == 1 ? EXIT_CHECK : EXIT_USAGE;
 }
 
 /* --- put ------------------------------------------------------------------------------------------ */

@@ -20,7 +20,13 @@
 #define NEMESIS_CLIENT_FINAL_BASE 1000
 #define NEMESIS_CLIENT_FINAL_CLERK_BASE 1100
 
-enum nemesis_client_kind { NEMESIS_MOUNT, NEMESIS_CLERK, NEMESIS_FD, NEMESIS_FORK, NEMESIS_CLIENT_KINDS };
+enum nemesis_client_kind {
+	NEMESIS_MOUNT,
+	NEMESIS_CLERK,
+	NEMESIS_FD,
+	NEMESIS_FORK,
+	NEMESIS_CLIENT_KINDS
+};
 
 /* The kind of client id client, or -1 for the setup and the final reads. */
 int nemesis_client_kind(int client);

@@ -62,7 +62,7 @@ int nemesis_client_kind(int client)
 {
 	if (client <= 0 || client >= NEMESIS_CLIENT_SETUP)
 		return -1;
-	return client >= NEMESIS_CLIENT_CLERK_BASE  ? NEMESIS_CLERK
+	return client >= NEMESIS_CLIENT_CLERK_BASE   ? NEMESIS_CLERK
 	        : client >= NEMESIS_CLIENT_FORK_BASE ? NEMESIS_FORK
 	        : client >= NEMESIS_CLIENT_FD_BASE   ? NEMESIS_FD
 	                                             : NEMESIS_MOUNT;
@@ -71,8 +71,10 @@ int nemesis_client_kind(int client)
 static const char *const kind_label[] = {
         [LIN_PUT] = "put",       [LIN_APPEND] = "append",    [LIN_GET] = "get",
         [LIN_DELETE] = "delete", [LIN_WRITE_AT] = "writeat", [LIN_TRUNCATE] = "truncate"};
-static const char *const client_label[] = {
-        [NEMESIS_MOUNT] = "mount", [NEMESIS_CLERK] = "clerk", [NEMESIS_FD] = "descriptor", [NEMESIS_FORK] = "fork"};
+static const char *const client_label[] = {[NEMESIS_MOUNT] = "mount",
+                                           [NEMESIS_CLERK] = "clerk",
+                                           [NEMESIS_FD] = "descriptor",
+                                           [NEMESIS_FORK] = "fork"};
 
 /* Operations per minute of call time by kind and outcome, and per client kind for the run. */
 static void audit_minutes(const struct lin_history *h)

@@ -2,7 +2,7 @@
 # install-deps.sh - installs the Debian packages raftfs needs to build, test and run. Idempotent:
 # does nothing when everything is present; otherwise one apt-get update, then one install.
 set -eu
-PACKAGES="build-essential pkg-config libfuse3-dev fuse3 libevent-dev libtpl-dev libcunit1-dev
+PACKAGES="build-essential pkg-config libfuse3-dev fuse3 libevent-dev libssl-dev openssl libtpl-dev libcunit1-dev
 clang libclang-rt-14-dev clang-format iptables iproute2 procps psmisc git vim-tiny attr strace
 sqlite3 e2fsprogs"
 

@@ -339,6 +339,21 @@ int kv_cmd_set_time(void *buf, size_t len, uint64_t time_ms)
 	return KV_OK;
 }
 
+int kv_cmd_set_caller(void *buf, size_t len, uint32_t uid, uint32_t gid)
+{
+	struct wcur w;
+
+	if (len < CMD_HEADER_BYTES)
+		return KV_ECORRUPT;
+	if (((const unsigned char *)buf)[0] != KV_CMD_VERSION)
+		return KV_EVERSION;
+	w.p = (unsigned char *)buf + KV_CMD_CALLER_OFFSET;
+	w.end = w.p + 8;
+	put_le(&w, uid, 4);
+	put_le(&w, gid, 4);
+	return KV_OK;
+}
+
 /* --- results -------------------------------------------------------------------------------- */
 
 #define RES_HEADER_BYTES (1 + 1 + 2 + 1 + 8)

@@ -16,7 +16,9 @@
  *
  *   u8 version (KV_CMD_VERSION)  u8 op (enum kv_op)
  *   u64 session  u64 seq  u64 time_ms  u32 uid  u32 gid  u32 mode
- *   (time_ms is the leader's: whatever the sender put there is replaced when it is proposed)
+ *   (time_ms is the leader's: whatever the sender put there is replaced when it is proposed;
+ *   uid and gid of a network client's request are its connection's identity, set by the node
+ *   it connected to)
  *   then the fields the op carries, in this order (see kv_op_fields()):
  *     KEY     u16 len (<= KV_MAX_KEY_BYTES), len bytes
  *     KEY2    u16 len (<= KV_MAX_KEY_BYTES), len bytes           Rename destination
@@ -220,6 +222,16 @@ int kv_cmd_decode(const void *buf, size_t len, struct kv_cmd *cmd);
  * is unchanged. Nothing else is checked or touched.
  */
 int kv_cmd_set_time(void *buf, size_t len, uint64_t time_ms);
+
+/* Where uid and gid lie in an encoded command (after time_ms). */
+#define KV_CMD_CALLER_OFFSET 26u
+
+/*
+ * Rewrites uid and gid in the encoded command at buf in place: a node applies a network client's
+ * request as the identity of its connection, whatever the client wrote there (DESIGN.md 9).
+ * KV_OK, or KV_ECORRUPT / KV_EVERSION as kv_cmd_set_time, and buf is unchanged.
+ */
+int kv_cmd_set_caller(void *buf, size_t len, uint32_t uid, uint32_t gid);
 
 /* --- results ------------------------------------------------------------------------------------ */
 

@@ -227,6 +227,43 @@ static void test_set_time_refuses_a_short_or_unknown_command_and_leaves_it(void)
 	raft_buf_unref(buf);
 }
 
+static void test_set_caller_rewrites_uid_and_gid_and_nothing_else(void)
+{
+	for (int op = KV_OP_PUT; op < KV_OP_COUNT; op++) {
+		struct kv_cmd c = full_cmd(op), d;
+		size_t len;
+		void *buf;
+
+		CU_ASSERT_EQUAL_FATAL(kv_cmd_encode(&c, &buf, &len), KV_OK);
+		CU_ASSERT_EQUAL(kv_cmd_set_caller(buf, len, 4242, 0xfffffffeu), KV_OK);
+		CU_ASSERT_EQUAL_FATAL(kv_cmd_decode(buf, len, &d), KV_OK);
+		CU_ASSERT_EQUAL(d.uid, 4242);
+		CU_ASSERT_EQUAL(d.gid, 0xfffffffeu);
+		c.uid = d.uid;
+		c.gid = d.gid;
+		check_same(&c, &d);
+		raft_buf_unref(buf);
+	}
+}
+
+static void test_set_caller_refuses_a_short_or_unknown_command_and_leaves_it(void)
+{
+	struct kv_cmd c = full_cmd(KV_OP_PUT), d;
+	unsigned char *p;
+	size_t len;
+	void *buf;
+
+	CU_ASSERT_EQUAL_FATAL(kv_cmd_encode(&c, &buf, &len), KV_OK);
+	p = buf;
+	CU_ASSERT_EQUAL(kv_cmd_set_caller(buf, HEADER_BYTES - 1, 7, 7), KV_ECORRUPT);
+	p[0] = KV_CMD_VERSION + 1;
+	CU_ASSERT_EQUAL(kv_cmd_set_caller(buf, len, 7, 7), KV_EVERSION);
+	p[0] = KV_CMD_VERSION;
+	CU_ASSERT_EQUAL_FATAL(kv_cmd_decode(buf, len, &d), KV_OK);
+	check_same(&c, &d); /* untouched */
+	raft_buf_unref(buf);
+}
+
 static void test_unknown_op_is_refused(void)
 {
 	static const uint8_t bad[] = {0, KV_OP_COUNT, 200, 255};
@@ -493,6 +530,10 @@ static CU_TestInfo cmd_tests[] = {
          test_set_time_rewrites_time_ms_and_nothing_else},
         {"set_time_refuses_a_short_or_unknown_command_and_leaves_it",
          test_set_time_refuses_a_short_or_unknown_command_and_leaves_it},
+        {"set_caller_rewrites_uid_and_gid_and_nothing_else",
+         test_set_caller_rewrites_uid_and_gid_and_nothing_else},
+        {"set_caller_refuses_a_short_or_unknown_command_and_leaves_it",
+         test_set_caller_refuses_a_short_or_unknown_command_and_leaves_it},
         {"key_length_over_the_limit_is_refused", test_key_length_over_the_limit_is_refused},
         {"data_length_over_the_limit_is_refused", test_data_length_over_the_limit_is_refused},
         {"encoder_refuses_oversized_fields", test_encoder_refuses_oversized_fields},

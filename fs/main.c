@@ -29,23 +29,23 @@
 #include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fs/clients.h"
 #include "fs/fuse.h"
 #include "fs/mountpoint.h"
 #include "fs/options.h"
 #include "kv/node.h"
 #include "kv/proto.h"
+#include "raft/tls.h"
 #include "raft/transport.h"
 
 #define RAFTFS_VERSION "0.1"
-#define CLIENT_MAX_PENDING 1024 /* requests in flight per client connection */
-#define CLIENT_MAX_OUTPUT_BYTES (64u << 20) /* replies queued per client before backpressure */
-#define CLIENT_DEFAULT_TIMEOUT_MS 30000u
 #define SHUTDOWN_MAX_MS 3000u /* a leader waits this long for a transfer */
 #define SNAPSHOT_CHILD_IOPRIO 7 /* best-effort class, lowest level: the WAL's fsyncs go first */
 #define SNAPSHOT_REAP_RETRY_MS 2 /* EOF came before the child became reapable: look again */
@@ -75,10 +75,10 @@ struct daemon {
 	struct event_base *base;
 	struct event *tick;
 	struct event *flush; /* kv_node_flush() at the end of a loop turn (env.schedule) */
-	struct event *client_write; /* active: dirty clients are written at the end of this turn */
-	struct client *dirty; /* clients with replies to write (client.next_dirty) */
-	struct event *sig_term, *sig_int;
+	struct event *sig_term, *sig_int, *sig_hup;
+	struct raft_tls *tls; /* NULL: plaintext (only where every address is loopback) */
 	struct raft_transport *transport;
+	struct fs_clients *clients;
 	struct kv_node *node;
 	struct fs_fuse *fuse; /* NULL without a mountpoint */
 	struct raft_transport_config tcfg;
@@ -218,8 +218,6 @@ static void env_schedule(void *ctx)
 	event_active(d->flush, EV_TIMEOUT, 0);
 }
 
-static void clients_write(struct daemon *d);
-
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -230,7 +228,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	check_failed(d);
 	/* what the flush made leaves now: answers first (their clients are waiting), then what
 	 * the peers are sent (commit indexes, next batches) */
-	clients_write(d);
+	fs_clients_write(d->clients);
 	raft_transport_flush(d->transport);
 }
 
@@ -510,267 +508,23 @@ static int on_fill_snapshot(void *ctx, uint64_t index, uint64_t offset, void *bu
 
 /* --- client connections ------------------------------------------------------------------------- */
 
-struct client {
-	struct daemon *d;
-	struct bufferevent *bev;
-	char remote[64];
-	unsigned pending;
-	bool closed; /* the connection is gone; pending requests free themselves */
-	bool dirty; /* on d->dirty: replies queued since the last write */
-	bool writing; /* inside clients_write: not freed before it is done with it */
-	struct client *next_dirty;
-};
-
-struct client_req {
-	struct kv_req req;
-	struct client *c;
-	uint64_t id;
-};
-
-static void client_free_if_done(struct client *c)
-{
-	if (c->closed && c->pending == 0 && !c->dirty && !c->writing)
-		free(c);
-}
-
-/* Replies are written at the end of the loop turn that made them, one write per client for all
- * of them (raft/transport.h, writing): queued here. */
-static void client_mark_dirty(struct client *c)
-{
-	struct daemon *d = c->d;
-
-	if (c->closed || c->dirty)
-		return;
-	c->dirty = true;
-	c->next_dirty = d->dirty;
-	d->dirty = c;
-	event_active(d->client_write, EV_TIMEOUT, 0); /* a no-op when it is active already */
-}
-
-static void client_close(struct client *c)
-{
-	if (c->closed)
-		return;
-	c->closed = true;
-	bufferevent_free(c->bev);
-	c->bev = NULL;
-	client_free_if_done(c);
-}
-
-static void client_reply(struct client *c, const struct kv_proto_frame *f)
-{
-	void *buf;
-	size_t len;
-
-	if (c->closed)
-		return;
-	if (kv_proto_encode(f, &buf, &len) != 0) {
-		dlog(FS_LOG_WARN, "client %s: cannot encode a reply", c->remote);
-		client_close(c);
-		return;
-	}
-	bufferevent_write(c->bev, buf, len);
-	free(buf);
-	client_mark_dirty(c);
-}
-
-static void update_backpressure(struct client *c)
-{
-	size_t out;
-
-	if (c->closed)
-		return;
-	out = evbuffer_get_length(bufferevent_get_output(c->bev));
-	if (c->pending >= CLIENT_MAX_PENDING || out >= CLIENT_MAX_OUTPUT_BYTES)
-		bufferevent_disable(c->bev, EV_READ);
-	else
-		bufferevent_enable(c->bev, EV_READ);
-}
-
-static void client_req_done(struct kv_req *req)
-{
-	struct client_req *cr = (struct client_req *)req;
-	struct client *c = cr->c;
-	void *buf;
-	size_t len;
-
-	if (!c->closed) {
-		if (kv_proto_encode_resp(cr->id, req->status, req->leader, &req->result, &buf,
-		                         &len) == 0) {
-			bufferevent_write(c->bev, buf, len);
-			free(buf);
-			client_mark_dirty(c);
-		} else {
-			dlog(FS_LOG_WARN, "client %s: cannot encode a reply: closing", c->remote);
-			client_close(c);
-		}
-	}
-	kv_result_release(&req->result);
-	raft_buf_unref(req->cmd);
-	free(cr);
-	c->pending--;
-	update_backpressure(c);
-	client_free_if_done(c);
-}
-
-static void client_request(struct client *c, const struct kv_proto_frame *f)
-{
-	struct client_req *cr = calloc(1, sizeof(*cr));
-	struct kv_proto_frame resp = {.type = KV_PROTO_RESP, .id = f->id};
-
-	if (!cr)
-		goto refuse;
-	cr->req.cmd = raft_buf_alloc(f->body_len);
-	if (!cr->req.cmd) {
-		free(cr);
-		goto refuse;
-	}
-	if (f->body_len)
-		memcpy(cr->req.cmd, f->body, f->body_len);
-	cr->req.cmd_len = f->body_len;
-	cr->req.cb = client_req_done;
-	cr->req.timeout_ms = f->timeout_ms ? f->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
-	cr->c = c;
-	cr->id = f->id;
-	c->pending++;
-	if (kv_node_submit(c->d->node, &cr->req) == 0) {
-		update_backpressure(c);
-		return;
-	}
-	c->pending--;
-	raft_buf_unref(cr->req.cmd);
-	free(cr);
-refuse:
-	resp.status = c->d->stopping ? KV_STATUS_SHUTDOWN : KV_STATUS_NOT_APPLIED;
-	resp.leader = kv_node_leader(c->d->node);
-	client_reply(c, &resp);
-}
-
-static void client_status(struct client *c, const struct kv_proto_frame *f)
-{
-	struct kv_proto_frame resp = {.type = KV_PROTO_STATUS_RESP, .id = f->id, .n_status = 1};
-
-	kv_node_status(c->d->node, &resp.status_of[0]);
-	client_reply(c, &resp);
-}
-
-static void client_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct client *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	while (!c->closed) {
-		size_t avail = evbuffer_get_length(in), frame_len;
-		unsigned char head[4];
-		struct kv_proto_frame f;
-		const char *why;
-		unsigned char *frame;
-		int rv;
-
-		if (avail < 4)
-			break;
-		evbuffer_copyout(in, head, 4);
-		rv = kv_proto_frame_length(head, avail, &frame_len);
-		if (rv < 0) {
-			dlog(FS_LOG_WARN, "client %s: impossible frame length: closing", c->remote);
-			client_close(c);
-			return;
-		}
-		if (rv == 0)
-			break;
-		frame = evbuffer_pullup(in, (ev_ssize_t)frame_len);
-		if (!frame || kv_proto_decode(frame, frame_len, &f, &why) != 0) {
-			dlog(FS_LOG_WARN, "client %s: %s: closing", c->remote,
-			     frame ? why : "out of memory");
-			client_close(c);
-			return;
-		}
-		if (f.type == KV_PROTO_REQ)
-			client_request(c, &f);
-		else if (f.type == KV_PROTO_STATUS_REQ)
-			client_status(c, &f);
-		else {
-			dlog(FS_LOG_WARN, "client %s: unexpected frame type %u: closing", c->remote,
-			     f.type);
-			client_close(c);
-			return;
-		}
-		evbuffer_drain(in, frame_len);
-		if (c->pending >= CLIENT_MAX_PENDING)
-			break; /* backpressure: the rest waits in the buffer */
-	}
-	check_failed(c->d);
-}
-
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct client *c = arg;
-
-	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		client_close(c);
-}
-
-/* The output drained (written here or by the bufferevent): read again if backpressure had
- * stopped it; frames may wait in the input buffer. */
-static void client_drained(struct client *c)
-{
-	update_backpressure(c);
-	if (!c->closed && c->pending < CLIENT_MAX_PENDING &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-		client_read_cb(c->bev, c);
-}
-
-static void client_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct client *c = arg;
-
-	bufferevent_disable(bev, EV_WRITE); /* the backlog is gone: writes are ours again */
-	client_drained(c);
-}
-
-/* Writes every dirty client's replies (as far as its socket takes them). */
-static void clients_write(struct daemon *d)
-{
-	struct client *c;
-
-	while ((c = d->dirty) != NULL) {
-		d->dirty = c->next_dirty;
-		c->dirty = false;
-		/* client_drained may read more frames, answer some (c is dirty again and back on
-		 * the list) or close c */
-		c->writing = true;
-		if (!c->closed && raft_transport_write_now(c->bev) == 0)
-			client_drained(c);
-		c->writing = false;
-		client_free_if_done(c);
-	}
-}
-
-static void client_write_cb_soon(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	clients_write(arg);
-}
-
-static void on_client(void *ctx, struct bufferevent *bev, const char *remote)
+static void on_client(void *ctx, struct bufferevent *bev, const struct raft_transport_client *who)
 {
 	struct daemon *d = ctx;
-	struct client *c = calloc(1, sizeof(*c));
 
-	if (!c) {
-		bufferevent_free(bev);
-		return;
-	}
-	c->d = d;
-	c->bev = bev;
-	snprintf(c->remote, sizeof(c->remote), "%s", remote);
-	bufferevent_setcb(bev, client_read_cb, client_write_cb, client_event_cb, c);
-	bufferevent_enable(bev, EV_READ);
-	bufferevent_disable(bev, EV_WRITE); /* replies: clients_write */
-	if (evbuffer_get_length(bufferevent_get_input(bev)))
-		client_read_cb(bev, c);
+	fs_clients_accept(d->clients, bev, who);
+}
+
+static int client_identity(void *ctx, const char *cn, uint32_t *uid, uint32_t *gid)
+{
+	struct daemon *d = ctx;
+
+	return fs_options_identity(&d->opt, cn, uid, gid);
+}
+
+static void clients_after_input(void *ctx)
+{
+	check_failed(ctx);
 }
 
 /* --- ticks, signals, shutdown ------------------------------------------------------------------- */
@@ -794,6 +548,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 static void begin_stop(struct daemon *d, const char *why)
 {
 	d->stopping = true;
+	fs_clients_stopping(d->clients);
 	d->stop_deadline_ms = mono_ms() + SHUTDOWN_MAX_MS;
 	dlog(FS_LOG_INFO, "%s: stopping", why);
 	if (kv_node_is_leader(d->node)) {
@@ -813,6 +568,43 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	begin_stop(d, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* --log-file again, by name: after logrotate moved the old file away, lines go to a new one. */
+static void reopen_log(struct daemon *d)
+{
+	int fd;
+
+	if (!d->log_to_file)
+		return;
+	fd = open(d->opt.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+		dlog(FS_LOG_WARN, "SIGHUP: --log-file=%s: %s; logging on to the old file",
+		     d->opt.log_file, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+	dlog(FS_LOG_INFO, "SIGHUP: log file reopened");
+}
+
+/* SIGHUP: the log file is reopened (logrotate) and the TLS files are read again (certificate
+ * rotation): new connections use them; a file that fails to load keeps the old ones. */
+static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	char err[RAFT_TLS_ERRMSG_BYTES + 2 * RAFT_TLS_PATH_BYTES];
+
+	(void)sig;
+	(void)what;
+	reopen_log(d);
+	if (!d->tls)
+		return;
+	if (raft_tls_reload(d->tls, err, sizeof(err)) != 0)
+		dlog(FS_LOG_ERROR, "SIGHUP: TLS files not reloaded, the old ones stay: %s", err);
+	else
+		dlog(FS_LOG_INFO, "SIGHUP: TLS certificate, key and CA files reloaded");
 }
 
 /* fusermount3 -u (or an abort) took the mount away: stop as on SIGTERM, exit 0. */
@@ -950,6 +742,129 @@ static void daemon_ready(struct daemon *d)
 	d->ready_fd = -1;
 }
 
+/* Whether every node of the cluster list has a loopback address (127.0.0.0/8). */
+static bool cluster_is_loopback(const struct raft_transport_config *c)
+{
+	for (unsigned i = 0; i < c->n_peers; i++)
+		if (strncmp(c->peers[i].host, "127.", 4) != 0)
+			return false;
+	return true;
+}
+
+/* No TLS where the cluster leaves the machine, unless the operator says so in as many words. */
+static int check_plaintext(const struct daemon *d)
+{
+	if (fs_options_tls(&d->opt) || cluster_is_loopback(&d->tcfg))
+		return 0;
+	if (d->opt.insecure_plaintext) {
+		dlog(FS_LOG_WARN,
+		     "--insecure-plaintext: peers and clients are not authenticated: "
+		     "anyone who reaches this port owns the cluster");
+		return 0;
+	}
+	dlog(FS_LOG_ERROR,
+	     "the cluster list has addresses that are not loopback: give --cert-file, --key-file "
+	     "and --peer-trusted-ca-file (and --trusted-ca-file for clients), or "
+	     "--insecure-plaintext to run without TLS anyway");
+	return -1;
+}
+
+static int copy_tls_path(char *dst, const char *src)
+{
+	if (strlen(src) >= RAFT_TLS_PATH_BYTES)
+		return -1;
+	strcpy(dst, src);
+	return 0;
+}
+
+/* The node's TLS files, loaded (none given: d->tls stays NULL). */
+static int load_tls(struct daemon *d)
+{
+	struct raft_tls_files f;
+	char err[RAFT_TLS_ERRMSG_BYTES + 2 * RAFT_TLS_PATH_BYTES];
+
+	if (!fs_options_tls(&d->opt))
+		return 0;
+	memset(&f, 0, sizeof(f));
+	if (copy_tls_path(f.cert, d->opt.cert_file) || copy_tls_path(f.key, d->opt.key_file) ||
+	    copy_tls_path(f.ca, d->opt.peer_ca_file) ||
+	    copy_tls_path(f.client_ca, d->opt.client_ca_file)) {
+		dlog(FS_LOG_ERROR, "TLS: a file name is too long");
+		return -1;
+	}
+	if (raft_tls_new(RAFT_TLS_NODE, &f, &d->tls, err, sizeof(err)) != 0) {
+		dlog(FS_LOG_ERROR, "TLS: %s", err);
+		return -1;
+	}
+	if (!raft_tls_serves_clients(d->tls))
+		dlog(FS_LOG_INFO, "TLS without --trusted-ca-file: no client connections");
+	d->tcfg.tls = d->tls;
+	return 0;
+}
+
+/*
+ * The descriptors of the limits: the soft RLIMIT_NOFILE is raised to the hard one (at start,
+ * main), and what --max-clients may use is what is left once the connections waiting for a
+ * hello and a reserve for peers, the data directory, the mount and the loop are counted. A
+ * --max-clients over that is lowered (with a warning), so that a crowd of clients can never take
+ * the descriptors a peer's connection needs.
+ */
+#define FS_RESERVED_FDS (64u + 2u * RAFT_MAX_NODES)
+
+static int check_fd_budget(struct daemon *d)
+{
+	struct rlimit rl;
+	uint64_t need =
+	        (uint64_t)d->opt.max_clients + RAFT_TRANSPORT_MAX_PENDING_CONNS + FS_RESERVED_FDS;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= need)
+		return 0;
+	if (rl.rlim_cur <= RAFT_TRANSPORT_MAX_PENDING_CONNS + FS_RESERVED_FDS) {
+		dlog(FS_LOG_ERROR, "only %llu file descriptors (RLIMIT_NOFILE): at least %u needed",
+		     (unsigned long long)rl.rlim_cur,
+		     RAFT_TRANSPORT_MAX_PENDING_CONNS + FS_RESERVED_FDS + 1);
+		return -1;
+	}
+	dlog(FS_LOG_WARN, "--max-clients=%u lowered to %llu: RLIMIT_NOFILE is %llu",
+	     d->opt.max_clients,
+	     (unsigned long long)(rl.rlim_cur - RAFT_TRANSPORT_MAX_PENDING_CONNS - FS_RESERVED_FDS),
+	     (unsigned long long)rl.rlim_cur);
+	d->opt.max_clients =
+	        (unsigned)(rl.rlim_cur - RAFT_TRANSPORT_MAX_PENDING_CONNS - FS_RESERVED_FDS);
+	return 0;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int start_clients(struct daemon *d)
+{
+	struct fs_clients_config cc = {
+	        .max_clients = d->opt.max_clients,
+	        .max_input_bytes = (size_t)fs_options_client_input_bytes(&d->opt),
+	        .max_total_input_bytes = (size_t)fs_options_total_client_input_bytes(&d->opt),
+	        .idle_timeout_ms = d->opt.client_idle_timeout_s * 1000u,
+	        .ctx = d,
+	        .identity = client_identity,
+	        .after_input = clients_after_input,
+	        .log = log_cb,
+	};
+
+	if (fs_clients_new(d->base, d->node, &cc, &d->clients) != 0) {
+		dlog(FS_LOG_ERROR, "cannot set up client connections");
+		return -1;
+	}
+	return 0;
+}
+
 static int run(struct daemon *d)
 {
 	struct kv_node_config ncfg;
@@ -976,6 +891,8 @@ static int run(struct daemon *d)
 		dlog(FS_LOG_ERROR, "--id=%u is not in --cluster", d->opt.id);
 		return 1;
 	}
+	if (check_plaintext(d) != 0 || check_fd_budget(d) != 0)
+		return 1;
 	if (make_data_dir(d->opt.data, sizeof(d->opt.data)) != 0)
 		return 1;
 	if (d->opt.mountpoint[0] &&
@@ -1021,16 +938,19 @@ static int run(struct daemon *d)
 		return 1;
 	}
 	d->flush = event_new(d->base, -1, 0, flush_cb, d);
-	d->client_write = event_new(d->base, -1, 0, client_write_cb_soon, d);
 	d->snap.reap = evtimer_new(d->base, snap_reap_cb, d);
-	if (!d->flush || !d->client_write || !d->snap.reap) {
+	if (!d->flush || !d->snap.reap) {
 		dlog(FS_LOG_ERROR, "cannot create events");
 		goto out_base;
 	}
+	if (load_tls(d) != 0)
+		goto out_base;
 	if (kv_node_open(&ncfg, &env, &d->node, err, sizeof(err)) != RAFT_OK) {
 		dlog(FS_LOG_ERROR, "cannot start: %s", err);
 		goto out_base;
 	}
+	if (start_clients(d) != 0)
+		goto out_node;
 	memset(&cbs, 0, sizeof(cbs));
 	cbs.ctx = d;
 	cbs.recv_msg = on_msg;
@@ -1046,7 +966,8 @@ static int run(struct daemon *d)
 	d->tick = event_new(d->base, -1, EV_PERSIST, tick_cb, d);
 	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
-	if (!d->tick || !d->sig_term || !d->sig_int) {
+	d->sig_hup = evsignal_new(d->base, SIGHUP, sighup_cb, d);
+	if (!d->tick || !d->sig_term || !d->sig_int || !d->sig_hup) {
 		dlog(FS_LOG_ERROR, "cannot create events");
 		goto out_events;
 	}
@@ -1055,6 +976,7 @@ static int run(struct daemon *d)
 	event_add(d->tick, &tv);
 	event_add(d->sig_term, NULL);
 	event_add(d->sig_int, NULL);
+	event_add(d->sig_hup, NULL);
 	if (d->opt.mountpoint[0]) {
 		struct fs_fuse_hooks hooks = {.ctx = d, .unmounted = on_unmounted, .log = log_cb};
 		if (fs_fuse_start(d->base, d->node, &d->opt, &hooks, &d->fuse, err, sizeof(err)) !=
@@ -1078,20 +1000,27 @@ out_events:
 		event_free(d->sig_term);
 	if (d->sig_int)
 		event_free(d->sig_int);
+	if (d->sig_hup)
+		event_free(d->sig_hup);
 out_node:
 	snap_stop(d); /* before the node closes: its temporary file goes with it */
 	/* then the node, before the transport: closing it answers every request it still holds,
 	 * and the answers to requests a peer forwarded here are sent on the transport */
 	kv_node_close(d->node);
 	d->node = NULL;
+	/* every request is answered now: the answers leave, then the connections close */
+	if (d->clients)
+		fs_clients_write(d->clients);
+	fs_clients_free(d->clients);
+	d->clients = NULL;
 	raft_transport_free(d->transport);
 	d->transport = NULL;
 out_base:
 	snap_stop(d);
 	if (d->flush)
 		event_free(d->flush);
-	if (d->client_write)
-		event_free(d->client_write);
+	raft_tls_free(d->tls);
+	d->tls = NULL;
 	event_base_free(d->base);
 	return rv;
 }
@@ -1102,6 +1031,7 @@ int main(int argc, char **argv)
 	char err[1024];
 
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	d.ready_fd = -1;
 	fs_options_default(&d.opt);
 	if (fs_options_parse(argc, argv, &d.opt, err, sizeof(err)) != 0) {

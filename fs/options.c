@@ -20,6 +20,8 @@ void fs_options_default(struct fs_options *o)
 	o->tick_ms = 50;
 	o->election_ticks = 10;
 	o->timeout_s = 30;
+	o->max_clients = FS_DEFAULT_MAX_CLIENTS;
+	o->client_idle_timeout_s = FS_DEFAULT_CLIENT_IDLE_TIMEOUT_S;
 }
 
 void fs_options_usage(const char *prog, FILE *out)
@@ -41,6 +43,19 @@ void fs_options_usage(const char *prog, FILE *out)
 	        "  --tick-ms=N            Raft tick (default 50); election timeout is 10-20 ticks\n"
 	        "  --timeout=SECONDS      mount: how long an operation waits for the cluster (30)\n"
 	        "  --hard                 mount: wait forever\n"
+	        "TLS (required unless every address of LIST is loopback):\n"
+	        "  --cert-file=FILE       this node's certificate (PEM; its SAN holds its address)\n"
+	        "  --key-file=FILE        its private key\n"
+	        "  --peer-trusted-ca-file=FILE  CA of the peers' certificates\n"
+	        "  --trusted-ca-file=FILE CA of client certificates (without it: no clients)\n"
+	        "  --client-identity=CN:UID:GID  a client certificate CN acts as UID:GID ('*': any\n"
+	        "                         other; repeatable; default: every client is root)\n"
+	        "  --insecure-plaintext   run without TLS on addresses that are not loopback\n"
+	        "Limits:\n"
+	        "  --max-clients=N        client connections at once (1024)\n"
+	        "  --max-client-input-bytes=N  one client's unfinished input (max value + 64K)\n"
+	        "  --max-total-client-input-bytes=N  all clients' together (16 x that, >= 64M)\n"
+	        "  --client-idle-timeout=SECONDS  close a client idle this long (300; 0 never)\n"
 	        "  -o allow_other,default_permissions,auto_unmount  FUSE mount options\n"
 	        "  -f                     stay in the foreground\n"
 	        "  -o name=value,...      any long option, as in /etc/fstab\n"
@@ -87,8 +102,11 @@ static int parse_range(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 }
 
 /* Which options the command line set, so the config file does not override them. */
+#define SEEN_MAX 64
+#define SEEN_NAME_BYTES 32
+
 struct seen {
-	char names[32][32];
+	char names[SEEN_MAX][SEEN_NAME_BYTES];
 	unsigned n;
 };
 
@@ -102,7 +120,7 @@ static bool seen_has(const struct seen *s, const char *name)
 
 static void seen_add(struct seen *s, const char *name)
 {
-	if (s->n < 32 && strlen(name) < 32)
+	if (!seen_has(s, name) && s->n < SEEN_MAX && strlen(name) < SEEN_NAME_BYTES)
 		strcpy(s->names[s->n++], name);
 }
 
@@ -114,6 +132,64 @@ static int copy_str(char *dst, size_t cap, const char *v, const char *name, char
 		return -1;
 	}
 	strcpy(dst, v);
+	return 0;
+}
+
+/* "CN:UID:GID", the CN being everything before the last two colons. */
+static int add_identity(struct fs_options *o, const char *v, char *err, size_t err_len)
+{
+	const char *c2 = strrchr(v, ':'), *c1 = NULL;
+	struct fs_identity *id;
+	uint64_t uid, gid;
+	size_t cn_len;
+
+	for (const char *p = v; c2 && p < c2; p++)
+		if (*p == ':')
+			c1 = p;
+	if (!c1 || c1 == v) {
+		snprintf(err, err_len, "--client-identity=%s: expected CN:UID:GID", v);
+		return -1;
+	}
+	cn_len = (size_t)(c1 - v);
+	if (cn_len >= FS_IDENTITY_CN_BYTES) {
+		snprintf(err, err_len, "--client-identity: common name too long");
+		return -1;
+	}
+	{
+		char num[24];
+		size_t ul = (size_t)(c2 - c1 - 1);
+		if (ul == 0 || ul >= sizeof(num)) {
+			snprintf(err, err_len, "--client-identity=%s: bad uid", v);
+			return -1;
+		}
+		memcpy(num, c1 + 1, ul);
+		num[ul] = '\0';
+		if (parse_range(num, 0, UINT32_MAX - 1, &uid) != 0) {
+			snprintf(err, err_len, "--client-identity=%s: bad uid", v);
+			return -1;
+		}
+		if (parse_range(c2 + 1, 0, UINT32_MAX - 1, &gid) != 0) {
+			snprintf(err, err_len, "--client-identity=%s: bad gid", v);
+			return -1;
+		}
+	}
+	for (unsigned i = 0; i < o->n_identities; i++) {
+		if (strlen(o->identities[i].cn) == cn_len &&
+		    memcmp(o->identities[i].cn, v, cn_len) == 0) {
+			snprintf(err, err_len, "--client-identity: '%.*s' is given twice",
+			         (int)cn_len, v);
+			return -1;
+		}
+	}
+	if (o->n_identities == FS_MAX_IDENTITIES) {
+		snprintf(err, err_len, "--client-identity: more than %d", FS_MAX_IDENTITIES);
+		return -1;
+	}
+	id = &o->identities[o->n_identities++];
+	memcpy(id->cn, v, cn_len);
+	id->cn[cn_len] = '\0';
+	id->uid = (uint32_t)uid;
+	id->gid = (uint32_t)gid;
 	return 0;
 }
 
@@ -174,6 +250,37 @@ static int set_option(struct fs_options *o, const char *name, const char *value,
 		NEED_VALUE;
 		if (copy_str(o->log_file, sizeof(o->log_file), value, name, err, err_len))
 			return -1;
+	} else if (strcmp(name, "cert-file") == 0) {
+		NEED_VALUE;
+		return copy_str(o->cert_file, sizeof(o->cert_file), value, name, err, err_len);
+	} else if (strcmp(name, "key-file") == 0) {
+		NEED_VALUE;
+		return copy_str(o->key_file, sizeof(o->key_file), value, name, err, err_len);
+	} else if (strcmp(name, "peer-trusted-ca-file") == 0) {
+		NEED_VALUE;
+		return copy_str(o->peer_ca_file, sizeof(o->peer_ca_file), value, name, err,
+		                err_len);
+	} else if (strcmp(name, "trusted-ca-file") == 0) {
+		NEED_VALUE;
+		return copy_str(o->client_ca_file, sizeof(o->client_ca_file), value, name, err,
+		                err_len);
+	} else if (strcmp(name, "insecure-plaintext") == 0) {
+		o->insecure_plaintext = true;
+	} else if (strcmp(name, "client-identity") == 0) {
+		NEED_VALUE;
+		return add_identity(o, value, err, err_len);
+	} else if (strcmp(name, "max-clients") == 0) {
+		NUMBER(1, FS_MAX_CLIENTS_LIMIT);
+		o->max_clients = (unsigned)v;
+	} else if (strcmp(name, "max-client-input-bytes") == 0) {
+		NUMBER(4096, (uint64_t)KV_VALUE_BYTES_LIMIT + FS_CLIENT_INPUT_SLACK_BYTES);
+		o->max_client_input_bytes = v;
+	} else if (strcmp(name, "max-total-client-input-bytes") == 0) {
+		NUMBER(4096, UINT64_MAX / 2);
+		o->max_total_client_input_bytes = v;
+	} else if (strcmp(name, "client-idle-timeout") == 0) {
+		NUMBER(0, 86400 * 7);
+		o->client_idle_timeout_s = (unsigned)v;
 	} else if (strcmp(name, "log-level") == 0) {
 		NEED_VALUE;
 		if (strcmp(value, "debug") == 0)
@@ -263,17 +370,24 @@ fail:
 	return -1;
 }
 
+/* Whether the comma-separated FUSE options list holds item. */
+static bool has_mount_opt(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+
+	for (const char *p = list; (p = strstr(p, item)) != NULL; p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
 /* Appends a FUSE mount option to o->mount_opts (once). */
 static int add_mount_opt(struct fs_options *o, const char *item, char *err, size_t err_len)
 {
 	size_t have = strlen(o->mount_opts), n = strlen(item);
-	const char *p = o->mount_opts;
 
-	while ((p = strstr(p, item)) != NULL) {
-		if ((p == o->mount_opts || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
-			return 0;
-		p += n;
-	}
+	if (has_mount_opt(o->mount_opts, item))
+		return 0;
 	if (have + n + 2 > sizeof(o->mount_opts)) {
 		snprintf(err, err_len, "-o %s: too many mount options", item);
 		return -1;
@@ -362,7 +476,8 @@ int fs_options_parse(int argc, char **argv, struct fs_options *o, char *err, siz
 			if (eq) {
 				value = eq + 1;
 			} else if (strcmp(name, "hard") != 0 && strcmp(name, "foreground") != 0 &&
-			           strcmp(name, "unguard") != 0 && i + 1 < argc &&
+			           strcmp(name, "unguard") != 0 &&
+			           strcmp(name, "insecure-plaintext") != 0 && i + 1 < argc &&
 			           argv[i + 1][0] != '-') {
 				value = argv[++i];
 			}
@@ -393,6 +508,69 @@ int fs_options_parse(int argc, char **argv, struct fs_options *o, char *err, siz
 	return 0;
 }
 
+bool fs_options_tls(const struct fs_options *o)
+{
+	return o->cert_file[0] || o->key_file[0] || o->peer_ca_file[0] || o->client_ca_file[0];
+}
+
+int fs_options_identity(const struct fs_options *o, const char *cn, uint32_t *uid, uint32_t *gid)
+{
+	const struct fs_identity *any = NULL, *exact = NULL, *id;
+
+	for (unsigned i = 0; i < o->n_identities; i++) {
+		if (strcmp(o->identities[i].cn, "*") == 0)
+			any = &o->identities[i];
+		else if (cn && strcmp(o->identities[i].cn, cn) == 0)
+			exact = &o->identities[i];
+	}
+	id = exact ? exact : any;
+	if (id) {
+		*uid = id->uid;
+		*gid = id->gid;
+		return 0;
+	}
+	if (o->n_identities > 0)
+		return -1;
+	*uid = 0; /* as an etcd client certificate without RBAC: root */
+	*gid = 0;
+	return 0;
+}
+
+uint64_t fs_options_client_input_bytes(const struct fs_options *o)
+{
+	if (o->max_client_input_bytes)
+		return o->max_client_input_bytes;
+	return o->max_value_bytes + FS_CLIENT_INPUT_SLACK_BYTES;
+}
+
+uint64_t fs_options_total_client_input_bytes(const struct fs_options *o)
+{
+	uint64_t n;
+
+	if (o->max_total_client_input_bytes)
+		return o->max_total_client_input_bytes;
+	n = fs_options_client_input_bytes(o) * FS_TOTAL_CLIENT_INPUT_CONNS;
+	return n < FS_MIN_TOTAL_CLIENT_INPUT_BYTES ? FS_MIN_TOTAL_CLIENT_INPUT_BYTES : n;
+}
+
+static int check_tls(const struct fs_options *o, char *err, size_t err_len)
+{
+	if (!fs_options_tls(o))
+		return 0;
+	if (o->insecure_plaintext) {
+		snprintf(err, err_len,
+		         "--insecure-plaintext and the TLS options exclude each other");
+		return -1;
+	}
+	if (!o->cert_file[0] || !o->key_file[0] || !o->peer_ca_file[0]) {
+		snprintf(err, err_len,
+		         "TLS needs --cert-file, --key-file and --peer-trusted-ca-file together "
+		         "(--trusted-ca-file is for clients)");
+		return -1;
+	}
+	return 0;
+}
+
 int fs_options_check(const struct fs_options *o, char *err, size_t err_len)
 {
 	if (!o->id) {
@@ -411,5 +589,23 @@ int fs_options_check(const struct fs_options *o, char *err, size_t err_len)
 		snprintf(err, err_len, "election timeout too short");
 		return -1;
 	}
-	return 0;
+	if (has_mount_opt(o->mount_opts, "allow_other") &&
+	    !has_mount_opt(o->mount_opts, "default_permissions")) {
+		/* raftfs checks no modes itself: without the kernel's checks every user could read
+		 * and write every file of the mount */
+		snprintf(
+		        err, err_len,
+		        "-o allow_other needs -o default_permissions (otherwise nobody checks modes)");
+		return -1;
+	}
+	if (o->max_client_input_bytes && o->max_client_input_bytes < o->max_value_bytes) {
+		snprintf(err, err_len, "--max-client-input-bytes is below --max-value-bytes");
+		return -1;
+	}
+	if (fs_options_total_client_input_bytes(o) < fs_options_client_input_bytes(o)) {
+		snprintf(err, err_len,
+		         "--max-total-client-input-bytes is below one client's input limit");
+		return -1;
+	}
+	return check_tls(o, err, err_len);
 }

@@ -18,6 +18,7 @@
 
 #include "kv/store.h"
 #include "raft/raft.h"
+#include "raft/tls.h"
 
 /* The receive buffer starts this big and returns to it after a call that needed more. */
 #define CLERK_RBUF_BYTES (64u << 10)
@@ -27,6 +28,8 @@ struct kv_clerk {
 	unsigned char hello[RAFT_TRANSPORT_HELLO_BYTES];
 	int fd; /* the one connection, -1 when none */
 	int conn; /* index in cfg.peers of fd's node; -1 iff fd == -1 */
+	struct raft_tls *tls; /* NULL: plaintext */
+	struct ssl_st *ssl; /* fd's TLS session (tls != NULL and fd >= 0) */
 	uint32_t leader; /* leader hint from the last answer, 0 when none */
 	unsigned next; /* next node to try when there is no hint (round robin) */
 	uint64_t session; /* 0: none open */
@@ -138,6 +141,8 @@ static void format_seconds(uint32_t ms, char *buf, size_t len)
 
 static void conn_close(struct kv_clerk *c)
 {
+	raft_tls_io_close(c->ssl);
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -166,14 +171,46 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 	}
 }
 
+/* send(2) or its TLS counterpart on the connection: bytes sent, or -1 with errno (EAGAIN: wait
+ * for *events; other errors have their reason in why). */
+static ssize_t conn_send(struct kv_clerk *c, const void *buf, size_t len, short *events, char *why,
+                         size_t why_len)
+{
+	ssize_t n;
+
+	if (c->ssl)
+		return raft_tls_io_write(c->ssl, buf, len, events, why, why_len);
+	*events = POLLOUT;
+	n = send(c->fd, buf, len, MSG_NOSIGNAL);
+	if (n < 0)
+		snprintf(why, why_len, "%s", strerror(errno));
+	return n;
+}
+
+/* recv(2) or its TLS counterpart: bytes, 0 at the node's close, -1 with errno as conn_send. */
+static ssize_t conn_recv(struct kv_clerk *c, void *buf, size_t len, short *events, char *why,
+                         size_t why_len)
+{
+	ssize_t n;
+
+	if (c->ssl)
+		return raft_tls_io_read(c->ssl, buf, len, events, why, why_len);
+	*events = POLLIN;
+	n = recv(c->fd, buf, len, 0);
+	if (n < 0)
+		snprintf(why, why_len, "%s", strerror(errno));
+	return n;
+}
+
 /* Writes all of buf before deadline. 0, or -1 with errmsg set (the connection is then unusable). */
 static int write_all(struct kv_clerk *c, const void *buf, size_t len, uint64_t deadline)
 {
 	const unsigned char *p = buf;
-	char nb[64];
+	char nb[64], why[RAFT_TLS_ERRMSG_BYTES];
 
 	while (len > 0) {
-		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+		short events = POLLOUT;
+		ssize_t n = conn_send(c, p, len, &events, why, sizeof(why));
 		int w;
 
 		if (n > 0) {
@@ -184,11 +221,10 @@ static int write_all(struct kv_clerk *c, const void *buf, size_t len, uint64_t d
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			set_err(c, "%s: send: %s", node_name(c, c->conn, nb, sizeof(nb)),
-			        strerror(errno));
+			set_err(c, "%s: send: %s", node_name(c, c->conn, nb, sizeof(nb)), why);
 			return -1;
 		}
-		w = wait_fd(c->fd, POLLOUT, deadline);
+		w = wait_fd(c->fd, events, deadline);
 		if (w <= 0) {
 			set_err(c, "%s: send: %s", node_name(c, c->conn, nb, sizeof(nb)),
 			        w == 0 ? "timed out" : strerror(errno));
@@ -196,6 +232,37 @@ static int write_all(struct kv_clerk *c, const void *buf, size_t len, uint64_t d
 		}
 	}
 	return 0;
+}
+
+/* The TLS handshake on the new connection to node idx, before deadline; the node's certificate
+ * must name the address dialled. 0, or -1 with errmsg set. */
+static int tls_handshake(struct kv_clerk *c, int idx, uint64_t deadline)
+{
+	char nb[64], why[RAFT_TLS_ERRMSG_BYTES];
+
+	c->ssl = raft_tls_client_ssl(c->tls, c->fd, c->cfg.peers[idx].host);
+	if (!c->ssl) {
+		set_err(c, "%s: TLS: out of memory", node_name(c, idx, nb, sizeof(nb)));
+		return -1;
+	}
+	for (;;) {
+		short events = 0;
+		int r = raft_tls_io_handshake(c->ssl, &events, why, sizeof(why));
+
+		if (r == 1)
+			return 0;
+		if (r < 0) {
+			set_err(c, "%s: TLS handshake failed: %s",
+			        node_name(c, idx, nb, sizeof(nb)), why);
+			return -1;
+		}
+		r = wait_fd(c->fd, events, deadline);
+		if (r <= 0) {
+			set_err(c, "%s: TLS handshake: %s", node_name(c, idx, nb, sizeof(nb)),
+			        r == 0 ? "timed out" : strerror(errno));
+			return -1;
+		}
+	}
 }
 
 /* Connects to node idx and sends the hello, connecting for at most KV_CLERK_CONNECT_TIMEOUT_MS.
@@ -256,6 +323,10 @@ static int conn_open(struct kv_clerk *c, int idx, uint64_t deadline)
 	c->conn = idx;
 	c->rlen = 0;
 	c->consumed = 0;
+	if (c->tls && tls_handshake(c, idx, connect_deadline) < 0) {
+		conn_close(c);
+		return -1;
+	}
 	if (write_all(c, c->hello, sizeof(c->hello), deadline) < 0) {
 		conn_close(c);
 		return -1;
@@ -273,14 +344,15 @@ static bool conn_is_stale(struct kv_clerk *c)
 {
 	struct pollfd p = {.fd = c->fd, .events = POLLIN};
 
-	return c->rlen > c->consumed || poll(&p, 1, 0) != 0;
+	return c->rlen > c->consumed || (c->ssl && raft_tls_io_pending(c->ssl) > 0) ||
+	        poll(&p, 1, 0) != 0;
 }
 
 /* Reads the next whole frame before deadline and decodes it into *f (whose body borrows from the
  * receive buffer until the next read). 0, or -1 with errmsg set. */
 static int read_frame(struct kv_clerk *c, struct kv_proto_frame *f, uint64_t deadline)
 {
-	char nb[64];
+	char nb[64], ewhy[RAFT_TLS_ERRMSG_BYTES];
 	const char *why;
 
 	if (c->consumed) {
@@ -290,6 +362,7 @@ static int read_frame(struct kv_clerk *c, struct kv_proto_frame *f, uint64_t dea
 	}
 	for (;;) {
 		size_t flen = 0, want;
+		short events = POLLIN;
 		ssize_t n;
 		int r = kv_proto_frame_length(c->rbuf, c->rlen, &flen);
 
@@ -324,7 +397,7 @@ static int read_frame(struct kv_clerk *c, struct kv_proto_frame *f, uint64_t dea
 			c->rbuf = nbuf;
 			c->rcap = want;
 		}
-		n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+		n = conn_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen, &events, ewhy, sizeof(ewhy));
 		if (n > 0) {
 			c->rlen += (size_t)n;
 			continue;
@@ -337,11 +410,10 @@ static int read_frame(struct kv_clerk *c, struct kv_proto_frame *f, uint64_t dea
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			set_err(c, "%s: recv: %s", node_name(c, c->conn, nb, sizeof(nb)),
-			        strerror(errno));
+			set_err(c, "%s: recv: %s", node_name(c, c->conn, nb, sizeof(nb)), ewhy);
 			return -1;
 		}
-		r = wait_fd(c->fd, POLLIN, deadline);
+		r = wait_fd(c->fd, events, deadline);
 		if (r <= 0) {
 			set_err(c, "%s: %s", node_name(c, c->conn, nb, sizeof(nb)),
 			        r == 0 ? "no answer in time" : strerror(errno));
@@ -835,7 +907,44 @@ int kv_clerk_status(struct kv_clerk *c, uint32_t node_id, struct kv_proto_node_s
 
 /* --- life cycle ------------------------------------------------------------------------------ */
 
-struct kv_clerk *kv_clerk_open(const char *cluster_list, char *err, size_t err_len)
+/* Copies path into dst (RAFT_TLS_PATH_BYTES); -1 when it does not fit. */
+static int copy_path(char *dst, const char *path)
+{
+	if (!path)
+		path = "";
+	if (strlen(path) >= RAFT_TLS_PATH_BYTES)
+		return -1;
+	strcpy(dst, path);
+	return 0;
+}
+
+static int tls_open(struct kv_clerk *c, const struct kv_clerk_tls *tls, char *err, size_t err_len)
+{
+	struct raft_tls_files files;
+	char why[RAFT_TLS_ERRMSG_BYTES + RAFT_TLS_PATH_BYTES];
+
+	memset(&files, 0, sizeof(files));
+	if (!tls->cacert || !tls->cacert[0]) {
+		if (err)
+			snprintf(err, err_len, "TLS needs the nodes' CA certificate (--cacert)");
+		return -1;
+	}
+	if (copy_path(files.ca, tls->cacert) || copy_path(files.cert, tls->cert) ||
+	    copy_path(files.key, tls->key)) {
+		if (err)
+			snprintf(err, err_len, "TLS: a file name is too long");
+		return -1;
+	}
+	if (raft_tls_new(RAFT_TLS_CLIENT, &files, &c->tls, why, sizeof(why)) != 0) {
+		if (err)
+			snprintf(err, err_len, "TLS: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+struct kv_clerk *kv_clerk_open(const char *cluster_list, const struct kv_clerk_tls *tls, char *err,
+                               size_t err_len)
 {
 	struct kv_clerk *c;
 
@@ -857,10 +966,13 @@ struct kv_clerk *kv_clerk_open(const char *cluster_list, char *err, size_t err_l
 	c->rcap = CLERK_RBUF_BYTES;
 	c->fd = -1;
 	c->conn = -1;
+	if (tls && tls_open(c, tls, err, err_len) != 0)
+		goto fail_clerk;
 	raft_transport_hello_encode(c->hello, RAFT_TRANSPORT_KIND_CLIENT, 0, 0);
 	return c;
 
 fail_clerk:
+	free(c->rbuf);
 	free(c);
 	if (err && err_len && err[0])
 		return NULL;
@@ -899,6 +1011,7 @@ void kv_clerk_close(struct kv_clerk *c)
 		}
 	}
 	conn_close(c);
+	raft_tls_free(c->tls);
 	free(c->rbuf);
 	free(c);
 }

@@ -44,6 +44,12 @@
  * Reads (Get, GetAttr, ReadDir) carry no session (session 0): they change nothing, so they are
  * simply retried, and a read that got no answer is reported KV_CLERK_NOT_APPLIED, never UNKNOWN.
  *
+ * TLS (struct kv_clerk_tls): every connection is a TLS session (1.2 or 1.3) from its first byte;
+ * the node's certificate must chain to cacert and name, as an IP address in its subjectAltName,
+ * the address the clerk dialled; the clerk presents cert (with key) as its own, which a node
+ * serving clients requires (raftfs(8), --trusted-ca-file). A failed handshake counts as a failed
+ * connection (the clerk moves on to the next node) and kv_clerk_errmsg() says why.
+ *
  * Threads: a clerk is not thread-safe; use one clerk per thread (each then has its own session,
  * which also gives a thread its one-request-at-a-time ordering). Different clerks share nothing.
  * The clerk never raises SIGPIPE (it sends with MSG_NOSIGNAL).
@@ -82,12 +88,21 @@ const char *kv_clerk_outcome_name(int outcome);
 
 struct kv_clerk;
 
+/* TLS files of a clerk (PEM paths; etcdctl's --cacert, --cert, --key). */
+struct kv_clerk_tls {
+	const char *cacert; /* the CA of the nodes' certificates: required */
+	const char *cert; /* the clerk's certificate, NULL or "" for none (then key too) */
+	const char *key; /* its private key */
+};
+
 /*
  * Parses cluster_list ("1=127.0.0.1:7001,2=127.0.0.2:7002,...", raft_transport_parse_cluster)
- * and returns a new clerk, or NULL with a message in err (when not NULL): bad list, out of
- * memory. Nothing is connected yet. Free with kv_clerk_close().
+ * and returns a new clerk, or NULL with a message in err (when not NULL): bad list, a TLS file
+ * that does not load, out of memory. tls NULL: plaintext; else the files are read now (and only
+ * now) and only during the call. Nothing is connected yet. Free with kv_clerk_close().
  */
-struct kv_clerk *kv_clerk_open(const char *cluster_list, char *err, size_t err_len);
+struct kv_clerk *kv_clerk_open(const char *cluster_list, const struct kv_clerk_tls *tls, char *err,
+                               size_t err_len);
 
 /* Makes every later connection leave from the local IPv4 address addr (NULL or "": let the
  * kernel choose, the default). Tests use it to keep their own traffic outside the partitions

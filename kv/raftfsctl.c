@@ -35,6 +35,9 @@ static const char usage_text[] =
         "  --timeout=SECONDS  give up after this long (default 10)\n"
         "  --bind=ADDR        connect from this local IPv4 address (default: $RAFTFS_BIND,\n"
         "                     else the kernel's choice)\n"
+        "  --cacert=FILE      TLS: the CA of the nodes' certificates ($RAFTFS_CACERT)\n"
+        "  --cert=FILE        TLS: this client's certificate ($RAFTFS_CERT)\n"
+        "  --key=FILE         TLS: its private key ($RAFTFS_KEY)\n"
         "  --help, --version\n";
 
 static int usage(const char *why)
@@ -315,13 +318,17 @@ int main(int argc, char **argv)
 	        {"cluster", required_argument, NULL, 'c'},
 	        {"timeout", required_argument, NULL, 't'},
 	        {"bind", required_argument, NULL, 'b'},
+	        {"cacert", required_argument, NULL, 'A'},
+	        {"cert", required_argument, NULL, 'C'},
+	        {"key", required_argument, NULL, 'K'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *cluster = NULL, *bind_addr = NULL, *cmd;
+	struct kv_clerk_tls tls = {NULL, NULL, NULL};
 	uint32_t timeout_ms = (uint32_t)(RAFTFSCTL_DEFAULT_TIMEOUT_S * 1000);
-	char err[RAFT_TRANSPORT_ERRMSG_BYTES];
+	char err[1024];
 	struct kv_clerk *c;
 	int opt, nargs, rc;
 
@@ -333,6 +340,15 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			bind_addr = optarg;
+			break;
+		case 'A':
+			tls.cacert = optarg;
+			break;
+		case 'C':
+			tls.cert = optarg;
+			break;
+		case 'K':
+			tls.key = optarg;
 			break;
 		case 't':
 			if (parse_timeout(optarg, &timeout_ms) < 0)
@@ -376,9 +392,21 @@ int main(int argc, char **argv)
 		cluster = getenv("RAFTFS_CLUSTER");
 	if (!cluster || !*cluster)
 		return usage("no cluster list: give --cluster=LIST or set RAFTFS_CLUSTER");
-	c = kv_clerk_open(cluster, err, sizeof(err));
+	if (!tls.cacert)
+		tls.cacert = getenv("RAFTFS_CACERT");
+	if (!tls.cert)
+		tls.cert = getenv("RAFTFS_CERT");
+	if (!tls.key)
+		tls.key = getenv("RAFTFS_KEY");
+	if ((tls.cert && *tls.cert) || (tls.key && *tls.key)) {
+		if (!tls.cacert || !*tls.cacert)
+			return usage("--cert and --key need --cacert (the CA of the nodes)");
+		if (!tls.cert || !*tls.cert || !tls.key || !*tls.key)
+			return usage("--cert and --key go together");
+	}
+	c = kv_clerk_open(cluster, tls.cacert && *tls.cacert ? &tls : NULL, err, sizeof(err));
 	if (!c) {
-		fprintf(stderr, "raftfsctl: cluster list: %s\n", err);
+		fprintf(stderr, "raftfsctl: %s\n", err);
 		return EXIT_FAIL;
 	}
 	if (!bind_addr)

@@ -14,14 +14,18 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <openssl/ssl.h>
 
 #include "raft/codec.h"
 #include "raft/crc32c.h"
 #include "raft/le.h"
+#include "raft/tls.h"
 #include "raft/transport.h"
+#include "raft/transport_internal.h"
 
 /*
  * Wire format (man raftfs(5), "Network protocol"). All integers little endian.
@@ -53,9 +57,18 @@
  *
  * Connections are one-way: the dialing node sends, the accepting node only reads. A dialer
  * that receives a byte closes the connection (nothing is ever sent that way).
+ *
+ * With TLS (cfg.tls) all of this travels inside a TLS session that starts right after the TCP
+ * connect: the first byte an accepted connection sends tells a TLS handshake (0x16) from a
+ * plaintext hello ('R') or garbage, and anything but a handshake is refused at once. The hello
+ * timeout counts from the accept, over the handshake and the hello. A peer's hello is believed
+ * only when its certificate chains to the peer CA and names, in its subjectAltName, the address
+ * the cluster list gives the node id it claims; a client's when its certificate chains to the
+ * client CA (raft/tls.h).
  */
 
 #define HELLO_MAGIC "RFTP"
+#define TLS_RECORD_HANDSHAKE 0x16u /* the first byte of a TLS ClientHello */
 #define FRAME_KIND_RAFT 1u
 #define FRAME_KIND_APP 2u
 /* Frames at most this big are copied into the output buffer (so small ones coalesce into one
@@ -72,11 +85,17 @@ struct tr_link {
 	uint32_t id;
 	struct sockaddr_in addr;
 	char name[ADDR_TEXT_BYTES];
-	struct bufferevent *bev; /* NULL while waiting to redial */
-	bool connected; /* implies bev != NULL */
+	char host[RAFT_TRANSPORT_HOST_BYTES]; /* the IP its certificate must name (TLS) */
+	/* While TCP connects: fd and connect_ev (EV_WRITE with the connect timeout); then bev. At
+	 * most one of connect_ev and bev is set; neither while waiting to redial. */
+	evutil_socket_t fd;
+	struct event *connect_ev;
+	struct bufferevent *bev;
+	/* Frames queued this loop turn (and, until the link is up, since it dialed), written at
+	 * its end by raft_transport_write_now: the link's part of the queue beside bev's output. */
+	struct evbuffer *staged;
+	bool connected; /* the hello may leave (TLS: the handshake is done); implies bev */
 	bool failing; /* the last dial failed: further failures are logged at debug level */
-	bool dialing; /* inside bufferevent_socket_connect, which may report errors at once */
-	int dial_error; /* errno of such an error, 0 if none */
 	uint64_t connected_at_ms;
 	unsigned backoff_ms; /* delay before the next redial, in [MIN, MAX] */
 	struct event *redial;
@@ -84,10 +103,15 @@ struct tr_link {
 	struct raft_transport_peer_stats st;
 };
 
-/* An accepted connection: waiting for its hello (link == NULL), or a peer's. */
+/* An accepted connection: waiting for its hello (link == NULL), or a peer's. With TLS it starts
+ * with fd and peek only (the first byte decides), then bev takes fd over. */
 struct tr_conn {
 	struct raft_transport *t;
+	evutil_socket_t fd; /* -1 once bev owns it */
+	struct event *peek; /* TLS: waiting for the first byte */
+	struct event *deadline; /* the hello timeout, from the accept; NULL once a peer's */
 	struct bufferevent *bev;
+	bool handshaken; /* TLS: the handshake is done */
 	char remote[ADDR_TEXT_BYTES];
 	struct tr_link *link;
 	struct tr_conn *prev, *next;
@@ -201,6 +225,7 @@ static void check_invariants(const struct raft_transport *t)
 		const struct tr_link *l = &t->links[i];
 
 		assert(!l->connected || l->bev != NULL);
+		assert(!(l->bev && l->connect_ev) && (l->fd < 0 || !l->bev));
 		assert(l->backoff_ms >= RAFT_TRANSPORT_BACKOFF_MIN_MS &&
 		       l->backoff_ms <= RAFT_TRANSPORT_BACKOFF_MAX_MS);
 		assert(!l->in || l->in->link == l);
@@ -447,7 +472,14 @@ static void conn_close(struct tr_conn *c)
 		c->link->in = NULL;
 	else
 		t->n_pending--;
-	bufferevent_free(c->bev);
+	if (c->peek)
+		event_free(c->peek);
+	if (c->deadline)
+		event_free(c->deadline);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	else if (c->fd >= 0)
+		evutil_closesocket(c->fd);
 	free(c);
 	check_invariants(t);
 }
@@ -473,21 +505,11 @@ static void conn_reject(struct tr_conn *c, const char *fmt, ...)
 	conn_close(c);
 }
 
-/* The client is the daemon's from now on: we forget c but keep its bufferevent going. */
-static void conn_hand_to_client(struct tr_conn *c)
+/* Takes c off the list of accepted connections (it no longer waits for a hello). */
+static void conn_unlink_pending(struct tr_conn *c)
 {
 	struct raft_transport *t = c->t;
-	struct bufferevent *bev = c->bev;
-	char remote[ADDR_TEXT_BYTES];
-	int one = 1;
 
-	memcpy(remote, c->remote, sizeof(remote));
-	/* replies are small and answer requests: none may wait for the client's delayed ACK */
-	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(bev, NULL, NULL);
-	bufferevent_setwatermark(bev, EV_READ, 0, 0);
-	c->bev = NULL;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -495,11 +517,35 @@ static void conn_hand_to_client(struct tr_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	t->n_pending--;
+}
+
+/* The client is the daemon's from now on: we forget c but keep its bufferevent going. */
+static void conn_hand_to_client(struct tr_conn *c, const char *cn)
+{
+	struct raft_transport *t = c->t;
+	struct bufferevent *bev = c->bev;
+	struct raft_transport_client who;
+	char remote[ADDR_TEXT_BYTES], name[RAFT_TLS_CN_BYTES];
+	int one = 1;
+
+	memcpy(remote, c->remote, sizeof(remote));
+	snprintf(name, sizeof(name), "%s", cn ? cn : "");
+	/* replies are small and answer requests: none may wait for the client's delayed ACK */
+	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_setwatermark(bev, EV_READ, 0, 0);
+	c->bev = NULL;
+	conn_unlink_pending(c);
+	event_free(c->deadline);
 	free(c);
 	t->st.clients++;
-	tlog(t, 0, "client connection from %s", remote);
+	tlog(t, 0, "client connection from %s%s%s", remote, cn ? " CN=" : "", name);
 	check_invariants(t);
-	t->cbs.on_client(t->cbs.ctx, bev, remote);
+	who.remote = remote;
+	who.tls = cn != NULL;
+	who.cn = cn ? name : NULL;
+	t->cbs.on_client(t->cbs.ctx, bev, &who);
 }
 
 /* Binds c to the peer it says it is; an older connection from that peer is stale (the peer
@@ -516,9 +562,50 @@ static void conn_become_peer(struct tr_conn *c, struct tr_link *l)
 	t->n_pending--;
 	c->link = l;
 	l->in = c;
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	tlog(t, 1, "accepted peer %u from %s", (unsigned)l->id, c->remote);
+	event_free(c->deadline);
+	c->deadline = NULL;
+	tlog(t, 1, "accepted peer %u from %s%s", (unsigned)l->id, c->remote,
+	     t->cfg.tls ? " (TLS)" : "");
 	check_invariants(t);
+}
+
+/* A client hello: handed over, or refused. Returns -1 (c is gone either way). */
+static int conn_client_hello(struct tr_conn *c)
+{
+	struct raft_transport *t = c->t;
+	char cn[RAFT_TLS_CN_BYTES], why[LOG_MSG_BYTES / 2];
+
+	if (!t->cbs.on_client) {
+		conn_reject(c, "client connections are not served here");
+		return -1;
+	}
+	if (!t->cfg.tls) {
+		conn_hand_to_client(c, NULL);
+		return -1;
+	}
+	if (raft_tls_check_client(t->cfg.tls, bufferevent_openssl_get_ssl(c->bev), cn, sizeof(cn),
+	                          why, sizeof(why)) != 0) {
+		conn_reject(c, "client refused: %s", why);
+		return -1;
+	}
+	conn_hand_to_client(c, cn);
+	return -1;
+}
+
+/* A peer hello naming l: with TLS, believed only if the certificate is that node's. */
+static int conn_peer_hello(struct tr_conn *c, struct tr_link *l)
+{
+	struct raft_transport *t = c->t;
+	char why[LOG_MSG_BYTES / 2];
+
+	if (t->cfg.tls &&
+	    raft_tls_check_peer(t->cfg.tls, bufferevent_openssl_get_ssl(c->bev), l->host, why,
+	                        sizeof(why)) != 0) {
+		conn_reject(c, "hello claims to be peer %u, but %s", (unsigned)l->id, why);
+		return -1;
+	}
+	conn_become_peer(c, l);
+	return 0;
 }
 
 /* Returns 0 when c passed its hello (or still waits for it), -1 when c is gone (closed or
@@ -533,6 +620,12 @@ static int conn_read_hello(struct tr_conn *c, struct evbuffer *in)
 	struct tr_link *l;
 
 	evbuffer_copyout(in, h, avail < sizeof(h) ? avail : sizeof(h));
+	if (avail >= 1 && h[0] == TLS_RECORD_HANDSHAKE && !t->cfg.tls) {
+		conn_reject(c,
+		            "a TLS handshake on a port without TLS (a node or client with TLS "
+		            "options)");
+		return -1;
+	}
 	if (avail >= 4 && memcmp(h, HELLO_MAGIC, 4) != 0) {
 		conn_reject(c, "bad magic %02x%02x%02x%02x (not a raftfs node or client)", h[0],
 		            h[1], h[2], h[3]);
@@ -566,14 +659,8 @@ static int conn_read_hello(struct tr_conn *c, struct evbuffer *in)
 	id = raft_le_get32(h + 8);
 	evbuffer_drain(in, sizeof(h));
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-	if (h[6] == RAFT_TRANSPORT_KIND_CLIENT) {
-		if (!t->cbs.on_client) {
-			conn_reject(c, "client connections are not served here");
-			return -1;
-		}
-		conn_hand_to_client(c);
-		return -1;
-	}
+	if (h[6] == RAFT_TRANSPORT_KIND_CLIENT)
+		return conn_client_hello(c);
 	if (h[6] != RAFT_TRANSPORT_KIND_PEER) {
 		conn_reject(c, "unknown connection kind %u", h[6]);
 		return -1;
@@ -587,8 +674,7 @@ static int conn_read_hello(struct tr_conn *c, struct evbuffer *in)
 		conn_reject(c, "peer id %u is not in the cluster", (unsigned)id);
 		return -1;
 	}
-	conn_become_peer(c, l);
-	return 0;
+	return conn_peer_hello(c, l);
 }
 
 /* Returns -1 when the frame was rejected and c closed. */
@@ -698,30 +784,118 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct tr_conn *c = arg;
 	struct raft_transport *t = c->t;
+	char why[LOG_MSG_BYTES / 2];
 
-	(void)bev;
-	if (what & BEV_EVENT_TIMEOUT) {
-		conn_reject(c, "no hello within %u ms", t->cfg.hello_timeout_ms);
+	if (what & BEV_EVENT_CONNECTED) {
+		c->handshaken = true; /* TLS: the hello may come */
+		tlog(t, 0, "TLS handshake with %s done", c->remote);
 		return;
 	}
-	if (what & BEV_EVENT_ERROR)
+	if (t->cfg.tls && !c->handshaken) {
+		raft_tls_bev_error(bev, why, sizeof(why));
+		conn_reject(c, "TLS handshake failed: %s", why);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		if (t->cfg.tls)
+			raft_tls_bev_error(bev, why, sizeof(why));
+		else
+			snprintf(why, sizeof(why), "%s",
+			         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		tlog(t, 1, "connection from %s%s failed: %s", c->remote, c->link ? " (a peer)" : "",
-		     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	else
+		     why);
+	} else {
 		tlog(t, c->link ? 1 : 0, "connection from %s%s closed", c->remote,
 		     c->link ? " (a peer)" : "");
+	}
 	conn_close(c);
 }
 
-static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
-                      int socklen, void *arg)
+/* The hello timeout: counted from the accept, whatever arrives meanwhile (a byte a second does
+ * not keep a connection waiting forever), over the TLS handshake and the hello. */
+static void conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct raft_transport *t = arg;
+	struct tr_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->t->cfg.tls && !c->handshaken)
+		conn_reject(c, "no TLS handshake and hello within %u ms",
+		            c->t->cfg.hello_timeout_ms);
+	else
+		conn_reject(c, "no hello within %u ms", c->t->cfg.hello_timeout_ms);
+}
+
+/* The bufferevent that reads c's hello and frames, on fd (which it owns from now on). */
+static int conn_start_stream(struct tr_conn *c)
+{
+	struct raft_transport *t = c->t;
+
+	if (t->cfg.tls) {
+		SSL *ssl = raft_tls_accept_ssl(t->cfg.tls);
+
+		if (!ssl)
+			return -1;
+		/* deferred callbacks: none runs inside a write into the bufferevent */
+		c->bev = bufferevent_openssl_socket_new(
+		        t->base, c->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		if (!c->bev)
+			return -1; /* out of memory: whether ssl went with it, libevent does not say */
+		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else {
+		c->bev = bufferevent_socket_new(t->base, c->fd, BEV_OPT_CLOSE_ON_FREE);
+		if (!c->bev)
+			return -1;
+	}
+	c->fd = -1;
+	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, t->cfg.tls ? 0 : 4, 0);
+	bufferevent_enable(c->bev, EV_READ);
+	return 0;
+}
+
+/* TLS: the first byte says what the other side speaks; only a handshake goes further. */
+static void conn_peek_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tr_conn *c = arg;
+	unsigned char b;
+	ssize_t n;
+
+	(void)what;
+	n = recv(fd, &b, 1, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		event_add(c->peek, NULL);
+		return;
+	}
+	if (n <= 0) {
+		tlog(c->t, 0, "connection from %s closed before its handshake", c->remote);
+		conn_close(c);
+		return;
+	}
+	if (b == (unsigned char)HELLO_MAGIC[0]) {
+		conn_reject(c, "a plaintext hello on a TLS port (a node or client without TLS)");
+		return;
+	}
+	if (b != TLS_RECORD_HANDSHAKE) {
+		conn_reject(c, "not a TLS handshake (first byte 0x%02x)", b);
+		return;
+	}
+	event_free(c->peek);
+	c->peek = NULL;
+	if (conn_start_stream(c) != 0) {
+		tlog(c->t, 2, "refusing connection from %s: out of memory", c->remote);
+		conn_close(c);
+	}
+}
+
+void raft_transport_accepted(struct raft_transport *t, evutil_socket_t fd,
+                             const struct sockaddr *sa, int socklen)
+{
 	struct tr_conn *c;
 	char remote[ADDR_TEXT_BYTES] = "?";
 	struct timeval tv = tv_of_ms(t->cfg.hello_timeout_ms);
 
-	(void)lis;
 	if (sa->sa_family == AF_INET && socklen >= (int)sizeof(struct sockaddr_in))
 		addr_text((const struct sockaddr_in *)(const void *)sa, remote);
 	if (t->n_pending >= RAFT_TRANSPORT_MAX_PENDING_CONNS) {
@@ -737,26 +911,37 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 		evutil_closesocket(fd);
 		return;
 	}
-	c->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		tlog(t, 2, "refusing connection from %s: out of memory", remote);
-		evutil_closesocket(fd);
-		free(c);
-		return;
-	}
 	c->t = t;
+	c->fd = fd;
 	memcpy(c->remote, remote, sizeof(remote));
 	c->next = t->conns;
 	if (t->conns)
 		t->conns->prev = c;
 	t->conns = c;
 	t->n_pending++;
-	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
-	bufferevent_set_timeouts(c->bev, &tv, NULL);
-	bufferevent_setwatermark(c->bev, EV_READ, 4, 0);
-	bufferevent_enable(c->bev, EV_READ);
+	c->deadline = evtimer_new(t->base, conn_deadline_cb, c);
+	if (!c->deadline || evtimer_add(c->deadline, &tv) != 0)
+		goto nomem;
+	if (t->cfg.tls) {
+		c->peek = event_new(t->base, fd, EV_READ, conn_peek_cb, c);
+		if (!c->peek || event_add(c->peek, NULL) != 0)
+			goto nomem;
+	} else if (conn_start_stream(c) != 0) {
+		goto nomem;
+	}
 	tlog(t, 0, "connection from %s", remote);
 	check_invariants(t);
+	return;
+nomem:
+	tlog(t, 2, "refusing connection from %s: out of memory", remote);
+	conn_close(c);
+}
+
+static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+	(void)lis;
+	raft_transport_accepted(arg, fd, sa, socklen);
 }
 
 static void relisten_cb(evutil_socket_t fd, short what, void *arg)
@@ -792,6 +977,25 @@ static void link_schedule_redial(struct tr_link *l)
 		l->backoff_ms = RAFT_TRANSPORT_BACKOFF_MAX_MS;
 }
 
+/* Closes whatever l holds of a connection (a connect under way, a bufferevent) and drops what
+ * it had queued. */
+static void link_release(struct tr_link *l)
+{
+	if (l->connect_ev) {
+		event_free(l->connect_ev);
+		l->connect_ev = NULL;
+	}
+	if (l->fd >= 0) {
+		evutil_closesocket(l->fd);
+		l->fd = -1;
+	}
+	if (l->bev)
+		bufferevent_free(l->bev);
+	l->bev = NULL;
+	l->connected = false;
+	evbuffer_drain(l->staged, evbuffer_get_length(l->staged));
+}
+
 /* The connection is gone (or never came): drop it with what it had queued and redial later.
  * A connection that lived through a whole maximum backoff counts as a success: the delays
  * start again from the minimum. One that dies young (a peer that accepts and then refuses us)
@@ -809,39 +1013,51 @@ static void link_down(struct tr_link *l, const char *why)
 		     l->name, why);
 		l->failing = true;
 	}
-	if (l->bev)
-		bufferevent_free(l->bev);
-	l->bev = NULL;
-	l->connected = false;
+	link_release(l);
 	link_schedule_redial(l);
 	check_invariants(t);
+}
+
+/* The link is up: the hello, then what was queued meanwhile, leave now. */
+static void link_up(struct tr_link *l)
+{
+	struct timeval tv = tv_of_ms(RAFT_TRANSPORT_WRITE_TIMEOUT_MS);
+
+	l->connected = true;
+	l->failing = false;
+	l->connected_at_ms = now_ms();
+	l->st.connects++;
+	/* from now on the write timeout only: we expect no byte back */
+	bufferevent_set_timeouts(l->bev, NULL, &tv);
+	tlog(l->t, 1, "connected to peer %u at %s%s", (unsigned)l->id, l->name,
+	     l->t->cfg.tls ? " (TLS)" : "");
+	(void)raft_transport_write_now(l->bev, l->staged);
 }
 
 static void link_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct tr_link *l = arg;
+	char why[LOG_MSG_BYTES / 2];
 
-	(void)bev;
-	if (l->dialing) {
-		/* bufferevent_socket_connect fails synchronously through this callback, then
-		 * returns -1: link_dial cleans up once, after it returns. */
-		l->dial_error = EVUTIL_SOCKET_ERROR() ? EVUTIL_SOCKET_ERROR() : ECONNREFUSED;
-		return;
-	}
 	if (what & BEV_EVENT_CONNECTED) {
-		l->connected = true;
-		l->failing = false;
-		l->connected_at_ms = now_ms();
-		l->st.connects++;
-		tlog(l->t, 1, "connected to peer %u at %s", (unsigned)l->id, l->name);
+		link_up(l); /* TLS: the handshake is done */
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT)
-		link_down(l, l->connected ? "no progress sending" : "connect timed out");
-	else if (what & BEV_EVENT_ERROR)
-		link_down(l, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	else
-		link_down(l, "closed by the peer");
+	if (what & BEV_EVENT_TIMEOUT) {
+		link_down(l, l->connected ? "no progress sending" : "TLS handshake timed out");
+		return;
+	}
+	if (l->t->cfg.tls) {
+		char e[LOG_MSG_BYTES / 2 - 32];
+		raft_tls_bev_error(bev, e, sizeof(e));
+		snprintf(why, sizeof(why), "%s%s", l->connected ? "" : "TLS handshake failed: ", e);
+	} else if (what & BEV_EVENT_ERROR) {
+		snprintf(why, sizeof(why), "%s",
+		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	} else {
+		snprintf(why, sizeof(why), "closed by the peer");
+	}
+	link_down(l, why);
 }
 
 /* The bufferevent's own write event emptied the queue: from now on frames are written at the
@@ -849,7 +1065,7 @@ static void link_event_cb(struct bufferevent *bev, short what, void *arg)
 static void link_write_cb(struct bufferevent *bev, void *arg)
 {
 	(void)arg;
-	bufferevent_disable(bev, EV_WRITE);
+	raft_transport_write_done(bev);
 }
 
 static void link_read_cb(struct bufferevent *bev, void *arg)
@@ -886,41 +1102,86 @@ static evutil_socket_t link_socket(struct tr_link *l, const char **why)
 	return fd;
 }
 
+/* TCP is connected: the bufferevent that carries the hello and the frames, TLS or not. */
+static void link_start_stream(struct tr_link *l)
+{
+	struct raft_transport *t = l->t;
+	struct timeval tv = tv_of_ms(RAFT_TRANSPORT_WRITE_TIMEOUT_MS);
+	unsigned char hello[RAFT_TRANSPORT_HELLO_BYTES];
+	evutil_socket_t fd = l->fd;
+
+	raft_transport_hello_encode(hello, RAFT_TRANSPORT_KIND_PEER, t->cfg.self_id,
+	                            t->cfg.cluster_id);
+	if (evbuffer_prepend(l->staged, hello, sizeof(hello)) != 0)
+		goto nomem;
+	if (t->cfg.tls) {
+		SSL *ssl = raft_tls_dial_ssl(t->cfg.tls, l->host);
+
+		if (!ssl)
+			goto nomem;
+		l->bev = bufferevent_openssl_socket_new(
+		        t->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+		        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		if (!l->bev)
+			goto nomem; /* whether ssl went with it, libevent does not say */
+		bufferevent_openssl_set_allow_dirty_shutdown(l->bev, 1);
+	} else {
+		l->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (!l->bev)
+			goto nomem;
+	}
+	l->fd = -1;
+	bufferevent_setcb(l->bev, link_read_cb, link_write_cb, link_event_cb, l);
+	/* the handshake must finish within the write timeout, whichever way it waits */
+	bufferevent_set_timeouts(l->bev, &tv, &tv);
+	/* We never expect a byte back; reading shows us the peer closing. */
+	if (bufferevent_enable(l->bev, EV_READ) != 0)
+		goto nomem;
+	if (!t->cfg.tls)
+		link_up(l);
+	return;
+nomem:
+	link_down(l, "out of memory");
+}
+
+static void link_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tr_link *l = arg;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	event_free(l->connect_ev);
+	l->connect_ev = NULL;
+	if (what & EV_TIMEOUT) {
+		link_down(l, "connect timed out");
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err) {
+		link_down(l, strerror(err));
+		return;
+	}
+	link_start_stream(l);
+}
+
 static void link_dial(struct tr_link *l)
 {
 	struct raft_transport *t = l->t;
-	unsigned char hello[RAFT_TRANSPORT_HELLO_BYTES];
 	struct timeval tv = tv_of_ms(RAFT_TRANSPORT_WRITE_TIMEOUT_MS);
 	const char *why = "out of memory";
-	evutil_socket_t fd;
-	int rc;
 
-	assert(!l->bev);
-	fd = link_socket(l, &why);
-	if (fd < 0)
+	assert(!l->bev && !l->connect_ev && l->fd < 0);
+	l->fd = link_socket(l, &why);
+	if (l->fd < 0)
 		goto fail;
-	l->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!l->bev) {
-		evutil_closesocket(fd);
-		goto fail;
-	}
-	bufferevent_setcb(l->bev, link_read_cb, link_write_cb, link_event_cb, l);
-	bufferevent_set_timeouts(l->bev, NULL, &tv);
-	raft_transport_hello_encode(hello, RAFT_TRANSPORT_KIND_PEER, t->cfg.self_id,
-	                            t->cfg.cluster_id);
-	if (bufferevent_write(l->bev, hello, sizeof(hello)) != 0)
-		goto fail;
-	l->dialing = true;
-	l->dial_error = 0;
-	rc = bufferevent_socket_connect(l->bev, (struct sockaddr *)&l->addr, sizeof(l->addr));
-	l->dialing = false;
-	if (rc != 0 || l->dial_error != 0) {
-		why = evutil_socket_error_to_string(l->dial_error ? l->dial_error
-		                                                  : EVUTIL_SOCKET_ERROR());
+	if (connect(l->fd, (struct sockaddr *)&l->addr, sizeof(l->addr)) != 0 &&
+	    errno != EINPROGRESS) {
+		why = strerror(errno);
 		goto fail;
 	}
-	/* We never expect a byte back; reading shows us the peer closing. */
-	if (bufferevent_enable(l->bev, EV_READ) != 0)
+	l->connect_ev = event_new(t->base, l->fd, EV_WRITE, link_connect_cb, l);
+	if (!l->connect_ev || event_add(l->connect_ev, &tv) != 0)
 		goto fail;
 	return;
 fail:
@@ -943,6 +1204,12 @@ static void free_frame_cb(const void *data, size_t len, void *extra)
 	free((void *)data);
 }
 
+/* Bytes waiting for peer l: staged and in its bufferevent's output. */
+static size_t link_queued(const struct tr_link *l)
+{
+	return raft_transport_queued(l->bev, l->staged);
+}
+
 /* Whether a frame of len more bytes may join l's queue: a link must be up (connected or
  * dialing), and its queue empty or short enough. Counts the drop otherwise. */
 static int link_admit(struct tr_link *l, size_t len)
@@ -950,11 +1217,11 @@ static int link_admit(struct tr_link *l, size_t len)
 	struct raft_transport *t = l->t;
 	size_t queued;
 
-	if (!l->bev) {
+	if (!l->bev && !l->connect_ev) {
 		l->st.dropped_not_connected++;
 		return fail(t, RAFT_EBUSY, "peer %u is not connected", (unsigned)l->id);
 	}
-	queued = evbuffer_get_length(bufferevent_get_output(l->bev));
+	queued = link_queued(l);
 	if (queued > 0 &&
 	    (queued >= t->cfg.max_queue_bytes || len > t->cfg.max_queue_bytes - queued)) {
 		l->st.dropped_queue_full++;
@@ -967,7 +1234,7 @@ static int link_admit(struct tr_link *l, size_t len)
 /* Seals frame (header + len payload bytes, malloc'd) and queues it; frame is consumed. */
 static int link_enqueue(struct tr_link *l, unsigned char *frame, uint32_t len, unsigned kind)
 {
-	struct evbuffer *out = bufferevent_get_output(l->bev);
+	struct evbuffer *out = l->staged;
 	size_t total = RAFT_TRANSPORT_FRAME_HEADER_BYTES + (size_t)len;
 	int rc;
 
@@ -1111,24 +1378,54 @@ int raft_transport_send_app(struct raft_transport *t, uint32_t to, const void *b
 	return rc;
 }
 
-int raft_transport_write_now(struct bufferevent *bev)
+static bool bev_is_tls(struct bufferevent *bev)
+{
+	return bufferevent_openssl_get_ssl(bev) != NULL;
+}
+
+int raft_transport_write_now(struct bufferevent *bev, struct evbuffer *staged)
 {
 	struct evbuffer *out = bufferevent_get_output(bev);
-	int n;
 
-	if (evbuffer_get_length(out) == 0)
-		return 0;
-	/* a socket bufferevent keeps the front of its output frozen but for its own writes */
-	evbuffer_unfreeze(out, 1);
-	n = evbuffer_write(out, bufferevent_getfd(bev));
-	evbuffer_freeze(out, 1);
-	if (n < 0 || evbuffer_get_length(out) > 0) {
-		/* the rest (or the error) is the bufferevent's: its write timeout applies */
+	if (bev_is_tls(bev)) {
+		/* Its write event stays enabled: bytes added to its output are encrypted and
+		 * written at once, as far as the socket takes them, and the rest waits for the
+		 * socket under the write timeout. Staging them first makes one add (and a few TLS
+		 * records) of what this turn queued, not one per frame. */
+		if (evbuffer_get_length(staged) > 0) {
+			bufferevent_enable(bev, EV_WRITE);
+			if (evbuffer_add_buffer(out, staged) != 0)
+				return 1;
+		}
+		return evbuffer_get_length(out) > 0;
+	}
+	if (evbuffer_get_length(out) == 0 && evbuffer_get_length(staged) > 0) {
+		/* no backlog: straight to the socket; an error is left to the bufferevent, whose
+		 * own write of the rest then fails and reports it */
+		(void)evbuffer_write(staged, bufferevent_getfd(bev));
+	}
+	if (evbuffer_get_length(staged) > 0 && evbuffer_add_buffer(out, staged) != 0)
+		return 1;
+	if (evbuffer_get_length(out) > 0) {
+		/* the rest is the bufferevent's: its write timeout applies */
 		bufferevent_enable(bev, EV_WRITE);
 		return 1;
 	}
 	bufferevent_disable(bev, EV_WRITE); /* a no-op unless a backlog had it on */
 	return 0;
+}
+
+void raft_transport_write_done(struct bufferevent *bev)
+{
+	if (!bev_is_tls(bev))
+		bufferevent_disable(bev, EV_WRITE);
+}
+
+size_t raft_transport_queued(struct bufferevent *bev, const struct evbuffer *staged)
+{
+	size_t n = staged ? evbuffer_get_length(staged) : 0;
+
+	return n + (bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0);
 }
 
 void raft_transport_flush(struct raft_transport *t)
@@ -1137,7 +1434,7 @@ void raft_transport_flush(struct raft_transport *t)
 		struct tr_link *l = &t->links[i];
 
 		if (l->connected)
-			(void)raft_transport_write_now(l->bev);
+			(void)raft_transport_write_now(l->bev, l->staged);
 	}
 }
 
@@ -1169,8 +1466,7 @@ void raft_transport_stats(const struct raft_transport *t, struct raft_transport_
 		st->peers[i].id = l->id;
 		st->peers[i].connected = l->connected;
 		st->peers[i].accepted = l->in != NULL;
-		st->peers[i].queued_bytes =
-		        l->bev ? evbuffer_get_length(bufferevent_get_output(l->bev)) : 0;
+		st->peers[i].queued_bytes = link_queued(l);
 	}
 }
 
@@ -1213,6 +1509,10 @@ static int check_config(const struct raft_transport_config *cfg,
 			self_found = true;
 	if (!self_found) {
 		errf(err, err_len, "node id %u is not in the cluster list", (unsigned)cfg->self_id);
+		return RAFT_EINVAL;
+	}
+	if (cfg->tls && raft_tls_role(cfg->tls) != RAFT_TLS_NODE) {
+		errf(err, err_len, "transport: TLS configured without a node's certificate");
 		return RAFT_EINVAL;
 	}
 	return RAFT_OK;
@@ -1258,11 +1558,14 @@ int raft_transport_new(struct event_base *base, const struct raft_transport_conf
 		l = &t->links[t->n_links++];
 		l->t = t;
 		l->id = p->id;
+		l->fd = -1;
 		l->backoff_ms = RAFT_TRANSPORT_BACKOFF_MIN_MS;
 		parse_ipv4(p->host, p->port, &l->addr);
 		addr_text(&l->addr, l->name);
+		memcpy(l->host, p->host, sizeof(l->host));
 		l->redial = evtimer_new(base, redial_cb, l);
-		if (!l->redial)
+		l->staged = evbuffer_new();
+		if (!l->redial || !l->staged)
 			goto fail_timers;
 	}
 	t->relisten = evtimer_new(base, relisten_cb, t);
@@ -1296,9 +1599,12 @@ fail_timers:
 		event_free(t->relisten);
 	if (t->write_ev)
 		event_free(t->write_ev);
-	for (unsigned i = 0; i < t->n_links; i++)
+	for (unsigned i = 0; i < t->n_links; i++) {
 		if (t->links[i].redial)
 			event_free(t->links[i].redial);
+		if (t->links[i].staged)
+			evbuffer_free(t->links[i].staged);
+	}
 	free(t);
 	return rc;
 }
@@ -1312,8 +1618,8 @@ void raft_transport_free(struct raft_transport *t)
 	for (unsigned i = 0; i < t->n_links; i++) {
 		struct tr_link *l = &t->links[i];
 
-		if (l->bev)
-			bufferevent_free(l->bev);
+		link_release(l);
+		evbuffer_free(l->staged);
 		event_free(l->redial);
 	}
 	evconnlistener_free(t->listener);

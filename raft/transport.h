@@ -10,6 +10,8 @@
 
 struct event_base;
 struct bufferevent;
+struct evbuffer;
+struct raft_tls;
 
 /*
  * One listening socket on the node's own cluster address, and one outgoing connection to each
@@ -22,6 +24,16 @@ struct bufferevent;
  * application frames (the wire format is described at the top of transport.c and in
  * raftfs(5)). A connection that sends a bad hello or a malformed, oversized or corrupt frame is
  * closed with a log line naming its remote address; the node keeps serving the others.
+ *
+ * TLS (cfg.tls): every connection, both ways, is a TLS session from its first byte: the hello
+ * and everything after it travel inside. A connection that starts with anything but a TLS
+ * handshake (a plaintext hello, garbage) is refused at once; one whose handshake fails (no
+ * certificate, another CA, an expired certificate) or does not end with a hello within the hello
+ * timeout is closed. A peer's hello is believed only when its certificate chains to the peer CA
+ * and names the address the cluster list gives the id it claims: a client certificate cannot act
+ * as a peer, nor node 3's as node 2. A client's certificate must chain to the client CA. Each
+ * refusal is one log line naming the source address. Without TLS a TLS handshake is refused the
+ * same way.
  *
  * Loss: a message to a peer that is not connected, or whose output queue is over
  * max_queue_bytes, is refused (RAFT_EBUSY), dropped and counted; messages queued on a connection
@@ -75,7 +87,17 @@ struct raft_transport_config {
 	unsigned n_peers; /* 1..RAFT_MAX_NODES, self included */
 	struct raft_transport_peer peers[RAFT_MAX_NODES]; /* distinct ids and addresses */
 	size_t max_queue_bytes; /* per peer; 0: RAFT_TRANSPORT_DEFAULT_MAX_QUEUE_BYTES */
-	unsigned hello_timeout_ms; /* 0: RAFT_TRANSPORT_HELLO_TIMEOUT_MS */
+	unsigned hello_timeout_ms; /* 0: RAFT_TRANSPORT_HELLO_TIMEOUT_MS; counts from the accept */
+	/* NULL: plaintext. Else a RAFT_TLS_NODE (raft/tls.h) the caller keeps until the transport
+	 * is freed; raft_tls_reload() on it changes what later connections use. */
+	struct raft_tls *tls;
+};
+
+/* Who a client connection is, as the transport knows it (struct raft_transport_cbs.on_client). */
+struct raft_transport_client {
+	const char *remote; /* "a.b.c.d:port" */
+	bool tls; /* the connection is TLS, with a certificate that chains to the client CA */
+	const char *cn; /* TLS: the certificate's common name ("" when it has none); else NULL */
 };
 
 struct raft_transport_cbs {
@@ -95,9 +117,11 @@ struct raft_transport_cbs {
 	/* A client connection, after its hello. The callee owns bev from now on (frees it with
 	 * bufferevent_free, which closes the socket); its callbacks and timeouts are cleared, reading
 	 * is enabled, and any bytes the client sent after the hello are already in its input buffer
-	 * (check evbuffer_get_length(bufferevent_get_input(bev)) before waiting for more). remote
-	 * is "a.b.c.d:port", valid during the call. NULL: client connections are refused. */
-	void (*on_client)(void *ctx, struct bufferevent *bev, const char *remote);
+	 * (check evbuffer_get_length(bufferevent_get_input(bev)) before waiting for more). A TLS
+	 * bufferevent runs its callbacks deferred (BEV_OPT_DEFER_CALLBACKS). who and its strings
+	 * are valid during the call. NULL: client connections are refused. */
+	void (*on_client)(void *ctx, struct bufferevent *bev,
+	                  const struct raft_transport_client *who);
 	/* Diagnostics, one event, no trailing newline; level 0 debug, 1 info, 2 warn.
 	 * NULL: levels 1 and 2 go to stderr. */
 	void (*log)(void *ctx, int level, const char *msg);
@@ -142,6 +166,8 @@ int raft_transport_send_app(struct raft_transport *t, uint32_t to, const void *b
  * with one write per peer for all the frames of that turn, not through the bufferevent's write
  * event: that would cost two epoll_ctl and one more loop turn per message. Only what the socket
  * does not take at once waits for the write event (and its RAFT_TRANSPORT_WRITE_TIMEOUT_MS).
+ * A frame waits in a staging buffer of its connection until then (with TLS too: one add of a
+ * turn's frames to the TLS bufferevent makes a few records, not one per frame).
  *
  * raft_transport_flush writes what is queued for connected peers now, as far as their sockets
  * take it: a caller about to block (an fdatasync) lets its AppendEntries travel meanwhile, and
@@ -150,13 +176,22 @@ int raft_transport_send_app(struct raft_transport *t, uint32_t to, const void *b
 void raft_transport_flush(struct raft_transport *t);
 
 /*
- * The same for any socket bufferevent whose write event is kept off while its output is empty
- * (the daemon's client connections): writes the output now as far as the socket takes it. If
- * bytes remain, or the write failed, EV_WRITE is enabled and the bufferevent carries on (its
- * write callback should disable EV_WRITE again once the output is empty); else EV_WRITE is
- * disabled. Returns 1 when bytes remain (or failed), 0 when the output is empty.
+ * The same for any connection written this way (the daemon's client connections): what the
+ * caller gathered in staged (its own evbuffer) is written now behind what bev's output still
+ * holds, as far as the socket takes it; staged is left empty. Plaintext: the bytes go straight
+ * to the socket when no backlog waits, and EV_WRITE is on only while a backlog does (bev's write
+ * callback calls raft_transport_write_done). TLS: the bytes join bev's output, which the TLS
+ * bufferevent encrypts and writes at once. Returns 1 when bytes remain in bev's output (or an
+ * error waits to be reported through bev's event callback), 0 when everything left.
  */
-int raft_transport_write_now(struct bufferevent *bev);
+int raft_transport_write_now(struct bufferevent *bev, struct evbuffer *staged);
+
+/* From bev's write callback (its output is empty): EV_WRITE goes off again (plaintext). */
+void raft_transport_write_done(struct bufferevent *bev);
+
+/* Bytes waiting to leave on a connection: staged (may be NULL) and bev's output (bev may be
+ * NULL). */
+size_t raft_transport_queued(struct bufferevent *bev, const struct evbuffer *staged);
 
 /* Why the last failing call on t failed; "" when none. Valid until the next call on t. */
 const char *raft_transport_errmsg(const struct raft_transport *t);

@@ -367,7 +367,7 @@ static int fake_log(struct fake *f, struct fake_req *out)
 static struct kv_clerk *open_clerk(struct fake *f)
 {
 	char err[256];
-	struct kv_clerk *c = kv_clerk_open(f->list, err, sizeof(err));
+	struct kv_clerk *c = kv_clerk_open(f->list, NULL, err, sizeof(err));
 
 	CU_ASSERT_FATAL(c != NULL);
 	return c;
@@ -671,7 +671,7 @@ static void test_unreachable_nodes_fail_fast_as_not_applied(void)
 		ports[i] = ntohs(sa.sin_port);
 	}
 	snprintf(list, sizeof(list), "1=127.0.0.1:%u,2=127.0.0.1:%u", ports[0], ports[1]);
-	c = kv_clerk_open(list, err, sizeof(err));
+	c = kv_clerk_open(list, NULL, err, sizeof(err));
 	CU_ASSERT_FATAL(c != NULL);
 	t0 = now_ms();
 	CU_ASSERT_EQUAL(kv_clerk_put(c, "k", "v", 1, 300, &r), KV_CLERK_NOT_APPLIED);
@@ -790,12 +790,12 @@ static void test_bad_cluster_lists_are_refused_with_a_message(void)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(err, 0, sizeof(err));
-		CU_ASSERT_PTR_NULL(kv_clerk_open(bad[i], err, sizeof(err)));
+		CU_ASSERT_PTR_NULL(kv_clerk_open(bad[i], NULL, err, sizeof(err)));
 		CU_ASSERT(err[0] != '\0');
 	}
-	CU_ASSERT_PTR_NULL(kv_clerk_open(NULL, err, sizeof(err)));
+	CU_ASSERT_PTR_NULL(kv_clerk_open(NULL, NULL, err, sizeof(err)));
 	CU_ASSERT(err[0] != '\0');
-	CU_ASSERT_PTR_NULL(kv_clerk_open("bad", NULL, 0));
+	CU_ASSERT_PTR_NULL(kv_clerk_open("bad", NULL, NULL, 0));
 }
 
 static void test_expired_session_is_reopened_and_the_write_sent_again(void)

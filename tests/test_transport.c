@@ -17,7 +17,9 @@
 #include "raft/codec.h"
 #include "raft/crc32c.h"
 #include "raft/le.h"
+#include "raft/tls.h"
 #include "raft/transport.h"
+#include "tests/lib/certs.h"
 #include "tests/lib/cu.h"
 #include "tests/lib/samples.h"
 
@@ -53,11 +55,20 @@ struct node {
 	unsigned fills;
 	struct bufferevent *client;
 	char client_remote[64];
+	bool client_tls;
+	char client_cn[256];
 	bool serve_clients;
+	struct raft_tls *tls; /* the node's, made by node_start when use_tls */
 };
 
 static struct event_base *base;
 static unsigned hello_timeout_ms; /* for the next cluster_config; 0: the default */
+/* TLS (the tls suite): nodes start with certs' nodeN (or tls_cert_of[N]) and its ca as both
+ * CAs, or with the files tls_files_of[N] when set. */
+static bool use_tls;
+static struct certs certs;
+static const char *tls_cert_of[4];
+static const struct raft_tls_files *tls_files_of[4];
 
 static uint64_t now_ms(void)
 {
@@ -177,13 +188,16 @@ static int node_fill_snapshot(void *ctx, uint64_t index, uint64_t offset, void *
 	return 0;
 }
 
-static void node_on_client(void *ctx, struct bufferevent *bev, const char *remote)
+static void node_on_client(void *ctx, struct bufferevent *bev,
+                           const struct raft_transport_client *who)
 {
 	struct node *n = ctx;
 
 	CU_ASSERT(n->client == NULL);
 	n->client = bev;
-	snprintf(n->client_remote, sizeof(n->client_remote), "%s", remote);
+	snprintf(n->client_remote, sizeof(n->client_remote), "%s", who->remote);
+	n->client_tls = who->tls;
+	snprintf(n->client_cn, sizeof(n->client_cn), "%s", who->cn ? who->cn : "");
 }
 
 static void node_forget(struct node *n)
@@ -204,6 +218,26 @@ static void node_forget(struct node *n)
 	n->n_apps = 0;
 }
 
+/* The node's TLS files: tls_files_of[id], else the certificate tls_cert_of[id] or nodeID. */
+static void node_tls_files(const struct node *n, struct raft_tls_files *f)
+{
+	uint32_t id = n->cfg.self_id;
+	char name[16], p[CERTS_PATH_BYTES];
+
+	if (id < 4 && tls_files_of[id]) {
+		*f = *tls_files_of[id];
+		return;
+	}
+	memset(f, 0, sizeof(*f));
+	snprintf(name, sizeof(name), "node%u", (unsigned)id);
+	snprintf(f->cert, sizeof(f->cert), "%s",
+	         certs_pem(&certs, id < 4 && tls_cert_of[id] ? tls_cert_of[id] : name, p));
+	snprintf(f->key, sizeof(f->key), "%s",
+	         certs_key(&certs, id < 4 && tls_cert_of[id] ? tls_cert_of[id] : name, p));
+	snprintf(f->ca, sizeof(f->ca), "%s", certs_pem(&certs, "ca", p));
+	snprintf(f->client_ca, sizeof(f->client_ca), "%s", certs_pem(&certs, "ca", p));
+}
+
 static int node_start(struct node *n)
 {
 	struct raft_transport_cbs cbs = {
@@ -214,11 +248,23 @@ static int node_start(struct node *n)
 	        .on_client = n->serve_clients ? node_on_client : NULL,
 	        .log = node_log,
 	};
-	char err[RAFT_TRANSPORT_ERRMSG_BYTES] = "";
-	int rc = raft_transport_new(base, &n->cfg, &cbs, &n->t, err, sizeof(err));
+	char err[RAFT_TRANSPORT_ERRMSG_BYTES + 2 * RAFT_TLS_PATH_BYTES] = "";
+	int rc;
 
+	if (use_tls && !n->tls) {
+		struct raft_tls_files f;
+
+		node_tls_files(n, &f);
+		CU_ASSERT_FATAL(raft_tls_new(RAFT_TLS_NODE, &f, &n->tls, err, sizeof(err)) == 0);
+	}
+	n->cfg.tls = n->tls;
+	rc = raft_transport_new(base, &n->cfg, &cbs, &n->t, err, sizeof(err));
 	if (rc != RAFT_OK && rc != RAFT_EIO)
 		fprintf(stderr, "raft_transport_new: %s\n", err);
+	if (rc != RAFT_OK) {
+		raft_tls_free(n->tls);
+		n->tls = NULL;
+	}
 	return rc;
 }
 
@@ -226,6 +272,8 @@ static void node_stop(struct node *n)
 {
 	raft_transport_free(n->t);
 	n->t = NULL;
+	raft_tls_free(n->tls);
+	n->tls = NULL;
 	if (n->client)
 		bufferevent_free(n->client);
 	n->client = NULL;
@@ -1438,6 +1486,511 @@ static void test_client_hello_hands_the_connection_over_with_its_bytes(void)
 	run_for(5);
 }
 
+/* --- tests: TLS ------------------------------------------------------------------------------- */
+
+/* A stranger (or a peer) speaking TLS by hand, from a socket bound to its own address. */
+struct tls_raw {
+	int fd;
+	struct raft_tls *tls;
+	struct ssl_st *ssl;
+	char src[64];
+	char why[RAFT_TLS_ERRMSG_BYTES];
+};
+
+/* The client side of TLS with certificate cert (NULL: none), checking the node's against ca. */
+static void tls_raw_open(struct tls_raw *r, const char *host, const struct node *n,
+                         const char *cert, const char *ca)
+{
+	struct raft_tls_files f;
+	char p[CERTS_PATH_BYTES], err[512];
+	const struct raft_transport_peer *self = NULL;
+
+	memset(r, 0, sizeof(*r));
+	memset(&f, 0, sizeof(f));
+	snprintf(f.ca, sizeof(f.ca), "%s", certs_pem(&certs, ca, p));
+	if (cert) {
+		snprintf(f.cert, sizeof(f.cert), "%s", certs_pem(&certs, cert, p));
+		snprintf(f.key, sizeof(f.key), "%s", certs_key(&certs, cert, p));
+	}
+	CU_ASSERT_FATAL(raft_tls_new(RAFT_TLS_CLIENT, &f, &r->tls, err, sizeof(err)) == 0);
+	r->fd = raw_connect(host, n, r->src, sizeof(r->src));
+	CU_ASSERT_FATAL(fcntl(r->fd, F_SETFL, O_NONBLOCK) == 0);
+	for (unsigned i = 0; i < n->cfg.n_peers; i++)
+		if (n->cfg.peers[i].id == n->cfg.self_id)
+			self = &n->cfg.peers[i];
+	r->ssl = raft_tls_client_ssl(r->tls, r->fd, self->host);
+	CU_ASSERT_FATAL(r->ssl != NULL);
+}
+
+/* Runs the handshake while the loop runs: 1 done (client side), -1 failed (r->why). */
+static int tls_raw_handshake(struct tls_raw *r)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+
+	while (now_ms() < deadline) {
+		short events;
+		int rc = raft_tls_io_handshake(r->ssl, &events, r->why, sizeof(r->why));
+
+		if (rc != 0)
+			return rc;
+		run_for(1);
+	}
+	snprintf(r->why, sizeof(r->why), "handshake timed out");
+	return -1;
+}
+
+static void tls_raw_send(struct tls_raw *r, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	uint64_t deadline = now_ms() + WAIT_MS;
+
+	while (len > 0 && now_ms() < deadline) {
+		short events;
+		ssize_t n = raft_tls_io_write(r->ssl, p, len, &events, r->why, sizeof(r->why));
+
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		} else if (errno == EAGAIN) {
+			run_for(1);
+		} else {
+			return; /* the node closed it: the caller checks that */
+		}
+	}
+}
+
+/* The node closed the TLS connection (an alert, a close, a reset). */
+static bool tls_raw_closed(void *arg)
+{
+	struct tls_raw *r = arg;
+	char b[256];
+	short events;
+	ssize_t n = raft_tls_io_read(r->ssl, b, sizeof(b), &events, r->why, sizeof(r->why));
+
+	return n == 0 || (n < 0 && errno != EAGAIN);
+}
+
+static void tls_raw_close(struct tls_raw *r)
+{
+	raft_tls_io_close(r->ssl);
+	close(r->fd);
+	raft_tls_free(r->tls);
+}
+
+static bool tls_raw_reads_pong(void *arg)
+{
+	struct tls_raw *r = arg;
+	char b[8];
+	short events;
+
+	return raft_tls_io_read(r->ssl, b, sizeof(b), &events, r->why, sizeof(r->why)) == 4 &&
+	        memcmp(b, "pong", 4) == 0;
+}
+
+/* Node 1 must have closed the connection from src for reason, counted it, delivered nothing
+ * from it, and still take a message from node 2 (every one of these tests ends so). */
+static void expect_refused_and_serving(struct node *nodes, const char *src, const char *reason)
+{
+	struct raft_transport_stats st;
+	struct raft_msg m;
+	char line[256];
+	struct pending_wait w = {&nodes[0], reason};
+
+	CU_ASSERT(run_until(log_has, &w, WAIT_MS));
+	snprintf(line, sizeof(line), "closing connection from %s", src);
+	CU_ASSERT(strstr(nodes[0].log, line) != NULL);
+	if (!strstr(nodes[0].log, reason) || !strstr(nodes[0].log, line))
+		fprintf(stderr, "log of node 1 has no '%s' for %s:\n%s", reason, src, nodes[0].log);
+	node_stats(&nodes[0], &st);
+	CU_ASSERT_EQUAL(st.conns_rejected, 1);
+	CU_ASSERT_EQUAL(st.clients, 0);
+	CU_ASSERT_EQUAL(nodes[0].n_msgs + nodes[0].n_apps, 0);
+	CU_ASSERT(nodes[0].client == NULL);
+	sample_msg(RAFT_MSG_VOTE, 2, 1, &m, NULL);
+	CU_ASSERT_EQUAL(raft_transport_send(nodes[1].t, &m), RAFT_OK);
+	CU_ASSERT_FATAL(wait_msgs(&nodes[0], 1));
+	check_same(&nodes[0].msgs[0], &m);
+}
+
+static void test_tls_peers_exchange_every_message_type_and_app_frames(void)
+{
+	struct node nodes[3];
+	static unsigned char big[1u << 20];
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 7u ^ (i >> 11));
+	cluster_start(nodes, 3, 3, false);
+	wait_connected(nodes, 3);
+	CU_ASSERT(strstr(nodes[0].log, "connected to peer 2 at 127.0.0.2") != NULL);
+	CU_ASSERT(strstr(nodes[0].log, "(TLS)") != NULL);
+	for (uint32_t from = 1; from <= 3; from++)
+		for (uint32_t to = 1; to <= 3; to++)
+			if (from != to)
+				exchange_every_type(nodes, from, to);
+	CU_ASSERT_EQUAL(raft_transport_send_app(nodes[0].t, 2, "fwd", 3), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_transport_send_app(nodes[0].t, 2, big, sizeof(big)), RAFT_OK);
+	CU_ASSERT_FATAL(wait_apps(&nodes[1], 2));
+	CU_ASSERT(nodes[1].apps[0].len == 3 && memcmp(nodes[1].apps[0].buf, "fwd", 3) == 0);
+	CU_ASSERT(nodes[1].apps[1].len == sizeof(big) &&
+	          memcmp(nodes[1].apps[1].buf, big, sizeof(big)) == 0);
+	cluster_stop(nodes, 3);
+}
+
+static void test_tls_client_with_a_certificate_is_handed_over_with_its_name(void)
+{
+	struct node nodes[2];
+	unsigned char out[RAFT_TRANSPORT_HELLO_BYTES + 11];
+	struct evbuffer *staged = evbuffer_new();
+	struct tls_raw r;
+	char got[16];
+
+	cluster_start(nodes, 2, 1, true);
+	tls_raw_open(&r, "127.0.0.1", &nodes[0], "alice", "ca");
+	CU_ASSERT_FATAL(tls_raw_handshake(&r) == 1);
+	raft_transport_hello_encode(out, RAFT_TRANSPORT_KIND_CLIENT, 0, 0);
+	memcpy(out + RAFT_TRANSPORT_HELLO_BYTES, "hello world", 11);
+	tls_raw_send(&r, out, sizeof(out));
+	CU_ASSERT_FATAL(run_until(client_has, &nodes[0], WAIT_MS));
+	CU_ASSERT_STRING_EQUAL(nodes[0].client_remote, r.src);
+	CU_ASSERT(nodes[0].client_tls);
+	CU_ASSERT_STRING_EQUAL(nodes[0].client_cn, "alice");
+	CU_ASSERT_EQUAL(evbuffer_remove(bufferevent_get_input(nodes[0].client), got, 11), 11);
+	CU_ASSERT(memcmp(got, "hello world", 11) == 0);
+	/* the daemon's way of answering: staged, then written at once through TLS */
+	CU_ASSERT_FATAL(staged != NULL);
+	evbuffer_add(staged, "pong", 4);
+	raft_transport_write_now(nodes[0].client, staged);
+	CU_ASSERT_EQUAL(evbuffer_get_length(staged), 0);
+	CU_ASSERT_FATAL(run_until(tls_raw_reads_pong, &r, WAIT_MS));
+	tls_raw_close(&r);
+	evbuffer_free(staged);
+	node_stop(&nodes[0]);
+	run_for(5);
+}
+
+/* A TLS connection from host with cert (NULL: none) checked against ca sends hello bytes of
+ * kind/id after its handshake; node 1 must refuse it for reason. */
+static void expect_tls_refused(const char *host, const char *cert, const char *ca,
+                               enum raft_transport_conn_kind kind, uint32_t id, const char *reason)
+{
+	struct node nodes[3];
+	unsigned char h[RAFT_TRANSPORT_HELLO_BYTES + 4096];
+	struct tls_raw r;
+	size_t len = RAFT_TRANSPORT_HELLO_BYTES;
+	struct raft_msg m;
+
+	cluster_start(nodes, 3, 2, true);
+	wait_connected(nodes, 3);
+	tls_raw_open(&r, host, &nodes[0], cert, ca);
+	if (tls_raw_handshake(&r) == 1) {
+		/* TLS 1.3: the client is done before the node has checked its certificate */
+		raft_transport_hello_encode(h, kind, id, nodes[0].cfg.cluster_id);
+		if (kind == RAFT_TRANSPORT_KIND_PEER) {
+			/* a forged vote right behind the hello */
+			sample_msg(RAFT_MSG_VOTE, id, 1, &m, NULL);
+			len += make_raft_frame(h + len, sizeof(h) - len, &m);
+		}
+		tls_raw_send(&r, h, len);
+	}
+	CU_ASSERT_FATAL(run_until(tls_raw_closed, &r, WAIT_MS));
+	expect_refused_and_serving(nodes, r.src, reason);
+	tls_raw_close(&r);
+	cluster_stop(nodes, 2);
+}
+
+static void test_tls_client_without_a_certificate_is_refused(void)
+{
+	expect_tls_refused("127.0.0.1", NULL, "ca", RAFT_TRANSPORT_KIND_CLIENT, 0,
+	                   "did not return a certificate");
+}
+
+static void test_tls_certificate_of_another_ca_is_refused(void)
+{
+	expect_tls_refused("127.0.0.1", "other-client", "ca", RAFT_TRANSPORT_KIND_CLIENT, 0,
+	                   "unable to get local issuer certificate");
+}
+
+static void test_tls_expired_certificate_is_refused(void)
+{
+	expect_tls_refused("127.0.0.1", "expired-client", "ca", RAFT_TRANSPORT_KIND_CLIENT, 0,
+	                   "certificate has expired");
+}
+
+static void test_tls_client_certificate_claiming_to_be_a_peer_is_refused(void)
+{
+	/* from node 3's own address even: the certificate, not the address, says who it is */
+	expect_tls_refused("127.0.0.3", "client", "ca", RAFT_TRANSPORT_KIND_PEER, RAW_PEER,
+	                   "does not name 127.0.0.3");
+}
+
+static bool accepted_from(struct node *n, uint32_t id)
+{
+	struct raft_transport_stats st;
+
+	node_stats(n, &st);
+	return peer_stats(&st, id)->accepted;
+}
+
+static void test_tls_node3_certificate_claiming_node2_is_refused_and_node2_stays(void)
+{
+	struct node nodes[3];
+	unsigned char h[RAFT_TRANSPORT_HELLO_BYTES + 4096];
+	struct raft_entry entries[SAMPLES_MSG_ENTRIES];
+	struct raft_msg m;
+	struct tls_raw r;
+	size_t len = RAFT_TRANSPORT_HELLO_BYTES;
+	struct raft_transport_stats st;
+
+	cluster_start(nodes, 3, 2, true);
+	wait_connected(nodes, 3);
+	CU_ASSERT_FATAL(accepted_from(&nodes[0], 2));
+	tls_raw_open(&r, "127.0.0.2", &nodes[0], "node3", "ca");
+	CU_ASSERT_FATAL(tls_raw_handshake(&r) == 1);
+	raft_transport_hello_encode(h, RAFT_TRANSPORT_KIND_PEER, 2, nodes[0].cfg.cluster_id);
+	sample_msg(RAFT_MSG_APPEND, 2, 1, &m, entries);
+	len += make_raft_frame(h + len, sizeof(h) - len, &m);
+	tls_raw_send(&r, h, len);
+	CU_ASSERT_FATAL(run_until(tls_raw_closed, &r, WAIT_MS));
+	CU_ASSERT(strstr(nodes[0].log, "claims to be peer 2") != NULL);
+	CU_ASSERT(strstr(nodes[0].log, "(CN=node3) does not name 127.0.0.2") != NULL);
+	/* the real node 2 keeps its connection: a forged hello no longer closes it */
+	CU_ASSERT(accepted_from(&nodes[0], 2));
+	CU_ASSERT(strstr(nodes[0].log, "older connection") == NULL);
+	node_stats(&nodes[0], &st);
+	CU_ASSERT_EQUAL(st.conns_rejected, 1);
+	CU_ASSERT_EQUAL(nodes[0].n_msgs, 0);
+	sample_msg(RAFT_MSG_VOTE, 2, 1, &m, NULL);
+	CU_ASSERT_EQUAL(raft_transport_send(nodes[1].t, &m), RAFT_OK);
+	CU_ASSERT_FATAL(wait_msgs(&nodes[0], 1));
+	check_same(&nodes[0].msgs[0], &m);
+	tls_raw_close(&r);
+	cluster_stop(nodes, 2);
+}
+
+static void test_tls_node3_with_its_own_certificate_is_accepted_as_node3(void)
+{
+	struct node nodes[3];
+	unsigned char h[RAFT_TRANSPORT_HELLO_BYTES + 4096];
+	struct raft_msg m;
+	struct tls_raw r;
+	size_t len = RAFT_TRANSPORT_HELLO_BYTES;
+
+	cluster_start(nodes, 3, 2, true);
+	wait_connected(nodes, 3);
+	tls_raw_open(&r, "127.0.0.3", &nodes[0], "node3", "ca");
+	CU_ASSERT_FATAL(tls_raw_handshake(&r) == 1);
+	raft_transport_hello_encode(h, RAFT_TRANSPORT_KIND_PEER, 3, nodes[0].cfg.cluster_id);
+	sample_msg(RAFT_MSG_VOTE, 3, 1, &m, NULL);
+	len += make_raft_frame(h + len, sizeof(h) - len, &m);
+	tls_raw_send(&r, h, len);
+	CU_ASSERT_FATAL(wait_msgs(&nodes[0], 1));
+	check_same(&nodes[0].msgs[0], &m);
+	CU_ASSERT(accepted_from(&nodes[0], 3));
+	tls_raw_close(&r);
+	cluster_stop(nodes, 2);
+}
+
+/* Plain bytes to a TLS node, which must refuse them for reason. */
+static void expect_plain_refused_by_tls(const void *bytes, size_t len, const char *reason)
+{
+	struct node nodes[3];
+	char src[64];
+	int fd;
+
+	cluster_start(nodes, 3, 2, true);
+	wait_connected(nodes, 3);
+	fd = raw_connect("127.0.0.1", &nodes[0], src, sizeof(src));
+	raw_send(fd, bytes, len);
+	CU_ASSERT_FATAL(run_until(raw_closed, &fd, WAIT_MS));
+	close(fd);
+	expect_refused_and_serving(nodes, src, reason);
+	cluster_stop(nodes, 2);
+}
+
+static void test_tls_plaintext_hello_is_refused(void)
+{
+	unsigned char h[RAFT_TRANSPORT_HELLO_BYTES];
+
+	raft_transport_hello_encode(h, RAFT_TRANSPORT_KIND_PEER, RAW_PEER, 0);
+	expect_plain_refused_by_tls(h, sizeof(h), "a plaintext hello on a TLS port");
+}
+
+static void test_tls_garbage_in_place_of_a_client_hello_is_refused(void)
+{
+	static const char http[] = "GET / HTTP/1.0\r\n\r\n";
+
+	expect_plain_refused_by_tls(http, sizeof(http) - 1,
+	                            "not a TLS handshake (first byte 0x47)");
+}
+
+static void test_tls_a_handshake_record_of_garbage_is_refused(void)
+{
+	static const unsigned char junk[] = {0x16, 0x03, 0x01, 0x00, 0x10, 'n', 'o',
+	                                     't',  ' ',  'a',  ' ',  'c',  'l', 'i',
+	                                     'e',  'n',  't',  'h',  'e',  'l', 'o'};
+
+	expect_plain_refused_by_tls(junk, sizeof(junk), "TLS handshake failed");
+}
+
+static void test_tls_a_stalled_handshake_is_closed_after_the_hello_timeout(void)
+{
+	struct node nodes[3];
+	char src[64];
+	uint64_t t0;
+	int fd;
+
+	hello_timeout_ms = 150;
+	cluster_start(nodes, 3, 2, true);
+	hello_timeout_ms = 0;
+	wait_connected(nodes, 3);
+	fd = raw_connect("127.0.0.1", &nodes[0], src, sizeof(src));
+	t0 = now_ms();
+	/* the start of a ClientHello, then a byte now and then: each read does not restart it */
+	raw_send(fd, "\x16\x03\x01\x02", 4);
+	for (int i = 0; i < 3 && !raw_closed(&fd); i++) {
+		run_for(60);
+		raw_send(fd, "\x00", 1);
+	}
+	CU_ASSERT_FATAL(run_until(raw_closed, &fd, WAIT_MS));
+	CU_ASSERT(now_ms() - t0 >= 140);
+	CU_ASSERT(now_ms() - t0 < 1000);
+	close(fd);
+	expect_refused_and_serving(nodes, src, "no TLS handshake and hello within 150 ms");
+	cluster_stop(nodes, 2);
+}
+
+static void test_tls_handshake_to_a_plaintext_node_is_refused(void)
+{
+	struct node nodes[3];
+	struct tls_raw r;
+
+	use_tls = false;
+	cluster_start(nodes, 3, 2, true);
+	wait_connected(nodes, 3);
+	tls_raw_open(&r, "127.0.0.1", &nodes[0], "client", "ca");
+	CU_ASSERT(tls_raw_handshake(&r) == -1);
+	CU_ASSERT_FATAL(run_until(tls_raw_closed, &r, WAIT_MS));
+	expect_refused_and_serving(nodes, r.src, "a TLS handshake on a port without TLS");
+	tls_raw_close(&r);
+	cluster_stop(nodes, 2);
+	use_tls = true;
+}
+
+static void test_tls_a_peer_whose_certificate_names_another_address_is_not_linked(void)
+{
+	struct node nodes[2];
+	struct pending_wait w1 = {&nodes[0], "certificate: IP address mismatch"};
+	struct pending_wait w2 = {&nodes[0], "does not name 127.0.0.2"};
+	struct raft_transport_stats st;
+
+	tls_cert_of[2] = "node3"; /* node 2 starts with node 3's certificate */
+	cluster_start(nodes, 2, 2, false);
+	tls_cert_of[2] = NULL;
+	/* node 1 will not talk to it (the dial's check), nor listen to it (the hello's) */
+	CU_ASSERT(run_until(log_has, &w1, WAIT_MS));
+	CU_ASSERT(run_until(log_has, &w2, WAIT_MS));
+	run_for(50);
+	node_stats(&nodes[0], &st);
+	CU_ASSERT(!peer_stats(&st, 2)->connected);
+	CU_ASSERT(!peer_stats(&st, 2)->accepted);
+	cluster_stop(nodes, 2);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	FILE *in = fopen(from, "r"), *out = fopen(to, "w");
+	size_t n;
+
+	CU_ASSERT_FATAL(in != NULL && out != NULL);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		CU_ASSERT_FATAL(fwrite(buf, 1, n, out) == n);
+	fclose(in);
+	CU_ASSERT_FATAL(fclose(out) == 0);
+}
+
+/* A client connection with cert: whether node 1 hands it over (true) or refuses it. */
+static bool client_is_accepted(struct node *nodes, const char *cert)
+{
+	unsigned char h[RAFT_TRANSPORT_HELLO_BYTES + 11];
+	struct tls_raw r;
+	bool ok;
+
+	tls_raw_open(&r, "127.0.0.1", &nodes[0], cert, "ca");
+	if (tls_raw_handshake(&r) == 1) {
+		raft_transport_hello_encode(h, RAFT_TRANSPORT_KIND_CLIENT, 0, 0);
+		memcpy(h + RAFT_TRANSPORT_HELLO_BYTES, "hello world", 11);
+		tls_raw_send(&r, h, sizeof(h));
+	}
+	ok = run_until(client_has, &nodes[0], 500);
+	if (nodes[0].client)
+		bufferevent_free(nodes[0].client);
+	nodes[0].client = NULL;
+	tls_raw_close(&r);
+	return ok;
+}
+
+static void test_tls_reload_takes_new_files_and_keeps_the_old_when_one_fails(void)
+{
+	struct node nodes[2];
+	struct raft_tls_files f;
+	char p[CERTS_PATH_BYTES], live_ca[CERTS_PATH_BYTES], err[1024];
+
+	snprintf(live_ca, sizeof(live_ca), "%s/live-client-ca.pem", certs.dir);
+	copy_file(certs_pem(&certs, "ca", p), live_ca);
+	memset(&f, 0, sizeof(f));
+	snprintf(f.cert, sizeof(f.cert), "%s", certs_pem(&certs, "node1", p));
+	snprintf(f.key, sizeof(f.key), "%s", certs_key(&certs, "node1", p));
+	snprintf(f.ca, sizeof(f.ca), "%s", certs_pem(&certs, "ca", p));
+	snprintf(f.client_ca, sizeof(f.client_ca), "%s", live_ca);
+	tls_files_of[1] = &f;
+	cluster_start(nodes, 2, 1, true);
+	tls_files_of[1] = NULL;
+	CU_ASSERT(client_is_accepted(nodes, "client"));
+	CU_ASSERT(!client_is_accepted(nodes, "other-client"));
+
+	/* a client CA file that does not load: the reload fails, the old files stay */
+	copy_file(certs_pem(&certs, "garbage", p), live_ca);
+	CU_ASSERT(raft_tls_reload(nodes[0].tls, err, sizeof(err)) == -1);
+	CU_ASSERT(strstr(err, live_ca) != NULL);
+	CU_ASSERT(client_is_accepted(nodes, "client"));
+
+	/* rotated to another client CA: new connections follow it */
+	copy_file(certs_pem(&certs, "other-ca", p), live_ca);
+	CU_ASSERT_FATAL(raft_tls_reload(nodes[0].tls, err, sizeof(err)) == 0);
+	CU_ASSERT(client_is_accepted(nodes, "other-client"));
+	CU_ASSERT(!client_is_accepted(nodes, "client"));
+	CU_ASSERT(strstr(nodes[0].log, "does not chain to the client CA") != NULL);
+	unlink(live_ca);
+	node_stop(&nodes[0]);
+	run_for(5);
+}
+
+static void test_tls_files_that_do_not_load_are_refused_with_their_name(void)
+{
+	struct raft_tls_files f;
+	struct raft_tls *t = NULL;
+	char p[CERTS_PATH_BYTES], err[1024];
+
+	memset(&f, 0, sizeof(f));
+	snprintf(f.cert, sizeof(f.cert), "%s/missing.pem", certs.dir);
+	snprintf(f.key, sizeof(f.key), "%s", certs_key(&certs, "node1", p));
+	snprintf(f.ca, sizeof(f.ca), "%s", certs_pem(&certs, "ca", p));
+	CU_ASSERT(raft_tls_new(RAFT_TLS_NODE, &f, &t, err, sizeof(err)) == -1);
+	CU_ASSERT(strstr(err, "missing.pem") != NULL);
+	snprintf(f.cert, sizeof(f.cert), "%s", certs_pem(&certs, "node1", p));
+	snprintf(f.key, sizeof(f.key), "%s", certs_key(&certs, "node2", p));
+	CU_ASSERT(raft_tls_new(RAFT_TLS_NODE, &f, &t, err, sizeof(err)) == -1);
+	CU_ASSERT(strstr(err, "node2.key") != NULL && strstr(err, "mismatch") != NULL);
+	snprintf(f.key, sizeof(f.key), "%s", certs_key(&certs, "node1", p));
+	snprintf(f.ca, sizeof(f.ca), "%s", certs_pem(&certs, "garbage", p));
+	CU_ASSERT(raft_tls_new(RAFT_TLS_NODE, &f, &t, err, sizeof(err)) == -1);
+	CU_ASSERT(strstr(err, "garbage.pem") != NULL);
+	f.ca[0] = '\0';
+	CU_ASSERT(raft_tls_new(RAFT_TLS_CLIENT, &f, &t, err, sizeof(err)) == -1);
+	CU_ASSERT(t == NULL);
+}
+
 /* --- tests: configuration --------------------------------------------------------------------- */
 
 static void test_new_fails_with_eio_when_the_address_is_in_use(void)
@@ -1640,11 +2193,61 @@ static CU_TestInfo config_tests[] = {
         CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo tls_tests[] = {
+        {"test_tls_peers_exchange_every_message_type_and_app_frames",
+         test_tls_peers_exchange_every_message_type_and_app_frames},
+        {"test_tls_client_with_a_certificate_is_handed_over_with_its_name",
+         test_tls_client_with_a_certificate_is_handed_over_with_its_name},
+        {"test_tls_client_without_a_certificate_is_refused",
+         test_tls_client_without_a_certificate_is_refused},
+        {"test_tls_certificate_of_another_ca_is_refused",
+         test_tls_certificate_of_another_ca_is_refused},
+        {"test_tls_expired_certificate_is_refused", test_tls_expired_certificate_is_refused},
+        {"test_tls_client_certificate_claiming_to_be_a_peer_is_refused",
+         test_tls_client_certificate_claiming_to_be_a_peer_is_refused},
+        {"test_tls_node3_certificate_claiming_node2_is_refused_and_node2_stays",
+         test_tls_node3_certificate_claiming_node2_is_refused_and_node2_stays},
+        {"test_tls_node3_with_its_own_certificate_is_accepted_as_node3",
+         test_tls_node3_with_its_own_certificate_is_accepted_as_node3},
+        {"test_tls_plaintext_hello_is_refused", test_tls_plaintext_hello_is_refused},
+        {"test_tls_garbage_in_place_of_a_client_hello_is_refused",
+         test_tls_garbage_in_place_of_a_client_hello_is_refused},
+        {"test_tls_a_handshake_record_of_garbage_is_refused",
+         test_tls_a_handshake_record_of_garbage_is_refused},
+        {"test_tls_a_stalled_handshake_is_closed_after_the_hello_timeout",
+         test_tls_a_stalled_handshake_is_closed_after_the_hello_timeout},
+        {"test_tls_handshake_to_a_plaintext_node_is_refused",
+         test_tls_handshake_to_a_plaintext_node_is_refused},
+        {"test_tls_a_peer_whose_certificate_names_another_address_is_not_linked",
+         test_tls_a_peer_whose_certificate_names_another_address_is_not_linked},
+        {"test_tls_reload_takes_new_files_and_keeps_the_old_when_one_fails",
+         test_tls_reload_takes_new_files_and_keeps_the_old_when_one_fails},
+        {"test_tls_files_that_do_not_load_are_refused_with_their_name",
+         test_tls_files_that_do_not_load_are_refused_with_their_name},
+        CU_TEST_INFO_NULL,
+};
+
+static int tls_suite_init(void)
+{
+	if (certs_make(&certs) != 0)
+		return 1;
+	use_tls = true;
+	return suite_init();
+}
+
+static int tls_suite_clean(void)
+{
+	use_tls = false;
+	certs_remove(&certs);
+	return suite_clean();
+}
+
 static CU_SuiteInfo suites[] = {
         {"exchange", suite_init, suite_clean, NULL, NULL, exchange_tests},
         {"link", suite_init, suite_clean, NULL, NULL, link_tests},
         {"hostile", suite_init, suite_clean, NULL, NULL, hostile_tests},
         {"config", suite_init, suite_clean, NULL, NULL, config_tests},
+        {"tls", tls_suite_init, tls_suite_clean, NULL, NULL, tls_tests},
         CU_SUITE_INFO_NULL,
 };
 

@@ -235,7 +235,7 @@ static int clerk_setup(struct worker *wk)
 	struct kv_result r;
 	int o;
 
-	wk->clerk = kv_clerk_open(wk->cfg->clerk_list, err, sizeof err);
+	wk->clerk = kv_clerk_open(wk->cfg->clerk_list, NULL, err, sizeof err);
 	if (!wk->clerk) {
 		fprintf(stderr, "bench_fs: clerk: %s\n", err);
 		return -1;

@@ -22,6 +22,7 @@
 #include "kv/cmd.h"
 #include "kv/proto.h"
 #include "raft/raft.h"
+#include "raft/tls.h"
 #include "raft/transport.h"
 
 /*
@@ -38,6 +39,9 @@
  * a NOT_APPLIED, SHUTDOWN or UNKNOWN answer, a broken connection or a missing answer makes the
  * client send the same bytes again after a backoff, until the operation's --timeout-ms passes
  * (then it counts as an error). Sessions are closed after the run.
+ *
+ * TLS (--cacert=FILE, with --cert=FILE --key=FILE for a client certificate, or $RAFTFS_CACERT,
+ * $RAFTFS_CERT, $RAFTFS_KEY): every connection is a TLS session, as the clerk's (kv/clerk.h).
  *
  * Mount mode (--mounts=DIR1,DIR2,...): C threads doing the same operations on files; thread i
  * works in DIR(i % ndirs). put: open(O_WRONLY|O_CREAT|O_TRUNC) + one write + close; append:
@@ -111,6 +115,7 @@ static const char *const fs_op_names[] = {"fs-put", "fs-append", "fs-get-l", "fs
 struct config {
 	enum bench_op op;
 	const char *cluster; /* network mode */
+	const char *cacert, *cert, *key; /* TLS files (cacert NULL: plaintext) */
 	char *mounts_arg; /* mount mode: the list, split in place into mounts[] */
 	char *mounts[BENCH_MAX_MOUNTS];
 	int n_mounts;
@@ -337,6 +342,7 @@ static size_t buf_waiting(const struct buf *b)
 enum conn_state {
 	CONN_IDLE, /* no socket; dialed when a frame waits and now >= retry_at_ms */
 	CONN_CONNECTING, /* non-blocking connect under way until retry_at_ms */
+	CONN_HANDSHAKE, /* TLS: the handshake, waiting for want, until retry_at_ms */
 	CONN_UP,
 };
 
@@ -349,6 +355,8 @@ struct conn {
 	unsigned gen; /* bumped at every drop: a dispatcher checks it did not drop the conn */
 	struct buf out; /* the hello, then frames */
 	struct buf in;
+	struct ssl_st *ssl; /* TLS: the session on fd */
+	short want; /* TLS: what the handshake or the last write waits for (POLLIN, POLLOUT) */
 };
 
 enum client_state {
@@ -395,6 +403,7 @@ struct net {
 	bool setup_failed; /* or the run stopped: the loop ends */
 	long errors_in_a_row; /* operations failed since the last success */
 	uint32_t uid, gid;
+	struct raft_tls *tls; /* NULL: plaintext */
 };
 
 static void client_next(struct net *b, struct client *cl);
@@ -426,6 +435,8 @@ static void conn_drop(struct net *b, struct conn *c, bool failed, const char *wh
 {
 	unsigned idx = (unsigned)(c - b->conns);
 
+	raft_tls_io_close(c->ssl);
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -502,13 +513,41 @@ fail:
 	conn_drop(b, c, true, why);
 }
 
+/* send(2), or its TLS counterpart (a write that must wait says for what in c->want). */
+static ssize_t conn_send(struct conn *c, char *why, size_t why_len)
+{
+	ssize_t n;
+
+	if (c->ssl)
+		return raft_tls_io_write(c->ssl, c->out.p + c->out.off, buf_waiting(&c->out),
+		                         &c->want, why, why_len);
+	c->want = POLLOUT;
+	n = send(c->fd, c->out.p + c->out.off, buf_waiting(&c->out), MSG_NOSIGNAL);
+	if (n < 0)
+		snprintf(why, why_len, "%s", strerror(errno));
+	return n;
+}
+
+static ssize_t conn_recv(struct conn *c, void *buf, size_t len, char *why, size_t why_len)
+{
+	short events;
+	ssize_t n;
+
+	if (c->ssl)
+		return raft_tls_io_read(c->ssl, buf, len, &events, why, why_len);
+	n = recv(c->fd, buf, len, 0);
+	if (n < 0)
+		snprintf(why, why_len, "%s", strerror(errno));
+	return n;
+}
+
 /* Sends what waits on c until the socket is full. */
 static void conn_flush(struct net *b, struct conn *c)
 {
-	char why[160];
+	char why[RAFT_TLS_ERRMSG_BYTES + 64], ewhy[RAFT_TLS_ERRMSG_BYTES];
 
 	while (c->state == CONN_UP && buf_waiting(&c->out) > 0) {
-		ssize_t n = send(c->fd, c->out.p + c->out.off, buf_waiting(&c->out), MSG_NOSIGNAL);
+		ssize_t n = conn_send(c, ewhy, sizeof(ewhy));
 
 		if (n > 0) {
 			c->out.off += (size_t)n;
@@ -518,13 +557,33 @@ static void conn_flush(struct net *b, struct conn *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		snprintf(why, sizeof(why), "send to node %u: %s", node_of(b, c->node)->id,
-		         strerror(errno));
+		snprintf(why, sizeof(why), "send to node %u: %s", node_of(b, c->node)->id, ewhy);
 		conn_drop(b, c, true, why);
 		return;
 	}
 	if (buf_waiting(&c->out) == 0)
 		buf_clear(&c->out);
+}
+
+/* TLS: one step of c's handshake (the node's certificate must name its address). */
+static void conn_handshake(struct net *b, struct conn *c)
+{
+	char why[RAFT_TLS_ERRMSG_BYTES + 64], ewhy[RAFT_TLS_ERRMSG_BYTES];
+	int r = raft_tls_io_handshake(c->ssl, &c->want, ewhy, sizeof(ewhy));
+
+	if (r == 0)
+		return;
+	if (r < 0) {
+		snprintf(why, sizeof(why), "TLS handshake with node %u: %s",
+		         node_of(b, c->node)->id, ewhy);
+		note_error(b->out, "%s", why);
+		conn_drop(b, c, true, why);
+		return;
+	}
+	c->state = CONN_UP;
+	c->want = 0;
+	c->backoff_ms = BENCH_BACKOFF_MIN_MS;
+	conn_flush(b, c);
 }
 
 static void conn_connected(struct net *b, struct conn *c)
@@ -539,6 +598,17 @@ static void conn_connected(struct net *b, struct conn *c)
 		snprintf(why, sizeof(why), "connect to node %u: %s", node_of(b, c->node)->id,
 		         strerror(soerr));
 		conn_drop(b, c, true, why);
+		return;
+	}
+	if (b->tls) {
+		c->ssl = raft_tls_client_ssl(b->tls, c->fd, node_of(b, c->node)->host);
+		if (!c->ssl) {
+			conn_drop(b, c, true, "TLS: out of memory");
+			return;
+		}
+		c->state = CONN_HANDSHAKE;
+		c->retry_at_ms = now_ms() + BENCH_CONNECT_TIMEOUT_MS;
+		conn_handshake(b, c);
 		return;
 	}
 	c->state = CONN_UP;
@@ -842,7 +912,7 @@ static void conn_dispatch(struct net *b, struct conn *c, const struct kv_proto_f
 static void conn_read(struct net *b, struct conn *c)
 {
 	unsigned gen = c->gen;
-	char why[160];
+	char why[RAFT_TLS_ERRMSG_BYTES + 64], ewhy[RAFT_TLS_ERRMSG_BYTES];
 
 	for (;;) {
 		size_t room;
@@ -854,10 +924,11 @@ static void conn_read(struct net *b, struct conn *c)
 			return;
 		}
 		room = c->in.cap - c->in.len;
-		n = recv(c->fd, c->in.p + c->in.len, room, 0);
+		n = conn_recv(c, c->in.p + c->in.len, room, ewhy, sizeof(ewhy));
 		if (n > 0) {
 			c->in.len += (size_t)n;
-			if ((size_t)n < room)
+			/* TLS reads a record at a time, and what it holds poll() cannot see */
+			if ((size_t)n < room && !c->ssl)
 				break; /* drained */
 			continue;
 		}
@@ -866,7 +937,7 @@ static void conn_read(struct net *b, struct conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		snprintf(why, sizeof(why), "node %u: %s", node_of(b, c->node)->id,
-		         n == 0 ? "closed the connection" : strerror(errno));
+		         n == 0 ? "closed the connection" : ewhy);
 		conn_drop(b, c, true, why);
 		return;
 	}
@@ -901,6 +972,8 @@ static void check_timers(struct net *b)
 
 		if (c->state == CONN_CONNECTING && now >= c->retry_at_ms)
 			conn_drop(b, c, true, "connect timed out");
+		else if (c->state == CONN_HANDSHAKE && now >= c->retry_at_ms)
+			conn_drop(b, c, true, "TLS handshake timed out");
 		else if (c->state == CONN_IDLE && buf_waiting(&c->out) > 0 && now >= c->retry_at_ms)
 			conn_dial(b, c);
 	}
@@ -945,9 +1018,14 @@ static void run_phase(struct net *b, enum phase ph, uint64_t deadline_ms)
 			if (c->fd < 0)
 				continue;
 			pfd[n].fd = c->fd;
-			pfd[n].events = c->state == CONN_CONNECTING ? POLLOUT : POLLIN;
+			if (c->state == CONN_CONNECTING)
+				pfd[n].events = POLLOUT;
+			else if (c->state == CONN_HANDSHAKE)
+				pfd[n].events = c->want;
+			else
+				pfd[n].events = POLLIN;
 			if (c->state == CONN_UP && buf_waiting(&c->out) > 0)
-				pfd[n].events |= POLLOUT;
+				pfd[n].events |= c->want ? c->want : POLLOUT;
 			pfd[n].revents = 0;
 			n++;
 		}
@@ -964,6 +1042,8 @@ static void run_phase(struct net *b, enum phase ph, uint64_t deadline_ms)
 			if (pfd[j].revents) {
 				if (c->state == CONN_CONNECTING)
 					conn_connected(b, c);
+				else if (c->state == CONN_HANDSHAKE)
+					conn_handshake(b, c);
 				else if (pfd[j].revents & (POLLIN | POLLERR | POLLHUP))
 					conn_read(b, c);
 				else if (pfd[j].revents & POLLOUT)
@@ -986,8 +1066,10 @@ static int net_setup(struct net *b)
 {
 	const struct config *cfg = b->cfg;
 	uint64_t deadline = now_ms() + BENCH_SETUP_TIMEOUT_MS;
-	char err[KV_CLERK_ERRMSG_BYTES];
-	struct kv_clerk *k = kv_clerk_open(cfg->cluster, err, sizeof(err));
+	char err[1024];
+	struct kv_clerk_tls tls = {cfg->cacert, cfg->cert, cfg->key};
+	struct kv_clerk *k =
+	        kv_clerk_open(cfg->cluster, cfg->cacert ? &tls : NULL, err, sizeof(err));
 	int found = -1, rc = -1, o;
 	struct kv_result r;
 
@@ -1044,6 +1126,7 @@ out:
 static void net_free(struct net *b)
 {
 	for (int i = 0; b->conns && i < b->cfg->conns; i++) {
+		raft_tls_io_close(b->conns[i].ssl);
 		if (b->conns[i].fd >= 0)
 			close(b->conns[i].fd);
 		free(b->conns[i].out.p);
@@ -1053,6 +1136,33 @@ static void net_free(struct net *b)
 		raft_buf_unref(b->clients[i].cmd);
 	free(b->conns);
 	free(b->clients);
+	raft_tls_free(b->tls);
+}
+
+/* The TLS files of --cacert, --cert, --key. 0, or -1 with a message on stderr. */
+static int net_tls(struct net *b)
+{
+	const struct config *cfg = b->cfg;
+	struct raft_tls_files f;
+	char err[RAFT_TLS_ERRMSG_BYTES + 2 * RAFT_TLS_PATH_BYTES];
+
+	memset(&f, 0, sizeof(f));
+	if (strlen(cfg->cacert) >= sizeof(f.ca) ||
+	    (cfg->cert && strlen(cfg->cert) >= sizeof(f.cert)) ||
+	    (cfg->key && strlen(cfg->key) >= sizeof(f.key))) {
+		fprintf(stderr, "bench_kv: TLS: a file name is too long\n");
+		return -1;
+	}
+	strcpy(f.ca, cfg->cacert);
+	if (cfg->cert)
+		strcpy(f.cert, cfg->cert);
+	if (cfg->key)
+		strcpy(f.key, cfg->key);
+	if (raft_tls_new(RAFT_TLS_CLIENT, &f, &b->tls, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bench_kv: TLS: %s\n", err);
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -1083,6 +1193,8 @@ static int net_run(const struct config *cfg, struct outcome *out, uint64_t *tick
 		}
 		b.bind_set = true;
 	}
+	if (cfg->cacert && net_tls(&b) < 0)
+		return -1;
 	raft_transport_hello_encode(b.hello, RAFT_TRANSPORT_KIND_CLIENT, 0, 0);
 	b.conns = calloc((size_t)cfg->conns, sizeof(*b.conns));
 	b.clients = calloc((size_t)cfg->clients, sizeof(*b.clients));
@@ -1780,6 +1892,8 @@ static void usage(FILE *f)
 	        "--bind (default $RAFTFS_BIND): local address connections leave from.\n"
 	        "--via=ID: every connection goes to node ID and stays there, the leader or not (a\n"
 	        "follower forwards each request to the leader).\n"
+	        "--cacert=FILE [--cert=FILE --key=FILE] (default $RAFTFS_CACERT, $RAFTFS_CERT,\n"
+	        "$RAFTFS_KEY): TLS, the nodes' CA and this client's certificate.\n"
 	        "bench_kv --floor=DIR [--total=N] [--val-size=B]: medians of N (default %ld) rounds of\n"
 	        "512-byte overwrite + fdatasync and B-byte append + fdatasync in DIR, and of 4N\n"
 	        "loopback TCP round trips: fdatasync_us= append_fdatasync_us= rtt_us= floor_put_us=\n"
@@ -1887,6 +2001,12 @@ static int parse_option(struct config *cfg, const char *a)
 		cfg->bind = *v ? v : NULL;
 	else if (IS("--via") && parse_long(v, 1, UINT32_MAX, &n) == 0)
 		cfg->via = (uint32_t)n;
+	else if (IS("--cacert") && *v)
+		cfg->cacert = v;
+	else if (IS("--cert") && *v)
+		cfg->cert = v;
+	else if (IS("--key") && *v)
+		cfg->key = v;
 	else
 		return -1;
 #undef IS
@@ -1940,6 +2060,15 @@ static void report(const struct config *cfg, struct outcome *o, uint64_t ticks0,
 		fprintf(stderr, "bench_kv: %ld errors; the first: %s\n", o->errors, o->first_error);
 }
 
+/* *opt, when not given, from the environment variable name (unset or empty: NULL). */
+static void env_default(const char **opt, const char *name)
+{
+	const char *env = getenv(name);
+
+	if (!*opt)
+		*opt = env && *env ? env : NULL;
+}
+
 /* Lets 1000 threads or connections plus their files be open at once. */
 static void raise_fd_limit(void)
 {
@@ -1988,6 +2117,9 @@ int main(int argc, char **argv)
 
 		cfg.bind = env && *env ? env : NULL;
 	}
+	env_default(&cfg.cacert, "RAFTFS_CACERT");
+	env_default(&cfg.cert, "RAFTFS_CERT");
+	env_default(&cfg.key, "RAFTFS_KEY");
 	if (cfg.floor_dir)
 		return floor_run(cfg.floor_dir, cfg.total_given ? cfg.total : BENCH_FLOOR_ROUNDS,
 		                 cfg.val_bytes);

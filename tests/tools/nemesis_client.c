@@ -731,10 +731,13 @@ static void fork_put(struct worker *wk, uint64_t r, const char *key)
 
 /* --- the clerk ------------------------------------------------------------------------------------ */
 
+/* RAFTFS_CACERT, RAFTFS_CERT and RAFTFS_KEY (as raftfsctl's): the clerk speaks TLS. */
 static struct kv_clerk *clerk_new(const char *list, const char *bind)
 {
-	char err[KV_CLERK_ERRMSG_BYTES];
-	struct kv_clerk *c = kv_clerk_open(list, err, sizeof err);
+	char err[1024];
+	const char *ca = getenv("RAFTFS_CACERT");
+	struct kv_clerk_tls tls = {ca, getenv("RAFTFS_CERT"), getenv("RAFTFS_KEY")};
+	struct kv_clerk *c = kv_clerk_open(list, ca && ca[0] ? &tls : NULL, err, sizeof err);
 
 	if (!c) {
 		fprintf(stderr, "nemesis_client: clerk on %s: %s\n", list, err);
@@ -1420,7 +1423,8 @@ static void usage(FILE *f)
 	        "for the nodes to agree, reads every key on every mount and node, records the reads,\n"
 	        "fails if they differ; audit: operations per minute and the lost-write checks; put:\n"
 	        "one O_TRUNC open + write + close, printing each call's outcome.\n"
-	        "The clerk connects from $RAFTFS_BIND when set. Exit 0 ok, 1 check failed, 2 usage\n"
+	        "The clerk connects from $RAFTFS_BIND when set, with TLS when $RAFTFS_CACERT is set\n"
+	        "($RAFTFS_CERT, $RAFTFS_KEY: its certificate). Exit 0 ok, 1 check failed, 2 usage\n"
 	        "or setup error, 3 a request hung on a mount.\n");
 }
 

@@ -251,9 +251,9 @@ static int account_input(struct client *c)
 		struct client *big = largest_input(cl);
 
 		cllog(cl, 2,
-		     "closing client %s: clients hold %zu bytes of unfinished requests, over "
-		     "--max-total-client-input-bytes=%zu; it holds the most (%zu)",
-		     big->name, cl->input_bytes, cl->cfg.max_total_input_bytes, big->in_bytes);
+		      "closing client %s: clients hold %zu bytes of unfinished requests, over "
+		      "--max-total-client-input-bytes=%zu; it holds the most (%zu)",
+		      big->name, cl->input_bytes, cl->cfg.max_total_input_bytes, big->in_bytes);
 		cl->st.closed_input++;
 		client_close(big);
 		if (big == c)
@@ -269,7 +269,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	while (!c->closed) {
-		size_t avail = evbuffer_get_length(in), frame_len;
+		size_t avail = evbuffer_get_length(in), frame_len = 0, announced;
 		unsigned char head[4];
 		struct kv_proto_frame f;
 		const char *why;
@@ -285,12 +285,15 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 			client_close(c);
 			return;
 		}
-		if (frame_len > cl->cfg.max_input_bytes) {
+		announced = 4u +
+		        ((size_t)head[0] | (size_t)head[1] << 8 | (size_t)head[2] << 16 |
+		         (size_t)head[3] << 24);
+		if (announced > cl->cfg.max_input_bytes) {
 			/* known from its first 4 bytes: closed before the rest is read */
 			cllog(cl, 2,
-			     "closing client %s: a request of %zu bytes is over "
-			     "--max-client-input-bytes=%zu",
-			     c->name, frame_len, cl->cfg.max_input_bytes);
+			      "closing client %s: a request of %zu bytes is over "
+			      "--max-client-input-bytes=%zu",
+			      c->name, announced, cl->cfg.max_input_bytes);
 			cl->st.closed_input++;
 			client_close(c);
 			return;
@@ -299,7 +302,8 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		frame = evbuffer_pullup(in, (ev_ssize_t)frame_len);
 		if (!frame || kv_proto_decode(frame, frame_len, &f, &why) != 0) {
-			cllog(cl, 2, "client %s: %s: closing", c->name, frame ? why : "out of memory");
+			cllog(cl, 2, "client %s: %s: closing", c->name,
+			      frame ? why : "out of memory");
 			client_close(c);
 			return;
 		}
@@ -308,7 +312,8 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 		else if (f.type == KV_PROTO_STATUS_REQ)
 			client_status(c, &f);
 		else {
-			cllog(cl, 2, "client %s: unexpected frame type %u: closing", c->name, f.type);
+			cllog(cl, 2, "client %s: unexpected frame type %u: closing", c->name,
+			      f.type);
 			client_close(c);
 			return;
 		}
@@ -337,7 +342,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		cllog(c->cl, 1, "closing client %s: idle for %u s", c->name,
-		     c->cl->cfg.idle_timeout_ms / 1000u);
+		      c->cl->cfg.idle_timeout_ms / 1000u);
 		c->cl->st.closed_idle++;
 		client_close(c);
 		return;
@@ -396,14 +401,14 @@ void fs_clients_accept(struct fs_clients *cl, struct bufferevent *bev,
 
 	if (cl->st.clients >= cl->cfg.max_clients) {
 		cllog(cl, 2, "refusing client %s: %u clients are connected (--max-clients)",
-		     who->remote, cl->st.clients);
+		      who->remote, cl->st.clients);
 		cl->st.refused_max_clients++;
 		bufferevent_free(bev);
 		return;
 	}
 	if (cl->cfg.identity(cl->cfg.ctx, who->cn, &uid, &gid) != 0) {
 		cllog(cl, 2, "refusing client %s: certificate CN=%s matches no --client-identity",
-		     who->remote, who->cn ? who->cn : "");
+		      who->remote, who->cn ? who->cn : "");
 		cl->st.refused_identity++;
 		bufferevent_free(bev);
 		return;

@@ -30,6 +30,8 @@ struct kv_clerk {
 	int conn; /* index in cfg.peers of fd's node; -1 iff fd == -1 */
 	struct raft_tls *tls; /* NULL: plaintext */
 	struct ssl_st *ssl; /* fd's TLS session (tls != NULL and fd >= 0) */
+	bool tls_has_cert; /* the clerk presents a certificate */
+	bool answered; /* a byte came back on this connection */
 	uint32_t leader; /* leader hint from the last answer, 0 when none */
 	unsigned next; /* next node to try when there is no hint (round robin) */
 	uint64_t session; /* 0: none open */
@@ -202,6 +204,23 @@ static ssize_t conn_recv(struct kv_clerk *c, void *buf, size_t len, short *event
 	return n;
 }
 
+/*
+ * What a connection that failed before any answer may mean. Under TLS 1.3 the client is done
+ * with its handshake before the node has checked its certificate, so a refusal shows as the node
+ * closing (often a reset that swallows the node's alert) right after it; without TLS, a node
+ * with TLS closes a plaintext hello at once. "" once the node answered.
+ */
+static const char *tls_refusal_hint(const struct kv_clerk *c)
+{
+	if (c->answered)
+		return "";
+	if (!c->ssl)
+		return !c->tls ? " (if the node runs TLS: --cacert, --cert and --key)" : "";
+	return c->tls_has_cert ? " (the node refused the TLS connection: its log says why)"
+	                       : " (the node refused the TLS connection: a client certificate is "
+	                         "required, --cert and --key)";
+}
+
 /* Writes all of buf before deadline. 0, or -1 with errmsg set (the connection is then unusable). */
 static int write_all(struct kv_clerk *c, const void *buf, size_t len, uint64_t deadline)
 {
@@ -221,7 +240,8 @@ static int write_all(struct kv_clerk *c, const void *buf, size_t len, uint64_t d
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			set_err(c, "%s: send: %s", node_name(c, c->conn, nb, sizeof(nb)), why);
+			set_err(c, "%s: send: %s%s", node_name(c, c->conn, nb, sizeof(nb)), why,
+			        tls_refusal_hint(c));
 			return -1;
 		}
 		w = wait_fd(c->fd, events, deadline);
@@ -323,6 +343,7 @@ static int conn_open(struct kv_clerk *c, int idx, uint64_t deadline)
 	c->conn = idx;
 	c->rlen = 0;
 	c->consumed = 0;
+	c->answered = false;
 	if (c->tls && tls_handshake(c, idx, connect_deadline) < 0) {
 		conn_close(c);
 		return -1;
@@ -400,17 +421,19 @@ static int read_frame(struct kv_clerk *c, struct kv_proto_frame *f, uint64_t dea
 		n = conn_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen, &events, ewhy, sizeof(ewhy));
 		if (n > 0) {
 			c->rlen += (size_t)n;
+			c->answered = true;
 			continue;
 		}
 		if (n == 0) {
-			set_err(c, "%s: connection closed by the node",
-			        node_name(c, c->conn, nb, sizeof(nb)));
+			set_err(c, "%s: connection closed by the node%s",
+			        node_name(c, c->conn, nb, sizeof(nb)), tls_refusal_hint(c));
 			return -1;
 		}
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			set_err(c, "%s: recv: %s", node_name(c, c->conn, nb, sizeof(nb)), ewhy);
+			set_err(c, "%s: recv: %s%s", node_name(c, c->conn, nb, sizeof(nb)), ewhy,
+			        tls_refusal_hint(c));
 			return -1;
 		}
 		r = wait_fd(c->fd, events, deadline);
@@ -935,6 +958,7 @@ static int tls_open(struct kv_clerk *c, const struct kv_clerk_tls *tls, char *er
 			snprintf(err, err_len, "TLS: a file name is too long");
 		return -1;
 	}
+	c->tls_has_cert = files.cert[0] != '\0';
 	if (raft_tls_new(RAFT_TLS_CLIENT, &files, &c->tls, why, sizeof(why)) != 0) {
 		if (err)
 			snprintf(err, err_len, "TLS: %s", why);

@@ -71,7 +71,7 @@
 #define KV_CLERK_BACKOFF_MAX_MS 500u
 /* kv_clerk_close() spends at most this closing the session. */
 #define KV_CLERK_CLOSE_TIMEOUT_MS 300u
-#define KV_CLERK_ERRMSG_BYTES 256u
+#define KV_CLERK_ERRMSG_BYTES 512u
 
 /* What became of a request. */
 enum kv_clerk_outcome {

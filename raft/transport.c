@@ -69,8 +69,8 @@
 
 #define HELLO_MAGIC "RFTP"
 #define TLS_RECORD_HANDSHAKE 0x16u /* the first byte of a TLS ClientHello */
-#define FRAME_KIND_RAFT 1u
-#define FRAME_KIND_APP 2u
+#define FRAME_KIND_RAFT RAFT_TRANSPORT_FRAME_RAFT
+#define FRAME_KIND_APP RAFT_TRANSPORT_FRAME_APP
 /* Frames at most this big are copied into the output buffer (so small ones coalesce into one
  * write); bigger ones are handed over by reference. */
 #define COPY_FRAME_BYTES 4096u
@@ -454,6 +454,15 @@ void raft_transport_hello_encode(unsigned char *out, enum raft_transport_conn_ki
 	raft_le_put32(out + 8, node_id);
 	raft_le_put64(out + 12, cluster_id);
 	raft_le_put32(out + 20, raft_crc32c(0, out, 20));
+}
+
+void raft_transport_frame_header(unsigned char *hdr, unsigned kind, const void *payload,
+                                 uint32_t len)
+{
+	raft_le_put32(hdr, len);
+	hdr[4] = (unsigned char)kind;
+	hdr[5] = hdr[6] = hdr[7] = 0;
+	raft_le_put32(hdr + 8, raft_crc32c(raft_crc32c(0, hdr, 8), payload, len));
 }
 
 /* --- accepted connections --------------------------------------------------------------------- */
@@ -1238,12 +1247,7 @@ static int link_enqueue(struct tr_link *l, unsigned char *frame, uint32_t len, u
 	size_t total = RAFT_TRANSPORT_FRAME_HEADER_BYTES + (size_t)len;
 	int rc;
 
-	raft_le_put32(frame, len);
-	frame[4] = (unsigned char)kind;
-	frame[5] = frame[6] = frame[7] = 0;
-	raft_le_put32(frame + 8,
-	              raft_crc32c(raft_crc32c(0, frame, 8),
-	                          frame + RAFT_TRANSPORT_FRAME_HEADER_BYTES, len));
+	raft_transport_frame_header(frame, kind, frame + RAFT_TRANSPORT_FRAME_HEADER_BYTES, len);
 	if (total <= COPY_FRAME_BYTES) {
 		rc = evbuffer_add(out, frame, total);
 		free(frame);

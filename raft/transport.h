@@ -230,6 +230,15 @@ void raft_transport_stats(const struct raft_transport *t, struct raft_transport_
 void raft_transport_hello_encode(unsigned char *out, enum raft_transport_conn_kind kind,
                                  uint32_t node_id, uint64_t cluster_id);
 
+/* Frame kinds (the wire format at the top of transport.c). */
+#define RAFT_TRANSPORT_FRAME_RAFT 1u /* one raft/codec.h message */
+#define RAFT_TRANSPORT_FRAME_APP 2u /* an application frame */
+
+/* Writes the header of a frame of kind around the len payload bytes at payload into hdr
+ * (RAFT_TRANSPORT_FRAME_HEADER_BYTES): length, kind and the CRC32C of both. */
+void raft_transport_frame_header(unsigned char *hdr, unsigned kind, const void *payload,
+                                 uint32_t len);
+
 /*
  * Parses a cluster list "1=127.0.0.1:7001,2=127.0.0.2:7002,..." into cfg->peers and
  * cfg->n_peers and sets cfg->cluster_id; other fields are left alone. Ids are decimal 1..2^32-1,

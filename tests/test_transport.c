@@ -585,14 +585,10 @@ static bool raw_closed(void *arg)
 static size_t make_frame(unsigned char *out, unsigned kind, const void *payload, uint32_t len,
                          bool bad_crc)
 {
-	uint32_t crc;
-
-	raft_le_put32(out, len);
-	out[4] = (unsigned char)kind;
-	out[5] = out[6] = out[7] = 0;
 	memcpy(out + RAFT_TRANSPORT_FRAME_HEADER_BYTES, payload, len);
-	crc = raft_crc32c(raft_crc32c(0, out, 8), payload, len);
-	raft_le_put32(out + 8, bad_crc ? crc ^ 1u : crc);
+	raft_transport_frame_header(out, kind, payload, len);
+	if (bad_crc)
+		out[8] ^= 1u;
 	return RAFT_TRANSPORT_FRAME_HEADER_BYTES + len;
 }
 

@@ -12,6 +12,14 @@ CLUSTER_TAG="raftfs-test-$$"
 CLUSTER_DIR=""
 CLUSTER_LIST=""
 CLUSTER_N=0
+# TLS: CLUSTER_TLS=1 before cluster_init makes a CA and certificates (scripts/make-certs.sh) in
+# $CLUSTER_DIR/certs: nodeI for each node, and the clients "client" and "alice". node_start then
+# gives every node its certificate and the CA as both trusted CAs, and the
+# tests' clients (ctl, raftfsctl, nemesis_client, bench_kv) present "client" through
+# RAFTFS_CACERT, RAFTFS_CERT and RAFTFS_KEY.
+CLUSTER_TLS=${CLUSTER_TLS:-0}
+# Options node_start gives every node (before its own).
+CLUSTER_NODE_OPTS=()
 # Nodes listen on $CLUSTER_NET.1 .. $CLUSTER_NET.N. A test that needs no packet filters may pick
 # another loopback /24 so that a concurrent partition test (which filters 127.0.0.x) leaves it be.
 CLUSTER_NET=${CLUSTER_NET:-127.0.0}
@@ -46,14 +54,38 @@ cluster_init() { # cluster_init N [BASE]: node i listens on BASE+i (default: a r
 		NODE_PORT[$i]=$((base + i))
 		CLUSTER_LIST="${CLUSTER_LIST:+$CLUSTER_LIST,}$i=$CLUSTER_NET.$i:${NODE_PORT[$i]}"
 	done
+	[ "$CLUSTER_TLS" = 1 ] && cluster_tls_certs "$CLUSTER_DIR/certs"
+	return 0
+}
+
+# cluster_tls_certs DIR: certificates for every node and the clients "client" and "alice" in DIR
+# (the CA there is reused), and the clients' environment pointing at DIR.
+cluster_tls_certs() {
+	local dir=$1 items=() i
+	for i in $(seq 1 "$CLUSTER_N"); do
+		items+=("$i=${NODE_ADDR[$i]}")
+	done
+	scripts/make-certs.sh "$dir" "${items[@]}" client=client client=alice >/dev/null ||
+		fail "make-certs.sh failed"
+	export RAFTFS_CACERT=$dir/ca.pem RAFTFS_CERT=$dir/client.pem RAFTFS_KEY=$dir/client.key
+}
+
+# The TLS options of node I (nothing without CLUSTER_TLS=1).
+node_tls_opts() {
+	local c=$CLUSTER_DIR/certs
+	[ "$CLUSTER_TLS" = 1 ] || return 0
+	echo "--cert-file=$c/node$1.pem --key-file=$c/node$1.key --peer-trusted-ca-file=$c/ca.pem" \
+		"--trusted-ca-file=$c/ca.pem"
 }
 
 # node_start I [extra raftfs options... and a MOUNTPOINT, registered with cluster_mount_add]
 node_start() {
 	local i=$1
 	shift
+	# shellcheck disable=SC2046
 	"$RAFTFS" --id="$i" --cluster="$CLUSTER_LIST" --data="$CLUSTER_DIR/data$i" -f \
-		--tick-ms=20 "$@" >>"$CLUSTER_DIR/log$i" 2>&1 &
+		--tick-ms=20 $(node_tls_opts "$i") "${CLUSTER_NODE_OPTS[@]}" "$@" \
+		>>"$CLUSTER_DIR/log$i" 2>&1 &
 	NODE_PID[$i]=$!
 }
 

@@ -85,8 +85,9 @@ static SSL_CTX *ctx_new(const SSL_METHOD *method)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-	                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_options(ctx,
+	                    SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+	                            SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, 0);
 	return ctx;
@@ -198,8 +199,8 @@ fail:
 	return -1;
 }
 
-int raft_tls_new(enum raft_tls_role role, const struct raft_tls_files *files,
-                 struct raft_tls **out, char *err, size_t err_len)
+int raft_tls_new(enum raft_tls_role role, const struct raft_tls_files *files, struct raft_tls **out,
+                 char *err, size_t err_len)
 {
 	struct raft_tls *tls;
 
@@ -401,7 +402,8 @@ void raft_tls_bev_error(struct bufferevent *bev, char *buf, size_t len)
 	}
 	if (!buf[0]) {
 		int se = EVUTIL_SOCKET_ERROR();
-		snprintf(buf, len, "%s", se ? evutil_socket_error_to_string(se) : "connection closed");
+		snprintf(buf, len, "%s",
+		         se ? evutil_socket_error_to_string(se) : "connection closed");
 	}
 }
 
@@ -465,8 +467,9 @@ static void nsp_init(void)
 {
 	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "raftfs socket");
 
-	if (m && (BIO_meth_set_write(m, nsp_write) != 1 || BIO_meth_set_read(m, nsp_read) != 1 ||
-	          BIO_meth_set_ctrl(m, nsp_ctrl) != 1)) {
+	if (m &&
+	    (BIO_meth_set_write(m, nsp_write) != 1 || BIO_meth_set_read(m, nsp_read) != 1 ||
+	     BIO_meth_set_ctrl(m, nsp_ctrl) != 1)) {
 		BIO_meth_free(m);
 		m = NULL;
 	}
@@ -573,8 +576,9 @@ ssize_t raft_tls_io_read(struct ssl_st *ssl, void *buf, size_t len, short *event
 	if (io_want(e, events) < 0)
 		return -1;
 	/* a close_notify, or a close without one: either way the node is gone */
-	if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
-	                                   (errno == 0 || errno == ECONNRESET))) {
+	if (e == SSL_ERROR_ZERO_RETURN ||
+	    (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
+	     (errno == 0 || errno == ECONNRESET))) {
 		ERR_clear_error();
 		return 0;
 	}
@@ -583,8 +587,8 @@ ssize_t raft_tls_io_read(struct ssl_st *ssl, void *buf, size_t len, short *event
 	return -1;
 }
 
-ssize_t raft_tls_io_write(struct ssl_st *ssl, const void *buf, size_t len, short *events,
-                          char *why, size_t why_len)
+ssize_t raft_tls_io_write(struct ssl_st *ssl, const void *buf, size_t len, short *events, char *why,
+                          size_t why_len)
 {
 	int r, e;
 

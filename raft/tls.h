@@ -60,8 +60,8 @@ struct raft_tls;
  * ("certificate /etc/raftfs/n1.pem: no such file", "key /k.pem does not match certificate
  * /c.pem"). Free with raft_tls_free().
  */
-int raft_tls_new(enum raft_tls_role role, const struct raft_tls_files *files,
-                 struct raft_tls **out, char *err, size_t err_len);
+int raft_tls_new(enum raft_tls_role role, const struct raft_tls_files *files, struct raft_tls **out,
+                 char *err, size_t err_len);
 
 /* Reads the same files again; on success new connections use them. -1 with a message in err
  * when one fails to load: then nothing changes. */
@@ -126,8 +126,8 @@ int raft_tls_io_handshake(struct ssl_st *ssl, short *events, char *why, size_t w
  */
 ssize_t raft_tls_io_read(struct ssl_st *ssl, void *buf, size_t len, short *events, char *why,
                          size_t why_len);
-ssize_t raft_tls_io_write(struct ssl_st *ssl, const void *buf, size_t len, short *events,
-                          char *why, size_t why_len);
+ssize_t raft_tls_io_write(struct ssl_st *ssl, const void *buf, size_t len, short *events, char *why,
+                          size_t why_len);
 
 /* Decrypted bytes ssl holds that no read has returned yet (poll() does not see them). */
 size_t raft_tls_io_pending(struct ssl_st *ssl);

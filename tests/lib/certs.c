@@ -91,8 +91,8 @@ static int issue(const struct certs *c, const char *name, const char *cn, const 
 	    X509_set_pubkey(is.cert, is.key) != 1 ||
 	    X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1,
 	                               -1, 0) != 1 ||
-	    X509_set_issuer_name(is.cert, issuer ? X509_get_subject_name(issuer->cert)
-	                                         : subject) != 1)
+	    X509_set_issuer_name(is.cert, issuer ? X509_get_subject_name(issuer->cert) : subject) !=
+	            1)
 		goto out;
 	if (!issuer) {
 		if (add_ext(is.cert, NULL, NID_basic_constraints, "critical,CA:TRUE") ||
@@ -124,7 +124,8 @@ out:
 
 int certs_make(struct certs *c)
 {
-	static const char *const node_eku = "serverAuth,clientAuth", *const client_eku = "clientAuth";
+	static const char *const node_eku = "serverAuth,clientAuth",
+	                         *const client_eku = "clientAuth";
 	struct issued ca = {NULL, NULL}, other = {NULL, NULL};
 	char path[CERTS_PATH_BYTES];
 	FILE *f;

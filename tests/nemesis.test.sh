@@ -67,6 +67,7 @@ RANDOM=$SEED
 HISTORY=$CLUSTER_DIR/history
 SCHEDULE=$CLUSTER_DIR/schedule
 REPLAY="NEMESIS_SEED=$SEED NODES=$N NEMESIS_SECONDS=$DURATION tests/nemesis.test.sh"
+[ "$CLUSTER_TLS" = 1 ] && REPLAY="CLUSTER_TLS=1 $REPLAY" # tests/lib/cluster.sh: TLS
 echo "nemesis: seed $SEED, $N nodes, $DURATION s, directory $CLUSTER_DIR"
 echo "nemesis: replay with: $REPLAY"
 

@@ -56,6 +56,49 @@ serve_and_stop from-config --config="$CLUSTER_DIR/raftfs.conf" -f
 echo "--- the same as -o options, as an fstab line gives them"
 serve_and_stop from-dash-o -f -o "id=1,cluster=$CLUSTER_LIST,data=$CLUSTER_DIR/data1,tick-ms=20"
 
+echo "--- security: TLS where the cluster leaves the machine, modes checked at every mount"
+expect_error "--insecure-plaintext" --id=1 --cluster=1=10.255.0.1:7001,2=127.0.0.2:7002 \
+	--data="$CLUSTER_DIR/data1"
+expect_error "together" --id=1 --cluster="$CLUSTER_LIST" --data="$CLUSTER_DIR/data1" \
+	--cert-file=/nonexistent.pem
+expect_error "exclude each other" --id=1 --cluster="$CLUSTER_LIST" --data="$CLUSTER_DIR/data1" \
+	--cert-file=a --key-file=b --peer-trusted-ca-file=c --insecure-plaintext
+expect_error "certificate /nonexistent.pem" --id=1 --cluster="$CLUSTER_LIST" -f \
+	--data="$CLUSTER_DIR/data1" --cert-file=/nonexistent.pem --key-file=/nonexistent.key \
+	--peer-trusted-ca-file=/nonexistent-ca.pem
+expect_error "expected CN:UID:GID" --id=1 --cluster="$CLUSTER_LIST" --client-identity=alice
+expect_error "needs -o default_permissions" --id=1 --cluster="$CLUSTER_LIST" \
+	--data="$CLUSTER_DIR/data1" -o allow_other "$CLUSTER_DIR"
+expect_error "expected a number" --id=1 --max-clients=0
+echo "--- TLS options from a --config file, and a client with and without its certificate"
+scripts/make-certs.sh "$CLUSTER_DIR/certs" "1=${NODE_ADDR[1]}" >/dev/null || fail "make-certs.sh"
+cat >"$CLUSTER_DIR/tls.conf" <<CONF
+id = 1
+cluster = $CLUSTER_LIST
+data = $CLUSTER_DIR/data1
+tick-ms = 20
+cert-file = $CLUSTER_DIR/certs/node1.pem
+key-file = $CLUSTER_DIR/certs/node1.key
+peer-trusted-ca-file = $CLUSTER_DIR/certs/ca.pem
+trusted-ca-file = $CLUSTER_DIR/certs/ca.pem
+CONF
+(
+	export RAFTFS_CACERT=$CLUSTER_DIR/certs/ca.pem RAFTFS_CERT=$CLUSTER_DIR/certs/client.pem
+	export RAFTFS_KEY=$CLUSTER_DIR/certs/client.key
+	serve_and_stop from-tls-config --config="$CLUSTER_DIR/tls.conf" -f
+) || exit 1
+grep -q "plaintext hello" "$CLUSTER_DIR/log1" && fail "a TLS client was taken for a plaintext one"
+echo "--- --insecure-plaintext is accepted (it is what a node beyond loopback needs to run without TLS)"
+"$RAFTFS" --id=1 --cluster="$CLUSTER_LIST" --data="$CLUSTER_DIR/data1" -f --tick-ms=20 \
+	--insecure-plaintext >>"$CLUSTER_DIR/log1" 2>&1 &
+NODE_PID[1]=$!
+for _ in $(seq 1 50); do
+	ctl --timeout=0.5 put k plain >/dev/null 2>&1 && break
+	sleep 0.1
+done
+[ "$(ctl get k)" = plain ] || fail "--insecure-plaintext: the node does not serve"
+node_stop 1
+
 echo "--- a bad config line is named with its file and line"
 printf 'id = 1\nsnapshot-bytes = lots\n' >"$CLUSTER_DIR/bad.conf"
 expect_error "bad.conf:2" --config="$CLUSTER_DIR/bad.conf"

@@ -865,6 +865,26 @@ static int start_clients(struct daemon *d)
 	return 0;
 }
 
+/*
+ * The loop's event base. epoll's changes are gathered and made once per loop turn (libevent's
+ * changelist): a TLS bufferevent arms its write event for every write and disarms it once the
+ * output is empty (raft/transport.c, tls_write_now), which is otherwise two epoll_ctl calls per
+ * frame; gathered within the turn they cancel out. Its caveat, descriptors shared through dup(),
+ * does not arise here: no socket, pipe or /dev/fuse descriptor of the loop is duplicated.
+ */
+static struct event_base *new_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (!cfg)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static int run(struct daemon *d)
 {
 	struct kv_node_config ncfg;
@@ -932,7 +952,7 @@ static int run(struct daemon *d)
 	/* the daemon's child opens everything: nothing is shared across the fork */
 	if (!d->opt.foreground && daemon_start(d) != 0)
 		return 1;
-	d->base = event_base_new();
+	d->base = new_base();
 	if (!d->base) {
 		dlog(FS_LOG_ERROR, "event_base_new failed");
 		return 1;

@@ -15,6 +15,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -1387,6 +1388,24 @@ static bool bev_is_tls(struct bufferevent *bev)
 	return bufferevent_openssl_get_ssl(bev) != NULL;
 }
 
+/*
+ * Makes a TLS bufferevent write its output now. libevent 2.1's socket-mode bufferevent_openssl
+ * only arms its write event when bytes are added, so they would leave in the next loop turn:
+ * after the fdatasync that raft_transport_flush is called before (kv/node.h, flush_sends), which
+ * then no longer overlaps the followers' own (one put at one client took twice as long as
+ * plaintext). Its write event's own callback, run here as the loop would run it, encrypts and
+ * writes what the socket takes and keeps the event armed (with the write timeout) for the rest;
+ * it holds a reference on the bufferevent meanwhile, and the callbacks it may raise are deferred
+ * (BEV_OPT_DEFER_CALLBACKS), so none runs inside this call.
+ */
+static void tls_write_now(struct bufferevent *bev)
+{
+	event_callback_fn cb = event_get_callback(&bev->ev_write);
+
+	if (cb)
+		cb(event_get_fd(&bev->ev_write), EV_WRITE, event_get_callback_arg(&bev->ev_write));
+}
+
 int raft_transport_write_now(struct bufferevent *bev, struct evbuffer *staged)
 {
 	struct evbuffer *out = bufferevent_get_output(bev);
@@ -1400,6 +1419,7 @@ int raft_transport_write_now(struct bufferevent *bev, struct evbuffer *staged)
 			bufferevent_enable(bev, EV_WRITE);
 			if (evbuffer_add_buffer(out, staged) != 0)
 				return 1;
+			tls_write_now(bev);
 		}
 		return evbuffer_get_length(out) > 0;
 	}

@@ -7,6 +7,8 @@
 # (op= conns= clients= total= ... qps= avg_ms= p50_ms= p90_ms= p99_ms= max_ms= errors= ...
 # cpu_us_per_op= rss_mb=); sys=floor when=start|roundN|end fdatasync_us= append_fdatasync_us= rtt_us=
 # floor_put_us= repl_floor_us=; sys=loop name=NAME ops_s= ms_op=.
+# The TLS mode (VS_ETCD_TLS=1) has sys=raftfs-tls|raftfs-plain|etcd-tls instead of raftfs and etcd,
+# and its own table and targets (issue 16).
 
 # Median of the numbers in a space-separated list ("" when empty).
 function median(list, a, n, i, j, t)
@@ -21,6 +23,67 @@ function median(list, a, n, i, j, t)
 		a[j + 1] = t
 	}
 	return n % 2 ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+
+# The TLS mode's table: raftfs with TLS beside etcd with TLS and beside raftfs without TLS.
+function tls_table(i, j, w, c, t, p, e, r1, r2, cs)
+{
+	printf "Medians over the rounds; tls/etcd = raftfs with TLS / etcd with TLS, tls/plain = raftfs with TLS / without.\n"
+	printf "%-6s %7s %4s | %9s %9s %9s | %8s %9s | %20s | %20s | %s\n", "op", "clients", "runs",
+		"rf-tls/s", "rf/s", "etcd-tls/s", "tls/etcd", "tls/plain", "p50 ms tls/plain/etcd",
+		"p99 ms tls/plain/etcd", "cpu us/op tls/plain/etcd"
+	for (i = 1; i <= n_wl; i++) {
+		w = wl_order[i]
+		for (j = 1; j <= n_cl; j++) {
+			c = cl_order[j]
+			if (!runs["raftfs-tls", w, c])
+				continue
+			t = med("qps", "raftfs-tls", w, c)
+			p = med("qps", "raftfs-plain", w, c)
+			e = med("qps", "etcd-tls", w, c)
+			printf "%-6s %7d %4d | %9s %9s %9s | %8s %9s | %6s/%6s/%6s | %6s/%6s/%6s | %s/%s/%s\n",
+				w, c, runs["raftfs-tls", w, c], fmt(t, "%.0f"), fmt(p, "%.0f"), fmt(e, "%.0f"),
+				fmt_ratio(ratio(t, e)), fmt_ratio(ratio(t, p)),
+				fmt(med("p50_ms", "raftfs-tls", w, c), "%.2f"),
+				fmt(med("p50_ms", "raftfs-plain", w, c), "%.2f"),
+				fmt(med("p50_ms", "etcd-tls", w, c), "%.2f"),
+				fmt(med("p99_ms", "raftfs-tls", w, c), "%.2f"),
+				fmt(med("p99_ms", "raftfs-plain", w, c), "%.2f"),
+				fmt(med("p99_ms", "etcd-tls", w, c), "%.2f"),
+				fmt(med("cpu_us_per_op", "raftfs-tls", w, c), "%.0f"),
+				fmt(med("cpu_us_per_op", "raftfs-plain", w, c), "%.0f"),
+				fmt(med("cpu_us_per_op", "etcd-tls", w, c), "%.0f")
+		}
+	}
+	printf "Errors: raftfs with TLS %d, without %d, etcd with TLS %d. Peak RSS at the end, MB: raftfs %s, etcd %s\n",
+		sum_errors("raftfs-tls"), sum_errors("raftfs-plain"), sum_errors("etcd-tls"),
+		rss["raftfs-tls"] == "" ? "-" : rss["raftfs-tls"], rss["etcd-tls"] == "" ? "-" : rss["etcd-tls"]
+	printf "\nTargets of issue 16:\n"
+	split("16 64 1000", cs, " ")
+	for (j = 1; j <= 3; j++) {
+		c = cs[j]
+		if (!runs["raftfs-tls", "put", c] || !runs["etcd-tls", "put", c])
+			continue
+		r1 = ratio(med("qps", "raftfs-tls", "put", c), med("qps", "etcd-tls", "put", c))
+		printf "  put with TLS >= 3x etcd with TLS at %4d clients: %s: %s\n", c, fmt_ratio(r1),
+			verdict(r1 >= 3)
+	}
+	if (runs["raftfs-tls", "put", 64] && runs["raftfs-plain", "put", 64]) {
+		r2 = ratio(med("qps", "raftfs-tls", "put", 64), med("qps", "raftfs-plain", "put", 64))
+		printf "  put with TLS loses <= 15%% of plaintext at 64 clients: %s (%.1f%% lost): %s\n",
+			fmt_ratio(r2), (1 - r2) * 100, verdict(r2 >= 0.85)
+	}
+}
+
+function sum_errors(sys, k, n, parts)
+{
+	n = 0
+	for (k in errors) {
+		split(k, parts, SUBSEP)
+		if (parts[1] == sys)
+			n += errors[k]
+	}
+	return n
 }
 
 # The etcd workload a raftfs workload is compared with ("" for none).
@@ -77,7 +140,9 @@ function verdict(ok)
 		n_loop++
 		next
 	}
-	if (f["sys"] != "raftfs" && f["sys"] != "etcd")
+	if (f["sys"] == "raftfs-tls" || f["sys"] == "raftfs-plain" || f["sys"] == "etcd-tls")
+		tls_mode = 1
+	else if (f["sys"] != "raftfs" && f["sys"] != "etcd")
 		next
 	s = f["sys"]
 	w = f["wl"]
@@ -88,7 +153,7 @@ function verdict(ok)
 	errors[s, w, c] += f["errors"]
 	runs[s, w, c]++
 	rss[s] = f["rss_mb"]
-	if (s == "raftfs" && !(w in wl_seen)) {
+	if ((s == "raftfs" || s == "raftfs-tls") && !(w in wl_seen)) {
 		wl_seen[w] = 1
 		wl_order[++n_wl] = w
 	}
@@ -117,6 +182,10 @@ END {
 	printf "  put floor (one fdatasync + two round trips) %s us\n", fmt(floor_put_us, "%.1f")
 	printf "  replicated floor (three threads' logs, each fdatasynced, on this disk; bench_kv --floor) %s us\n\n",
 		fmt(repl_floor_us, "%.1f")
+	if (tls_mode) {
+		tls_table()
+		exit
+	}
 
 	printf "Medians over the rounds (runs per cell in the runs column); ratio = raftfs qps / etcd qps.\n"
 	printf "%-9s %7s %4s | %9s %9s %7s | %15s | %17s | %13s | %s\n", "workload", "clients",

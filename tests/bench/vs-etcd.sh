@@ -39,6 +39,10 @@
 #   VS_ETCD_LOOP_ROUNDS rounds of the shell loops, raftfs's and etcdctl's alternating (3; quick 1)
 #   VS_ETCD_PORT_BASE   raftfs ports BASE+1..3 (45100: clear of 7001-7003 and etcd's 3237x/3238x)
 #   VS_ETCD_GEN         an etcd generator already built by build.sh (skips the ~30 s build)
+#   VS_ETCD_SHARED      the directory holding bench-etcd (../shared, beside the repository)
+#   VS_ETCD_TLS=1       the TLS mode (tests/bench/vs-etcd-tls.sh): etcd with --cert-file,
+#                       --peer-cert-file and client certificates beside raftfs with TLS and the
+#                       same raftfs without, put and get-l over the network (issue 16)
 # Raw lines, logs and the table stay in a directory under /tmp whose name is printed.
 # Every process started here is stopped by PID and every mount released on any exit (the EXIT
 # trap unmounts with fusermount3 -u, then -u -z, stops etcd through its cluster.sh, then
@@ -55,8 +59,8 @@ for p in fs/raftfs kv/raftfsctl tests/bench/bench_kv; do
 		exit 1
 	}
 done
-BENCH_ETCD=$(cd ../shared/bench-etcd 2>/dev/null && pwd) || {
-	echo "vs-etcd.sh: ../shared/bench-etcd is missing" >&2
+BENCH_ETCD=$(cd "${VS_ETCD_SHARED:-../shared}/bench-etcd" 2>/dev/null && pwd) || {
+	echo "vs-etcd.sh: ${VS_ETCD_SHARED:-../shared}/bench-etcd is missing" >&2
 	exit 1
 }
 if [ "${VS_ETCD_QUICK:-0}" = 1 ]; then
@@ -73,6 +77,7 @@ fi
 CLIENT_COUNTS=${VS_ETCD_CLIENTS:-1 16 64 1000}
 WORKLOADS=${VS_ETCD_WORKLOADS:-put append get-l mix fs-put fs-append fs-get-l}
 PORT_BASE=${VS_ETCD_PORT_BASE:-45100}
+TLS=${VS_ETCD_TLS:-0}
 VAL=256
 BENCH_KV=tests/bench/bench_kv
 HZ=$(getconf CLK_TCK)
@@ -121,51 +126,7 @@ step() {
 	return "$rc"
 }
 
-# --- the two clusters ---------------------------------------------------------------------------
-
-if [ -n "${VS_ETCD_GEN:-}" ] && [ -x "$VS_ETCD_GEN" ]; then
-	ETCD_GEN=$VS_ETCD_GEN
-else
-	ETCD_GEN=$WORK/bench-etcd
-	echo "building the etcd load generator (../shared/bench-etcd/build.sh)"
-	step "$BENCH_ETCD/build.sh" "$ETCD_GEN" >"$WORK/build.log" 2>&1 ||
-		fail "bench-etcd/build.sh failed: $(tail -n 5 "$WORK/build.log")"
-fi
-command -v etcdctl >/dev/null || fail "etcdctl is missing after build.sh"
-
-ETCD_DIR=$WORK/etcd
-EPS=$("$BENCH_ETCD/cluster.sh" start "$ETCD_DIR" 3) || fail "etcd did not start"
-ETCD_PIDS=$(tr '\n' ' ' <"$ETCD_DIR/pids")
-ETCDCTL_API=3 timeout 30 etcdctl --endpoints="$EPS" endpoint health >/dev/null 2>&1 ||
-	fail "etcd is not healthy: $(tail -n 3 "$ETCD_DIR/m1.log")"
-
-# raftfs: tests/lib/cluster.sh's layout, on fixed ports away from etcd's, the default tick
-cluster_init 3 "$PORT_BASE"
-M=()
-for i in 1 2 3; do
-	M[$i]="$CLUSTER_DIR/mnt$i"
-	mkdir -p "${M[$i]}"
-	cluster_mount_add "${M[$i]}"
-	"$RAFTFS" --id="$i" --cluster="$CLUSTER_LIST" --data="$CLUSTER_DIR/data$i" -f \
-		-o auto_unmount --timeout=30 "${M[$i]}" >>"$CLUSTER_DIR/log$i" 2>&1 &
-	NODE_PID[$i]=$!
-done
-for i in 1 2 3; do
-	wait_mount "${M[$i]}" || fail "node $i did not mount ${M[$i]}"
-done
-wait_leader >/dev/null
-RF_PIDS="${NODE_PID[1]},${NODE_PID[2]},${NODE_PID[3]}"
-MOUNTS="${M[1]},${M[2]},${M[3]}"
-
-# Leave the first elections and connections behind before measuring.
-step sh -c "echo warm > ${M[1]}/warmup && cat ${M[2]}/warmup ${M[3]}/warmup" >/dev/null ||
-	fail "warm-up through the mounts"
-step "$BENCH_KV" --cluster="$CLUSTER_LIST" --clients=4 --total=400 --op=put \
-	--key-prefix=warm >/dev/null || fail "warm-up of raftfs"
-step "$ETCD_GEN" --endpoints="$EPS" --clients=4 --total=400 --op=put >/dev/null ||
-	fail "warm-up of etcd"
-
-# --- measurements -------------------------------------------------------------------------------
+# --- what both modes measure with ---------------------------------------------------------------
 
 # Base operation counts by workload kind and client count (SCALE percent of them are run).
 total_for() { # total_for WORKLOAD CLIENTS
@@ -232,6 +193,65 @@ generator_line() {
 	esac
 }
 
+floor_run() { # floor_run WHEN
+	local line
+	step "$BENCH_KV" --floor="$CLUSTER_DIR" >"$WORK/out" 2>>"$WORK/bench_kv.err"
+	line=$(tail -n 1 "$WORK/out")
+	echo "sys=floor when=$1 $line" >>"$RAW"
+	echo "floors ($1): $line"
+}
+
+# --- the two clusters ---------------------------------------------------------------------------
+
+if [ -n "${VS_ETCD_GEN:-}" ] && [ -x "$VS_ETCD_GEN" ]; then
+	ETCD_GEN=$VS_ETCD_GEN
+else
+	ETCD_GEN=$WORK/bench-etcd
+	echo "building the etcd load generator (../shared/bench-etcd/build.sh)"
+	step "$BENCH_ETCD/build.sh" "$ETCD_GEN" >"$WORK/build.log" 2>&1 ||
+		fail "bench-etcd/build.sh failed: $(tail -n 5 "$WORK/build.log")"
+fi
+command -v etcdctl >/dev/null || fail "etcdctl is missing after build.sh"
+
+if [ "$TLS" = 1 ]; then
+	. tests/bench/vs-etcd-tls.sh # its own clusters, measurements and table
+	exit 0
+fi
+
+ETCD_DIR=$WORK/etcd
+EPS=$("$BENCH_ETCD/cluster.sh" start "$ETCD_DIR" 3) || fail "etcd did not start"
+ETCD_PIDS=$(tr '\n' ' ' <"$ETCD_DIR/pids")
+ETCDCTL_API=3 timeout 30 etcdctl --endpoints="$EPS" endpoint health >/dev/null 2>&1 ||
+	fail "etcd is not healthy: $(tail -n 3 "$ETCD_DIR/m1.log")"
+
+# raftfs: tests/lib/cluster.sh's layout, on fixed ports away from etcd's, the default tick
+cluster_init 3 "$PORT_BASE"
+M=()
+for i in 1 2 3; do
+	M[$i]="$CLUSTER_DIR/mnt$i"
+	mkdir -p "${M[$i]}"
+	cluster_mount_add "${M[$i]}"
+	"$RAFTFS" --id="$i" --cluster="$CLUSTER_LIST" --data="$CLUSTER_DIR/data$i" -f \
+		-o auto_unmount --timeout=30 "${M[$i]}" >>"$CLUSTER_DIR/log$i" 2>&1 &
+	NODE_PID[$i]=$!
+done
+for i in 1 2 3; do
+	wait_mount "${M[$i]}" || fail "node $i did not mount ${M[$i]}"
+done
+wait_leader >/dev/null
+RF_PIDS="${NODE_PID[1]},${NODE_PID[2]},${NODE_PID[3]}"
+MOUNTS="${M[1]},${M[2]},${M[3]}"
+
+# Leave the first elections and connections behind before measuring.
+step sh -c "echo warm > ${M[1]}/warmup && cat ${M[2]}/warmup ${M[3]}/warmup" >/dev/null ||
+	fail "warm-up through the mounts"
+step "$BENCH_KV" --cluster="$CLUSTER_LIST" --clients=4 --total=400 --op=put \
+	--key-prefix=warm >/dev/null || fail "warm-up of raftfs"
+step "$ETCD_GEN" --endpoints="$EPS" --clients=4 --total=400 --op=put >/dev/null ||
+	fail "warm-up of etcd"
+
+# --- measurements -------------------------------------------------------------------------------
+
 rf_run() { # rf_run ROUND WORKLOAD CLIENTS
 	local r=$1 w=$2 c=$3 n conns line target
 	n=$(total_for "$w" "$c")
@@ -264,14 +284,6 @@ etcd_run() { # etcd_run ROUND OP CLIENTS
 	line="$line cpu_us_per_op=$cpu rss_mb=$(pids_rss $ETCD_PIDS)"
 	echo "sys=etcd wl=$op round=$r $line" >>"$RAW"
 	echo "  etcd   $line"
-}
-
-floor_run() { # floor_run WHEN
-	local line
-	step "$BENCH_KV" --floor="$CLUSTER_DIR" >"$WORK/out" 2>>"$WORK/bench_kv.err"
-	line=$(tail -n 1 "$WORK/out")
-	echo "sys=floor when=$1 $line" >>"$RAW"
-	echo "floors ($1): $line"
 }
 
 need_etcd_put=0

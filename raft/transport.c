@@ -468,7 +468,8 @@ void raft_transport_frame_header(unsigned char *hdr, unsigned kind, const void *
 
 /* --- accepted connections --------------------------------------------------------------------- */
 
-static void conn_close(struct tr_conn *c)
+/* Takes c off the list of accepted connections. */
+static void conn_unlink(struct tr_conn *c)
 {
 	struct raft_transport *t = c->t;
 
@@ -478,6 +479,13 @@ static void conn_close(struct tr_conn *c)
 		t->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+}
+
+static void conn_close(struct tr_conn *c)
+{
+	struct raft_transport *t = c->t;
+
+	conn_unlink(c);
 	if (c->link)
 		c->link->in = NULL;
 	else
@@ -515,20 +523,6 @@ static void conn_reject(struct tr_conn *c, const char *fmt, ...)
 	conn_close(c);
 }
 
-/* Takes c off the list of accepted connections (it no longer waits for a hello). */
-static void conn_unlink_pending(struct tr_conn *c)
-{
-	struct raft_transport *t = c->t;
-
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		t->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	t->n_pending--;
-}
-
 /* The client is the daemon's from now on: we forget c but keep its bufferevent going. */
 static void conn_hand_to_client(struct tr_conn *c, const char *cn)
 {
@@ -546,7 +540,8 @@ static void conn_hand_to_client(struct tr_conn *c, const char *cn)
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	bufferevent_setwatermark(bev, EV_READ, 0, 0);
 	c->bev = NULL;
-	conn_unlink_pending(c);
+	conn_unlink(c);
+	t->n_pending--;
 	event_free(c->deadline);
 	free(c);
 	t->st.clients++;

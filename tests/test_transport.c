@@ -1053,6 +1053,43 @@ static void test_encoder_allocation_failures_drop_the_message_cleanly(void)
  * from node 2 would (rightly) replace node 2's real connection. */
 #define RAW_PEER 3u
 
+struct pending_wait {
+	struct node *n;
+	const char *needle;
+};
+
+static bool log_has(void *arg)
+{
+	struct pending_wait *w = arg;
+
+	return strstr(w->n->log, w->needle) != NULL;
+}
+
+/* Node 1 must have closed the connection from src for reason, counted it, delivered nothing
+ * from it, and still take a message from node 2 (every one of these tests ends so). */
+static void expect_refused_and_serving(struct node *nodes, const char *src, const char *reason)
+{
+	struct raft_transport_stats st;
+	struct raft_msg m;
+	char line[256];
+	struct pending_wait w = {&nodes[0], reason};
+
+	CU_ASSERT(run_until(log_has, &w, WAIT_MS));
+	snprintf(line, sizeof(line), "closing connection from %s", src);
+	CU_ASSERT(strstr(nodes[0].log, line) != NULL);
+	if (!strstr(nodes[0].log, reason) || !strstr(nodes[0].log, line))
+		fprintf(stderr, "log of node 1 has no '%s' for %s:\n%s", reason, src, nodes[0].log);
+	node_stats(&nodes[0], &st);
+	CU_ASSERT_EQUAL(st.conns_rejected, 1);
+	CU_ASSERT_EQUAL(st.clients, 0);
+	CU_ASSERT_EQUAL(nodes[0].n_msgs + nodes[0].n_apps, 0);
+	CU_ASSERT(nodes[0].client == NULL);
+	sample_msg(RAFT_MSG_VOTE, 2, 1, &m, NULL);
+	CU_ASSERT_EQUAL(raft_transport_send(nodes[1].t, &m), RAFT_OK);
+	CU_ASSERT_FATAL(wait_msgs(&nodes[0], 1));
+	check_same(&nodes[0].msgs[0], &m);
+}
+
 /*
  * Sends bytes to node 1 from a raw socket and expects node 1 to close that connection with a
  * log line naming the socket's address and containing reason, while it keeps serving node 2.
@@ -1060,9 +1097,7 @@ static void test_encoder_allocation_failures_drop_the_message_cleanly(void)
 static void expect_rejected(const void *bytes, size_t len, const char *reason)
 {
 	struct node nodes[3];
-	struct raft_transport_stats st;
-	struct raft_msg m;
-	char src[64], line[256];
+	char src[64];
 	int fd;
 
 	cluster_start(nodes, 3, 2, true);
@@ -1071,20 +1106,7 @@ static void expect_rejected(const void *bytes, size_t len, const char *reason)
 	raw_send(fd, bytes, len);
 	CU_ASSERT_FATAL(run_until(raw_closed, &fd, WAIT_MS));
 	close(fd);
-	snprintf(line, sizeof(line), "closing connection from %s", src);
-	CU_ASSERT(strstr(nodes[0].log, line) != NULL);
-	CU_ASSERT(strstr(nodes[0].log, reason) != NULL);
-	if (!strstr(nodes[0].log, reason))
-		fprintf(stderr, "log of node 1 has no '%s':\n%s", reason, nodes[0].log);
-	node_stats(&nodes[0], &st);
-	CU_ASSERT_EQUAL(st.conns_rejected, 1);
-	CU_ASSERT_EQUAL(st.clients, 0);
-	CU_ASSERT_EQUAL(nodes[0].n_msgs + nodes[0].n_apps, 0);
-
-	sample_msg(RAFT_MSG_VOTE, 2, 1, &m, NULL);
-	CU_ASSERT_EQUAL(raft_transport_send(nodes[1].t, &m), RAFT_OK);
-	CU_ASSERT_FATAL(wait_msgs(&nodes[0], 1));
-	check_same(&nodes[0].msgs[0], &m);
+	expect_refused_and_serving(nodes, src, reason);
 	cluster_stop(nodes, 2);
 }
 
@@ -1093,10 +1115,8 @@ static void expect_rejected_after(int (*build)(const struct node *n, unsigned ch
                                   const char *reason)
 {
 	struct node nodes[3];
-	struct raft_transport_stats st;
-	struct raft_msg m;
 	static unsigned char bytes[4096];
-	char src[64], line[256];
+	char src[64];
 	int fd, len;
 
 	cluster_start(nodes, 3, 2, true);
@@ -1106,19 +1126,7 @@ static void expect_rejected_after(int (*build)(const struct node *n, unsigned ch
 	raw_send(fd, bytes, (size_t)len);
 	CU_ASSERT_FATAL(run_until(raw_closed, &fd, WAIT_MS));
 	close(fd);
-	snprintf(line, sizeof(line), "closing connection from %s", src);
-	CU_ASSERT(strstr(nodes[0].log, line) != NULL);
-	CU_ASSERT(strstr(nodes[0].log, reason) != NULL);
-	if (!strstr(nodes[0].log, reason))
-		fprintf(stderr, "log of node 1 has no '%s':\n%s", reason, nodes[0].log);
-	node_stats(&nodes[0], &st);
-	CU_ASSERT_EQUAL(st.conns_rejected, 1);
-	CU_ASSERT_EQUAL(nodes[0].n_msgs + nodes[0].n_apps, 0);
-
-	sample_msg(RAFT_MSG_VOTE, 2, 1, &m, NULL);
-	CU_ASSERT_EQUAL(raft_transport_send(nodes[1].t, &m), RAFT_OK);
-	CU_ASSERT_FATAL(wait_msgs(&nodes[0], 1));
-	check_same(&nodes[0].msgs[0], &m);
+	expect_refused_and_serving(nodes, src, reason);
 	cluster_stop(nodes, 2);
 }
 
@@ -1393,18 +1401,6 @@ static void test_a_connection_without_a_whole_hello_is_closed_after_the_timeout(
 	cluster_stop(nodes, 2);
 }
 
-struct pending_wait {
-	struct node *n;
-	const char *needle;
-};
-
-static bool log_has(void *arg)
-{
-	struct pending_wait *w = arg;
-
-	return strstr(w->n->log, w->needle) != NULL;
-}
-
 static void test_connections_beyond_the_pending_limit_are_refused(void)
 {
 	struct node nodes[3];
@@ -1581,31 +1577,6 @@ static bool tls_raw_reads_pong(void *arg)
 
 	return raft_tls_io_read(r->ssl, b, sizeof(b), &events, r->why, sizeof(r->why)) == 4 &&
 	        memcmp(b, "pong", 4) == 0;
-}
-
-/* Node 1 must have closed the connection from src for reason, counted it, delivered nothing
- * from it, and still take a message from node 2 (every one of these tests ends so). */
-static void expect_refused_and_serving(struct node *nodes, const char *src, const char *reason)
-{
-	struct raft_transport_stats st;
-	struct raft_msg m;
-	char line[256];
-	struct pending_wait w = {&nodes[0], reason};
-
-	CU_ASSERT(run_until(log_has, &w, WAIT_MS));
-	snprintf(line, sizeof(line), "closing connection from %s", src);
-	CU_ASSERT(strstr(nodes[0].log, line) != NULL);
-	if (!strstr(nodes[0].log, reason) || !strstr(nodes[0].log, line))
-		fprintf(stderr, "log of node 1 has no '%s' for %s:\n%s", reason, src, nodes[0].log);
-	node_stats(&nodes[0], &st);
-	CU_ASSERT_EQUAL(st.conns_rejected, 1);
-	CU_ASSERT_EQUAL(st.clients, 0);
-	CU_ASSERT_EQUAL(nodes[0].n_msgs + nodes[0].n_apps, 0);
-	CU_ASSERT(nodes[0].client == NULL);
-	sample_msg(RAFT_MSG_VOTE, 2, 1, &m, NULL);
-	CU_ASSERT_EQUAL(raft_transport_send(nodes[1].t, &m), RAFT_OK);
-	CU_ASSERT_FATAL(wait_msgs(&nodes[0], 1));
-	check_same(&nodes[0].msgs[0], &m);
 }
 
 static void test_tls_peers_exchange_every_message_type_and_app_frames(void)
@@ -1786,37 +1757,19 @@ static void test_tls_node3_with_its_own_certificate_is_accepted_as_node3(void)
 	cluster_stop(nodes, 2);
 }
 
-/* Plain bytes to a TLS node, which must refuse them for reason. */
-static void expect_plain_refused_by_tls(const void *bytes, size_t len, const char *reason)
-{
-	struct node nodes[3];
-	char src[64];
-	int fd;
-
-	cluster_start(nodes, 3, 2, true);
-	wait_connected(nodes, 3);
-	fd = raw_connect("127.0.0.1", &nodes[0], src, sizeof(src));
-	raw_send(fd, bytes, len);
-	CU_ASSERT_FATAL(run_until(raw_closed, &fd, WAIT_MS));
-	close(fd);
-	expect_refused_and_serving(nodes, src, reason);
-	cluster_stop(nodes, 2);
-}
-
 static void test_tls_plaintext_hello_is_refused(void)
 {
 	unsigned char h[RAFT_TRANSPORT_HELLO_BYTES];
 
 	raft_transport_hello_encode(h, RAFT_TRANSPORT_KIND_PEER, RAW_PEER, 0);
-	expect_plain_refused_by_tls(h, sizeof(h), "a plaintext hello on a TLS port");
+	expect_rejected(h, sizeof(h), "a plaintext hello on a TLS port");
 }
 
 static void test_tls_garbage_in_place_of_a_client_hello_is_refused(void)
 {
 	static const char http[] = "GET / HTTP/1.0\r\n\r\n";
 
-	expect_plain_refused_by_tls(http, sizeof(http) - 1,
-	                            "not a TLS handshake (first byte 0x47)");
+	expect_rejected(http, sizeof(http) - 1, "not a TLS handshake (first byte 0x47)");
 }
 
 static void test_tls_a_handshake_record_of_garbage_is_refused(void)
@@ -1825,7 +1778,7 @@ static void test_tls_a_handshake_record_of_garbage_is_refused(void)
 	                                     't',  ' ',  'a',  ' ',  'c',  'l', 'i',
 	                                     'e',  'n',  't',  'h',  'e',  'l', 'o'};
 
-	expect_plain_refused_by_tls(junk, sizeof(junk), "TLS handshake failed");
+	expect_rejected(junk, sizeof(junk), "TLS handshake failed");
 }
 
 static void test_tls_a_stalled_handshake_is_closed_after_the_hello_timeout(void)

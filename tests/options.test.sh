@@ -88,15 +88,57 @@ CONF
 	serve_and_stop from-tls-config --config="$CLUSTER_DIR/tls.conf" -f
 ) || exit 1
 grep -q "plaintext hello" "$CLUSTER_DIR/log1" && fail "a TLS client was taken for a plaintext one"
+# start_one ARGS...: the one-node cluster with ARGS, serving (a put went through)
+start_one() {
+	"$RAFTFS" --id=1 --cluster="$CLUSTER_LIST" --data="$CLUSTER_DIR/data1" -f --tick-ms=20 \
+		"$@" >>"$CLUSTER_DIR/log1" 2>&1 &
+	NODE_PID[1]=$!
+	for _ in $(seq 1 50); do
+		ctl --timeout=0.5 put k started >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	fail "a node started with $* does not serve"
+}
 echo "--- --insecure-plaintext is accepted (it is what a node beyond loopback needs to run without TLS)"
-"$RAFTFS" --id=1 --cluster="$CLUSTER_LIST" --data="$CLUSTER_DIR/data1" -f --tick-ms=20 \
-	--insecure-plaintext >>"$CLUSTER_DIR/log1" 2>&1 &
+start_one --insecure-plaintext
+node_stop 1
+
+echo "--- limits: --max-clients refuses the newest; RLIMIT_NOFILE raised; SIGHUP reopens the log file"
+(ulimit -Sn 1024 && exec "$RAFTFS" --id=1 --cluster="$CLUSTER_LIST" --data="$CLUSTER_DIR/data1" \
+	-f --tick-ms=20 --max-clients=2 --log-file="$CLUSTER_DIR/node.log") &
 NODE_PID[1]=$!
 for _ in $(seq 1 50); do
-	ctl --timeout=0.5 put k plain >/dev/null 2>&1 && break
+	ctl --timeout=0.5 put k started >/dev/null 2>&1 && break
 	sleep 0.1
 done
-[ "$(ctl get k)" = plain ] || fail "--insecure-plaintext: the node does not serve"
+soft=$(awk '/^Max open files/ { print $4 }' "/proc/${NODE_PID[1]}/limits")
+hard=$(awk '/^Max open files/ { print $5 }' "/proc/${NODE_PID[1]}/limits")
+[ "$soft" = "$hard" ] || fail "RLIMIT_NOFILE soft $soft, hard $hard: not raised"
+out=$(timeout 30 tests/tools/raftfs_attack --cluster="$CLUSTER_LIST" hold --to=1 --conns=3 \
+	--bytes=100 --hold-ms=300)
+echo "  $out"
+grep -q "1 closed" <<<"$out" || fail "the third of 3 clients was not refused at --max-clients=2"
+grep -q "refusing client .*2 clients are connected (--max-clients)" "$CLUSTER_DIR/node.log" ||
+	fail "no log line for the refused client"
+[ "$(ctl get k)" = started ] || fail "no client served once the others had gone"
+mv "$CLUSTER_DIR/node.log" "$CLUSTER_DIR/node.log.1"
+kill -HUP "${NODE_PID[1]}"
+for _ in $(seq 1 50); do
+	[ -s "$CLUSTER_DIR/node.log" ] && break
+	sleep 0.1
+done
+grep -q "SIGHUP: log file reopened" "$CLUSTER_DIR/node.log" || fail "SIGHUP did not reopen --log-file"
+node_stop 1
+echo "--- a hard RLIMIT_NOFILE below --max-clients lowers it, with a warning"
+(ulimit -n 200 && exec "$RAFTFS" --id=1 --cluster="$CLUSTER_LIST" --data="$CLUSTER_DIR/data1" \
+	-f --tick-ms=20) >>"$CLUSTER_DIR/log1" 2>&1 &
+NODE_PID[1]=$!
+for _ in $(seq 1 50); do
+	ctl --timeout=0.5 put k started >/dev/null 2>&1 && break
+	sleep 0.1
+done
+grep -q -- "--max-clients=1024 lowered to 54: RLIMIT_NOFILE is 200" "$CLUSTER_DIR/log1" ||
+	fail "--max-clients was not lowered to the descriptors there are"
 node_stop 1
 
 echo "--- a bad config line is named with its file and line"

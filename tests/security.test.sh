@@ -156,7 +156,13 @@ grep -q "over --max-total-client-input-bytes" "$CLUSTER_DIR/log$LEADER" ||
 	fail "no log of the total over its budget"
 rss1=$(rss_kb "${NODE_PID[$LEADER]}")
 echo "  leader RSS ${rss0} kB before, ${rss1} kB after"
-[ "$rss1" -lt $((rss0 + 65536)) ] || fail "unfinished requests grew the leader by $((rss1 - rss0)) kB"
+# (a sanitizer build keeps freed memory in quarantine: its RSS says nothing about what is held)
+if nm "$RAFTFS" 2>/dev/null | grep -q __asan_init; then
+	echo "  (AddressSanitizer build: the RSS bound is not checked)"
+else
+	[ "$rss1" -lt $((rss0 + 65536)) ] ||
+		fail "unfinished requests grew the leader by $((rss1 - rss0)) kB"
+fi
 
 step "a stalled handshake, garbage, an idle client"
 att stall --to=1 --hold-ms=8000 | tee "$CLUSTER_DIR/stall" | sed 's/^/  /'

@@ -138,10 +138,12 @@ int kv_clerk_get(struct kv_clerk *c, const char *key, uint32_t timeout_ms, struc
 int kv_clerk_del(struct kv_clerk *c, const char *key, uint32_t timeout_ms, struct kv_result *out);
 
 /*
- * Any other operation (kv/cmd.h). cmd is only read; its key, key2, data, offset, flags, attr,
- * uid, gid and mode are sent as given (keys are checked first), while session, seq and time_ms
- * are the clerk's (whatever cmd holds). OpenSession and CloseSession belong to the clerk, and
- * Settings to the nodes: refused with NOT_APPLIED / KV_EINVAL.
+ * Any other operation (kv/cmd.h). cmd is only read; its key, key2, data, offset, flags, attr
+ * and mode are sent as given (keys are checked first), while session, seq and time_ms are the
+ * clerk's (whatever cmd holds). uid and gid are sent as given too, but the node replaces them
+ * with its connection's identity (raftfs(8), --client-identity), and the leader the time.
+ * OpenSession and CloseSession belong to the clerk, and Settings to the nodes: refused with
+ * NOT_APPLIED / KV_EINVAL.
  */
 int kv_clerk_do(struct kv_clerk *c, const struct kv_cmd *cmd, uint32_t timeout_ms,
                 struct kv_result *out);

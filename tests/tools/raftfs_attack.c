@@ -114,8 +114,9 @@ static int conn_open(const struct opts *o, uint32_t id, struct conn *c)
 	if (c->fd < 0)
 		goto fail_errno;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (o->from && (inet_pton(AF_INET, o->from, &src.sin_addr) != 1 ||
-	                bind(c->fd, (struct sockaddr *)&src, sizeof(src)) != 0))
+	if (o->from &&
+	    (inet_pton(AF_INET, o->from, &src.sin_addr) != 1 ||
+	     bind(c->fd, (struct sockaddr *)&src, sizeof(src)) != 0))
 		goto fail_errno;
 	inet_pton(AF_INET, p->host, &sa.sin_addr);
 	sa.sin_port = htons(p->port);
@@ -267,8 +268,7 @@ static size_t put_raft_frame(unsigned char *out, size_t cap, const struct raft_m
 }
 
 /* Connects to node `to` as peer `as` and sends the hello and msg (NULL: the hello alone). */
-static int peer_send(const struct opts *o, uint32_t to, const struct raft_msg *msg,
-                     struct conn *c)
+static int peer_send(const struct opts *o, uint32_t to, const struct raft_msg *msg, struct conn *c)
 {
 	static unsigned char buf[ATT_FRAME_BYTES];
 	size_t len;
@@ -309,7 +309,8 @@ static int target_log(const struct opts *o, uint64_t *term, uint64_t *last)
 		*term = st.term;
 		*last = st.last_index;
 	} else {
-		fprintf(stderr, "raftfs_attack: status of node %u: %s (give --term and --prev-index)\n",
+		fprintf(stderr,
+		        "raftfs_attack: status of node %u: %s (give --term and --prev-index)\n",
 		        o->to, kv_clerk_errmsg(k));
 	}
 	kv_clerk_close(k);
@@ -358,8 +359,9 @@ static int cmd_append(const struct opts *o)
 		char what[256];
 
 		snprintf(what, sizeof(what),
-		         "append to node %u as peer %u: term %llu, entry %llu puts %s", o->to, o->as,
-		         (unsigned long long)term, (unsigned long long)(last + 1), o->key_name);
+		         "append to node %u as peer %u: term %llu, entry %llu puts %s", o->to,
+		         o->as, (unsigned long long)term, (unsigned long long)(last + 1),
+		         o->key_name);
 		report(what, &c, (int)o->hold_ms);
 		rc = 0;
 	} else {

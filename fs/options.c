@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kv/cmd.h"
+#include "kv/proto.h"
 
 #define CONFIG_LINE_BYTES 4096
 #define CONFIG_MAX_LINES 1000
@@ -53,8 +54,8 @@ void fs_options_usage(const char *prog, FILE *out)
 	        "  --insecure-plaintext   run without TLS on addresses that are not loopback\n"
 	        "Limits:\n"
 	        "  --max-clients=N        client connections at once (1024)\n"
-	        "  --max-client-input-bytes=N  one client's unfinished input (max value + 64K)\n"
-	        "  --max-total-client-input-bytes=N  all clients' together (16 x that, >= 64M)\n"
+	        "  --max-client-input-bytes=N  one client's unfinished input (64M + 4K: any request)\n"
+	        "  --max-total-client-input-bytes=N  all clients' together (twice that)\n"
 	        "  --client-idle-timeout=SECONDS  close a client idle this long (300; 0 never)\n"
 	        "  -o allow_other,default_permissions,auto_unmount  FUSE mount options\n"
 	        "  -f                     stay in the foreground\n"
@@ -273,7 +274,7 @@ static int set_option(struct fs_options *o, const char *name, const char *value,
 		NUMBER(1, FS_MAX_CLIENTS_LIMIT);
 		o->max_clients = (unsigned)v;
 	} else if (strcmp(name, "max-client-input-bytes") == 0) {
-		NUMBER(4096, (uint64_t)KV_VALUE_BYTES_LIMIT + FS_CLIENT_INPUT_SLACK_BYTES);
+		NUMBER(4096, KV_PROTO_MAX_FRAME_BYTES);
 		o->max_client_input_bytes = v;
 	} else if (strcmp(name, "max-total-client-input-bytes") == 0) {
 		NUMBER(4096, UINT64_MAX / 2);
@@ -540,17 +541,14 @@ uint64_t fs_options_client_input_bytes(const struct fs_options *o)
 {
 	if (o->max_client_input_bytes)
 		return o->max_client_input_bytes;
-	return o->max_value_bytes + FS_CLIENT_INPUT_SLACK_BYTES;
+	return KV_PROTO_MAX_FRAME_BYTES;
 }
 
 uint64_t fs_options_total_client_input_bytes(const struct fs_options *o)
 {
-	uint64_t n;
-
 	if (o->max_total_client_input_bytes)
 		return o->max_total_client_input_bytes;
-	n = fs_options_client_input_bytes(o) * FS_TOTAL_CLIENT_INPUT_CONNS;
-	return n < FS_MIN_TOTAL_CLIENT_INPUT_BYTES ? FS_MIN_TOTAL_CLIENT_INPUT_BYTES : n;
+	return fs_options_client_input_bytes(o) * FS_TOTAL_CLIENT_INPUT_CONNS;
 }
 
 static int check_tls(const struct fs_options *o, char *err, size_t err_len)
@@ -596,10 +594,6 @@ int fs_options_check(const struct fs_options *o, char *err, size_t err_len)
 		snprintf(
 		        err, err_len,
 		        "-o allow_other needs -o default_permissions (otherwise nobody checks modes)");
-		return -1;
-	}
-	if (o->max_client_input_bytes && o->max_client_input_bytes < o->max_value_bytes) {
-		snprintf(err, err_len, "--max-client-input-bytes is below --max-value-bytes");
 		return -1;
 	}
 	if (fs_options_total_client_input_bytes(o) < fs_options_client_input_bytes(o)) {

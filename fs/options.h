@@ -18,12 +18,10 @@
 #define FS_DEFAULT_MAX_CLIENTS 1024u
 #define FS_MAX_CLIENTS_LIMIT 1000000u
 #define FS_DEFAULT_CLIENT_IDLE_TIMEOUT_S 300u
-/* A connection's unfinished input may exceed the largest value by this much (key, headers). */
-#define FS_CLIENT_INPUT_SLACK_BYTES (64u << 10)
-/* The default budget of all clients' unfinished input together, at least: 16 connections at
- * their own limit, and never below this. */
-#define FS_MIN_TOTAL_CLIENT_INPUT_BYTES (64u << 20)
-#define FS_TOTAL_CLIENT_INPUT_CONNS 16u
+/* The default budget of all clients' unfinished input together: this many connections at
+ * their own limit (by default the largest frame kv/proto.h allows, so that any request the
+ * protocol allows is read and answered, a value over the cluster's limit with its error). */
+#define FS_TOTAL_CLIENT_INPUT_CONNS 2u
 
 enum fs_log_level { FS_LOG_DEBUG = 0, FS_LOG_INFO, FS_LOG_WARN, FS_LOG_ERROR };
 
@@ -66,8 +64,8 @@ struct fs_options {
 	unsigned n_identities;
 	/* limits at the door */
 	unsigned max_clients;
-	uint64_t max_client_input_bytes; /* one connection's unfinished input; 0: derived */
-	uint64_t max_total_client_input_bytes; /* every client's together; 0: derived */
+	uint64_t max_client_input_bytes; /* one connection's unfinished input; 0: the protocol's */
+	uint64_t max_total_client_input_bytes; /* every client's together; 0: twice the above */
 	unsigned
 	        client_idle_timeout_s; /* a client without a request this long is closed; 0 never */
 };

@@ -21,7 +21,8 @@ CLUSTER_TLS=1
 cluster_init 3
 C=$CLUSTER_DIR/certs
 CLUSTER_NODE_OPTS=(--client-identity=alice:4242:4242 "--client-identity=*:0:0"
-	--max-total-client-input-bytes=16M --client-idle-timeout=3 -o auto_unmount --timeout=10)
+	--max-client-input-bytes=4M --max-total-client-input-bytes=16M --client-idle-timeout=3
+	-o auto_unmount --timeout=10)
 M=()
 mount_node() { # mount_node I: node I with its mount
 	M[$1]=$CLUSTER_DIR/mnt$1

@@ -30,6 +30,9 @@
 #define SIM_SPOIL_CHUNK_PM 30 /* lossy mixes: per mille of snapshot chunks spoiled on their way */
 #define SIM_CUT_TAIL_PM 500 /* crash and churn mixes: per mille of crashes cutting a synced tail */
 #define SIM_SETTLED_CUT_PM 500 /* ... and of runs whose settled cluster then loses a tail */
+#define SIM_POOL_MAX 1024 /* stepped: deliveries waiting; beyond, the oldest is lost */
+#define SIM_HISTORY 64 /* stepped: messages kept for replays */
+#define SIM_TERMS_INDEXED 65536 /* terms below this find their leader in an array */
 
 /* --- deterministic randomness (splitmix64) ------------------------------------------------------ */
 
@@ -175,6 +178,26 @@ struct read_req {
 	bool done;
 };
 
+/* The leader of a term too high to index an array by. */
+struct far_term {
+	uint64_t term;
+	uint32_t leader;
+};
+
+/* Stepped mode: an entry some node persisted or sent, known by its index and term. */
+struct entry_rec {
+	uint64_t index, term;
+	uint8_t type;
+	uint32_t len;
+	void *data; /* raft_buf reference */
+};
+
+/* Stepped mode: the newest term of heartbeats seen on one link, and their highest read_seq. */
+struct hb_rec {
+	uint64_t term;
+	uint64_t read_seq;
+};
+
 struct sim {
 	struct sim_options opt;
 	struct sim_result *res;
@@ -196,14 +219,35 @@ struct sim {
 	/* checks */
 	struct applied_rec *applied; /* by index, first application anywhere */
 	uint64_t applied_cap, applied_max;
-	uint32_t *leader_of_term;
+	uint32_t *leader_of_term; /* by term, below SIM_TERMS_INDEXED */
 	uint64_t leader_of_term_cap;
+	struct far_term *far_terms; /* leaders of terms above (a forged term brings them) */
+	size_t n_far_terms;
 	struct proposal *props;
 	size_t n_props, cap_props;
 	struct read_req *reads;
 	size_t n_reads, cap_reads;
 	uint64_t next_payload;
 	bool failed;
+
+	/* stepped mode (sim_open): no clock, the caller makes every event happen */
+	bool stepped;
+	bool untrusted; /* a message outside Raft's trust model was delivered: see sim_inject */
+	struct event *pool; /* deliveries and persist completions waiting, in the order made */
+	size_t n_pool;
+	struct raft_msg *history[SIM_HISTORY]; /* the last messages sent (copies), for replays */
+	void *history_data[SIM_HISTORY]; /* their snapshot chunks (raft_bufs) */
+	size_t n_history; /* sent so far; history[n % SIM_HISTORY] is the next slot */
+	struct entry_rec *recs; /* every entry persisted or sent */
+	size_t n_recs, cap_recs;
+	uint64_t *forged_ctx; /* read contexts of injected READ_INDEX requests */
+	size_t n_forged_ctx, cap_forged_ctx;
+	struct hb_rec hb_sent[SIM_MAX_NODES]; /* heartbeats node i sent */
+	struct hb_rec hb_seen[SIM_MAX_NODES][SIM_MAX_NODES]; /* [to][from]: heartbeats delivered */
+	/* per node, this incarnation: the terms of the entries it knew committed, by index */
+	uint64_t *committed_term[SIM_MAX_NODES];
+	uint64_t committed_cap[SIM_MAX_NODES];
+	uint64_t committed_seen[SIM_MAX_NODES]; /* highest index recorded */
 };
 
 static void fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -238,6 +282,12 @@ static void trace(struct sim *s, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+static void msg_free(struct raft_msg *m);
+static void stepped_add(struct sim *s, const struct event *e);
+static void stepped_record_entry(struct sim *s, const struct raft_entry *e);
+static void stepped_record_sent(struct sim *s, unsigned src, const struct raft_msg *copy,
+                                void *data);
+
 static void schedule_event(struct sim *s, uint64_t delay, enum ev_kind kind, unsigned node,
                            struct raft_msg *msg, void *snap_data, bool spoiled)
 {
@@ -245,6 +295,10 @@ static void schedule_event(struct sim *s, uint64_t delay, enum ev_kind kind, uns
 
 	if (node < s->n)
 		e.epoch = s->nodes[node].epoch;
+	if (s->stepped) {
+		stepped_add(s, &e); /* the caller picks when it happens */
+		return;
+	}
 	if (heap_push(&s->heap, &e) != 0)
 		fail(s, "out of memory scheduling an event");
 }
@@ -303,6 +357,10 @@ static bool app_restore(struct sim *s, struct node *nd, const unsigned char *b, 
 {
 	uint64_t applied, hash;
 
+	if (len < 16 && s->untrusted) {
+		nd->applied = expect_index;
+		return true;
+	}
 	if (len < 16) {
 		fail(s, "node %u: snapshot of %llu bytes is too short", nd->id,
 		     (unsigned long long)len);
@@ -310,6 +368,12 @@ static bool app_restore(struct sim *s, struct node *nd, const unsigned char *b, 
 	}
 	memcpy(&applied, b, 8);
 	memcpy(&hash, b + 8, 8);
+	if (s->untrusted) {
+		/* an image a forged message sent: the application takes what it says */
+		nd->applied = expect_index;
+		nd->app_hash = hash;
+		return true;
+	}
 	for (uint64_t i = 16; i < len; i++) {
 		if (b[i] != pad_byte(applied, hash, i)) {
 			fail(s, "node %u: snapshot %llu corrupt at byte %llu", nd->id,
@@ -603,9 +667,11 @@ static void persist_complete(struct sim *s, struct node *nd)
 	/* as kv/node.c does: the image is checked, then loaded, and only then does it replace the
 	 * old snapshot and log (the application restores before the core is told) */
 	rv = raft_storage_persist_stage(nd->st, &u);
-	if (rv == RAFT_ECORRUPT && install && spoiled && !raft_storage_stopped(nd->st)) {
-		/* a chunk was spoiled on its way: refused, the old state stays; the node takes it
-		 * up again (kv/node.c node_reload: a restart in place) */
+	if (rv == RAFT_ECORRUPT && install && (spoiled || s->untrusted) &&
+	    !raft_storage_stopped(nd->st)) {
+		/* a chunk was spoiled on its way, or may have been forged (stepped mode: any
+		 * untrusted message): refused, the old state stays; the node takes it up again
+		 * (kv/node.c node_reload: a restart in place) */
 		trace(s, "node %u refused snapshot %llu: %s", nd->id,
 		      (unsigned long long)pp->chunk_meta.index, raft_storage_errmsg(nd->st));
 		s->res->snapshots_refused++;
@@ -694,6 +760,8 @@ static void persist_start(struct sim *s, struct node *nd, const struct raft_upda
 		for (size_t i = 0; i < u->n_entries; i++) {
 			pp->entries[i] = u->entries[i];
 			raft_buf_ref(pp->entries[i].data);
+			if (s->stepped)
+				stepped_record_entry(s, &u->entries[i]);
 		}
 		pp->n_entries = u->n_entries;
 	}
@@ -799,6 +867,8 @@ static void net_send(struct sim *s, struct node *from, const struct raft_msg *m)
 			}
 		}
 		uint64_t delay = s->delay_min_ms + rng_below(&s->rng, s->delay_jitter_ms + 1);
+		if (s->stepped && c == 0)
+			stepped_record_sent(s, src, copy, data);
 		schedule_event(s, delay, EV_DELIVER, dst, copy, data, spoiled);
 	}
 }
@@ -849,7 +919,7 @@ static void check_apply(struct sim *s, struct node *nd, const struct raft_entry 
 		rec->payload = payload;
 		if (e->index > s->applied_max)
 			s->applied_max = e->index;
-	} else if (rec->term != e->term || rec->payload != payload) {
+	} else if ((rec->term != e->term || rec->payload != payload) && !s->untrusted) {
 		fail(s,
 		     "state-machine safety: node %u applied (term %llu, payload %llu) at index "
 		     "%llu where another node applied (term %llu, payload %llu)",
@@ -892,6 +962,11 @@ static void check_read(struct sim *s, struct node *nd, const struct raft_read_st
 {
 	struct read_req *rq = NULL;
 
+	for (size_t i = 0; i < s->n_forged_ctx; i++)
+		if (s->forged_ctx[i] == rs->ctx)
+			return; /* the answer to a request injected in this node's name */
+	if (s->untrusted)
+		return; /* a forged answer may say anything */
 	for (size_t i = 0; i < s->n_reads; i++)
 		if (s->reads[i].ctx == rs->ctx)
 			rq = &s->reads[i];
@@ -918,19 +993,46 @@ static void check_read(struct sim *s, struct node *nd, const struct raft_read_st
 	s->res->reads_ok++;
 }
 
+/* Where the leader of term is recorded (0: none yet); NULL when out of memory. */
+static uint32_t *leader_slot(struct sim *s, uint64_t term)
+{
+	struct far_term *a;
+
+	if (term < SIM_TERMS_INDEXED)
+		return grow((void **)&s->leader_of_term, &s->leader_of_term_cap, term,
+		            sizeof(*s->leader_of_term))
+		        ? &s->leader_of_term[term]
+		        : NULL;
+	for (size_t i = 0; i < s->n_far_terms; i++)
+		if (s->far_terms[i].term == term)
+			return &s->far_terms[i].leader;
+	a = realloc(s->far_terms, (s->n_far_terms + 1) * sizeof(*a));
+	if (!a)
+		return NULL;
+	s->far_terms = a;
+	a[s->n_far_terms] = (struct far_term){term, 0};
+	return &a[s->n_far_terms++].leader;
+}
+
 static void check_leader(struct sim *s, struct node *nd)
 {
 	struct raft_status st;
+	uint32_t *l;
 
 	raft_status(nd->r, &st);
 	if (st.role != RAFT_LEADER)
 		return;
-	if (!grow((void **)&s->leader_of_term, &s->leader_of_term_cap, st.term,
-	          sizeof(*s->leader_of_term))) {
+	l = leader_slot(s, st.term);
+	if (!l) {
 		fail(s, "out of memory");
 		return;
 	}
-	uint32_t *l = &s->leader_of_term[st.term];
+	if (s->untrusted) {
+		/* forged messages may make two leaders of a term: remember the first */
+		if (*l == 0)
+			*l = nd->id;
+		return;
+	}
 	if (*l == 0) {
 		*l = nd->id;
 		s->res->elections++;
@@ -1005,7 +1107,7 @@ static void check_commit_safety(struct sim *s, struct node *committer, uint64_t 
 {
 	uint64_t term = raft_term_at(committer->r, index);
 
-	if (term == 0)
+	if (term == 0 || s->untrusted)
 		return; /* compacted already: it was checked when it was committed */
 	for (unsigned a = 0; a < s->n; a++) {
 		struct node *cand = &s->nodes[a];
@@ -1033,6 +1135,8 @@ static void check_commit_safety(struct sim *s, struct node *committer, uint64_t 
 
 static void check_log_matching(struct sim *s)
 {
+	if (s->untrusted)
+		return;
 	for (unsigned a = 0; a < s->n; a++) {
 		for (unsigned b = a + 1; b < s->n; b++) {
 			struct node *x = &s->nodes[a], *y = &s->nodes[b];
@@ -1200,8 +1304,9 @@ static int node_start(struct sim *s, unsigned i)
 	nd->up = true;
 	nd->commit_checked = nd->snap.index;
 	nd->snap_every = 5 + rng_below(&s->rng, 40);
-	/* ticks start at a random phase */
-	schedule(s, 1 + rng_below(&s->rng, SIM_TICK_MS), EV_TICK, i, NULL, NULL);
+	/* ticks start at a random phase (stepped: the caller ticks) */
+	if (!s->stepped)
+		schedule(s, 1 + rng_below(&s->rng, SIM_TICK_MS), EV_TICK, i, NULL, NULL);
 	return 0;
 }
 
@@ -1584,6 +1689,16 @@ static void dispatch(struct sim *s, struct event *e)
 				      (unsigned long long)e->msg->term);
 			if (e->spoiled)
 				nd->chunk_spoiled = true;
+			if (s->stepped && e->msg->type == RAFT_MSG_HEARTBEAT &&
+			    node_index(s, e->msg->from) < s->n) {
+				struct hb_rec *h =
+				        &s->hb_seen[e->node][node_index(s, e->msg->from)];
+				if (e->msg->term > h->term)
+					*h = (struct hb_rec){e->msg->term, 0};
+				if (e->msg->term == h->term &&
+				    e->msg->u.heartbeat.read_seq > h->read_seq)
+					h->read_seq = e->msg->u.heartbeat.read_seq;
+			}
 			raft_step(nd->r, e->msg);
 			process(s, nd);
 		}
@@ -1772,6 +1887,8 @@ static void final_checks(struct sim *s)
 {
 	uint64_t lowest = UINT64_MAX;
 
+	if (s->untrusted)
+		return;
 	check_log_matching(s);
 	for (unsigned i = 0; i < s->n; i++)
 		if (s->nodes[i].applied < lowest)
@@ -1819,8 +1936,24 @@ static void sim_free(struct sim *s)
 	}
 	free(s->applied);
 	free(s->leader_of_term);
+	free(s->far_terms);
 	free(s->props);
 	free(s->reads);
+	for (size_t i = 0; i < s->n_pool; i++) {
+		msg_free(s->pool[i].msg);
+		raft_buf_unref(s->pool[i].snap_data);
+	}
+	free(s->pool);
+	for (size_t i = 0; i < SIM_HISTORY; i++) {
+		msg_free(s->history[i]);
+		raft_buf_unref(s->history_data[i]);
+	}
+	for (size_t i = 0; i < s->n_recs; i++)
+		raft_buf_unref(s->recs[i].data);
+	free(s->recs);
+	free(s->forged_ctx);
+	for (unsigned i = 0; i < SIM_MAX_NODES; i++)
+		free(s->committed_term[i]);
 }
 
 static void dump_status(struct sim *s)
@@ -1863,15 +1996,9 @@ const char *sim_mix_name(enum sim_mix mix)
 	return (unsigned)mix < SIM_MIX_COUNT && names[mix] ? names[mix] : "unknown";
 }
 
-bool sim_run(const struct sim_options *opt, struct sim_result *res)
+/* The cluster of opt, its nodes started. */
+static void sim_setup(struct sim *s, const struct sim_options *opt, struct sim_result *res)
 {
-	struct sim *s = calloc(1, sizeof(*s));
-
-	memset(res, 0, sizeof(*res));
-	if (!s) {
-		snprintf(res->error, sizeof(res->error), "out of memory");
-		return false;
-	}
 	s->opt = *opt;
 	s->res = res;
 	heap_init(&s->heap, sizeof(struct event), ev_before);
@@ -1917,6 +2044,18 @@ bool sim_run(const struct sim_options *opt, struct sim_result *res)
 	}
 	for (unsigned i = 0; i < s->n && !s->failed; i++)
 		node_start(s, i);
+}
+
+bool sim_run(const struct sim_options *opt, struct sim_result *res)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+
+	memset(res, 0, sizeof(*res));
+	if (!s) {
+		snprintf(res->error, sizeof(res->error), "out of memory");
+		return false;
+	}
+	sim_setup(s, opt, res);
 	schedule(s, 50, EV_CLIENT, s->n, NULL, NULL);
 	if (s->opt.mix != SIM_MIX_CLEAN)
 		schedule(s, 100 + rng_below(&s->rng, 200), EV_NEMESIS, s->n, NULL, NULL);
@@ -1939,4 +2078,428 @@ void sim_plan(enum sim_mix mix, unsigned k, struct sim_options *opt)
 	opt->seed = (uint64_t)(mix + 1) * 1000000 + k;
 	opt->mix = (int)mix;
 	opt->nodes = k % 2 ? 5 : 3;
+}
+
+/* --- stepped mode ------------------------------------------------------------------------------- */
+
+static void pool_remove(struct sim *s, size_t k, bool release)
+{
+	if (release && s->pool[k].kind == EV_DELIVER) {
+		msg_free(s->pool[k].msg);
+		raft_buf_unref(s->pool[k].snap_data);
+	}
+	memmove(&s->pool[k], &s->pool[k + 1], (s->n_pool - k - 1) * sizeof(*s->pool));
+	s->n_pool--;
+}
+
+static void stepped_add(struct sim *s, const struct event *e)
+{
+	if (e->kind != EV_DELIVER && e->kind != EV_PERSIST)
+		return; /* time passes only by the caller's ticks */
+	if (s->n_pool == SIM_POOL_MAX) {
+		/* the network loses the oldest message it holds */
+		size_t k = 0;
+		while (k < s->n_pool && s->pool[k].kind != EV_DELIVER)
+			k++;
+		if (k == s->n_pool) {
+			fail(s, "%d persist completions wait", SIM_POOL_MAX);
+			return;
+		}
+		pool_remove(s, k, true);
+	}
+	s->pool[s->n_pool++] = *e;
+}
+
+static void stepped_record_entry(struct sim *s, const struct raft_entry *e)
+{
+	struct entry_rec *r;
+
+	for (size_t i = 0; i < s->n_recs; i++) {
+		r = &s->recs[i];
+		if (r->index != e->index || r->term != e->term)
+			continue;
+		if (!s->untrusted &&
+		    (r->type != e->type || r->len != e->len ||
+		     (e->len && memcmp(r->data, e->data, e->len) != 0)))
+			fail(s, "log matching: two different entries at index %llu of term %llu",
+			     (unsigned long long)e->index, (unsigned long long)e->term);
+		return;
+	}
+	if (s->n_recs == s->cap_recs) {
+		size_t cap = s->cap_recs ? s->cap_recs * 2 : 64;
+		struct entry_rec *a = realloc(s->recs, cap * sizeof(*a));
+		if (!a) {
+			fail(s, "out of memory");
+			return;
+		}
+		s->recs = a;
+		s->cap_recs = cap;
+	}
+	r = &s->recs[s->n_recs++];
+	r->index = e->index;
+	r->term = e->term;
+	r->type = e->type;
+	r->len = e->len;
+	r->data = e->data;
+	raft_buf_ref(r->data);
+}
+
+static void stepped_record_sent(struct sim *s, unsigned src, const struct raft_msg *copy,
+                                void *data)
+{
+	size_t slot = s->n_history % SIM_HISTORY;
+	struct raft_msg *h = msg_copy(copy);
+
+	if (!h) {
+		fail(s, "out of memory");
+		return;
+	}
+	msg_free(s->history[slot]);
+	raft_buf_unref(s->history_data[slot]);
+	s->history[slot] = h;
+	s->history_data[slot] = data;
+	raft_buf_ref(data);
+	s->n_history++;
+	if (copy->type == RAFT_MSG_APPEND)
+		for (uint32_t i = 0; i < copy->u.append.n_entries; i++)
+			stepped_record_entry(s, &copy->u.append.entries[i]);
+	if (copy->type == RAFT_MSG_HEARTBEAT) {
+		struct hb_rec *hb = &s->hb_sent[src];
+		if (copy->term > hb->term)
+			*hb = (struct hb_rec){copy->term, 0};
+		if (copy->term == hb->term && copy->u.heartbeat.read_seq > hb->read_seq)
+			hb->read_seq = copy->u.heartbeat.read_seq;
+	}
+}
+
+/*
+ * What must hold of every node whatever its peers say (sim.h, stepped mode): its log's terms
+ * rise, from the snapshot's on, and none is above its current term; and what it knew to be
+ * committed stays: its commit index does not go back, and no entry up to it changes its term
+ * or leaves the log other than into a snapshot.
+ */
+static void check_node_log(struct sim *s, unsigned i)
+{
+	struct node *nd = &s->nodes[i];
+	struct raft_status st;
+	uint64_t prev, from, *ct;
+
+	raft_status(nd->r, &st);
+	prev = st.snapshot_term;
+	from = st.first_index > st.snapshot_index + 1 ? st.first_index : st.snapshot_index + 1;
+	for (uint64_t k = from; k <= st.last_index && !s->failed; k++) {
+		uint64_t t = raft_term_at(nd->r, k);
+		if (t == 0 || t < prev || t > st.term)
+			fail(s,
+			     "node %u (term %llu): its log has term %llu at index %llu, after term "
+			     "%llu",
+			     nd->id, (unsigned long long)st.term, (unsigned long long)t,
+			     (unsigned long long)k, (unsigned long long)prev);
+		prev = t;
+	}
+	if (st.commit < s->committed_seen[i]) {
+		fail(s, "node %u: its commit index went back from %llu to %llu", nd->id,
+		     (unsigned long long)s->committed_seen[i], (unsigned long long)st.commit);
+		return;
+	}
+	if (!grow((void **)&s->committed_term[i], &s->committed_cap[i], st.commit,
+	          sizeof(*s->committed_term[i]))) {
+		fail(s, "out of memory");
+		return;
+	}
+	ct = s->committed_term[i];
+	for (uint64_t k = s->committed_seen[i] + 1; k <= st.commit; k++)
+		ct[k] = raft_term_at(nd->r, k); /* 0: compacted, unknown */
+	s->committed_seen[i] = st.commit;
+	for (uint64_t k = 1; k <= st.commit && !s->failed; k++) {
+		uint64_t t;
+		if (ct[k] == 0)
+			continue;
+		if (k == st.snapshot_index)
+			t = st.snapshot_term;
+		else if (k < from)
+			continue; /* in the snapshot */
+		else
+			t = raft_term_at(nd->r, k);
+		if (t != ct[k])
+			fail(s,
+			     "node %u: entry %llu, which it knew to be committed with term %llu, now "
+			     "has term %llu",
+			     nd->id, (unsigned long long)k, (unsigned long long)ct[k],
+			     (unsigned long long)t);
+	}
+}
+
+/* The checks after every step. */
+static void stepped_check(struct sim *s)
+{
+	for (unsigned i = 0; i < s->n && !s->failed; i++)
+		if (s->nodes[i].up)
+			check_node_log(s, i);
+	if (!s->failed)
+		check_log_matching(s);
+	s->res->events++;
+}
+
+struct sim *sim_open(unsigned nodes, uint64_t seed, struct sim_result *res)
+{
+	struct sim_options opt = {.seed = seed, .mix = SIM_MIX_CLEAN, .nodes = nodes};
+	struct sim *s = calloc(1, sizeof(*s));
+
+	memset(res, 0, sizeof(*res));
+	if (!s || !(s->pool = calloc(SIM_POOL_MAX, sizeof(*s->pool)))) {
+		free(s);
+		return NULL;
+	}
+	s->stepped = true;
+	sim_setup(s, &opt, res);
+	if (!s->failed)
+		stepped_check(s);
+	return s;
+}
+
+bool sim_close(struct sim *s)
+{
+	bool ok;
+
+	if (!s->failed)
+		final_checks(s);
+	ok = !s->failed;
+	s->res->ok = ok;
+	if (!ok && getenv("SIM_DUMP"))
+		dump_status(s);
+	sim_free(s);
+	free(s);
+	return ok;
+}
+
+bool sim_failed(const struct sim *s)
+{
+	return s->failed;
+}
+
+bool sim_untrusted(const struct sim *s)
+{
+	return s->untrusted;
+}
+
+unsigned sim_size(const struct sim *s)
+{
+	return s->n;
+}
+
+struct raft *sim_core(struct sim *s, unsigned i)
+{
+	return i < s->n && s->nodes[i].up ? s->nodes[i].r : NULL;
+}
+
+struct raft_storage *sim_storage(struct sim *s, unsigned i)
+{
+	return i < s->n && s->nodes[i].up ? s->nodes[i].st : NULL;
+}
+
+size_t sim_pending(const struct sim *s)
+{
+	return s->n_pool;
+}
+
+const struct raft_msg *sim_pending_msg(const struct sim *s, size_t k)
+{
+	return k < s->n_pool && s->pool[k].kind == EV_DELIVER ? s->pool[k].msg : NULL;
+}
+
+void sim_step_pending(struct sim *s, size_t k)
+{
+	struct event e;
+
+	if (s->failed || k >= s->n_pool)
+		return;
+	e = s->pool[k];
+	pool_remove(s, k, false);
+	dispatch(s, &e); /* frees the message */
+	stepped_check(s);
+}
+
+void sim_drop_pending(struct sim *s, size_t k)
+{
+	if (s->failed || k >= s->n_pool || s->pool[k].kind != EV_DELIVER)
+		return; /* the disk does not forget a persist: only a crash does */
+	pool_remove(s, k, true);
+}
+
+void sim_duplicate_pending(struct sim *s, size_t k)
+{
+	struct event e;
+
+	if (s->failed || k >= s->n_pool || s->pool[k].kind != EV_DELIVER)
+		return;
+	e = s->pool[k];
+	e.seq = s->ev_seq++;
+	e.msg = msg_copy(s->pool[k].msg);
+	if (!e.msg) {
+		fail(s, "out of memory");
+		return;
+	}
+	if (e.msg->type == RAFT_MSG_SNAPSHOT)
+		raft_buf_ref(e.snap_data);
+	else
+		e.snap_data = NULL;
+	stepped_add(s, &e);
+}
+
+void sim_step_replay(struct sim *s, size_t k)
+{
+	size_t n = s->n_history < SIM_HISTORY ? s->n_history : SIM_HISTORY;
+	struct raft_msg *m;
+	unsigned dst;
+
+	if (s->failed || n == 0)
+		return;
+	m = s->history[(s->n_history - 1 - k % n) % SIM_HISTORY];
+	dst = node_index(s, m->to);
+	if (dst < s->n && s->nodes[dst].up) {
+		raft_step(s->nodes[dst].r, m);
+		process(s, &s->nodes[dst]);
+	}
+	stepped_check(s);
+}
+
+void sim_step_tick(struct sim *s, unsigned i)
+{
+	if (s->failed || i >= s->n || !s->nodes[i].up)
+		return;
+	raft_tick(s->nodes[i].r);
+	process(s, &s->nodes[i]);
+	stepped_check(s);
+}
+
+void sim_step_propose(struct sim *s, unsigned i)
+{
+	if (s->failed || i >= s->n)
+		return;
+	client_propose(s, i);
+	if (s->nodes[i].up)
+		process(s, &s->nodes[i]);
+	stepped_check(s);
+}
+
+void sim_step_read(struct sim *s, unsigned i)
+{
+	if (s->failed || i >= s->n)
+		return;
+	client_read(s, i);
+	if (s->nodes[i].up)
+		process(s, &s->nodes[i]);
+	stepped_check(s);
+}
+
+void sim_step_transfer(struct sim *s, unsigned i, uint32_t target)
+{
+	if (s->failed || i >= s->n || !s->nodes[i].up)
+		return;
+	raft_transfer(s->nodes[i].r, target);
+	process(s, &s->nodes[i]);
+	stepped_check(s);
+}
+
+void sim_step_crash(struct sim *s, unsigned i)
+{
+	if (s->failed || i >= s->n || !s->nodes[i].up)
+		return;
+	for (size_t k = s->n_pool; k-- > 0;)
+		if (s->pool[k].kind == EV_PERSIST && s->pool[k].node == i)
+			pool_remove(s, k, true); /* the fsync the power loss cut */
+	node_crash(s, i);
+	s->committed_seen[i] = 0; /* a restarted node knows nothing of its commit index */
+	stepped_check(s);
+}
+
+void sim_step_restart(struct sim *s, unsigned i)
+{
+	if (s->failed || i >= s->n || s->nodes[i].up)
+		return;
+	node_start(s, i);
+	stepped_check(s);
+}
+
+int sim_inject(struct sim *s, unsigned i, const struct raft_msg *m, bool trusted)
+{
+	int rv;
+
+	if (s->failed || i >= s->n || !s->nodes[i].up)
+		return RAFT_ESHUTDOWN;
+	if (!trusted)
+		s->untrusted = true;
+	if (m->type == RAFT_MSG_READ_INDEX) {
+		if (s->n_forged_ctx == s->cap_forged_ctx) {
+			size_t cap = s->cap_forged_ctx ? s->cap_forged_ctx * 2 : 16;
+			uint64_t *a = realloc(s->forged_ctx, cap * sizeof(*a));
+			if (!a) {
+				fail(s, "out of memory");
+				return RAFT_ENOMEM;
+			}
+			s->forged_ctx = a;
+			s->cap_forged_ctx = cap;
+		}
+		s->forged_ctx[s->n_forged_ctx++] = m->u.read_index.ctx;
+	}
+	rv = raft_step(s->nodes[i].r, m);
+	process(s, &s->nodes[i]);
+	stepped_check(s);
+	return rv;
+}
+
+bool sim_durable_has(const struct sim *s, unsigned i, uint64_t index, uint64_t term)
+{
+	const struct node *nd = &s->nodes[i];
+
+	if (index == nd->snap.index)
+		return term == nd->snap.term;
+	if (index < nd->snap.index)
+		return false; /* compacted: its term is not known any more */
+	return shadow_has(nd, index, term);
+}
+
+void sim_durable_last(const struct sim *s, unsigned i, uint64_t *index, uint64_t *term)
+{
+	shadow_last(&s->nodes[i], index, term);
+}
+
+struct raft_hard_state sim_durable_hard_state(const struct sim *s, unsigned i)
+{
+	return s->nodes[i].hs;
+}
+
+bool sim_entry(const struct sim *s, uint64_t index, uint64_t term, struct raft_entry *out)
+{
+	for (size_t i = 0; i < s->n_recs; i++) {
+		const struct entry_rec *r = &s->recs[i];
+		if (r->index == index && r->term == term) {
+			out->index = index;
+			out->term = term;
+			out->type = r->type;
+			out->len = r->len;
+			out->data = r->data;
+			return true;
+		}
+	}
+	return false;
+}
+
+uint64_t sim_heartbeat_sent(const struct sim *s, unsigned i, uint64_t term)
+{
+	return s->hb_sent[i].term == term ? s->hb_sent[i].read_seq : 0;
+}
+
+bool sim_heartbeat_seen(const struct sim *s, unsigned to, unsigned from, uint64_t term,
+                        uint64_t read_seq)
+{
+	const struct hb_rec *h = &s->hb_seen[to][from];
+
+	return h->term == term && h->read_seq >= read_seq;
+}
+
+const char *sim_error(const struct sim *s)
+{
+	return s->res->error;
 }

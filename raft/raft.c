@@ -971,8 +971,6 @@ static void handle_append(struct raft *r, const struct raft_msg *m)
 	}
 	for (uint32_t i = 0; i < a->n_entries; i++) {
 		const struct raft_entry *e = &a->entries[i];
-		if (e->index != a->prev_index + 1 + i)
-			return; /* malformed: dropped */
 		if (e->index <= last_index(r)) {
 			if (core_log_term(&r->log, e->index) == e->term)
 				continue;
@@ -1313,14 +1311,53 @@ static bool step_term(struct raft *r, const struct raft_msg *m)
 	return true;
 }
 
+/* Entries that follow prev_index one by one, with terms from prev_term on that never fall and
+ * never pass the message's term (a leader's log holds no entry of a later term than its own),
+ * and no term 0 (no leader has it). */
+static bool append_valid(const struct raft_msg *m)
+{
+	const struct raft_msg_append *a = &m->u.append;
+	uint64_t prev = a->prev_term;
+
+	if (a->n_entries > 0 && !a->entries)
+		return false;
+	if ((a->prev_index == 0) != (a->prev_term == 0) || a->prev_term > m->term ||
+	    a->n_entries > UINT64_MAX - a->prev_index)
+		return false;
+	for (uint32_t i = 0; i < a->n_entries; i++) {
+		const struct raft_entry *e = &a->entries[i];
+		if (e->index != a->prev_index + 1 + i || e->term == 0 || e->term < prev ||
+		    e->term > m->term || (e->len > 0 && !e->data))
+			return false;
+		prev = e->term;
+	}
+	return true;
+}
+
+/* raft.h: messages with impossible fields are dropped. Beyond the addressing, what only a
+ * broken or forged peer sends: a leader's message of term 0, an append whose entries cannot be
+ * a leader's log, a snapshot of term 0 or of a later term than its sender's, a candidate with
+ * log entries of a later term than its own. */
 static bool msg_valid(const struct raft *r, const struct raft_msg *m)
 {
 	if (m->type <= 0 || m->type >= RAFT_MSG_TYPE_COUNT || m->to != r->id || m->from == r->id ||
 	    m->from == 0)
 		return false;
-	if (m->type == RAFT_MSG_APPEND && m->u.append.n_entries > 0 && !m->u.append.entries)
-		return false;
-	return true;
+	switch (m->type) {
+	case RAFT_MSG_APPEND:
+		return m->term > 0 && append_valid(m);
+	case RAFT_MSG_HEARTBEAT:
+	case RAFT_MSG_TIMEOUT_NOW:
+		return m->term > 0;
+	case RAFT_MSG_SNAPSHOT:
+		return m->term > 0 && m->u.snapshot.meta.index > 0 && m->u.snapshot.meta.term > 0 &&
+		        m->u.snapshot.meta.term <= m->term;
+	case RAFT_MSG_VOTE:
+		return m->term > 0 && m->u.vote.last_log_term <= m->term &&
+		        (m->u.vote.last_log_index == 0) == (m->u.vote.last_log_term == 0);
+	default:
+		return true;
+	}
 }
 
 int raft_step(struct raft *r, const struct raft_msg *m)

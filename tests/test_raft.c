@@ -2050,6 +2050,46 @@ static void test_step_rejects_message_from_unknown_node(void)
 	fx_free();
 }
 
+/* A log a leader cannot have: entries of term 0, above the message's term, or falling. They are
+ * refused whole, and the follower's log, term and commit stay as they were (raft.h). */
+static void test_step_refuses_appends_whose_entries_no_leader_has(void)
+{
+	static const uint64_t bad_terms[][2] = {{0, 0}, {3, 4}, {3, 2}};
+	static const uint64_t msg_terms[] = {0, 3, 3};
+	struct raft_entry e[2];
+
+	fx_init(3);
+	fx_start_all();
+	for (size_t k = 0; k < sizeof(msg_terms) / sizeof(msg_terms[0]); k++) {
+		struct raft_msg a = mk(RAFT_MSG_APPEND, 1, 2, msg_terms[k]);
+		for (unsigned i = 0; i < 2; i++) {
+			e[i] = (struct raft_entry){bad_terms[k][i], i + 1, RAFT_ENTRY_NORMAL,
+			                           FX_ENTRY_BYTES, payload(i + 1, FX_ENTRY_BYTES)};
+		}
+		a.u.append.n_entries = 2;
+		a.u.append.entries = e;
+		a.u.append.commit = 2;
+		CU_ASSERT_EQUAL(fx_step(&a), RAFT_EINVAL);
+		CU_ASSERT_EQUAL(st(2).last_index, 0);
+		CU_ASSERT_EQUAL(st(2).term, 0);
+		CU_ASSERT_EQUAL(st(2).commit, 0);
+		CU_ASSERT_EQUAL(N(2)->n_persists, 0);
+		entry_release(e, 2);
+	}
+	/* entries out of sequence after prev_index */
+	{
+		struct raft_msg a = mk(RAFT_MSG_APPEND, 1, 2, 3);
+		e[0] = (struct raft_entry){3, 2, RAFT_ENTRY_NORMAL, FX_ENTRY_BYTES,
+		                           payload(1, FX_ENTRY_BYTES)};
+		a.u.append.n_entries = 1;
+		a.u.append.entries = e;
+		CU_ASSERT_EQUAL(fx_step(&a), RAFT_EINVAL);
+		CU_ASSERT_EQUAL(st(2).last_index, 0);
+		entry_release(e, 1);
+	}
+	fx_free();
+}
+
 /* Bytes currently allocated from the heap (the sanitizer's allocator when there is one). */
 static size_t heap_bytes(void)
 {
@@ -2173,6 +2213,8 @@ static CU_TestInfo raft_tests[] = {
          test_append_batches_stop_at_the_entry_count_limit},
         {"test_step_rejects_message_from_unknown_node",
          test_step_rejects_message_from_unknown_node},
+        {"test_step_refuses_appends_whose_entries_no_leader_has",
+         test_step_refuses_appends_whose_entries_no_leader_has},
         {"test_buf_refcount_frees_on_last_unref", test_buf_refcount_frees_on_last_unref},
         CU_TEST_INFO_NULL,
 };

@@ -1161,9 +1161,10 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
 	}
 	if (s->len > 0 && !s->data)
 		return;
-	if (s->offset + s->len > s->meta.size || s->meta.conf.n == 0 ||
+	if (s->len > s->meta.size || s->offset > s->meta.size - s->len || s->meta.conf.n == 0 ||
 	    (s->last && s->offset + s->len != s->meta.size)) {
-		/* a last chunk must end the image: storage would refuse it, and stop */
+		/* inside the image (an end past 2^64 must not wrap into it), and a last chunk
+		 * must end it: storage would refuse it, and stop */
 		reply_snapshot(r, m->from, s->meta.index, 0, false, true);
 		return;
 	}

@@ -2090,6 +2090,49 @@ static void test_step_refuses_appends_whose_entries_no_leader_has(void)
 	fx_free();
 }
 
+/* A chunk that does not lie inside its snapshot, or says it is the last of a snapshot it does
+ * not end, could never be installed (storage refuses the image, and that refusal stops the
+ * node): each is rejected and no chunk is handed to persist, including one whose end wraps
+ * past 2^64 into the snapshot. */
+static void test_step_rejects_snapshot_chunks_outside_their_snapshot(void)
+{
+	static const struct {
+		uint64_t offset;
+		bool last;
+	} bad[] = {
+	        {0, true}, /* last, short of the size */
+	        {95, false}, /* past the end */
+	        {UINT64_MAX - 4, false}, /* its end wraps to 5 */
+	        {UINT64_MAX - 9, true}, /* its end wraps to 0 */
+	};
+	static unsigned char chunk[10];
+	struct raft_msg m;
+	int k;
+
+	fx_init(3);
+	fx_start_all();
+	m = mk(RAFT_MSG_SNAPSHOT, 1, 2, 2);
+	m.u.snapshot.meta.index = 5;
+	m.u.snapshot.meta.term = 1;
+	m.u.snapshot.meta.size = 100;
+	m.u.snapshot.meta.conf = F.conf;
+	m.u.snapshot.len = sizeof(chunk);
+	m.u.snapshot.data = chunk;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		m.u.snapshot.offset = bad[i].offset;
+		m.u.snapshot.last = bad[i].last;
+		fx_step(&m);
+		k = fx_find(RAFT_MSG_SNAPSHOT_RESP, 2, 1);
+		CU_ASSERT_FATAL(k >= 0);
+		CU_ASSERT_TRUE(mail_at(k)->u.snapshot_resp.reject);
+		CU_ASSERT_FALSE(mail_at(k)->u.snapshot_resp.done);
+		fx_drop((size_t)k);
+	}
+	CU_ASSERT_EQUAL(N(2)->n_chunks, 0);
+	CU_ASSERT_EQUAL(st(2).snapshot_index, 0);
+	fx_free();
+}
+
 /* Bytes currently allocated from the heap (the sanitizer's allocator when there is one). */
 static size_t heap_bytes(void)
 {
@@ -2215,6 +2258,8 @@ static CU_TestInfo raft_tests[] = {
          test_step_rejects_message_from_unknown_node},
         {"test_step_refuses_appends_whose_entries_no_leader_has",
          test_step_refuses_appends_whose_entries_no_leader_has},
+        {"test_step_rejects_snapshot_chunks_outside_their_snapshot",
+         test_step_rejects_snapshot_chunks_outside_their_snapshot},
         {"test_buf_refcount_frees_on_last_unref", test_buf_refcount_frees_on_last_unref},
         CU_TEST_INFO_NULL,
 };

@@ -591,6 +591,8 @@ static int mem_pwrite(struct raft_vfs *vfs, struct raft_vfs_file *f, const void 
 		len /= 2;
 	if (off > SIZE_MAX - len)
 		return EFBIG;
+	if (len == 0)
+		return fault; /* as pwrite(2): nothing changes (and no pointer into a NULL array) */
 	if (off < ino->synced_data && (err = inode_cow(ino)) != 0)
 		return err;
 	if (off + len > ino->len && (err = inode_resize(ino, (size_t)off + len)) != 0)

@@ -1656,6 +1656,24 @@ static void test_mem_vfs_keeps_only_what_was_synced_across_a_crash(void)
 	raft_vfs_free(vfs);
 }
 
+/* Writing nothing changes nothing, as pwrite(2): an empty file stays empty (and has no data
+ * array its bytes would be copied into). */
+static void test_mem_vfs_write_of_nothing_changes_nothing(void)
+{
+	struct raft_vfs *vfs = raft_vfs_mem_new();
+	struct raft_vfs_file *f;
+	uint64_t size = 1;
+
+	CU_ASSERT_EQUAL_FATAL(vfs->mkdir(vfs, "/d", 0700), 0);
+	CU_ASSERT_EQUAL_FATAL(vfs->open(vfs, "/d/a", RAFT_VFS_WRITE | RAFT_VFS_CREATE, &f), 0);
+	CU_ASSERT_EQUAL(vfs->pwrite(vfs, f, "", 0, 0), 0);
+	CU_ASSERT_EQUAL(vfs->pwrite(vfs, f, "", 0, 100), 0);
+	CU_ASSERT_EQUAL(vfs->size(vfs, f, &size), 0);
+	CU_ASSERT_EQUAL(size, 0);
+	vfs->close(vfs, f);
+	raft_vfs_free(vfs);
+}
+
 static void test_mem_vfs_injects_the_nth_fault_and_short_writes(void)
 {
 	struct raft_vfs *vfs = raft_vfs_mem_new();
@@ -1812,6 +1830,8 @@ static CU_TestInfo vfs_tests[] = {
          test_mem_vfs_keeps_only_what_was_synced_across_a_crash},
         {"test_mem_vfs_injects_the_nth_fault_and_short_writes",
          test_mem_vfs_injects_the_nth_fault_and_short_writes},
+        {"test_mem_vfs_write_of_nothing_changes_nothing",
+         test_mem_vfs_write_of_nothing_changes_nothing},
         CU_TEST_INFO_NULL,
 };
 

@@ -293,7 +293,7 @@ static int hs_decode_body(struct codec_op *op, void *arg)
 	rc = frame_load(tn, a->frame, a->len);
 	if (rc != RAFT_OK)
 		return rc;
-	if (kind != RAFT_CODEC_KIND_HARD_STATE)
+	if (kind != RAFT_CODEC_KIND_HARD_STATE || term > RAFT_MAX_TERM)
 		return RAFT_ECORRUPT;
 	*a->seq = seq;
 	a->hs->term = term;
@@ -374,7 +374,8 @@ static int entry_decode_body(struct codec_op *op, void *arg)
 	rc = frame_load(tn, a->frame, a->len);
 	if (rc != RAFT_OK)
 		return rc;
-	if (kind != RAFT_CODEC_KIND_ENTRY || !entry_type_valid((unsigned char)type) || index == 0)
+	if (kind != RAFT_CODEC_KIND_ENTRY || !entry_type_valid((unsigned char)type) || index == 0 ||
+	    term > RAFT_MAX_TERM)
 		return RAFT_ECORRUPT;
 	a->e->term = term;
 	a->e->index = index;
@@ -455,7 +456,7 @@ static int meta_decode_body(struct codec_op *op, void *arg)
 	rc = frame_load(tn, a->frame, a->len);
 	if (rc != RAFT_OK)
 		return rc;
-	if (kind != RAFT_CODEC_KIND_SNAPSHOT_META || !conf_valid(&conf))
+	if (kind != RAFT_CODEC_KIND_SNAPSHOT_META || !conf_valid(&conf) || term > RAFT_MAX_TERM)
 		return RAFT_ECORRUPT;
 	a->meta->index = index;
 	a->meta->term = term;

@@ -480,7 +480,9 @@ static void become_leader(struct raft *r);
 static void maybe_win_election(struct raft *r)
 {
 	if (quorum(r, pr_granted)) {
-		if (r->role == RAFT_PRE_CANDIDATE) {
+		if (r->role == RAFT_PRE_CANDIDATE && r->term >= RAFT_MAX_TERM) {
+			become_follower(r, r->term, 0); /* no term after this one (campaign) */
+		} else if (r->role == RAFT_PRE_CANDIDATE) {
 			/* pre-vote won: now the real election (thesis 9.6) */
 			r->role = RAFT_CANDIDATE;
 			set_term_vote(r, r->term + 1, r->id);
@@ -508,6 +510,10 @@ static void campaign(struct raft *r, bool transfer)
 
 	if (!raft_conf_contains(&r->conf, r->id))
 		return;
+	if (r->term >= RAFT_MAX_TERM) {
+		logf_(r, 2, "term %llu is the last: no election", (unsigned long long)r->term);
+		return;
+	}
 	r->leader = 0;
 	r->election_elapsed = 0;
 	reset_randomized_timeout(r);
@@ -1336,13 +1342,13 @@ static bool append_valid(const struct raft_msg *m)
 }
 
 /* raft.h: messages with impossible fields are dropped. Beyond the addressing, what only a
- * broken or forged peer sends: a leader's message of term 0, an append whose entries cannot be
+ * broken or forged peer sends: a term above RAFT_MAX_TERM, a leader's message of term 0, an append whose entries cannot be
  * a leader's log, a snapshot of term 0 or of a later term than its sender's, a candidate with
  * log entries of a later term than its own. */
 static bool msg_valid(const struct raft *r, const struct raft_msg *m)
 {
 	if (m->type <= 0 || m->type >= RAFT_MSG_TYPE_COUNT || m->to != r->id || m->from == r->id ||
-	    m->from == 0)
+	    m->from == 0 || m->term > RAFT_MAX_TERM)
 		return false;
 	switch (m->type) {
 	case RAFT_MSG_APPEND:
@@ -1843,7 +1849,7 @@ int raft_new(const struct raft_config *cfg, const struct raft_env *env,
 	const struct raft_conf *conf = &cfg->conf;
 	int rv;
 
-	if (!env || !env->random || !out)
+	if (!env || !env->random || !out || (restore && restore->hs.term > RAFT_MAX_TERM))
 		return RAFT_EINVAL;
 	if (restore && restore->snap.index > 0 && restore->snap.conf.n > 0)
 		conf = &restore->snap.conf;

@@ -48,6 +48,10 @@
 #define RAFT_MAX_ENTRY_BYTES ((16u << 20) + (64u << 10))
 /* Entries in one AppendEntries, at most (the codec refuses more): a leader's batch stops there. */
 #define RAFT_MAX_MSG_ENTRIES 65536u
+/* The highest term: far beyond what elections reach in a cluster's life (one a nanosecond for
+ * 292 years). A message of a higher term can only come from a broken or forged peer and is
+ * refused (raft_step), and a node at this term does not campaign: the next would wrap to 0. */
+#define RAFT_MAX_TERM (UINT64_MAX >> 1)
 
 /* Errors of the raft layer (storage and transport reuse them). 0 is success. */
 enum raft_err {

@@ -118,7 +118,7 @@ static bool msgs_equal(const struct raft_msg *a, const struct raft_msg *b)
 static void test_hard_state_round_trips(void)
 {
 	struct raft_codec_buf out;
-	struct raft_hard_state hs = {.term = 0xfedcba9876543210ull, .vote = 5}, got;
+	struct raft_hard_state hs = {.term = 0x7edcba9876543210ull, .vote = 5}, got;
 	uint64_t seq = 0;
 
 	raft_codec_buf_init(&out);
@@ -128,6 +128,34 @@ static void test_hard_state_round_trips(void)
 	CU_ASSERT_EQUAL(seq, 42);
 	CU_ASSERT_EQUAL(got.term, hs.term);
 	CU_ASSERT_EQUAL(got.vote, 5);
+	raft_codec_buf_free(&out);
+}
+
+/* A term past RAFT_MAX_TERM is no node's: on disk it is damage, as it would wrap to 0 at the
+ * next election. */
+static void test_records_of_a_term_past_the_last_are_corrupt(void)
+{
+	struct raft_hard_state hs = {.term = RAFT_MAX_TERM + 1, .vote = 5}, got;
+	struct raft_entry e = {.term = RAFT_MAX_TERM + 1, .index = 3, .type = RAFT_ENTRY_NOOP}, ge;
+	struct raft_snapshot_meta m = {.index = 9, .term = RAFT_MAX_TERM + 1, .size = 4}, gm;
+	struct raft_codec_buf out;
+	uint64_t seq;
+
+	m.conf.n = 1;
+	m.conf.ids[0] = 1;
+	raft_codec_buf_init(&out);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_hard_state(&out, 1, &hs), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_codec_decode_hard_state(out.data, out.len, &seq, &got), RAFT_ECORRUPT);
+	out.len = 0;
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_entry(&out, &e), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_codec_decode_entry(out.data, out.len, &ge), RAFT_ECORRUPT);
+	out.len = 0;
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_snapshot_meta(&out, &m), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_codec_decode_snapshot_meta(out.data, out.len, &gm), RAFT_ECORRUPT);
+	out.len = 0;
+	hs.term = RAFT_MAX_TERM;
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_hard_state(&out, 1, &hs), RAFT_OK);
+	CU_ASSERT_EQUAL(raft_codec_decode_hard_state(out.data, out.len, &seq, &got), RAFT_OK);
 	raft_codec_buf_free(&out);
 }
 
@@ -458,6 +486,8 @@ static void test_allocation_failures_are_clean_errors_at_every_point(void)
 
 static CU_TestInfo round_trip_tests[] = {
         {"test_hard_state_round_trips", test_hard_state_round_trips},
+        {"test_records_of_a_term_past_the_last_are_corrupt",
+         test_records_of_a_term_past_the_last_are_corrupt},
         {"test_entries_with_and_without_data_round_trip",
          test_entries_with_and_without_data_round_trip},
         {"test_snapshot_meta_round_trips_with_its_configuration",

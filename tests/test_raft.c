@@ -2133,6 +2133,28 @@ static void test_step_rejects_snapshot_chunks_outside_their_snapshot(void)
 	fx_free();
 }
 
+/* A term past RAFT_MAX_TERM is refused; a node that reached the last term stays there rather
+ * than wrapping to term 0 at its next election. */
+static void test_terms_end_at_the_last_one_without_wrapping(void)
+{
+	struct raft_msg m;
+
+	fx_init(3);
+	fx_start_all();
+	m = mk(RAFT_MSG_VOTE_RESP, 2, 1, RAFT_MAX_TERM + 1);
+	CU_ASSERT_EQUAL(fx_step(&m), RAFT_EINVAL);
+	CU_ASSERT_EQUAL(st(1).term, 0);
+	m = mk(RAFT_MSG_VOTE_RESP, 2, 1, RAFT_MAX_TERM);
+	CU_ASSERT_EQUAL(fx_step(&m), RAFT_OK);
+	CU_ASSERT_EQUAL(st(1).term, RAFT_MAX_TERM);
+	fx_drop_matching(0, 0, 0);
+	fx_tick(1, 3 * FX_ELECTION_TICKS);
+	CU_ASSERT_EQUAL(st(1).term, RAFT_MAX_TERM);
+	CU_ASSERT_EQUAL(st(1).role, RAFT_FOLLOWER);
+	CU_ASSERT_EQUAL(fx_find(RAFT_MSG_VOTE, 1, 0), -1);
+	fx_free();
+}
+
 /* Bytes currently allocated from the heap (the sanitizer's allocator when there is one). */
 static size_t heap_bytes(void)
 {
@@ -2260,6 +2282,8 @@ static CU_TestInfo raft_tests[] = {
          test_step_refuses_appends_whose_entries_no_leader_has},
         {"test_step_rejects_snapshot_chunks_outside_their_snapshot",
          test_step_rejects_snapshot_chunks_outside_their_snapshot},
+        {"test_terms_end_at_the_last_one_without_wrapping",
+         test_terms_end_at_the_last_one_without_wrapping},
         {"test_buf_refcount_frees_on_last_unref", test_buf_refcount_frees_on_last_unref},
         CU_TEST_INFO_NULL,
 };

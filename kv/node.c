@@ -865,12 +865,16 @@ static int snap_read(void *ctx, void *buf, size_t len)
  * memory when it installed a second snapshot (mem-restart.sh: 692 MiB for 252 MiB of data, kept
  * after the old state was freed). If the new state cannot be loaded, the old one is still on
  * disk, untouched (node_reload takes it up again), or the node does not start; an empty state
- * takes its place meanwhile, so that n->store is never NULL.
+ * takes its place meanwhile, so that n->store is never NULL. A failure is described in why: the
+ * byte offset of the record that failed and what was wrong with it, and for the current image
+ * its file (DESIGN.md 8; a staged image is removed once refused).
  */
-static int restore_store(struct kv_node *n, uint64_t index, bool staged)
+static int restore_store(struct kv_node *n, uint64_t index, bool staged, char *why, size_t why_len)
 {
 	struct snap_io io = {n, index, 0, staged};
 	struct kv_store *fresh = NULL;
+	struct kv_snapshot_failure f;
+	char file[64] = "snapshot image";
 	int rv;
 
 	if (n->store) {
@@ -878,9 +882,21 @@ static int restore_store(struct kv_node *n, uint64_t index, bool staged)
 		n->store = NULL;
 		release_freed_memory();
 	}
-	rv = kv_snapshot_restore(&n->cfg.store, snap_read, &io, &fresh);
+	rv = kv_snapshot_load(&n->cfg.store, snap_read, &io, &fresh, &f);
 	if (rv != KV_OK) {
-		nlog(n, 3, "restore snapshot %llu: %s", (unsigned long long)index, kv_strerror(rv));
+		int k;
+		if (staged) {
+			k = snprintf(why, why_len, "snapshot %llu from the leader",
+			             (unsigned long long)index);
+		} else {
+			raft_storage_snapshot_file(n->storage, file, sizeof(file));
+			k = snprintf(why, why_len, "%s/%s: snapshot %llu", n->dir, file,
+			             (unsigned long long)index);
+		}
+		if (k >= 0 && (size_t)k < why_len)
+			snprintf(why + k, why_len - (size_t)k,
+			         " cannot be loaded: %s at byte %llu (%s)", kv_strerror(rv),
+			         (unsigned long long)f.offset, f.why);
 		/* out of memory: kv_node_open fails, or the node has stopped */
 		if (kv_store_new(&n->cfg.store, &n->store) != KV_OK)
 			n->store = NULL;
@@ -1120,10 +1136,10 @@ static enum persist_outcome persist(struct kv_node *n, const struct raft_update 
 		return PERSIST_FAILED;
 	}
 	if (install) {
-		rv = restore_store(n, index, true);
+		char why[512];
+		rv = restore_store(n, index, true, why, sizeof(why));
 		if (rv != KV_OK) {
-			nlog(n, 2, "snapshot %llu from the leader cannot be loaded: %s",
-			     (unsigned long long)index, kv_strerror(rv));
+			nlog(n, 2, "%s", why);
 			raft_storage_persist_abandon(n->storage);
 			return PERSIST_REFUSED;
 		}
@@ -1576,12 +1592,9 @@ static int node_load(struct kv_node *n, char *err, size_t err_len)
 		goto err_storage;
 	}
 	if (restore.snap.index > 0) {
-		rv = restore_store(n, restore.snap.index, false);
-		if (rv != KV_OK) {
-			snprintf(err, err_len, "snapshot %llu in %s cannot be loaded: %s",
-			         (unsigned long long)restore.snap.index, n->dir, kv_strerror(rv));
+		rv = restore_store(n, restore.snap.index, false, err, err_len);
+		if (rv != KV_OK)
 			goto err_store; /* the empty state restore_store left */
-		}
 	} else {
 		rv = kv_store_new(&n->cfg.store, &n->store);
 		if (rv != KV_OK) {

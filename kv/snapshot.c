@@ -373,6 +373,9 @@ struct loader {
 	uint64_t end_keys; /* from the end record */
 	uint64_t end_sess;
 	int err; /* a validation error found inside a section */
+	uint64_t pos; /* bytes of the stream read so far */
+	uint64_t rec_pos; /* where the record being loaded starts */
+	const char *why; /* what is wrong with it, when loading failed */
 };
 
 static int load_image(tpl_node *tn, const struct loader *ld)
@@ -645,29 +648,47 @@ static int unpack_end(struct snap_op *op, void *arg)
 	return KV_OK;
 }
 
-/* Reads one frame: its kind and image (ours, malloc; the caller frees). */
-static int read_frame(kv_snapshot_read_fn read, void *ctx, size_t max_len, uint32_t *kind,
-                      unsigned char **img, size_t *len)
+/* Reads one frame: its kind and image (ours, malloc; the caller frees). On failure ld->why
+ * says what was wrong. */
+static int read_frame(struct loader *ld, kv_snapshot_read_fn read, void *ctx, size_t max_len,
+                      uint32_t *kind, unsigned char **img, size_t *len)
 {
 	unsigned char hdr[SNAP_FRAME_BYTES];
 	uint32_t n;
 
 	*img = NULL;
+	ld->why = "cut short";
 	if (read(ctx, hdr, sizeof(hdr)) != 0)
 		return KV_ECORRUPT;
+	ld->pos += sizeof(hdr);
 	*kind = raft_le_get32(hdr + 4);
 	n = raft_le_get32(hdr + 8);
-	if (raft_le_get32(hdr) != SNAP_MAGIC || *kind < SNAP_HEADER || *kind > SNAP_END ||
-	    n < SNAP_MIN_IMAGE_BYTES || n > max_len)
+	if (raft_le_get32(hdr) != SNAP_MAGIC) {
+		ld->why = "bad magic";
 		return KV_ECORRUPT;
+	}
+	if (*kind < SNAP_HEADER || *kind > SNAP_END) {
+		ld->why = "unknown record kind";
+		return KV_ECORRUPT;
+	}
+	if (n < SNAP_MIN_IMAGE_BYTES || n > max_len) {
+		ld->why = "record length out of bounds";
+		return KV_ECORRUPT;
+	}
 	*img = malloc(n);
-	if (!*img)
+	if (!*img) {
+		ld->why = "out of memory";
 		return KV_ENOMEM;
-	if (read(ctx, *img, n) != 0 || frame_crc(hdr, *img, n) != raft_le_get32(hdr + 12)) {
+	}
+	ld->why = read(ctx, *img, n) != 0                            ? "cut short"
+	        : frame_crc(hdr, *img, n) != raft_le_get32(hdr + 12) ? "checksum mismatch"
+	                                                             : NULL;
+	if (ld->why) {
 		free(*img);
 		*img = NULL;
 		return KV_ECORRUPT;
 	}
+	ld->pos += n;
 	*len = n;
 	return KV_OK;
 }
@@ -704,10 +725,12 @@ static int restore_records(struct loader *ld, kv_snapshot_read_fn read, void *ct
 	int rv;
 
 	while (prev != SNAP_END) {
-		rv = read_frame(read, ctx, max_len, &kind, &img, &ld->img_len);
+		ld->rec_pos = ld->pos;
+		rv = read_frame(ld, read, ctx, max_len, &kind, &img, &ld->img_len);
 		if (rv != KV_OK)
 			return rv;
 		if (!kind_allowed(prev, kind)) {
+			ld->why = "record out of order";
 			free(img);
 			return KV_ECORRUPT;
 		}
@@ -715,25 +738,43 @@ static int restore_records(struct loader *ld, kv_snapshot_read_fn read, void *ct
 		rv = snap_run(&op, unpackers[kind], ld);
 		free(img);
 		ld->img = NULL;
-		if (rv != KV_OK)
+		if (rv != KV_OK) {
+			ld->why = rv == KV_EVERSION ? "unknown version"
+			        : rv == KV_EFBIG    ? "over a configured limit"
+			        : rv == KV_ENOMEM   ? "out of memory"
+			                            : "bad record contents";
 			return rv;
+		}
 		prev = kind;
 	}
-	if (ld->end_keys != ld->n_keys || ld->end_sess != ld->n_sess)
+	if (ld->end_keys != ld->n_keys || ld->end_sess != ld->n_sess) {
+		ld->why = "the end record's counts differ from the records'";
 		return KV_ECORRUPT;
+	}
 	return KV_OK;
 }
 
 int kv_snapshot_restore(const struct kv_store_config *cfg, kv_snapshot_read_fn read, void *ctx,
                         struct kv_store **out)
 {
+	return kv_snapshot_load(cfg, read, ctx, out, NULL);
+}
+
+int kv_snapshot_load(const struct kv_store_config *cfg, kv_snapshot_read_fn read, void *ctx,
+                     struct kv_store **out, struct kv_snapshot_failure *failure)
+{
 	struct loader ld;
 	int rv;
 
 	memset(&ld, 0, sizeof(ld));
+	ld.why = "out of memory";
 	rv = kv_store_alloc(cfg, false, &ld.s);
-	if (rv != KV_OK)
+	if (rv != KV_OK) {
+		if (failure)
+			*failure = (struct kv_snapshot_failure){
+			        0, rv == KV_EINVAL ? "bad configuration" : ld.why};
 		return rv;
+	}
 	ld.stack = calloc(SNAP_MAX_DEPTH + 1, sizeof(*ld.stack));
 	ld.path_len = calloc(SNAP_MAX_DEPTH + 1, sizeof(*ld.path_len));
 	ld.last = calloc(SNAP_MAX_DEPTH + 2, sizeof(*ld.last));
@@ -747,6 +788,8 @@ out:
 	free(ld.path_len);
 	free(ld.last);
 	if (rv != KV_OK) {
+		if (failure)
+			*failure = (struct kv_snapshot_failure){ld.rec_pos, ld.why};
 		kv_store_free(ld.s);
 		return rv;
 	}

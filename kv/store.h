@@ -217,4 +217,16 @@ int kv_snapshot_save(const struct kv_store *s, kv_snapshot_write_fn write, void 
 int kv_snapshot_restore(const struct kv_store_config *cfg, kv_snapshot_read_fn read, void *ctx,
                         struct kv_store **out);
 
+/* Where and why a restore failed: the offset in the stream of the record it could not use (its
+ * first byte) and a static reason ("checksum mismatch", "cut short", ...). */
+struct kv_snapshot_failure {
+	uint64_t offset;
+	const char *why;
+};
+
+/* kv_snapshot_restore, which on failure also fills *failure (when not NULL): what an operator
+ * needs to find the bad bytes (DESIGN.md 8: refused with the file and offset named). */
+int kv_snapshot_load(const struct kv_store_config *cfg, kv_snapshot_read_fn read, void *ctx,
+                     struct kv_store **out, struct kv_snapshot_failure *failure);
+
 #endif /* KV_STORE_H */

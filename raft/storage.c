@@ -1248,6 +1248,17 @@ int raft_storage_snapshot_meta(const struct raft_storage *st, struct raft_snapsh
 	return RAFT_OK;
 }
 
+int raft_storage_snapshot_file(const struct raft_storage *st, char *buf, size_t len)
+{
+	char name[NAME_BYTES];
+
+	if (!st->has_snap)
+		return RAFT_ENOENT;
+	snap_name(name, SNAP_PREFIX, st->snap.index, st->snap.term, ".data");
+	snprintf(buf, len, "%s", name);
+	return RAFT_OK;
+}
+
 int raft_storage_snapshot_read(struct raft_storage *st, uint64_t index, uint64_t offset, void *buf,
                                size_t len, size_t *got)
 {

@@ -191,6 +191,9 @@ int raft_storage_snapshot_install(struct raft_storage *st, uint64_t size, uint32
 
 /* The current snapshot's metadata: RAFT_OK, or RAFT_ENOENT when there is none. */
 int raft_storage_snapshot_meta(const struct raft_storage *st, struct raft_snapshot_meta *meta);
+/* The name of the current snapshot's image file in the data directory (snapshot-INDEX-TERM.data,
+ * raftfs(5)) into buf of len bytes, for messages: RAFT_OK, or RAFT_ENOENT when there is none. */
+int raft_storage_snapshot_file(const struct raft_storage *st, char *buf, size_t len);
 /*
  * Reads up to len bytes at offset of the image of the current snapshot, which must be the one
  * with this index (else RAFT_ENOENT: it was replaced). *got < len only at the end of the image.

@@ -349,6 +349,46 @@ static void test_checksummed_garbage_in_images_is_refused_or_sound(void)
 	kv_store_free(s);
 }
 
+/* Loads len bytes of buf and returns the failure kv_snapshot_load reports (offset, why). */
+static struct kv_snapshot_failure load_failure(const unsigned char *buf, size_t len)
+{
+	struct samples_stream m = {.buf = (unsigned char *)buf, .len = len};
+	struct kv_snapshot_failure f = {UINT64_MAX, NULL};
+	struct kv_store *r = NULL;
+
+	CU_ASSERT_NOT_EQUAL(kv_snapshot_load(NULL, samples_stream_read, &m, &r, &f), KV_OK);
+	CU_ASSERT_PTR_NULL(r);
+	CU_ASSERT_PTR_NOT_NULL(f.why);
+	return f;
+}
+
+/* A refused stream names the record it could not use by the offset of its first byte, and why
+ * (so that a node that cannot start names the file and the offset, DESIGN.md 8). */
+static void test_a_refused_stream_names_the_bad_record_and_why(void)
+{
+	struct kv_store *s = small_store();
+	struct samples_stream m = save(s);
+	size_t second = FRAME_BYTES + raft_le_get32(m.buf + 8), third;
+	struct kv_snapshot_failure f;
+
+	third = second + FRAME_BYTES + raft_le_get32(m.buf + second + 8);
+	CU_ASSERT_FATAL(third < m.len);
+	m.buf[second + FRAME_BYTES] ^= 1; /* the second record's image */
+	f = load_failure(m.buf, m.len);
+	CU_ASSERT_EQUAL(f.offset, second);
+	CU_ASSERT_STRING_EQUAL(f.why, "checksum mismatch");
+	m.buf[second + FRAME_BYTES] ^= 1;
+	f = load_failure(m.buf, third + 3); /* cut in the third record's header */
+	CU_ASSERT_EQUAL(f.offset, third);
+	CU_ASSERT_STRING_EQUAL(f.why, "cut short");
+	m.buf[0] ^= 0x20;
+	f = load_failure(m.buf, m.len);
+	CU_ASSERT_EQUAL(f.offset, 0);
+	CU_ASSERT_STRING_EQUAL(f.why, "bad magic");
+	free(m.buf);
+	kv_store_free(s);
+}
+
 static void test_a_failing_writer_aborts_the_save(void)
 {
 	struct kv_store *s = small_store();
@@ -611,6 +651,8 @@ static CU_TestInfo tests[] = {
         {"every_byte_flip_is_refused", test_every_byte_flip_is_refused},
         {"checksummed_garbage_in_images_is_refused_or_sound",
          test_checksummed_garbage_in_images_is_refused_or_sound},
+        {"a_refused_stream_names_the_bad_record_and_why",
+         test_a_refused_stream_names_the_bad_record_and_why},
         {"a_failing_writer_aborts_the_save", test_a_failing_writer_aborts_the_save},
         {"restore_reads_exactly_the_snapshot", test_restore_reads_exactly_the_snapshot},
         {"a_store_with_the_clusters_settings_survives_a_round_trip",

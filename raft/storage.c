@@ -1834,6 +1834,7 @@ static int seg_load(struct raft_storage *st, uint64_t first, bool is_last, struc
 	unsigned char *buf;
 	size_t size, off = 0, need;
 	struct segment *s;
+	uint64_t prev_term;
 	int rc;
 
 	seg_name(name, first);
@@ -1880,6 +1881,18 @@ static int seg_load(struct raft_storage *st, uint64_t first, bool is_last, struc
 			               "segment %s: entry %" PRIu64
 			               " at byte %zu, expected %" PRIu64,
 			               name, e.index, off, want);
+			goto free_buf;
+		}
+		/* A log's terms never fall, and none passes the node's term (durable before any
+		 * entry of that term is): otherwise the node would vote and lead on a log Raft
+		 * cannot have. */
+		prev_term = ev->n ? ev->v[ev->n - 1].term : 0;
+		if (e.term == 0 || e.term < prev_term || (st->meta_seq && e.term > st->hs.term)) {
+			raft_buf_unref(e.data);
+			rc = fail_raft(st, RAFT_ECORRUPT,
+			               "segment %s: entry %" PRIu64 " at byte %zu has term %" PRIu64
+			               ", after term %" PRIu64 ", in term %" PRIu64,
+			               name, e.index, off, e.term, prev_term, st->hs.term);
 			goto free_buf;
 		}
 		if (ev->n == ev->cap) {
@@ -1942,6 +1955,21 @@ static int log_load(struct raft_storage *st, const struct scan *sc, struct entry
 	return RAFT_OK;
 }
 
+/* The segment holding entry index and where its record starts, for messages. */
+static void entry_place(const struct raft_storage *st, uint64_t index, char *name, size_t *off)
+{
+	for (size_t i = 0; i < st->n_segs; i++) {
+		const struct segment *g = &st->segs[i];
+		if (index >= g->first_index && index - g->first_index < g->n_entries) {
+			seg_name(name, g->first_index);
+			*off = g->offsets[index - g->first_index];
+			return;
+		}
+	}
+	snprintf(name, NAME_BYTES, "?");
+	*off = 0;
+}
+
 /*
  * A damaged snapshot (index d, term t) was found, newer than the one used (index s): the node may
  * start from the older snapshot and the log only if the log holds entry d of term t (then,
@@ -1988,6 +2016,13 @@ static int log_fit_snapshot(struct raft_storage *st, struct entry_vec *ev, const
 	int rc;
 
 	st->last_index = s;
+	if (st->meta_seq && t > st->hs.term) {
+		snap_name(name, SNAP_PREFIX, s, t, ".meta");
+		return fail_raft(st, RAFT_ECORRUPT,
+		                 "%s: corrupt record at byte 0 (a snapshot of term %" PRIu64
+		                 ", above the node's term %" PRIu64 ")",
+		                 name, t, st->hs.term);
+	}
 	first = ev->n ? ev->v[0].index : s + 1;
 	last = first + ev->n - 1;
 	drop_all = ev->n > 0 && (last <= s || (s >= first && ev->v[s - first].term != t));
@@ -2018,6 +2053,15 @@ static int log_fit_snapshot(struct raft_storage *st, struct entry_vec *ev, const
 			raft_buf_unref(ev->v[i].data);
 		memmove(ev->v, ev->v + skip, (ev->n - skip) * sizeof(*ev->v));
 		ev->n -= skip;
+	}
+	if (ev->n > 0 && ev->v[0].term < t) {
+		char seg[NAME_BYTES];
+		size_t off = 0;
+		entry_place(st, ev->v[0].index, seg, &off);
+		return fail_raft(st, RAFT_ECORRUPT,
+		                 "segment %s: entry %" PRIu64 " at byte %zu has term %" PRIu64
+		                 ", below the term %" PRIu64 " of the snapshot before it",
+		                 seg, ev->v[0].index, off, ev->v[0].term, t);
 	}
 	st->last_index = ev->n ? ev->v[ev->n - 1].index : s;
 	return RAFT_OK;

@@ -2132,6 +2132,13 @@ int raft_storage_open(struct raft_storage *st, const char *dir, struct raft_rest
 		rc = log_load(st, &sc, &ev);
 	if (rc == RAFT_OK)
 		rc = log_fit_snapshot(st, &ev, &sc);
+	if (rc == RAFT_OK && st->meta_seq == 0 && (ev.n > 0 || st->has_snap) &&
+	    (sc.meta_present[0] || sc.meta_present[1]))
+		/* the first hard state is written before any entry: an empty metadata file beside
+		 * a log is one that lost its contents, not one whose creation a crash cut short */
+		rc = fail_raft(st, RAFT_ECORRUPT,
+		               "%s: corrupt record at byte 0 (empty, and the log holds entries)",
+		               sc.meta_present[0] ? META_FILE_1 : META_FILE_2);
 	if (rc == RAFT_OK)
 		rc = tail_open(st);
 	scan_free(&sc);

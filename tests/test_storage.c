@@ -408,6 +408,25 @@ static void test_an_entry_past_the_hard_state_term_refuses_open(void)
 	fx_fini(&fx);
 }
 
+static void test_an_empty_metadata_file_beside_a_log_refuses_open(void)
+{
+	struct fixture fx;
+	struct raft_vfs_file *f;
+
+	fx_init(&fx, 0);
+	CU_ASSERT_EQUAL(persist_hs(fx.st, 2, 1), RAFT_OK);
+	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 1, 3, 2), RAFT_OK);
+	fx_close(&fx);
+	CU_ASSERT_EQUAL_FATAL(fx.vfs->open(fx.vfs, DIR "/metadata1", RAFT_VFS_WRITE, &f), 0);
+	CU_ASSERT_EQUAL(fx.vfs->truncate(fx.vfs, f, 0), 0);
+	CU_ASSERT_EQUAL(fx.vfs->fsync(fx.vfs, f), 0);
+	fx.vfs->close(fx.vfs, f);
+	CU_ASSERT_EQUAL(fx_try_open(&fx), RAFT_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(
+	        strstr(raft_storage_errmsg(fx.st), "metadata1: corrupt record at byte 0"));
+	fx_fini(&fx);
+}
+
 /* --- segments --------------------------------------------------------------------------------- */
 
 static void test_segments_rotate_at_the_size_bound(void)
@@ -1780,6 +1799,8 @@ static CU_TestInfo recovery_tests[] = {
          test_a_log_whose_terms_fall_refuses_open_naming_the_segment_and_byte},
         {"test_an_entry_past_the_hard_state_term_refuses_open",
          test_an_entry_past_the_hard_state_term_refuses_open},
+        {"test_an_empty_metadata_file_beside_a_log_refuses_open",
+         test_an_empty_metadata_file_beside_a_log_refuses_open},
         {"test_posix_storage_creates_its_directory_0700_and_recovers",
          test_posix_storage_creates_its_directory_0700_and_recovers},
         CU_TEST_INFO_NULL,

@@ -6,14 +6,14 @@
 
 #include "raft/codec.h"
 #include "raft/crc32c.h"
+#include "tests/fuzz/fuzzlib.h"
 
 /*
  * Each input is tried twice: as it is (so the length and CRC checks are fuzzed), and wrapped in
  * a frame with a correct length and CRC (so the bytes reach tpl_load and our field checks).
- * A message that decodes must encode again and decode to the same message.
+ * A message that decodes must encode again and decode to the same message. Mutations keep the
+ * frames' CRCs right most of the time (fuzz_mutate_fixing), so that they reach tpl_load.
  */
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check(int cond, const char *what)
 {
@@ -108,4 +108,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	decode_all(framed, size + RAFT_CODEC_HEADER_BYTES);
 	free(framed);
 	return 0;
+}
+
+static void fix(uint8_t *data, size_t size)
+{
+	fuzz_fix_codec_frames(data, size);
+}
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
+{
+	return fuzz_mutate_fixing(data, size, max_size, seed, fix);
 }

@@ -21,6 +21,7 @@
 #include "raft/le.h"
 #include "raft/transport.h"
 #include "tests/fuzz/fuzzlib.h"
+#include "tests/fuzz/raftops.h"
 #include "tests/lib/samples.h"
 
 /*
@@ -612,20 +613,116 @@ static void make_options(void)
 	free(b.p);
 }
 
+/* --- raft: programs of steps -------------------------------------------------------------------- */
+
+static void op(struct bytes *b, enum fuzz_raft_op o, unsigned n, ...)
+{
+	va_list ap;
+
+	put_u8(b, (uint8_t)o);
+	va_start(ap, n);
+	for (unsigned i = 0; i < n; i++)
+		put_u8(b, (uint8_t)va_arg(ap, int));
+	va_end(ap);
+}
+
+/* Ticks until an election is due, then lets every message and persist through. */
+static void elect(struct bytes *b)
+{
+	op(b, FUZZ_OP_TICK_ALL, 1, 15);
+	for (int i = 0; i < 4; i++)
+		op(b, FUZZ_OP_RUN_MANY, 1, 63);
+	op(b, FUZZ_OP_TICK_ALL, 1, 2);
+	op(b, FUZZ_OP_RUN_MANY, 1, 63);
+}
+
+static void settle(struct bytes *b)
+{
+	op(b, FUZZ_OP_TICK_ALL, 1, 1);
+	for (int i = 0; i < 3; i++)
+		op(b, FUZZ_OP_RUN_MANY, 1, 63);
+}
+
+static void make_raft(void)
+{
+	struct bytes b = {0};
+
+	start_dir("raft");
+	put_u8(&b, 1);
+	elect(&b);
+	seed("raft", "elect", b.p, b.len);
+	for (int k = 0; k < 6; k++) {
+		op(&b, FUZZ_OP_PROPOSE, 1, k % 3);
+		settle(&b);
+	}
+	op(&b, FUZZ_OP_READ, 1, 1);
+	settle(&b);
+	seed("raft", "replicate", b.p, b.len);
+
+	/* a follower down while the others snapshot, back to an InstallSnapshot */
+	b.len = 0;
+	put_u8(&b, 2);
+	elect(&b);
+	op(&b, FUZZ_OP_CRASH, 1, 2);
+	for (int k = 0; k < 60; k++) {
+		op(&b, FUZZ_OP_PROPOSE, 1, k % 2);
+		op(&b, FUZZ_OP_RUN_MANY, 1, 63);
+	}
+	op(&b, FUZZ_OP_RESTART, 1, 2);
+	for (int k = 0; k < 12; k++)
+		settle(&b);
+	seed("raft", "snapshot", b.p, b.len);
+
+	/* reordering, duplicates, losses and replays while proposals go on */
+	b.len = 0;
+	put_u8(&b, 3);
+	elect(&b);
+	for (int k = 0; k < 20; k++) {
+		op(&b, FUZZ_OP_PROPOSE, 1, k % 3);
+		op(&b, FUZZ_OP_RUN, 1, 3 * k + 1);
+		op(&b, FUZZ_OP_DUPLICATE, 1, k);
+		op(&b, FUZZ_OP_RUN, 1, 5 * k + 2);
+		op(&b, FUZZ_OP_DROP, 1, k + 3);
+		op(&b, FUZZ_OP_REPLAY, 1, k);
+		op(&b, FUZZ_OP_TICK, 1, k % 3);
+	}
+	settle(&b);
+	op(&b, FUZZ_OP_TRANSFER, 2, 0, 0);
+	op(&b, FUZZ_OP_TRANSFER, 2, 1, 0);
+	settle(&b);
+	seed("raft", "reorder", b.p, b.len);
+
+	/* messages made up from the bytes, true and false, of every kind */
+	b.len = 0;
+	put_u8(&b, 4);
+	elect(&b);
+	op(&b, FUZZ_OP_PROPOSE, 1, 0);
+	settle(&b);
+	for (int type = 1; type < RAFT_MSG_TYPE_COUNT; type++)
+		for (int node = 0; node < 3; node++)
+			op(&b, FUZZ_OP_FORGE, 12, node, type - 1, (node + 1) % 3, 0, 0x20, 0, 0, 0,
+			   2, 1, 1, 0);
+	op(&b, FUZZ_OP_LEADER_APPEND, 5, 0, 0, 1, 0, 2);
+	op(&b, FUZZ_OP_LEADER_HEARTBEAT, 4, 0, 1, 0, 1);
+	settle(&b);
+	seed("raft", "forged", b.p, b.len);
+	free(b.p);
+}
+
 static const struct {
 	const char *name;
 	void (*make)(void);
 } makers[] = {
         {"codec", make_codec},     {"storage", make_storage}, {"snapshot", make_snapshot},
         {"cmd", make_cmd},         {"proto", make_proto},     {"transport", make_transport},
-        {"options", make_options},
+        {"options", make_options}, {"raft", make_raft},
 };
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fprintf(stderr,
-		        "usage: %s DIR [codec|storage|snapshot|cmd|proto|transport|options...]\n",
+		        "usage: %s DIR [codec|storage|snapshot|cmd|proto|transport|options|raft...]\n",
 		        argv[0]);
 		return 2;
 	}

@@ -88,7 +88,8 @@ static void check_cmd_round_trip(const uint8_t *buf, size_t len, const struct kv
 	raft_buf_unref(again);
 }
 
-/* What a node's local read answers for c (kv/node.c serve_read), before c is applied. */
+/* What a node's local read answers for c (kv/node.c serve_read), before c is applied: Get,
+ * GetAttr and ReadDir (the reads a node serves itself). */
 static void local_read(const struct kv_store *s, const struct kv_cmd *c, struct kv_result *out)
 {
 	int rv;
@@ -139,7 +140,8 @@ static void apply_one(struct kv_store *s, struct kv_store *twin, uint64_t index,
 	struct kv_cmd c;
 	uint64_t hash = kv_store_hash(s), now = kv_store_now_ms(s);
 	int drv = kv_cmd_decode(buf, len, &c);
-	bool read = drv == KV_OK && kv_op_is_read(c.op) && c.session == 0;
+	bool read = drv == KV_OK && c.session == 0 &&
+	        (c.op == KV_OP_GET || c.op == KV_OP_GETATTR || c.op == KV_OP_READDIR);
 
 	if (drv == KV_OK)
 		check_cmd_round_trip(buf, len, &c);

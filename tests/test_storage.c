@@ -378,34 +378,36 @@ static void test_hard_state_alternates_files_and_a_torn_newest_falls_back(void)
 }
 
 /* Records that each decode, yet make a log Raft cannot have: recovery refuses the start and
- * names the file and the byte (DESIGN.md 8) rather than hand the core such a log. */
-static void test_a_log_whose_terms_fall_refuses_open_naming_the_segment_and_byte(void)
+ * names the file and the byte (DESIGN.md 8) rather than hand the core such a log. Writes a hard
+ * state of hs_term, entries 1-3 of term 2 and entry 4 of term term4, then checks that opening
+ * again is refused with a message holding each of the needles. */
+static void check_refused_log(uint64_t hs_term, uint64_t term4, const char *const needles[2])
 {
 	struct fixture fx;
 
 	fx_init(&fx, 0);
-	CU_ASSERT_EQUAL(persist_hs(fx.st, 5, 1), RAFT_OK);
-	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 1, 3, 3), RAFT_OK);
-	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 4, 2, 2), RAFT_OK);
+	CU_ASSERT_EQUAL(persist_hs(fx.st, hs_term, 1), RAFT_OK);
+	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 1, 3, 2), RAFT_OK);
+	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 4, 1, term4), RAFT_OK);
 	fx_close(&fx);
 	CU_ASSERT_EQUAL(fx_try_open(&fx), RAFT_ECORRUPT);
-	CU_ASSERT_PTR_NOT_NULL(strstr(raft_storage_errmsg(fx.st), "wal-0000000000000001"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(raft_storage_errmsg(fx.st), "entry 4 at byte "));
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_PTR_NOT_NULL(strstr(raft_storage_errmsg(fx.st), needles[i]));
 	fx_fini(&fx);
+}
+
+static void test_a_log_whose_terms_fall_refuses_open_naming_the_segment_and_byte(void)
+{
+	static const char *const needles[2] = {"wal-0000000000000001", "entry 4 at byte "};
+
+	check_refused_log(5, 1, needles);
 }
 
 static void test_an_entry_past_the_hard_state_term_refuses_open(void)
 {
-	struct fixture fx;
+	static const char *const needles[2] = {"wal-0000000000000001", "has term 3"};
 
-	fx_init(&fx, 0);
-	CU_ASSERT_EQUAL(persist_hs(fx.st, 2, 1), RAFT_OK);
-	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 1, 3, 2), RAFT_OK);
-	CU_ASSERT_EQUAL(persist_entries(fx.st, 0, 4, 1, 3), RAFT_OK);
-	fx_close(&fx);
-	CU_ASSERT_EQUAL(fx_try_open(&fx), RAFT_ECORRUPT);
-	CU_ASSERT_PTR_NOT_NULL(strstr(raft_storage_errmsg(fx.st), "entry 4 at byte "));
-	fx_fini(&fx);
+	check_refused_log(2, 3, needles);
 }
 
 static void test_an_empty_metadata_file_beside_a_log_refuses_open(void)

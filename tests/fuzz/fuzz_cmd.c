@@ -6,6 +6,7 @@
 #include "kv/store.h"
 #include "raft/le.h"
 #include "tests/fuzz/fuzzlib.h"
+#include "tests/lib/samples.h"
 
 /*
  * Input: a sequence of log entries, each a u16 length (little endian) and that many bytes of an
@@ -26,39 +27,6 @@
 static const struct kv_store_config config = {
         .settings = {.max_value_bytes = 512, .session_timeout_ms = 60000, .max_sessions = 4},
 };
-
-struct stream {
-	unsigned char *buf;
-	size_t len, cap, pos;
-};
-
-static int stream_write(void *ctx, const void *p, size_t n)
-{
-	struct stream *m = ctx;
-
-	if (m->len + n > m->cap) {
-		size_t cap = (m->len + n) * 2;
-		unsigned char *nb = realloc(m->buf, cap);
-		if (!nb)
-			return -1;
-		m->buf = nb;
-		m->cap = cap;
-	}
-	memcpy(m->buf + m->len, p, n);
-	m->len += n;
-	return 0;
-}
-
-static int stream_read(void *ctx, void *p, size_t n)
-{
-	struct stream *m = ctx;
-
-	if (n > m->len - m->pos)
-		return -1;
-	memcpy(p, m->buf + m->pos, n);
-	m->pos += n;
-	return 0;
-}
 
 static void check_result_round_trip(const struct kv_result *r)
 {
@@ -179,7 +147,7 @@ static void apply_one(struct kv_store *s, struct kv_store *twin, uint64_t index,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kv_store *s, *twin, *restored;
-	struct stream a = {0}, b = {0};
+	struct samples_stream a = {0}, b = {0};
 	uint64_t index = 0;
 	size_t off = 0;
 
@@ -193,13 +161,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += 2 + len;
 	}
 	FUZZ_CHECK(kv_store_hash(s) == kv_store_hash(twin), "two stores given the same log differ");
-	FUZZ_CHECK(kv_snapshot_save(s, stream_write, &a) == KV_OK, "snapshot save");
-	FUZZ_CHECK(kv_snapshot_restore(&config, stream_read, &a, &restored) == KV_OK,
+	FUZZ_CHECK(kv_snapshot_save(s, samples_stream_write, &a) == KV_OK, "snapshot save");
+	FUZZ_CHECK(kv_snapshot_restore(&config, samples_stream_read, &a, &restored) == KV_OK,
 	           "a store's own snapshot does not restore");
 	FUZZ_CHECK(a.pos == a.len, "the restore read %zu of %zu bytes", a.pos, a.len);
 	fuzz_check_store(restored);
 	FUZZ_CHECK(kv_store_hash(restored) == kv_store_hash(s), "a restored snapshot differs");
-	FUZZ_CHECK(kv_snapshot_save(restored, stream_write, &b) == KV_OK, "snapshot save");
+	FUZZ_CHECK(kv_snapshot_save(restored, samples_stream_write, &b) == KV_OK, "snapshot save");
 	FUZZ_CHECK(a.len == b.len && memcmp(a.buf, b.buf, a.len) == 0,
 	           "a restored store's snapshot is not the same bytes");
 	free(a.buf);

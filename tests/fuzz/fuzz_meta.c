@@ -38,13 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-static void fix(uint8_t *data, size_t size)
-{
-	if (size > 1)
-		fuzz_fix_codec_frames(data + 1, size - 1);
-}
-
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed)
 {
-	return fuzz_mutate_fixing(data, size, max_size, seed, fix);
+	return fuzz_mutate_fixing(data, size, max_size, seed, fuzz_fix_codec_frames_after_layout);
 }

@@ -43,6 +43,12 @@ size_t fuzz_fix_codec_frames(uint8_t *data, size_t size)
 	return off;
 }
 
+void fuzz_fix_codec_frames_after_layout(uint8_t *data, size_t size)
+{
+	if (size > 1)
+		fuzz_fix_codec_frames(data + 1, size - 1);
+}
+
 size_t fuzz_fix_proto_frames(uint8_t *data, size_t size)
 {
 	size_t off = 0;

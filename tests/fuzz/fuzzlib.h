@@ -43,6 +43,9 @@ size_t fuzz_mutate_fixing(uint8_t *data, size_t size, size_t max_size, unsigned 
  * other; returns the bytes they span. */
 size_t fuzz_fix_codec_frames(uint8_t *data, size_t size);
 
+/* The same after the first byte (the layout byte of the storage targets), for a mutator. */
+void fuzz_fix_codec_frames_after_layout(uint8_t *data, size_t size);
+
 /* The same for kv/proto.h frames. */
 size_t fuzz_fix_proto_frames(uint8_t *data, size_t size);
 

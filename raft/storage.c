@@ -22,6 +22,10 @@
 #define NAME_BYTES 64 /* the longest name we make is 55 bytes */
 #define READ_CHUNK_BYTES (64u << 10)
 #define TPL_PREAMBLE_BYTES 8 /* "tpl", flags, u32 image length */
+/* The highest metadata sequence number: one hard state write a nanosecond would take 292 years
+ * to reach it. A record of a higher one is damage: the next write's number would wrap to 0 and
+ * lose to it at the next start. */
+#define META_MAX_SEQ (UINT64_MAX >> 1)
 
 /* A log segment: entries first_index .. first_index + n_entries - 1. */
 struct segment {
@@ -663,7 +667,7 @@ static int meta_load_one(struct raft_storage *st, int which, bool *valid, uint64
 	} else if (raft_codec_frame_length(buf, len, &frame_len) == RAFT_OK && frame_len <= len) {
 		rc = raft_codec_decode_hard_state(buf, frame_len, seq, hs);
 		if (rc == RAFT_OK)
-			*valid = true;
+			*valid = *seq <= META_MAX_SEQ;
 		else if (rc == RAFT_ENOMEM)
 			rc = fail_raft(st, rc, "decode %s", name);
 		else

@@ -373,6 +373,8 @@ struct loader {
 	uint64_t end_keys; /* from the end record */
 	uint64_t end_sess;
 	int err; /* a validation error found inside a section */
+	uint64_t *inos; /* of every key loaded, to find two that share one */
+	size_t n_inos, cap_inos;
 	uint64_t pos; /* bytes of the stream read so far */
 	uint64_t rec_pos; /* where the record being loaded starts */
 	const char *why; /* what is wrong with it, when loading failed */
@@ -507,6 +509,15 @@ static int key_add(struct loader *ld, uint32_t depth, struct kv_node *n, const t
 		kv_node_link(ld->s, ld->stack[depth - 1], n);
 		ld->path_len[depth] = ld->path_len[depth - 1] + (depth > 1) + n->name_len;
 	}
+	if (ld->n_inos == ld->cap_inos) {
+		size_t cap = ld->cap_inos ? ld->cap_inos * 2 : 256;
+		uint64_t *a = realloc(ld->inos, cap * sizeof(*a));
+		if (!a)
+			return KV_ENOMEM; /* n is linked: the store frees it */
+		ld->inos = a;
+		ld->cap_inos = cap;
+	}
+	ld->inos[ld->n_inos++] = n->ino;
 	ld->depth = depth;
 	ld->last[depth] = n;
 	ld->last[depth + 1] = NULL; /* its children, if any, start a new sibling list */
@@ -693,6 +704,13 @@ static int read_frame(struct loader *ld, kv_snapshot_read_fn read, void *ctx, si
 	return KV_OK;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* Which record may come after which: header, keys..., sessions..., end. */
 static bool kind_allowed(uint32_t prev, uint32_t kind)
 {
@@ -751,6 +769,14 @@ static int restore_records(struct loader *ld, kv_snapshot_read_fn read, void *ct
 		ld->why = "the end record's counts differ from the records'";
 		return KV_ECORRUPT;
 	}
+	/* every key has its own inode number (the filesystem's inode, never reused) */
+	qsort(ld->inos, ld->n_inos, sizeof(*ld->inos), cmp_u64);
+	for (size_t i = 1; i < ld->n_inos; i++) {
+		if (ld->inos[i] == ld->inos[i - 1]) {
+			ld->why = "two keys share an inode number";
+			return KV_ECORRUPT;
+		}
+	}
 	return KV_OK;
 }
 
@@ -787,6 +813,7 @@ out:
 	free(ld.stack);
 	free(ld.path_len);
 	free(ld.last);
+	free(ld.inos);
 	if (rv != KV_OK) {
 		if (failure)
 			*failure = (struct kv_snapshot_failure){ld.rec_pos, ld.why};

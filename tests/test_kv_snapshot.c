@@ -389,6 +389,39 @@ static void test_a_refused_stream_names_the_bad_record_and_why(void)
 	kv_store_free(s);
 }
 
+/* Two keys of one inode number would be one file to the kernel: a stream where the second
+ * key took the first one's number (checksum made right) is refused. */
+static void test_two_keys_with_one_inode_number_are_refused(void)
+{
+	struct kv_store *s;
+	struct samples_stream m;
+	/* a key at depth 1 (u32) with ino 3 (u64), as the keys record's tpl image packs them */
+	const unsigned char ino3[12] = {1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};
+	size_t keys, hits = 0, at = 0;
+
+	next_index = 1;
+	now_ms = T0;
+	CU_ASSERT_EQUAL_FATAL(kv_store_new(NULL, &s), KV_OK);
+	put(s, "a", "1", 1); /* ino 2 */
+	put(s, "b", "2", 1); /* ino 3 */
+	m = save(s);
+	CU_ASSERT_EQUAL_FATAL(restore_bytes(m.buf, m.len, NULL), KV_OK);
+	keys = FRAME_BYTES + raft_le_get32(m.buf + 8); /* the second record holds the keys */
+	for (size_t i = keys + FRAME_BYTES;
+	     i + 8 <= keys + FRAME_BYTES + raft_le_get32(m.buf + keys + 8); i++)
+		if (memcmp(m.buf + i, ino3, 8) == 0) {
+			hits++;
+			at = i;
+		}
+	CU_ASSERT_EQUAL_FATAL(hits, 1);
+	m.buf[at + 4] = 2;
+	fix_crc(m.buf + keys);
+	CU_ASSERT_EQUAL_FATAL(restore_bytes(m.buf, m.len, NULL), KV_ECORRUPT);
+	CU_ASSERT_STRING_EQUAL(load_failure(m.buf, m.len).why, "two keys share an inode number");
+	free(m.buf);
+	kv_store_free(s);
+}
+
 static void test_a_failing_writer_aborts_the_save(void)
 {
 	struct kv_store *s = small_store();
@@ -653,6 +686,8 @@ static CU_TestInfo tests[] = {
          test_checksummed_garbage_in_images_is_refused_or_sound},
         {"a_refused_stream_names_the_bad_record_and_why",
          test_a_refused_stream_names_the_bad_record_and_why},
+        {"two_keys_with_one_inode_number_are_refused",
+         test_two_keys_with_one_inode_number_are_refused},
         {"a_failing_writer_aborts_the_save", test_a_failing_writer_aborts_the_save},
         {"restore_reads_exactly_the_snapshot", test_restore_reads_exactly_the_snapshot},
         {"a_store_with_the_clusters_settings_survives_a_round_trip",

@@ -16,8 +16,9 @@
  * check and reaches the loader, kv_snapshot_load, through kv_node_open as at start-up (the
  * same load installs a snapshot that arrived from a leader). Each input ends 'loaded' (then
  * the store's own snapshot of it loads again to the same state, and saving that gives the same
- * bytes) or 'refused naming the file and offset'. Mutations keep the records' CRCs right most
- * of the time.
+ * bytes), 'refused naming the file and offset', or refused because the settings it holds are
+ * not the node's options (fuzz_node_load). Mutations keep the records' CRCs right most of the
+ * time.
  */
 
 #define REC_HEADER_BYTES 16u /* magic, kind, length, crc32c of the first 12 bytes and image */

@@ -226,8 +226,13 @@ bool fuzz_node_settle(struct fuzz_node *fn, unsigned ticks)
 
 	for (unsigned t = 0;; t++) {
 		kv_node_status(fn->n, &st);
-		if (kv_node_failed(fn->n, &why))
+		if (kv_node_failed(fn->n, &why)) {
+			if (fn->settings_may_differ && fuzz_is_settings_refusal(why)) {
+				fn->refused_settings = true;
+				return false;
+			}
 			fuzz_fail("the node stopped: %s", why);
+		}
 		if (st.role == RAFT_LEADER && st.applied == st.last_index)
 			return true;
 		if (t == ticks)
@@ -266,6 +271,13 @@ static void check_disk_log(struct raft_vfs *vfs)
 	raft_storage_free(st);
 }
 
+bool fuzz_is_settings_refusal(const char *msg)
+{
+	static const char prefix[] = "refusing to join the cluster: ";
+
+	return strncmp(msg, prefix, sizeof(prefix) - 1) == 0 && msg[sizeof(prefix) - 1] != '\0';
+}
+
 bool fuzz_msg_names_file_and_offset(const char *msg)
 {
 	static const char *const files[] = {"metadata1", "metadata2", "wal-", "snapshot-"};
@@ -282,17 +294,25 @@ bool fuzz_msg_names_file_and_offset(const char *msg)
 
 int fuzz_node_load(struct raft_vfs *vfs, char *err, size_t err_len)
 {
-	struct fuzz_node fn = {0};
+	struct fuzz_node fn = {.settings_may_differ = true};
 	struct kv_proto_node_status st;
 	struct kv_node_config cfg;
+	const char *why;
 
 	fuzz_node_config(&cfg, vfs);
 	if (fuzz_node_open(&fn, &cfg, err, err_len) != 0) {
-		FUZZ_CHECK(fuzz_msg_names_file_and_offset(err),
+		FUZZ_CHECK(fuzz_msg_names_file_and_offset(err) || fuzz_is_settings_refusal(err),
 		           "refused without naming the file and offset: \"%s\"", err);
 		return -1;
 	}
 	if (!fuzz_node_settle(&fn, FUZZ_ELECTION_TICKS)) {
+		if (fn.refused_settings) {
+			/* the log holds the cluster's settings, and they are not this node's */
+			kv_node_failed(fn.n, &why);
+			snprintf(err, err_len, "%s", why);
+			kv_node_close(fn.n);
+			return -1;
+		}
 		kv_node_status(fn.n, &st);
 		fuzz_fail("a loaded one-node cluster did not elect itself and apply its log in %u "
 		          "ticks (%s, term %llu, applied %llu of %llu)",
@@ -646,4 +666,7 @@ void fuzz_check_store(const struct kv_store *s)
 	FUZZ_CHECK(n_sess == s->n_sessions && n_sess <= s->set.max_sessions,
 	           "%zu sessions listed, %zu counted, at most %u", n_sess, s->n_sessions,
 	           s->set.max_sessions);
+	FUZZ_CHECK(kv_settings_valid(&s->set) && s->settings_index <= s->applied_index,
+	           "settings in force from entry %llu, applied to %llu",
+	           (unsigned long long)s->settings_index, (unsigned long long)s->applied_index);
 }

@@ -81,6 +81,10 @@ struct fuzz_node {
 	void (*on_app)(void *ctx, uint32_t to, const void *buf, size_t len);
 	void *app_ctx;
 	struct kv_node *n;
+	/* a node that stops because its log holds cluster settings other than its options is an
+	 * outcome (refused_settings is set, fuzz_node_settle returns false), not a failure */
+	bool settings_may_differ;
+	bool refused_settings;
 	uint64_t now_ms; /* the node's clock: 50 ms a tick */
 	uint64_t rng;
 	bool verbose; /* FUZZ_VERBOSE is set: the node's and the storage's log lines go to stderr */
@@ -98,8 +102,10 @@ bool fuzz_node_settle(struct fuzz_node *fn, unsigned ticks);
  * Opens the node in FUZZ_DIR of vfs as the daemon does at start-up (kv_node_open: storage
  * recovery, snapshot restore, the core), then lets it elect itself and apply its whole log.
  * Returns 0 when it loaded; otherwise -1 with err holding kv_node_open's message, which must
- * name one of the files and a byte offset in it (anything else fails the run, as does a node
- * that stops while applying what it loaded). A loaded node is closed again.
+ * name one of the files and a byte offset in it, or the node's refusal of cluster settings
+ * (kv/node.h) that are not its options, from its snapshot at start or from its log as it
+ * applies it. Anything else fails the run, as does a node that stops for another reason while
+ * applying what it loaded. A loaded node is closed again.
  */
 int fuzz_node_load(struct raft_vfs *vfs, char *err, size_t err_len);
 
@@ -151,6 +157,8 @@ struct raft_vfs *fuzz_disk_vfs(const struct fuzz_disk *d, int replace, const voi
 struct kv_store;
 void fuzz_check_store(const struct kv_store *s);
 
+/* Whether msg is a node's refusal of the cluster's settings (kv/node.h, "refusing to join"). */
+bool fuzz_is_settings_refusal(const char *msg);
 /* Whether msg names a file of FUZZ_DIR and the offset of the bad bytes ("... at byte N"). */
 bool fuzz_msg_names_file_and_offset(const char *msg);
 

@@ -314,6 +314,13 @@ int fuzz_node_load(struct raft_vfs *vfs, char *err, size_t err_len)
 			return -1;
 		}
 		kv_node_status(fn.n, &st);
+		if (st.term == RAFT_MAX_TERM && st.role != RAFT_LEADER) {
+			/* loaded, at the last term: a node there does not campaign (raft.h) */
+			fuzz_check_store(kv_node_store(fn.n));
+			kv_node_close(fn.n);
+			check_disk_log(vfs);
+			return 0;
+		}
 		fuzz_fail("a loaded one-node cluster did not elect itself and apply its log in %u "
 		          "ticks (%s, term %llu, applied %llu of %llu)",
 		          FUZZ_ELECTION_TICKS, raft_role_name((enum raft_role)st.role),

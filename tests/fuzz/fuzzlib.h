@@ -105,7 +105,8 @@ bool fuzz_node_settle(struct fuzz_node *fn, unsigned ticks);
  * name one of the files and a byte offset in it, or the node's refusal of cluster settings
  * (kv/node.h) that are not its options, from its snapshot at start or from its log as it
  * applies it. Anything else fails the run, as does a node that stops for another reason while
- * applying what it loaded. A loaded node is closed again.
+ * applying what it loaded, or one that does not lead (unless its term is RAFT_MAX_TERM, where
+ * a node does not campaign). A loaded node is closed again.
  */
 int fuzz_node_load(struct raft_vfs *vfs, char *err, size_t err_len);
 

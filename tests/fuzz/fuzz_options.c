@@ -64,6 +64,7 @@ static void check_accepted(const struct fs_options *o)
 	check_string(o->data, sizeof(o->data), "--data");
 	check_string(o->mountpoint, sizeof(o->mountpoint), "the mountpoint");
 	check_string(o->mount_opts, sizeof(o->mount_opts), "the mount options");
+	check_string(o->log_file, sizeof(o->log_file), "--log-file");
 	check_mount_opts(o->mount_opts);
 	FUZZ_CHECK(o->snapshot_bytes >= 4096, "--snapshot-bytes=%llu",
 	           (unsigned long long)o->snapshot_bytes);

@@ -225,14 +225,23 @@ static int stream_write(void *ctx, const void *p, size_t n)
 	return 0;
 }
 
-/* Command k of a history that also reads and reuses sessions (what clients send). */
+#define HISTORY_READS 8u
+
+/* Command k of a history that also reads (every read op) and reuses sessions (what clients
+ * send), then ends with the cluster's settings, as a first leader proposes them (smaller than
+ * the stores' own, so that they evict sessions). */
 static void history_cmd(unsigned k, struct kv_cmd *c)
 {
 	static const struct {
 		uint8_t op;
 		const char *key;
-	} reads[] = {{KV_OP_GET, "a"},     {KV_OP_GETATTR, "d"},   {KV_OP_READDIR, ""},
-	             {KV_OP_READDIR, "d"}, {KV_OP_GET, "missing"}, {KV_OP_GET, "d/l"}};
+		uint64_t offset;
+		uint32_t count;
+	} reads[HISTORY_READS] = {
+	        {KV_OP_GET, "a", 0, 0},     {KV_OP_GETATTR, "d", 0, 0},   {KV_OP_READDIR, "", 0, 0},
+	        {KV_OP_READDIR, "d", 0, 0}, {KV_OP_GET, "missing", 0, 0}, {KV_OP_GET, "d/l", 0, 0},
+	        {KV_OP_READ, "a", 2, 5},    {KV_OP_READ, "a", 64, 4096},
+	};
 
 	if (k < FUZZ_HISTORY_CMDS) {
 		fuzz_history_cmd(k, 9, c); /* the history's session opens at index 9 */
@@ -240,13 +249,22 @@ static void history_cmd(unsigned k, struct kv_cmd *c)
 	}
 	k -= FUZZ_HISTORY_CMDS;
 	memset(c, 0, sizeof(*c));
-	c->op = reads[k % 6].op;
-	c->key = reads[k % 6].key;
-	c->key_len = strlen(c->key);
 	c->time_ms = 1700000100000ull;
+	if (k >= HISTORY_READS) {
+		c->op = KV_OP_SETTINGS;
+		c->settings.max_value_bytes = 1024;
+		c->settings.session_timeout_ms = 30000;
+		c->settings.max_sessions = 2;
+		return;
+	}
+	c->op = reads[k].op;
+	c->key = reads[k].key;
+	c->key_len = strlen(c->key);
+	c->offset = reads[k].offset;
+	c->count = reads[k].count;
 }
 
-#define HISTORY_ALL (FUZZ_HISTORY_CMDS + 6)
+#define HISTORY_ALL (FUZZ_HISTORY_CMDS + HISTORY_READS + 1)
 
 static void encode_cmd(const struct kv_cmd *c, struct bytes *out)
 {

@@ -85,10 +85,10 @@ static void on_app(void *ctx, uint32_t from, const void *buf, size_t len)
 		(void)kv_cmd_decode(f.body, f.body_len, &c);
 }
 
-static void on_client(void *ctx, struct bufferevent *bev, const char *remote)
+static void on_client(void *ctx, struct bufferevent *bev, const struct raft_transport_client *who)
 {
 	(void)ctx;
-	(void)remote;
+	(void)who;
 	clients++;
 	bufferevent_free(bev);
 }

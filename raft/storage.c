@@ -614,18 +614,13 @@ static const char *meta_file_name(int i)
 	return i == 0 ? META_FILE_1 : META_FILE_2;
 }
 
-int raft_storage_set_hard_state(struct raft_storage *st, const struct raft_hard_state *hs)
+/* Writes hs with sequence number seq into the file that does not hold the newest record: if we
+ * crash half way, the other one still has the previous hard state. */
+static int meta_write(struct raft_storage *st, uint64_t seq, const struct raft_hard_state *hs)
 {
 	struct raft_codec_buf frame;
-	uint64_t seq;
-	int which, rc = usable(st);
+	int which = st->meta_newest == 0 ? 1 : 0, rc;
 
-	if (rc != RAFT_OK)
-		return rc;
-	/* Write the file that does not hold the newest record: if we crash half way, the other
-	 * one still has the previous hard state. */
-	seq = st->meta_seq + 1;
-	which = st->meta_newest == 0 ? 1 : 0;
 	raft_codec_buf_init(&frame);
 	rc = raft_codec_encode_hard_state(&frame, seq, hs);
 	if (rc != RAFT_OK) {
@@ -647,6 +642,22 @@ int raft_storage_set_hard_state(struct raft_storage *st, const struct raft_hard_
 free_frame:
 	raft_codec_buf_free(&frame);
 	return rc;
+}
+
+int raft_storage_set_hard_state(struct raft_storage *st, const struct raft_hard_state *hs)
+{
+	int rc = usable(st);
+
+	if (rc != RAFT_OK)
+		return rc;
+	if (st->meta_seq < META_MAX_SEQ)
+		return meta_write(st, st->meta_seq + 1, hs);
+	/* The numbers are used up (only a damaged or forged file gets here: see META_MAX_SEQ).
+	 * Start again at 1 in the older file: a crash now leaves the newest record at
+	 * META_MAX_SEQ, the previous hard state; then 2 in the file that held it, which a crash
+	 * half way leaves to the record of 1, the new one. */
+	rc = meta_write(st, 1, hs);
+	return rc == RAFT_OK ? meta_write(st, 2, hs) : rc;
 }
 
 /* Loads one metadata file: RAFT_OK and *valid, or a hard error. */

@@ -460,6 +460,40 @@ static void test_a_metadata_sequence_number_past_the_last_is_corrupt(void)
 	fx_fini(&fx);
 }
 
+/* The last sequence number (2^63 - 1) is a valid record; the hard state written after it starts
+ * the numbers again, in both files, so that the next start finds it and not the old one. */
+static void test_the_hard_state_after_the_last_sequence_number_is_found_again(void)
+{
+	struct raft_hard_state hs = {.term = 9, .vote = 3};
+	struct raft_codec_buf b;
+	struct raft_vfs_file *f;
+	struct fixture fx;
+
+	fx_init(&fx, 0);
+	CU_ASSERT_EQUAL(persist_hs(fx.st, 2, 1), RAFT_OK); /* metadata1, sequence 1 */
+	fx_close(&fx);
+	raft_codec_buf_init(&b);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_hard_state(&b, UINT64_MAX >> 1, &hs), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(
+	        fx.vfs->open(fx.vfs, DIR "/metadata2", RAFT_VFS_WRITE | RAFT_VFS_CREATE, &f), 0);
+	CU_ASSERT_EQUAL(fx.vfs->pwrite(fx.vfs, f, b.data, b.len, 0), 0);
+	CU_ASSERT_EQUAL(fx.vfs->fsync(fx.vfs, f), 0);
+	fx.vfs->close(fx.vfs, f);
+	CU_ASSERT_EQUAL(fx.vfs->sync_dir(fx.vfs, DIR), 0);
+	raft_codec_buf_free(&b);
+	fx_open(&fx);
+	CU_ASSERT_EQUAL(fx.r.hs.term, 9);
+	CU_ASSERT_EQUAL(persist_hs(fx.st, 12, 2), RAFT_OK);
+	fx_reopen(&fx);
+	CU_ASSERT_EQUAL(fx.r.hs.term, 12);
+	CU_ASSERT_EQUAL(fx.r.hs.vote, 2);
+	CU_ASSERT_EQUAL(persist_hs(fx.st, 13, 1),
+	                RAFT_OK); /* and the numbering goes on from there */
+	fx_reopen(&fx);
+	CU_ASSERT_EQUAL(fx.r.hs.term, 13);
+	fx_fini(&fx);
+}
+
 /* --- segments --------------------------------------------------------------------------------- */
 
 static void test_segments_rotate_at_the_size_bound(void)
@@ -1830,6 +1864,8 @@ static CU_TestInfo recovery_tests[] = {
          test_hard_state_alternates_files_and_a_torn_newest_falls_back},
         {"test_a_metadata_sequence_number_past_the_last_is_corrupt",
          test_a_metadata_sequence_number_past_the_last_is_corrupt},
+        {"test_the_hard_state_after_the_last_sequence_number_is_found_again",
+         test_the_hard_state_after_the_last_sequence_number_is_found_again},
         {"test_a_log_whose_terms_fall_refuses_open_naming_the_segment_and_byte",
          test_a_log_whose_terms_fall_refuses_open_naming_the_segment_and_byte},
         {"test_an_entry_past_the_hard_state_term_refuses_open",

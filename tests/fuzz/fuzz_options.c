@@ -8,6 +8,7 @@
 
 #include "fs/options.h"
 #include "kv/cmd.h"
+#include "kv/proto.h"
 #include "raft/transport.h"
 #include "tests/fuzz/fuzzlib.h"
 
@@ -58,6 +59,42 @@ static void check_mount_opts(const char *opts)
 	}
 }
 
+/* --client-identity lines: distinct names, each a client's identity as it was given; a name
+ * no line has gets the "*" line's, or root without lines, or is refused. */
+static void check_identities(const struct fs_options *o)
+{
+	const struct fs_identity *star = NULL;
+	uint32_t uid, gid;
+	int rc;
+
+	FUZZ_CHECK(o->n_identities <= FS_MAX_IDENTITIES, "%u identities", o->n_identities);
+	for (unsigned i = 0; i < o->n_identities; i++) {
+		const struct fs_identity *id = &o->identities[i];
+
+		check_string(id->cn, sizeof(id->cn), "an identity's common name");
+		FUZZ_CHECK(id->cn[0] != '\0', "an identity without a common name");
+		FUZZ_CHECK(id->uid != UINT32_MAX && id->gid != UINT32_MAX,
+		           "identity %s is %u:%u (-1 is no id)", id->cn, id->uid, id->gid);
+		for (unsigned j = 0; j < i; j++)
+			FUZZ_CHECK(strcmp(id->cn, o->identities[j].cn) != 0, "identity %s twice",
+			           id->cn);
+		if (strcmp(id->cn, "*") == 0)
+			star = id;
+		FUZZ_CHECK(fs_options_identity(o, id->cn, &uid, &gid) == 0 && uid == id->uid &&
+		                   gid == id->gid,
+		           "a client named %s is not %u:%u", id->cn, id->uid, id->gid);
+	}
+	/* no line can name a certificate with an empty common name */
+	rc = fs_options_identity(o, "", &uid, &gid);
+	if (star)
+		FUZZ_CHECK(rc == 0 && uid == star->uid && gid == star->gid,
+		           "a client without a line is not the \"*\" line's");
+	else if (o->n_identities > 0)
+		FUZZ_CHECK(rc == -1, "a client without a line is not refused");
+	else
+		FUZZ_CHECK(rc == 0 && uid == 0 && gid == 0, "a client without lines is not root");
+}
+
 static void check_accepted(const struct fs_options *o)
 {
 	check_string(o->cluster, sizeof(o->cluster), "--cluster");
@@ -75,6 +112,27 @@ static void check_accepted(const struct fs_options *o)
 	FUZZ_CHECK(o->tick_ms >= 1 && o->tick_ms <= 10000, "--tick-ms=%u", o->tick_ms);
 	FUZZ_CHECK(o->timeout_s >= 1 && o->timeout_s <= 86400, "--timeout=%u", o->timeout_s);
 	FUZZ_CHECK(o->log_level <= FS_LOG_ERROR, "--log-level %d", (int)o->log_level);
+	check_string(o->cert_file, sizeof(o->cert_file), "--cert-file");
+	check_string(o->key_file, sizeof(o->key_file), "--key-file");
+	check_string(o->peer_ca_file, sizeof(o->peer_ca_file), "--peer-trusted-ca-file");
+	check_string(o->client_ca_file, sizeof(o->client_ca_file), "--trusted-ca-file");
+	FUZZ_CHECK(o->max_clients >= 1 && o->max_clients <= FS_MAX_CLIENTS_LIMIT,
+	           "--max-clients=%u", o->max_clients);
+	FUZZ_CHECK(o->max_client_input_bytes == 0 ||
+	                   (o->max_client_input_bytes >= 4096 &&
+	                    o->max_client_input_bytes <= KV_PROTO_MAX_FRAME_BYTES),
+	           "--max-client-input-bytes=%llu", (unsigned long long)o->max_client_input_bytes);
+	FUZZ_CHECK(o->max_total_client_input_bytes == 0 || o->max_total_client_input_bytes >= 4096,
+	           "--max-total-client-input-bytes=%llu",
+	           (unsigned long long)o->max_total_client_input_bytes);
+	FUZZ_CHECK(fs_options_client_input_bytes(o) >= 4096 &&
+	                   fs_options_total_client_input_bytes(o) >= 4096,
+	           "client input budgets of %llu and %llu bytes",
+	           (unsigned long long)fs_options_client_input_bytes(o),
+	           (unsigned long long)fs_options_total_client_input_bytes(o));
+	FUZZ_CHECK(o->client_idle_timeout_s <= 86400 * 7, "--client-idle-timeout=%u",
+	           o->client_idle_timeout_s);
+	check_identities(o);
 }
 
 /* The cluster list, as the daemon takes it; then the same nodes listed backwards. */

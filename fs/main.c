@@ -144,13 +144,55 @@ static uint64_t env_now_ms(void *ctx)
 	return mono_ms();
 }
 
+/*
+ * RAFTFS_TEST_CLOCK_SKEW_FILE (tests: the nemesis jumps one node's wall clock): the file holds
+ * a signed number of milliseconds added to the wall clock, read again at most every 100 ms of
+ * the monotonic clock. A missing or unreadable file is no skew. The node's monotonic clock,
+ * which drives its timers, is not touched: a jump of the wall clock does not move it either.
+ */
+static int64_t test_clock_skew_ms(void)
+{
+	static const char *path;
+	static bool looked;
+	static uint64_t read_at_ms;
+	static int64_t skew;
+	uint64_t now;
+	FILE *f;
+
+	if (!looked) {
+		path = getenv("RAFTFS_TEST_CLOCK_SKEW_FILE");
+		looked = true;
+	}
+	if (!path)
+		return 0;
+	now = mono_ms();
+	if (read_at_ms && now - read_at_ms < 100)
+		return skew;
+	read_at_ms = now ? now : 1;
+	skew = 0;
+	f = fopen(path, "re");
+	if (f) {
+		long long v;
+		/* within a century either way: a jump, not an overflow */
+		if (fscanf(f, "%lld", &v) == 1 && v > -3155760000000LL && v < 3155760000000LL)
+			skew = v;
+		fclose(f);
+	}
+	return skew;
+}
+
 static uint64_t env_realtime_ms(void *ctx)
 {
 	struct timespec ts;
+	uint64_t ms;
+	int64_t skew = test_clock_skew_ms();
 
 	(void)ctx;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (skew < 0 && (uint64_t)-skew > ms)
+		return 0;
+	return ms + (uint64_t)skew;
 }
 
 static uint64_t env_random(void *ctx)

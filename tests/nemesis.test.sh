@@ -3,9 +3,10 @@
 # 127.0.0.x, clients recording a history through every mount and through the clerk
 # (tests/tools/nemesis_client), and a nemesis that for NEMESIS_SECONDS (120) kills -9 nodes (the
 # leader more often) and restarts them on their mountpoints, partitions them with iptables
-# (minority/majority, isolated leader, one-way) and heals. At the end: heal, restart, read every
-# key from every node through its mount and its clerk, and check that the history is
-# linearizable (tests/test_lincheck), no acknowledged write is lost and all nodes are equal.
+# (minority/majority, isolated leader, one-way) and heals, and jumps nodes' wall clocks. At the
+# end: heal, restart, read every key from every node through its mount and its clerk, and check
+# that the history is linearizable (tests/test_lincheck), no acknowledged write is lost and all
+# nodes are equal.
 #
 # NEMESIS_SEED=N replays the schedule of a run (the faults and their timing; which node is the
 # leader when a fault strikes is up to the cluster). Other knobs: NEMESIS_KEYS (8),
@@ -16,6 +17,8 @@
 # NEMESIS_ROTATE_SECONDS, 5, so that each key's history stays short for the checker; the other
 # clients send 15% of their operations there), NEMESIS_RATE (1000 operations
 # per second in all; 0 for no cap: the checker's time grows with the history),
+# NEMESIS_CLOCK_JUMPS (1: now and then a node's wall clock jumps 1-10 h ahead or back, and later
+# comes right, through RAFTFS_TEST_CLOCK_SKEW_FILE; 0: never),
 # NEMESIS_OP_TIMEOUT (5 s, the mounts' timeout option and the clerk's), NEMESIS_CHECK_SECONDS
 # (the checker's budget, 30 + NEMESIS_SECONDS / 4), NEMESIS_TIMEDOUT_UNKNOWN=1 (count a mount
 # write's ETIMEDOUT as an unknown outcome instead of the "certainly not applied" of raftfs(8)).
@@ -51,6 +54,7 @@ FD_KEYS=${NEMESIS_FD_KEYS:-2}
 ROTATE_SECONDS=${NEMESIS_ROTATE_SECONDS:-5}
 OP_TIMEOUT=${NEMESIS_OP_TIMEOUT:-5}
 RATE=${NEMESIS_RATE:-1000}
+CLOCK_JUMPS=${NEMESIS_CLOCK_JUMPS:-1}
 CHECK_SECONDS=${NEMESIS_CHECK_SECONDS:-$((30 + DURATION / 4))}
 STUCK_SECONDS=$((OP_TIMEOUT * 2 + 20)) # a mount request older than this is a hang
 client_flags=()
@@ -130,8 +134,9 @@ start_node() { # start_node I: node I with its mount (again, after a kill)
 		pgrep -f -- "auto_unmount.* -- $d\$" >/dev/null || break
 		sleep 0.1
 	done
-	node_start "$i" --timeout="$OP_TIMEOUT" --snapshot-bytes=65536 --snapshot-trailing=64 \
-		-o auto_unmount "$d"
+	# the node's wall clock is skewed by what its file says (clock_jump), across restarts
+	RAFTFS_TEST_CLOCK_SKEW_FILE=$CLUSTER_DIR/skew$i node_start "$i" --timeout="$OP_TIMEOUT" \
+		--snapshot-bytes=65536 --snapshot-trailing=64 -o auto_unmount "$d"
 }
 mounted() { # mounted I: node I's mount is there and answers (statfs is answered locally)
 	grep -qs " $(mount_dir "$1") fuse" /proc/self/mounts &&
@@ -260,6 +265,18 @@ hold_and_heal() { # keeps the partition for a while, then heals
 	heal_all
 	fault heal "all links"
 }
+clock_jump() { # clock_jump I: node I's wall clock jumps 1-10 h either way, or back to true
+	local i=$1 f=$CLUSTER_DIR/skew$1 h
+	if [ -s "$f" ] && [ "$(cat "$f")" != 0 ]; then
+		echo 0 >"$f.tmp" && mv "$f.tmp" "$f"
+		fault clock "node $i's wall clock is right again"
+		return
+	fi
+	h=$((RANDOM % 10 + 1))
+	[ $((RANDOM % 2)) -eq 0 ] && h=-$h
+	echo $((h * 3600 * 1000)) >"$f.tmp" && mv "$f.tmp" "$f"
+	fault clock "node $i's wall clock jumps ${h#-}h $([ "$h" -lt 0 ] && echo back || echo ahead)"
+}
 nemesis_step() {
 	local r=$((RANDOM % 100)) leader victims a b k
 	leader=$(leader_now)
@@ -314,6 +331,9 @@ nemesis_step() {
 		fi
 		hold_and_heal
 	fi
+	# now and then, besides: a node's wall clock jumps (sessions expire by the log's time,
+	# which the leaders stamp: kv/node.c stamp_ms)
+	[ "$CLOCK_JUMPS" = 1 ] && [ $((RANDOM % 100)) -lt 15 ] && clock_jump "${SHUF[1]:-1}"
 	pause_ms $((500 + RANDOM % 2500)) # quiet
 }
 # Regression: node v opens a file, is cut off, and once it knows no leader fails the write and

@@ -432,7 +432,7 @@ static int unpack_header(struct snap_op *op, void *arg)
 		return KV_ECORRUPT;
 	if (version != (v1 ? 1u : SNAP_VERSION))
 		return KV_EVERSION;
-	if (next_ino < 2)
+	if (next_ino < 2 || next_ino > KV_INO_LIMIT)
 		return KV_ECORRUPT;
 	ld->s->applied_index = applied;
 	ld->s->now_ms = now;

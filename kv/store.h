@@ -85,6 +85,9 @@
 #define KV_SESSION_RESULT_BYTES 80u
 /* Upper bound of max_sessions. */
 #define KV_MAX_SESSIONS_LIMIT (1u << 24)
+/* Inode numbers count up from 2 and are never reused; a counter past this one (2^63 - 1, one
+ * create a nanosecond for 292 years) is damage: a create would wrap it to 0. */
+#define KV_INO_LIMIT (UINT64_MAX >> 1)
 
 /* What a node gives the store it makes (kv_store_new, kv_snapshot_restore). */
 struct kv_store_config {

@@ -39,80 +39,6 @@ static void sample_msg(int type, struct raft_msg *m, struct raft_entry *entries,
 	}
 }
 
-static bool entries_equal(const struct raft_entry *a, const struct raft_entry *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (a[i].term != b[i].term || a[i].index != b[i].index || a[i].type != b[i].type ||
-		    a[i].len != b[i].len)
-			return false;
-		if (a[i].len && memcmp(a[i].data, b[i].data, a[i].len) != 0)
-			return false;
-	}
-	return true;
-}
-
-/* Compares field by field (the union's padding is not compared). */
-static bool msgs_equal(const struct raft_msg *a, const struct raft_msg *b)
-{
-	if (a->type != b->type || a->from != b->from || a->to != b->to || a->term != b->term)
-		return false;
-	switch (a->type) {
-	case RAFT_MSG_VOTE:
-		return a->u.vote.last_log_index == b->u.vote.last_log_index &&
-		        a->u.vote.last_log_term == b->u.vote.last_log_term &&
-		        a->u.vote.pre_vote == b->u.vote.pre_vote &&
-		        a->u.vote.transfer == b->u.vote.transfer;
-	case RAFT_MSG_VOTE_RESP:
-		return a->u.vote_resp.pre_vote == b->u.vote_resp.pre_vote &&
-		        a->u.vote_resp.granted == b->u.vote_resp.granted;
-	case RAFT_MSG_APPEND:
-		return a->u.append.prev_index == b->u.append.prev_index &&
-		        a->u.append.prev_term == b->u.append.prev_term &&
-		        a->u.append.commit == b->u.append.commit &&
-		        a->u.append.n_entries == b->u.append.n_entries &&
-		        entries_equal(a->u.append.entries, b->u.append.entries,
-		                      a->u.append.n_entries);
-	case RAFT_MSG_APPEND_RESP:
-		return a->u.append_resp.success == b->u.append_resp.success &&
-		        a->u.append_resp.index == b->u.append_resp.index &&
-		        a->u.append_resp.hint_index == b->u.append_resp.hint_index &&
-		        a->u.append_resp.hint_term == b->u.append_resp.hint_term &&
-		        a->u.append_resp.last_index == b->u.append_resp.last_index;
-	case RAFT_MSG_HEARTBEAT:
-		return a->u.heartbeat.commit == b->u.heartbeat.commit &&
-		        a->u.heartbeat.read_seq == b->u.heartbeat.read_seq;
-	case RAFT_MSG_HEARTBEAT_RESP:
-		return a->u.heartbeat_resp.read_seq == b->u.heartbeat_resp.read_seq &&
-		        a->u.heartbeat_resp.last_index == b->u.heartbeat_resp.last_index;
-	case RAFT_MSG_SNAPSHOT:
-		return a->u.snapshot.meta.index == b->u.snapshot.meta.index &&
-		        a->u.snapshot.meta.term == b->u.snapshot.meta.term &&
-		        a->u.snapshot.meta.size == b->u.snapshot.meta.size &&
-		        a->u.snapshot.meta.crc == b->u.snapshot.meta.crc &&
-		        memcmp(&a->u.snapshot.meta.conf, &b->u.snapshot.meta.conf,
-		               sizeof(struct raft_conf)) == 0 &&
-		        a->u.snapshot.offset == b->u.snapshot.offset &&
-		        a->u.snapshot.len == b->u.snapshot.len &&
-		        a->u.snapshot.last == b->u.snapshot.last &&
-		        memcmp(a->u.snapshot.data, b->u.snapshot.data, a->u.snapshot.len) == 0;
-	case RAFT_MSG_SNAPSHOT_RESP:
-		return a->u.snapshot_resp.index == b->u.snapshot_resp.index &&
-		        a->u.snapshot_resp.next_offset == b->u.snapshot_resp.next_offset &&
-		        a->u.snapshot_resp.done == b->u.snapshot_resp.done &&
-		        a->u.snapshot_resp.reject == b->u.snapshot_resp.reject;
-	case RAFT_MSG_TIMEOUT_NOW:
-		return true;
-	case RAFT_MSG_READ_INDEX:
-		return a->u.read_index.ctx == b->u.read_index.ctx;
-	case RAFT_MSG_READ_INDEX_RESP:
-		return a->u.read_index_resp.ctx == b->u.read_index_resp.ctx &&
-		        a->u.read_index_resp.index == b->u.read_index_resp.index &&
-		        a->u.read_index_resp.ok == b->u.read_index_resp.ok;
-	default:
-		return false;
-	}
-}
-
 /* --- round trips ------------------------------------------------------------------------------ */
 
 static void test_hard_state_round_trips(void)
@@ -173,11 +99,11 @@ static void test_entries_with_and_without_data_round_trip(void)
 	first = out.len;
 	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_entry(&out, &noop), RAFT_OK);
 	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_entry(out.data, first, &got), RAFT_OK);
-	CU_ASSERT_TRUE(entries_equal(&e, &got, 1));
+	CU_ASSERT_TRUE(samples_entries_equal(&e, &got, 1));
 	raft_buf_unref(got.data);
 	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_entry(out.data + first, out.len - first, &got),
 	                      RAFT_OK);
-	CU_ASSERT_TRUE(entries_equal(&noop, &got, 1));
+	CU_ASSERT_TRUE(samples_entries_equal(&noop, &got, 1));
 	CU_ASSERT_PTR_NULL(got.data);
 	raft_buf_unref(e.data);
 	raft_codec_buf_free(&out);
@@ -215,7 +141,7 @@ static void test_every_message_type_round_trips(void)
 		sample_msg(type, &m, entries, chunk);
 		CU_ASSERT_EQUAL_FATAL(raft_codec_encode_msg(&out, &m), RAFT_OK);
 		CU_ASSERT_EQUAL_FATAL(raft_codec_decode_msg(out.data, out.len, &got), RAFT_OK);
-		CU_ASSERT_TRUE(msgs_equal(&m, &got));
+		CU_ASSERT_TRUE(samples_msgs_equal(&m, &got));
 		raft_codec_msg_free(&got);
 		raft_codec_buf_free(&out);
 	}
@@ -232,7 +158,7 @@ static void test_an_empty_append_and_an_empty_snapshot_chunk_round_trip(void)
 	m.u.append.prev_index = 5;
 	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_msg(&out, &m), RAFT_OK);
 	CU_ASSERT_EQUAL_FATAL(raft_codec_decode_msg(out.data, out.len, &got), RAFT_OK);
-	CU_ASSERT_TRUE(msgs_equal(&m, &got));
+	CU_ASSERT_TRUE(samples_msgs_equal(&m, &got));
 	CU_ASSERT_PTR_NULL(got.u.append.entries);
 	raft_codec_msg_free(&got);
 	out.len = 0;
@@ -470,7 +396,7 @@ static void test_allocation_failures_are_clean_errors_at_every_point(void)
 			if (enc != RAFT_OK)
 				CU_ASSERT_EQUAL(out.len, 0);
 			if (dec == RAFT_OK) {
-				CU_ASSERT_TRUE(msgs_equal(&m, &got));
+				CU_ASSERT_TRUE(samples_msgs_equal(&m, &got));
 				raft_codec_msg_free(&got);
 			}
 			raft_codec_buf_free(&out);

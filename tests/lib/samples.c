@@ -105,6 +105,89 @@ void samples_msg(int type, uint32_t from, uint32_t to, struct raft_msg *m,
 	}
 }
 
+/* The members in use only: a decoder need not clear the rest of the arrays. */
+static bool confs_equal(const struct raft_conf *a, const struct raft_conf *b)
+{
+	if (a->n != b->n || a->n_old != b->n_old || a->n > RAFT_MAX_NODES ||
+	    a->n_old > RAFT_MAX_NODES)
+		return false;
+	return memcmp(a->ids, b->ids, a->n * sizeof(a->ids[0])) == 0 &&
+	        memcmp(a->old_ids, b->old_ids, a->n_old * sizeof(a->old_ids[0])) == 0;
+}
+
+bool samples_entries_equal(const struct raft_entry *a, const struct raft_entry *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (a[i].term != b[i].term || a[i].index != b[i].index || a[i].type != b[i].type ||
+		    a[i].len != b[i].len)
+			return false;
+		if (a[i].len && memcmp(a[i].data, b[i].data, a[i].len) != 0)
+			return false;
+	}
+	return true;
+}
+
+bool samples_msgs_equal(const struct raft_msg *a, const struct raft_msg *b)
+{
+	if (a->type != b->type || a->from != b->from || a->to != b->to || a->term != b->term)
+		return false;
+	switch (a->type) {
+	case RAFT_MSG_VOTE:
+		return a->u.vote.last_log_index == b->u.vote.last_log_index &&
+		        a->u.vote.last_log_term == b->u.vote.last_log_term &&
+		        a->u.vote.pre_vote == b->u.vote.pre_vote &&
+		        a->u.vote.transfer == b->u.vote.transfer;
+	case RAFT_MSG_VOTE_RESP:
+		return a->u.vote_resp.pre_vote == b->u.vote_resp.pre_vote &&
+		        a->u.vote_resp.granted == b->u.vote_resp.granted;
+	case RAFT_MSG_APPEND:
+		return a->u.append.prev_index == b->u.append.prev_index &&
+		        a->u.append.prev_term == b->u.append.prev_term &&
+		        a->u.append.commit == b->u.append.commit &&
+		        a->u.append.n_entries == b->u.append.n_entries &&
+		        samples_entries_equal(a->u.append.entries, b->u.append.entries,
+		                              a->u.append.n_entries);
+	case RAFT_MSG_APPEND_RESP:
+		return a->u.append_resp.success == b->u.append_resp.success &&
+		        a->u.append_resp.index == b->u.append_resp.index &&
+		        a->u.append_resp.hint_index == b->u.append_resp.hint_index &&
+		        a->u.append_resp.hint_term == b->u.append_resp.hint_term &&
+		        a->u.append_resp.last_index == b->u.append_resp.last_index;
+	case RAFT_MSG_HEARTBEAT:
+		return a->u.heartbeat.commit == b->u.heartbeat.commit &&
+		        a->u.heartbeat.read_seq == b->u.heartbeat.read_seq;
+	case RAFT_MSG_HEARTBEAT_RESP:
+		return a->u.heartbeat_resp.read_seq == b->u.heartbeat_resp.read_seq &&
+		        a->u.heartbeat_resp.last_index == b->u.heartbeat_resp.last_index;
+	case RAFT_MSG_SNAPSHOT:
+		return a->u.snapshot.meta.index == b->u.snapshot.meta.index &&
+		        a->u.snapshot.meta.term == b->u.snapshot.meta.term &&
+		        a->u.snapshot.meta.size == b->u.snapshot.meta.size &&
+		        a->u.snapshot.meta.crc == b->u.snapshot.meta.crc &&
+		        confs_equal(&a->u.snapshot.meta.conf, &b->u.snapshot.meta.conf) &&
+		        a->u.snapshot.offset == b->u.snapshot.offset &&
+		        a->u.snapshot.len == b->u.snapshot.len &&
+		        a->u.snapshot.last == b->u.snapshot.last &&
+		        (a->u.snapshot.len == 0 ||
+		         memcmp(a->u.snapshot.data, b->u.snapshot.data, a->u.snapshot.len) == 0);
+	case RAFT_MSG_SNAPSHOT_RESP:
+		return a->u.snapshot_resp.index == b->u.snapshot_resp.index &&
+		        a->u.snapshot_resp.next_offset == b->u.snapshot_resp.next_offset &&
+		        a->u.snapshot_resp.done == b->u.snapshot_resp.done &&
+		        a->u.snapshot_resp.reject == b->u.snapshot_resp.reject;
+	case RAFT_MSG_TIMEOUT_NOW:
+		return true;
+	case RAFT_MSG_READ_INDEX:
+		return a->u.read_index.ctx == b->u.read_index.ctx;
+	case RAFT_MSG_READ_INDEX_RESP:
+		return a->u.read_index_resp.ctx == b->u.read_index_resp.ctx &&
+		        a->u.read_index_resp.index == b->u.read_index_resp.index &&
+		        a->u.read_index_resp.ok == b->u.read_index_resp.ok;
+	default:
+		return false;
+	}
+}
+
 struct kv_cmd samples_kv_cmd(int op, const char *key, uint64_t time_ms)
 {
 	struct kv_cmd c;

@@ -2,6 +2,7 @@
 #ifndef TESTS_LIB_SAMPLES_H
 #define TESTS_LIB_SAMPLES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,11 @@ struct raft_conf samples_conf(void);
  */
 void samples_msg(int type, uint32_t from, uint32_t to, struct raft_msg *m,
                  struct raft_entry *entries);
+
+/* Compares entries, and messages field by field: the header, each type's fields, an append's
+ * entries (index, term, type, bytes), a chunk's bytes (the union's padding is not compared). */
+bool samples_entries_equal(const struct raft_entry *a, const struct raft_entry *b, size_t n);
+bool samples_msgs_equal(const struct raft_msg *a, const struct raft_msg *b);
 
 /* --- kv commands and snapshot streams (test_kv_store, test_kv_snapshot) ------------------------ */
 

@@ -429,27 +429,35 @@ static void test_an_empty_metadata_file_beside_a_log_refuses_open(void)
 	fx_fini(&fx);
 }
 
+/* Writes a hard state record of sequence number seq into metadata2, durably, as a node
+ * would have (or as damage would leave it). */
+static void write_metadata2(struct fixture *fx, uint64_t seq, const struct raft_hard_state *hs)
+{
+	struct raft_codec_buf b;
+	struct raft_vfs_file *f;
+
+	raft_codec_buf_init(&b);
+	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_hard_state(&b, seq, hs), RAFT_OK);
+	CU_ASSERT_EQUAL_FATAL(
+	        fx->vfs->open(fx->vfs, DIR "/metadata2", RAFT_VFS_WRITE | RAFT_VFS_CREATE, &f), 0);
+	CU_ASSERT_EQUAL(fx->vfs->pwrite(fx->vfs, f, b.data, b.len, 0), 0);
+	CU_ASSERT_EQUAL(fx->vfs->fsync(fx->vfs, f), 0);
+	fx->vfs->close(fx->vfs, f);
+	CU_ASSERT_EQUAL(fx->vfs->sync_dir(fx->vfs, DIR), 0);
+	raft_codec_buf_free(&b);
+}
+
 /* A metadata record whose sequence number no node reaches is damage: the next hard state
  * (written with the number after it) would wrap to 0 and lose to it at the next start. */
 static void test_a_metadata_sequence_number_past_the_last_is_corrupt(void)
 {
 	struct raft_hard_state hs = {.term = 9, .vote = 3};
-	struct raft_codec_buf b;
-	struct raft_vfs_file *f;
 	struct fixture fx;
 
 	fx_init(&fx, 0);
 	CU_ASSERT_EQUAL(persist_hs(fx.st, 2, 1), RAFT_OK); /* metadata1, sequence 1 */
 	fx_close(&fx);
-	raft_codec_buf_init(&b);
-	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_hard_state(&b, UINT64_MAX, &hs), RAFT_OK);
-	CU_ASSERT_EQUAL_FATAL(
-	        fx.vfs->open(fx.vfs, DIR "/metadata2", RAFT_VFS_WRITE | RAFT_VFS_CREATE, &f), 0);
-	CU_ASSERT_EQUAL(fx.vfs->pwrite(fx.vfs, f, b.data, b.len, 0), 0);
-	CU_ASSERT_EQUAL(fx.vfs->fsync(fx.vfs, f), 0);
-	fx.vfs->close(fx.vfs, f);
-	CU_ASSERT_EQUAL(fx.vfs->sync_dir(fx.vfs, DIR), 0);
-	raft_codec_buf_free(&b);
+	write_metadata2(&fx, UINT64_MAX, &hs);
 	fx_open(&fx);
 	CU_ASSERT_EQUAL(fx.r.hs.term, 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(fx.last_warning, "metadata2: corrupt record at byte 0"));
@@ -465,22 +473,12 @@ static void test_a_metadata_sequence_number_past_the_last_is_corrupt(void)
 static void test_the_hard_state_after_the_last_sequence_number_is_found_again(void)
 {
 	struct raft_hard_state hs = {.term = 9, .vote = 3};
-	struct raft_codec_buf b;
-	struct raft_vfs_file *f;
 	struct fixture fx;
 
 	fx_init(&fx, 0);
 	CU_ASSERT_EQUAL(persist_hs(fx.st, 2, 1), RAFT_OK); /* metadata1, sequence 1 */
 	fx_close(&fx);
-	raft_codec_buf_init(&b);
-	CU_ASSERT_EQUAL_FATAL(raft_codec_encode_hard_state(&b, UINT64_MAX >> 1, &hs), RAFT_OK);
-	CU_ASSERT_EQUAL_FATAL(
-	        fx.vfs->open(fx.vfs, DIR "/metadata2", RAFT_VFS_WRITE | RAFT_VFS_CREATE, &f), 0);
-	CU_ASSERT_EQUAL(fx.vfs->pwrite(fx.vfs, f, b.data, b.len, 0), 0);
-	CU_ASSERT_EQUAL(fx.vfs->fsync(fx.vfs, f), 0);
-	fx.vfs->close(fx.vfs, f);
-	CU_ASSERT_EQUAL(fx.vfs->sync_dir(fx.vfs, DIR), 0);
-	raft_codec_buf_free(&b);
+	write_metadata2(&fx, UINT64_MAX >> 1, &hs);
 	fx_open(&fx);
 	CU_ASSERT_EQUAL(fx.r.hs.term, 9);
 	CU_ASSERT_EQUAL(persist_hs(fx.st, 12, 2), RAFT_OK);

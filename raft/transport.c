@@ -1087,6 +1087,7 @@ static evutil_socket_t link_socket(struct tr_link *l, const char **why)
 {
 	struct sockaddr_in src = l->t->self_addr;
 	evutil_socket_t fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	unsigned user_timeout = RAFT_TRANSPORT_WRITE_TIMEOUT_MS;
 	int one = 1;
 
 	if (fd < 0) {
@@ -1098,6 +1099,12 @@ static evutil_socket_t link_socket(struct tr_link *l, const char **why)
 	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 #endif
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* The write timeout sees only our queue: bytes the kernel took and the peer never
+	 * acknowledged (a partition that drops packets) stay in the socket's, retransmitted with a
+	 * backoff that doubles across partitions and is not reset by the heal. A reply stuck there
+	 * for 44 s kept a healed follower from catching up (nemesis seed 3028197). The same bound
+	 * for the kernel's queue: the connection is closed and redialed, fresh. */
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 	src.sin_port = 0;
 	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
 		*why = strerror(errno);

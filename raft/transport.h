@@ -65,7 +65,8 @@ struct raft_tls;
  * one that a peer closes sooner (say, refusing our hello) does not, so it is not hammered. */
 #define RAFT_TRANSPORT_BACKOFF_MIN_MS 50u
 #define RAFT_TRANSPORT_BACKOFF_MAX_MS 2000u
-/* A dial that does not connect, or a queue that makes no progress, for this long is closed. */
+/* A dial that does not connect, or a queue that makes no progress (ours, or the kernel's:
+ * bytes sent that the peer does not acknowledge, TCP_USER_TIMEOUT), for this long is closed. */
 #define RAFT_TRANSPORT_WRITE_TIMEOUT_MS 3000u
 /* An accepted connection must send its whole hello within this (default). */
 #define RAFT_TRANSPORT_HELLO_TIMEOUT_MS 5000u
